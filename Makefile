@@ -1,0 +1,30 @@
+# Two entry points: `make demo` and `make test`. Both create .venv on first use.
+# torch==2.13.0 is installed first so the project's `torch>=` range does not pull a CUDA build.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.worldclip-installed
+DEMO_OUT ?= demo_out
+export NO_ALBUMENTATIONS_UPDATE := 1
+export RAY_USAGE_STATS_ENABLED := 0
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m pipelines.quickstart --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,60 @@
+"""`curate`: the curation command line. Each subcommand lives in its own module and registers itself.
+
+A module listed in SUBCOMMANDS exposes `register(subparsers)` which adds its parser and sets
+`func=callable(args) -> int | None`. Heavy imports (ray, torch) happen inside those callables so
+`curate --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from curation.common import UserError
+
+SUBCOMMANDS = [
+    "metadata.cli",
+    "curation.build_index_cli",
+    "curation.balance_cli",
+    "curation.download_cli",
+    "curation.stats_cli",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="curate",
+        description="MetaCLIP-style curation: metadata -> build-index (matching) -> balance -> shards.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Parse and dispatch; a UserError becomes one line on stderr and exit code 2."""
+    args = parser.parse_args(argv)
+    try:
+        rc = args.func(args)
+    except UserError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

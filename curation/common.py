@@ -1,0 +1,102 @@
+"""Small shared helpers: user-facing errors, atomic writes, output locks, fingerprints.
+
+Every stage writes through these so that no output file is ever half-written (write to a
+temporary name in the same folder, fsync, then rename) and two runs never interleave in one
+output folder.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class UserError(Exception):
+    """A mistake in the user's input or flags: printed as one line by the CLI, no traceback."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except OSError as e:
+        tmp_path.unlink(missing_ok=True)
+        if e.errno == errno.ENOSPC:
+            raise UserError(f"disk full while writing {path}: free space and rerun the same command to resume") from e
+        raise
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode())
+
+
+def write_parquet_atomic(path: str | os.PathLike, table: pa.Table, **kwargs: Any) -> None:
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, **kwargs)
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError as e:
+        raise UserError(f"{path}: file not found") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not valid JSON ({e})") from e
+
+
+@contextlib.contextmanager
+def output_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on `folder/.lock`; a second concurrent run is refused, not interleaved."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    f = open(folder / ".lock", "a+")
+    try:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            raise UserError(f"{folder} is in use by another run (lock {folder / '.lock'}); wait for it or choose another --out") from e
+        yield
+    finally:
+        f.close()
+
+
+def file_fingerprint(path: str | os.PathLike) -> dict:
+    """Cheap identity of an input file: path, size, mtime_ns (content is not hashed: pools are large)."""
+    st = os.stat(path)
+    return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def content_hash(path: str | os.PathLike, algo: str = "sha256") -> str:
+    """Content hash of a (small) file, e.g. entries.parquet, to tie outputs to one metadata version."""
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
