@@ -1,0 +1,101 @@
+"""Atomic writes, output locks and the CLI's one-line errors."""
+import errno
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curation import common
+from curation.common import UserError
+
+
+def test_atomic_write_leaves_no_file_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with common.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    target = tmp_path / "t.parquet"
+    common.write_parquet_atomic(target, pa.table({"a": [1, 2]}))
+    common.write_parquet_atomic(target, pa.table({"a": [3]}))
+    assert pq.read_table(target).column("a").to_pylist() == [3]
+    common.write_json_atomic(tmp_path / "m.json", {"ü": 1})
+    assert common.read_json(tmp_path / "m.json") == {"ü": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "t.parquet"]
+
+
+def test_disk_full_is_a_user_error_and_leaves_nothing(tmp_path):
+    target = tmp_path / "x.bin"
+    with pytest.raises(UserError, match="disk full"):
+        with common.atomic_path(target) as tmp:
+            tmp.write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_read_json_errors_name_the_file(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        common.read_json(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    with pytest.raises(UserError, match="bad.json"):
+        common.read_json(bad)
+
+
+def test_second_run_is_refused_while_lock_held(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys
+        from curation.common import output_lock, UserError
+        try:
+            with output_lock({str(tmp_path)!r}):
+                pass
+        except UserError as e:
+            print("refused:", e); sys.exit(3)
+    """)
+    with common.output_lock(tmp_path):
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+        assert r.returncode == 3 and "in use by another run" in r.stdout
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_file_fingerprint_changes_with_content(tmp_path):
+    f = tmp_path / "a"
+    f.write_bytes(b"1")
+    a = common.file_fingerprint(f)
+    f.write_bytes(b"22")
+    assert common.file_fingerprint(f) != a
+    assert common.content_hash(f) == common.content_hash(f)
+
+
+def test_cli_user_error_is_one_line(capsys):
+    from curation.cli import run
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="curate")
+
+    def fail(args):
+        raise UserError("pool.parquet: row 7: no text column")
+
+    parser.set_defaults(func=fail)
+    assert run(parser, []) == 2
+    err = capsys.readouterr().err
+    assert err == "curate: error: pool.parquet: row 7: no text column\n"
+
+
+def test_console_scripts_help():
+    for cmd in (["curate", "--help"], ["train", "--help"]):
+        exe = os.path.join(os.path.dirname(sys.executable), cmd[0])
+        r = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "usage:" in r.stdout
