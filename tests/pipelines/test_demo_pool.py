@@ -1,0 +1,169 @@
+"""The demo pool generator: determinism, img2dataset's exact format, captions that match the metadata."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import re
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+from curation.common import UserError
+from curation.matching import reference_match
+from pipelines import demo_pool as dp
+
+IMG2DATASET_COLUMNS = ["caption", "url", "key", "status", "error_message", "width", "height",
+                       "original_width", "original_height", "exif", "sha256"]
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory) -> dp.DemoPool:
+    return dp.make_demo_pool(tmp_path_factory.mktemp("demo"), n_images=150, seed=3, shards=2, eval_per_class=2,
+                             progress=False)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_gives_byte_identical_output(pool, tmp_path):
+    again = dp.make_demo_pool(tmp_path, n_images=150, seed=3, shards=2, eval_per_class=2, progress=False)
+    first = _files(pool.pool.parent)
+    assert first == _files(again.pool.parent)
+    assert sorted(first) == sorted(_files(pool.pool.parent))
+
+
+def test_other_seed_gives_other_pool():
+    assert dp.plan_rows(200, 0) != dp.plan_rows(200, 1)
+
+
+def test_img2dataset_layout_and_parquet_columns(pool):
+    names = sorted(p.name for p in pool.pool.iterdir())
+    assert names == ["00000.parquet", "00000.tar", "00000_stats.json", "00001.parquet", "00001.tar", "00001_stats.json"]
+    for shard in ("00000", "00001"):
+        table = pq.read_table(pool.pool / f"{shard}.parquet")
+        assert table.column_names == IMG2DATASET_COLUMNS
+        stats = json.loads((pool.pool / f"{shard}_stats.json").read_text())
+        statuses = Counter(table.column("status").to_pylist())
+        assert set(statuses) <= {"success", "failed_to_download"}
+        assert stats["count"] == table.num_rows
+        assert stats["successes"] == statuses["success"]
+        assert stats["failed_to_download"] == statuses["failed_to_download"]
+        assert sum(stats["status_dict"].values()) == table.num_rows
+
+
+def test_keys_follow_img2dataset_compute_key():
+    assert dp.img2dataset_key(0, 0) == "000000000"
+    assert dp.img2dataset_key(1, 7) == "000010007"
+    assert dp.img2dataset_key(2, 5, samples_per_shard=100) == "0000205"
+
+
+def test_tar_members_agree_with_parquet(pool):
+    for shard in ("00000", "00001"):
+        rows = pq.read_table(pool.pool / f"{shard}.parquet").to_pylist()
+        with tarfile.open(pool.pool / f"{shard}.tar") as tar:
+            members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+        ok = [r for r in rows if r["status"] == "success"]
+        assert len(members) == 3 * len(ok)
+        for r in rows:
+            if r["status"] != "success":
+                assert f"{r['key']}.jpg" not in members and r["error_message"] and r["sha256"] is None
+                continue
+            img = members[f"{r['key']}.jpg"]
+            assert hashlib.sha256(img).hexdigest() == r["sha256"]
+            assert members[f"{r['key']}.txt"].decode() == r["caption"]
+            assert json.loads(members[f"{r['key']}.json"]) == r
+            with Image.open(io.BytesIO(img)) as im:
+                assert im.format == "JPEG" and im.size == (r["width"], r["height"])
+
+
+def test_keys_are_img2dataset_keys_per_shard(pool, tmp_path):
+    per_shard = -(-pool.rows // 2)  # --shards 2: img2dataset with number_sample_per_shard = ceil(rows / 2)
+    for shard_id in (0, 1):
+        keys = pq.read_table(pool.pool / f"{shard_id:05d}.parquet").column("key").to_pylist()
+        assert keys == [dp.img2dataset_key(shard_id, i, per_shard) for i in range(len(keys))]
+    default = dp.make_demo_pool(tmp_path, n_images=20, seed=0, eval_per_class=1, progress=False)
+    keys = pq.read_table(default.pool / "00000.parquet").column("key").to_pylist()
+    assert keys[:2] == ["000000000", "000000001"]
+
+
+def test_readable_by_webdataset(pool):
+    import webdataset as wds
+
+    ds = wds.WebDataset(str(pool.pool / "00000.tar"), shardshuffle=False).decode("pil")
+    sample = next(iter(ds))
+    assert set(sample) >= {"__key__", "jpg", "txt", "json"}
+    assert sample["jpg"].size == (64, 64)
+
+
+def test_same_url_rows_share_image_bytes_and_failures_exist():
+    rows = dp.plan_rows(3000, 0)
+    per_image = Counter(r.image_id for r in rows)
+    assert sum(1 for n in per_image.values() if n > 1) > 100
+    assert any(r.failed for r in rows)
+    a = dp.render_image(4, dp.image_rng(17, 0), 64)
+    assert a == dp.render_image(4, dp.image_rng(17, 0), 64)
+    assert a != dp.render_image(4, dp.image_rng(18, 0), 64)
+
+
+def test_concept_frequencies_are_zipf_like():
+    counts = Counter(r.concept for r in dp.plan_rows(20000, 0))
+    freq = [counts[c] for c in range(len(dp.CONCEPTS))]
+    assert freq[0] > 5 * freq[-1]
+    assert all(a > b for a, b in zip(freq[:4], freq[1:5]))
+
+
+def test_noise_is_present():
+    captions = [r.caption for r in dp.plan_rows(5000, 0)]
+    assert any(re.fullmatch(r"IMG_\d{4}\.JPG", c) for c in captions)
+    assert any(c.strip() == "" for c in captions)
+    assert any(len(c) > 500 for c in captions)
+    assert any("free shipping" in c for c in captions)
+    assert any(c in dp.OTHER_LANG_CAPTIONS for c in captions)
+
+
+@pytest.mark.parametrize("lang", dp.LANGS)
+def test_every_template_matches_exactly_its_concept_word(lang):
+    words = dp.WORDS[lang]
+    rng = random.Random(0)
+    for concept in range(len(dp.CONCEPTS)):
+        for template in dp.TEMPLATES[lang]:
+            text = template.format(w=words[concept])
+            assert reference_match([text], words) == [[concept]], (lang, text)
+        assert reference_match([dp.concept_caption(concept, lang, rng)], words) == [[concept]]
+
+
+def test_kana_entries_need_the_kana_fix():
+    text = dp.TEMPLATES["ja"][1].format(w="りんご")
+    assert reference_match([text], ["りんご"]) == [[0]]
+    assert reference_match([text], ["りんご"], compat=True) == [[]]
+
+
+def test_eval_set_layout(pool):
+    classnames = json.loads((pool.eval / "classnames.json").read_text())
+    assert set(classnames) == set(dp.LANGS) and len(dp.LANGS) >= 8
+    assert {"en", "zh", "ja", "ar", "hi", "ru"} <= set(classnames)
+    folders = sorted(p.name for p in pool.eval.iterdir() if p.is_dir())
+    assert folders == [f"{c:02d}" for c in range(len(dp.CONCEPTS))]
+    assert all(len(names) == len(folders) for names in classnames.values())
+    assert all(len(list((pool.eval / f).glob("*.jpg"))) == 2 for f in folders)
+    pool_hashes = {r["sha256"] for r in pq.read_table(pool.pool / "00000.parquet").to_pylist()}
+    eval_hashes = {hashlib.sha256(p.read_bytes()).hexdigest() for p in pool.eval.rglob("*.jpg")}
+    assert not pool_hashes & eval_hashes
+
+
+def test_metadata_lists(pool):
+    for lang in dp.LANGS:
+        assert (pool.metadata / f"{lang}.txt").read_text().splitlines() == dp.WORDS[lang]
+
+
+def test_bad_sizes_are_user_errors(tmp_path):
+    with pytest.raises(UserError):
+        dp.make_demo_pool(tmp_path, n_images=0)
+    assert dp.main(["--out", str(tmp_path), "--images", "0"]) == 2
