@@ -8,6 +8,8 @@
   shard * 10**ceil(log10(samples per shard)) + row, zero-padded as img2dataset's `compute_key`.
 - `OUT/eval/`: a held-out image folder `eval/<class_id>/*.jpg` with `eval/classnames.json`
   {lang: [name per class]} for every demo language (different images from the pool).
+- `OUT/eval_captions/00000.tar`: the same held-out images as WebDataset samples with a clean caption
+  in one of the demo languages (`.txt`) and `.json` {label, lang}, for image<->text retrieval.
 - `OUT/metadata/<lang>.txt`: the demo concept words, one per line, for `curate metadata add`, so
   every concept word is a metadata entry whatever the packaged sources' cut-offs.
 
@@ -319,13 +321,26 @@ def _write_shard(folder: Path, shard_id: int, rows: list[Row], seed: int, size: 
     return stats
 
 
-def write_eval_set(folder: Path, per_class: int, seed: int, size: int = 64) -> None:
-    """Held-out images `folder/<class_id>/<n>.jpg` (class_id 00..NN in CONCEPTS order) + classnames.json."""
+def write_eval_set(folder: Path, captions_folder: Path, per_class: int, seed: int, size: int = 64) -> None:
+    """Held-out images `folder/<class_id>/<n>.jpg` (class_id 00..NN in CONCEPTS order) + classnames.json,
+    and the same images with captions (languages in turn) as a WebDataset shard for retrieval."""
+    import webdataset as wds
+
+    classnames = {lang: list(WORDS[lang]) for lang in LANGS}
+    rng = random.Random(f"worldclip-demo-eval-captions:{seed}")
+    buf = io.BytesIO()
+    writer = wds.TarWriter(buf, mtime=0.0)
     for c in range(len(CONCEPTS)):
         for k in range(per_class):
             img = render_image(c, image_rng(c * 100000 + k, seed, stream="eval"), size)
             write_bytes_atomic(folder / f"{c:02d}" / f"{k:04d}.jpg", img)
-    write_json_atomic(folder / "classnames.json", {lang: list(WORDS[lang]) for lang in LANGS})
+            lang = LANGS[(c * per_class + k) % len(LANGS)]
+            writer.write({"__key__": f"{c:02d}_{k:04d}", "jpg": img, "txt": concept_caption(c, lang, rng),
+                          "json": json.dumps({"label": c, "lang": lang})})
+    writer.close()
+    write_json_atomic(folder / "classnames.json", classnames)
+    write_bytes_atomic(captions_folder / "00000.tar", buf.getvalue())
+    write_json_atomic(captions_folder / "classnames.json", classnames)
 
 
 def write_demo_metadata(folder: Path) -> None:
@@ -338,6 +353,7 @@ def write_demo_metadata(folder: Path) -> None:
 class DemoPool:
     pool: Path
     eval: Path
+    eval_captions: Path
     metadata: Path
     rows: int
     images: int
@@ -363,14 +379,14 @@ def make_demo_pool(out_dir: str | Path, n_images: int = 20000, seed: int = 0, sh
     chunks = [rows[i:i + per_shard] for i in range(0, len(rows), per_shard)]
     for shard_id, chunk in enumerate(tqdm(chunks, desc="demo pool shards", disable=not progress)):
         failed += _write_shard(out / "pool", shard_id, chunk, seed, image_size, base_url, per_shard)["failed_to_download"]
-    write_eval_set(out / "eval", eval_per_class, seed, image_size)
+    write_eval_set(out / "eval", out / "eval_captions", eval_per_class, seed, image_size)
     write_demo_metadata(out / "metadata")
-    return DemoPool(out / "pool", out / "eval", out / "metadata", len(rows), n_images, failed)
+    return DemoPool(out / "pool", out / "eval", out / "eval_captions", out / "metadata", len(rows), n_images, failed)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.demo_pool", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output folder: writes OUT/pool, OUT/eval, OUT/metadata")
+    parser.add_argument("--out", required=True, help="output folder: writes OUT/pool, OUT/eval, OUT/eval_captions, OUT/metadata")
     parser.add_argument("--images", type=int, default=20000, help="number of distinct images (default 20000)")
     parser.add_argument("--seed", type=int, default=0, help="seed; same seed and sizes give byte-identical output")
     parser.add_argument("--shards", type=int, default=None,
@@ -385,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2
     print(f"demo pool: {p.rows} alt-texts of {p.images} images ({p.failed} failed downloads) in {p.pool}; "
-          f"eval set in {p.eval}; demo metadata lists in {p.metadata}")
+          f"eval set in {p.eval} and {p.eval_captions}; demo metadata lists in {p.metadata}")
     return 0
 
 

@@ -158,6 +158,15 @@ def test_eval_set_layout(pool):
     assert not pool_hashes & eval_hashes
 
 
+def test_eval_captions_shard(pool):
+    with tarfile.open(pool.eval_captions / "00000.tar") as tar:
+        names = tar.getnames()
+        metas = [json.loads(tar.extractfile(n).read()) for n in names if n.endswith(".json")]
+    assert len(metas) == 2 * len(dp.CONCEPTS) and len(names) == 3 * len(metas)
+    assert {m["lang"] for m in metas} <= set(dp.LANGS) and {m["label"] for m in metas} == set(range(len(dp.CONCEPTS)))
+    assert (pool.eval_captions / "classnames.json").read_bytes() == (pool.eval / "classnames.json").read_bytes()
+
+
 def test_metadata_lists(pool):
     for lang in dp.LANGS:
         assert (pool.metadata / f"{lang}.txt").read_text().splitlines() == dp.WORDS[lang]
