@@ -1,0 +1,209 @@
+"""The core of build-index: one part of the pool -> its matched texts, per-entry counts and accounting.
+
+Pure over Arrow/numpy except `write_part`, which puts a part's two files in place atomically.
+Per batch: text = Python `str.strip()`; empty/whitespace/null -> rejected "empty_text"; the language
+comes from the --lid mode (curation.lid) mapped to a metadata language, else rejected
+"no_metadata_language"; the text is matched against its language's entries only (one Matcher per
+language, built on first use and kept); counts c_e = number of texts that matched e.
+
+Outputs of a part (INDEX contract): `matches/part-NNNNN.parquet` (MATCH_SCHEMA, matched texts
+only, schema metadata `worldclip.metadata_fingerprint`) and `counts/part-NNNNN.npz` (sparse
+per-entry counts: `entry_id` int32, `count` int64), so the final counts.parquet is summed from
+these without re-reading matches.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curation.common import atomic_path, write_parquet_atomic
+from curation.lid import ALL_LANGUAGES, Detector, LanguageMap, LidMode
+from curation.matching import Matcher
+from curation.pool import Part, PoolColumns, ReadStats, read_part
+
+MATCH_SCHEMA = pa.schema([
+    ("uid", pa.string()), ("text", pa.string()), ("url", pa.string()), ("lang", pa.string()),
+    ("entry_ids", pa.list_(pa.int32())), ("source", pa.string()), ("row", pa.int64()), ("key", pa.string()),
+])
+FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
+
+
+def part_name(part: int) -> str:
+    return f"part-{part:05d}"
+
+
+def derive_uid(url: str | None, source: str, row: int) -> str:
+    """uid of a row without one: blake2b-128 of the url, else of "source\\0row" (stable across runs)."""
+    data = url if url is not None else f"{source}\0{row}"
+    return hashlib.blake2b(data.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+@dataclass
+class PartResult:
+    """Everything one part contributes: matches table, dense counts and accounting."""
+
+    matches: pa.Table
+    counts: np.ndarray  # int64 per entry_id
+    rows_in: int = 0
+    matched: int = 0
+    unmatched: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    per_lang: dict = field(default_factory=dict)
+    errors: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """JSON-able accounting (what the driver records for a finished part)."""
+        return {"rows_in": self.rows_in, "matched": self.matched, "unmatched": self.unmatched,
+                "rejected": dict(sorted(self.rejected.items())), "per_lang": self.per_lang, "errors": self.errors}
+
+
+class PartProcessor:
+    """Holds the metadata, one lazily built Matcher per language and the LID model; processes parts.
+
+    entries: META entries (entry_id dense 0..N-1, lang, entry). Long-lived (one per Ray actor) so that
+    each language's automaton is built once per worker, not once per part.
+    """
+
+    def __init__(self, entries: pa.Table, lid: LidMode, *, compat: bool, backend: str, cols: PoolColumns,
+                 fingerprint: str) -> None:
+        self.num_entries = entries.num_rows
+        self.lid, self.compat, self.backend, self.cols = lid, compat, backend, cols
+        self.fingerprint = fingerprint
+        langs = entries.column("lang").to_pylist()
+        self._entries = entries
+        self.meta_langs = sorted(set(langs))
+        self.lang_map = LanguageMap(self.meta_langs)
+        self.single_label = self.meta_langs[0] if len(self.meta_langs) == 1 else ALL_LANGUAGES
+        self._matchers: dict[str, Matcher] = {}
+        self._detector: Detector | None = None
+
+    def matcher(self, lang: str) -> Matcher:
+        if lang not in self._matchers:
+            t = self._entries
+            if self.lid.mode != "none":
+                t = t.filter(pc.equal(t.column("lang"), lang))
+            self._matchers[lang] = Matcher(t.column("entry").to_pylist(), t.column("entry_id").to_pylist(),
+                                           compat=self.compat, backend=self.backend)
+        return self._matchers[lang]
+
+    def matcher_backend(self) -> str:
+        """The backend name `--backend` resolves to (for the manifest)."""
+        return Matcher([], [], compat=self.compat, backend=self.backend).backend
+
+    def detect(self, texts: list[str]) -> list[str | None]:
+        if self._detector is None:
+            self._detector = Detector()
+        return self._detector.detect(texts)
+
+    def languages(self, texts: list[str], raw_langs: list[str | None]) -> list[str | None]:
+        """Metadata language of each (non-empty, stripped) text, None when there is none."""
+        mode = self.lid.mode
+        if mode == "none":
+            return [self.single_label] * len(texts)
+        if mode == "column" or (mode == "auto" and self.cols.lang is not None):
+            out = [self.lang_map(c) for c in raw_langs]
+            if mode == "column":
+                return out
+            todo = [i for i, c in enumerate(raw_langs) if c is None]
+        else:
+            out, todo = [None] * len(texts), list(range(len(texts)))
+        if todo:
+            for i, code in zip(todo, self.detect([texts[i] for i in todo])):
+                out[i] = self.lang_map(code)
+        return out
+
+    def process_batch(self, batch: pa.Table, source: str, result: PartResult, tables: list[pa.Table]) -> None:
+        n = batch.num_rows
+        result.rows_in += n
+        raw = batch.column("text").to_pylist()
+        stripped = [t.strip() if t is not None else "" for t in raw]
+        keep = [i for i, t in enumerate(stripped) if t]
+        result.rejected["empty_text"] += n - len(keep)
+        texts = [stripped[i] for i in keep]
+        raw_langs = batch.column("lang").to_pylist()
+        langs = self.languages(texts, [raw_langs[i] for i in keep])
+        groups: dict[str, list[int]] = {}
+        for j, lang in enumerate(langs):
+            groups.setdefault(lang, []).append(j)
+        result.rejected["no_metadata_language"] += len(groups.pop(None, []))
+        found: dict[int, np.ndarray] = {}
+        for lang, idx in sorted(groups.items()):
+            res = self.matcher(lang).match([texts[j] for j in idx])
+            lengths = np.diff(res.offsets)
+            stats = result.per_lang.setdefault(lang, {"texts": 0, "matched": 0})
+            stats["texts"] += len(idx)
+            stats["matched"] += int(np.count_nonzero(lengths))
+            result.counts += np.bincount(res.entry_ids, minlength=self.num_entries).astype(np.int64)
+            for k in np.flatnonzero(lengths):
+                found[idx[k]] = res.entry_ids[res.offsets[k]:res.offsets[k + 1]]
+        result.matched += len(found)
+        result.unmatched += len(texts) - len(found)
+        if found:
+            tables.append(self._matches_table(batch, keep, texts, langs, found, source))
+
+    def _matches_table(self, batch: pa.Table, keep: list[int], texts: list[str], langs: list[str | None],
+                       found: dict[int, np.ndarray], source: str) -> pa.Table:
+        order = sorted(found)
+        rows_idx = [keep[j] for j in order]
+        sub = batch.take(pa.array(rows_idx, pa.int64()))
+        uids, urls, rows = sub.column("uid").to_pylist(), sub.column("url").to_pylist(), sub.column("row").to_pylist()
+        uids = [u if u is not None else derive_uid(url, source, r) for u, url, r in zip(uids, urls, rows)]
+        ids = [found[j] for j in order]
+        offsets = np.zeros(len(ids) + 1, dtype=np.int32)
+        np.cumsum([len(x) for x in ids], out=offsets[1:])
+        entry_ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(ids), pa.int32()))
+        return pa.table([pa.array(uids, pa.string()), pa.array([texts[j] for j in order], pa.string()),
+                         sub.column("url"), pa.array([langs[j] for j in order], pa.string()), entry_ids,
+                         pa.array([source] * len(order), pa.string()), sub.column("row"), sub.column("key")],
+                        schema=MATCH_SCHEMA)
+
+    def process_part(self, part: Part) -> PartResult:
+        """Read, identify, match and count one part of the pool."""
+        result = PartResult(matches=None, counts=np.zeros(self.num_entries, dtype=np.int64))
+        stats, tables = ReadStats(), []
+        for batch in read_part(part, self.cols, stats):
+            self.process_batch(batch, part.path, result, tables)
+        for reason, n in stats.rejected.items():
+            result.rejected[reason] += n
+            result.rows_in += n
+        result.rejected = Counter({k: v for k, v in result.rejected.items() if v})
+        result.errors = stats.errors
+        schema = MATCH_SCHEMA.with_metadata({FINGERPRINT_KEY: self.fingerprint.encode()})
+        result.matches = pa.concat_tables(tables).replace_schema_metadata(schema.metadata) if tables \
+            else schema.empty_table()
+        return result
+
+
+def write_part(index: str | Path, part: int, result: PartResult) -> None:
+    """Put a part's counts and matches in place (each written to a temp name, then renamed)."""
+    index = Path(index)
+    nz = np.flatnonzero(result.counts)
+    with atomic_path(index / "counts" / f"{part_name(part)}.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, entry_id=nz.astype(np.int32), count=result.counts[nz])
+    write_parquet_atomic(index / "matches" / f"{part_name(part)}.parquet", result.matches)
+
+
+def read_part_counts(index: str | Path, part: int, num_entries: int) -> np.ndarray:
+    """Dense int64 counts of one finished part."""
+    out = np.zeros(num_entries, dtype=np.int64)
+    with np.load(Path(index) / "counts" / f"{part_name(part)}.npz") as z:
+        out[z["entry_id"]] = z["count"]
+    return out
+
+
+def match_files(index: str | Path) -> list[Path]:
+    return sorted((Path(index) / "matches").glob("part-*.parquet"))
+
+
+def read_matches(index: str | Path) -> pa.Table:
+    """All matches of an INDEX (for tests and small pools)."""
+    files = match_files(index)
+    return pa.concat_tables([pq.read_table(f) for f in files]) if files else MATCH_SCHEMA.empty_table()

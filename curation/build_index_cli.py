@@ -1,0 +1,57 @@
+"""`curate build-index`: LID + substring matching of a pool against metadata, on Ray (see build_index_run)."""
+from __future__ import annotations
+
+import argparse
+
+
+def _backends() -> list[str]:
+    from curation import matching
+
+    return ["auto", *getattr(matching, "BACKENDS", ("pyahocorasick",))]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "build-index", help="match a pool of alt-texts against metadata entries -> INDEX",
+        description="Language-identify every alt-text of the pool, match it against its language's metadata "
+                    "entries (MetaCLIP 2 substring matching) and count matches per entry. Rerunning the same "
+                    "command resumes an interrupted run.")
+    p.add_argument("--pool", nargs="+", required=True, metavar="PATH",
+                   help="Parquet files/folders/globs, img2dataset output folders, WebDataset .tar files, "
+                        "Common Crawl .warc.wat.gz files")
+    p.add_argument("--metadata", required=True, metavar="META", help="metadata folder holding entries.parquet")
+    p.add_argument("--out", required=True, metavar="INDEX", help="output INDEX folder")
+    p.add_argument("--lid", default="auto", metavar="auto|fasttext|none|column:NAME",
+                   help="language of each text: auto = a 'lang' column when present (nulls detected), else "
+                        "fastText lid.176; fasttext = always detect; column:NAME = trust that column only; "
+                        "none = one language, match against all entries (MetaCLIP 1) (default: auto)")
+    p.add_argument("--compat", choices=["metaclip"], default=None,
+                   help="reproduce MetaCLIP 2's reference matching exactly (kana-initial entries padded)")
+    p.add_argument("--text-column", default=None,
+                   help="alt-text column of Parquet pools (default: text; caption for img2dataset folders)")
+    p.add_argument("--uid-column", default=None,
+                   help="image id column (default: uid if present, else derived from url or file+row)")
+    p.add_argument("--url-column", default=None, help="image URL column (default: url if present)")
+    p.add_argument("--image-column", default=None,
+                   help="image-bytes column of a Parquet pool (default: image/jpg/png/webp/image_bytes if present)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="Ray workers (one matcher actor per CPU; default: all CPUs of the machine or cluster)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="join this running Ray cluster (e.g. 10.0.0.1:6379) instead of starting a local one")
+    p.add_argument("--backend", default="auto", choices=_backends(), help="substring matcher backend (default: auto)")
+    p.add_argument("--part-size", type=int, default=50_000, metavar="ROWS",
+                   help="rows per part of Parquet/img2dataset files, the unit of work and of resume "
+                        "(tar and WAT files are one part each) (default: 50000)")
+    p.add_argument("--overwrite", action="store_true", help="delete an existing INDEX in --out and start over")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from curation.build_index_run import build_index, summary_line
+
+    manifest = build_index(args.pool, args.metadata, args.out, lid=args.lid, compat=args.compat == "metaclip",
+                           text_column=args.text_column, uid_column=args.uid_column, url_column=args.url_column,
+                           image_column=args.image_column, workers=args.workers, ray_address=args.ray_address,
+                           backend=args.backend, part_size=args.part_size, overwrite=args.overwrite)
+    print(summary_line(manifest, args.out))
+    return 0

@@ -1,0 +1,288 @@
+"""The build-index driver: check inputs, plan parts, run them on Ray actors, record, resume, summarise.
+
+INDEX layout (DESIGN.md "INDEX" + the build-index/balance contract):
+  matches/part-NNNNN.parquet  matched texts of part NNNNN     (written by a worker, atomically)
+  counts/part-NNNNN.npz       sparse per-entry counts of it   (written by a worker, atomically)
+  parts.jsonl                 journal: one line per finished part, appended (fsync) by the driver
+                              only after both files of the part are in place
+  entries.parquet, counts.parquet, manifest.json             (written by the driver, atomically)
+A part is finished when it is in the journal and its files exist; a rerun of the same command skips
+finished parts and redoes the rest (a half-written part left only a temp file, which is removed).
+manifest.json is written at the start (complete: false, so a changed rerun is recognised) and at the
+end; the journal is the record while a run is in progress. The driver never reads pool rows: workers
+read their part, and only per-part accounting comes back.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from curation.build_index import PartProcessor, match_files, part_name, read_part_counts, write_part
+from curation.common import (UserError, atomic_path, content_hash, file_fingerprint, output_lock,
+                             write_json_atomic, write_parquet_atomic)
+from curation.lid import ALL_LANGUAGES, parse_lid
+from curation.pool import Part, PoolColumns, expand_paths, make_parts, resolve_columns
+
+MANIFEST_VERSION = 1
+IN_FLIGHT_PER_WORKER = 2
+INDEX_FILES = ("matches", "counts", "parts.jsonl", "entries.parquet", "counts.parquet", "manifest.json")
+
+
+def load_entries(meta: str | Path) -> tuple[pa.Table, Path]:
+    """META's entries (validated by metadata.store: dense int32 ids in file order); returns (table, file)."""
+    from metadata.store import ENTRIES, load_entries as store_load
+
+    table = store_load(meta)
+    return table.select(["entry_id", "lang", "entry"]), Path(meta) / ENTRIES
+
+
+def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column: str | None,
+         uid_column: str | None, url_column: str | None, image_column: str | None, backend: str,
+         part_size: int) -> dict:
+    """Everything a run needs, checked before any work: entries, parts, columns, manifest identity."""
+    if part_size < 1:
+        raise UserError(f"--part-size must be >= 1, not {part_size}")
+    try:
+        lid_mode = parse_lid(lid)
+    except ValueError as e:
+        raise UserError(str(e)) from e
+    entries, entries_path = load_entries(metadata)
+    files = expand_paths(pool)
+    lang_col = {"auto": "lang", "column": lid_mode.column}.get(lid_mode.mode)
+    pool_files, cols = resolve_columns(files, text=text_column, uid=uid_column, url=url_column, image=image_column,
+                                       lang=lang_col, lang_required=lid_mode.mode == "column")
+    formats = sorted({f.format for f in pool_files})
+    options = {"lid": str(lid_mode), "compat": bool(compat), "part_size": part_size, "text_column": cols.text,
+               "uid_column": cols.uid, "url_column": cols.url, "image_column": cols.image, "lang_column": cols.lang}
+    return {
+        "entries": entries, "entries_path": entries_path, "meta_dir": Path(metadata).resolve(), "lid": lid_mode, "cols": cols,
+        "parts": make_parts(pool_files, part_size), "backend": backend,
+        "identity": {
+            "version": MANIFEST_VERSION,
+            "metadata": {"path": str(entries_path.resolve()), "fingerprint": content_hash(entries_path)},
+            "inputs": [file_fingerprint(f.path) for f in pool_files],
+            "options": options,
+            "pool": {"format": formats[0] if len(formats) == 1 else "mixed:" + "+".join(formats),
+                     "text_column": cols.text, "uid_column": cols.uid, "url_column": cols.url,
+                     "image_column": cols.image},
+        },
+    }
+
+
+def _prepare_folder(out: Path, identity: dict, overwrite: bool) -> None:
+    """Refuse a rerun with other inputs/options (unless --overwrite); clear the folder on --overwrite."""
+    manifest = out / "manifest.json"
+    if overwrite:
+        for name in INDEX_FILES:
+            p = out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        return
+    if manifest.exists():
+        old = json.loads(manifest.read_text())
+        diffs = [k for k in ("version", "metadata", "inputs", "options", "pool") if old.get(k) != identity[k]]
+        if diffs:
+            raise UserError(f"{out} holds an INDEX built with different {', '.join(diffs)}; "
+                            "rerun with the same arguments to resume, choose another --out, or pass --overwrite")
+    elif any(p.name != ".lock" for p in out.iterdir()):
+        raise UserError(f"{out} is not empty and has no manifest.json; choose another --out or pass --overwrite")
+
+
+def _finished_parts(out: Path, parts: list[Part]) -> dict[int, dict]:
+    """Journal records of parts whose files are in place; stray temp files of unfinished parts removed."""
+    for sub in ("matches", "counts"):
+        for tmp in (out / sub).glob(".part-*.tmp"):
+            tmp.unlink(missing_ok=True)
+    done: dict[int, dict] = {}
+    journal = out / "parts.jsonl"
+    if journal.exists():
+        for line in journal.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue  # a line torn by a crash: that part is redone
+            done[rec["part"]] = rec
+    by_id = {p.part: p for p in parts}
+    return {i: r for i, r in done.items() if i in by_id and r["source"] == by_id[i].path
+            and (out / "matches" / f"{part_name(i)}.parquet").exists()
+            and (out / "counts" / f"{part_name(i)}.npz").exists()}
+
+
+def _append_journal(out: Path, rec: dict) -> None:
+    with open(out / "parts.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _totals(records: list[dict]) -> tuple[dict, dict, list]:
+    rejected, per_lang, errors = Counter(), {}, []
+    totals = {"rows_in": 0, "matched": 0, "unmatched": 0}
+    for r in records:
+        for k in totals:
+            totals[k] += r[k]
+        rejected.update(r["rejected"])
+        for lang, s in r["per_lang"].items():
+            d = per_lang.setdefault(lang, {"texts": 0, "matched": 0})
+            d["texts"] += s["texts"]
+            d["matched"] += s["matched"]
+        errors += r["errors"]
+    totals["rejected"] = dict(sorted(rejected.items()))
+    return totals, dict(sorted(per_lang.items())), errors
+
+
+def _finish(out: Path, p: dict, records: dict[int, dict], backend: str) -> dict:
+    """Sum per-part counts into counts.parquet and write the complete manifest."""
+    entries = p["entries"]
+    counts = np.zeros(entries.num_rows, dtype=np.int64)
+    for i in records:
+        counts += read_part_counts(out, i, entries.num_rows)
+    write_parquet_atomic(out / "counts.parquet", entries.append_column("count", pa.array(counts, pa.int64())))
+    totals, per_lang, errors = _totals([records[i] for i in sorted(records)])
+    parts = {part_name(i): {k: records[i][k] for k in ("source", "start", "stop", "rows_in", "matched")}
+             for i in sorted(records)}
+    manifest = {**p["identity"], "backend": backend, "totals": totals, "per_lang": per_lang, "errors": errors,
+                "parts": parts, "complete": True}
+    write_json_atomic(out / "manifest.json", manifest)
+    return manifest
+
+
+def _start_ray(workers: int | None, ray_address: str | None) -> tuple[int, bool]:
+    """Join (address), reuse (already initialised) or start a local Ray; returns (workers, started_here)."""
+    import ray
+
+    started = False
+    if not ray.is_initialized():
+        if ray_address:
+            try:
+                ray.init(address=ray_address, logging_level="WARNING", log_to_driver=False)
+            except (ConnectionError, ValueError, RuntimeError) as e:
+                raise UserError(f"--ray-address {ray_address}: cannot join the Ray cluster ({e})") from e
+        else:
+            ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level="WARNING",
+                     log_to_driver=False)
+        started = True
+    n = workers or max(int(ray.cluster_resources().get("CPU", 1)), 1)
+    return n, started
+
+
+def _make_worker_class():
+    import ray
+
+    @ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3)
+    class IndexWorker:
+        """One per CPU: holds the metadata, its automata (built once per language) and the LID model."""
+
+        def __init__(self, meta: str, lid, compat: bool, backend: str, cols: PoolColumns,
+                     fingerprint: str, out: str) -> None:
+            entries, path = load_entries(meta)  # read here, not shipped: a restarted actor needs no driver object
+            if content_hash(path) != fingerprint:
+                raise UserError(f"{path} changed during the run; rerun the same command to resume")
+            self.proc = PartProcessor(entries, lid, compat=compat, backend=backend, cols=cols,
+                                      fingerprint=fingerprint)
+            self.out = out
+
+        def process(self, part: Part) -> dict:
+            result = self.proc.process_part(part)
+            write_part(self.out, part.part, result)
+            return {"part": part.part, "source": part.path, "start": part.start, "stop": part.stop,
+                    **result.summary()}
+
+        def backend_name(self) -> str:
+            return self.proc.matcher_backend()
+
+    return IndexWorker
+
+
+def _run_parts(out: Path, p: dict, todo: list[Part], n_workers: int, compat: bool, backend: str,
+               records: dict[int, dict]) -> str:
+    """Stream parts to long-lived actors with a bounded in-flight queue; journal each finished part."""
+    import ray
+    from tqdm import tqdm
+
+    worker_cls = _make_worker_class()
+    fp = p["identity"]["metadata"]["fingerprint"]
+    actors = [worker_cls.remote(str(p["meta_dir"]), p["lid"], compat, backend, p["cols"], fp, str(out))
+              for _ in range(max(1, min(n_workers, len(todo))))]
+    backend_name = ray.get(actors[0].backend_name.remote())
+    known = [x.num_rows for x in todo]
+    total = sum(known) if all(k is not None for k in known) else None
+    queue, pending = iter(todo), {}
+
+    def submit(actor) -> None:
+        part = next(queue, None)
+        if part is not None:
+            pending[actor.process.remote(part)] = (part, actor)
+
+    with tqdm(total=total, unit="text", unit_scale=True, desc="build-index", dynamic_ncols=True) as bar:
+        for actor in actors:
+            for _ in range(IN_FLIGHT_PER_WORKER):
+                submit(actor)
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            part, actor = pending.pop(ref)
+            try:
+                rec = ray.get(ref)
+            except ray.exceptions.RayActorError as e:
+                raise UserError(f"a worker died while processing part {part.part} ({part.path}); "
+                                f"rerun the same command to resume ({e})") from e
+            _append_journal(out, rec)
+            records[part.part] = rec
+            bar.update(rec["rows_in"])
+            submit(actor)
+    for a in actors:
+        ray.kill(a)
+    return backend_name
+
+
+def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", compat: bool = False,
+                text_column: str | None = None, uid_column: str | None = None, url_column: str | None = None,
+                image_column: str | None = None, workers: int | None = None, ray_address: str | None = None,
+                backend: str = "auto", part_size: int = 50_000, overwrite: bool = False) -> dict:
+    """Run (or resume) build-index; returns the final manifest."""
+    t0 = time.time()
+    p = plan(pool, metadata, lid=lid, compat=compat, text_column=text_column, uid_column=uid_column,
+             url_column=url_column, image_column=image_column, backend=backend, part_size=part_size)
+    out_path = Path(out).resolve()
+    with output_lock(out_path):
+        _prepare_folder(out_path, p["identity"], overwrite)
+        with atomic_path(out_path / "entries.parquet") as tmp:
+            shutil.copyfile(p["entries_path"], tmp)
+        write_json_atomic(out_path / "manifest.json", {**p["identity"], "complete": False})
+        records = _finished_parts(out_path, p["parts"])
+        todo = [x for x in p["parts"] if x.part not in records]
+        backend_name = backend
+        if todo:
+            n, started = _start_ray(workers, ray_address)
+            try:
+                backend_name = _run_parts(out_path, p, todo, n, compat, backend, records)
+            finally:
+                if started:
+                    import ray
+
+                    ray.shutdown()
+        stale = {f.name for f in match_files(out_path)} - {f"{part_name(i)}.parquet" for i in records}
+        if stale:
+            raise UserError(f"{out_path}/matches has files of no finished part ({sorted(stale)[:3]}…); "
+                            "rerun with --overwrite")
+        manifest = _finish(out_path, p, records, backend_name)
+    manifest["seconds"] = time.time() - t0
+    manifest["resumed_parts"] = len(p["parts"]) - len(todo)
+    return manifest
+
+
+def summary_line(manifest: dict, out: str) -> str:
+    t = manifest["totals"]
+    secs = manifest.get("seconds", 0.0)
+    rej = ", ".join(f"{k} {v}" for k, v in t["rejected"].items()) or "none"
+    lang_note = "" if ALL_LANGUAGES not in manifest["per_lang"] else " (lid none: one language)"
+    return (f"build-index: {t['rows_in']} texts in {len(manifest['parts'])} parts "
+            f"({manifest.get('resumed_parts', 0)} resumed): {t['matched']} matched, {t['unmatched']} unmatched, "
+            f"rejected: {rej}; {len(manifest['per_lang'])} languages{lang_note}; "
+            f"{t['rows_in'] / max(secs, 1e-9):,.0f} texts/s; backend {manifest['backend']} -> {out}")
