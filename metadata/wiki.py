@@ -1,0 +1,239 @@
+"""`curate metadata build-wiki`: MetaCLIP 2's metadata recipe from a Wikipedia pages-articles dump.
+
+Per language, in id order, the first source winning a duplicate (MetaCLIP 2 build_metadata.py):
+numbers "0".."99"; WordNet lemmas where a packaged wordnet covers the language; unigrams by count,
+top min(251465, 10% of distinct unigrams); bigrams with PMI > 30 (log2, NLTK's formula, as MetaCLIP
+1), highest first, at most 100646, concatenated without a space in no-space languages; article
+titles (no ':'), ranked by how often the title occurs in the dump text (matched the way entries
+match alt-texts, curation.matching), top min(61235, 76% of titles). Entries that are empty, over
+256 characters or pure punctuation are skipped, as in the recipe; caps count added entries only.
+
+The dump (.xml, .xml.bz2 or .xml.gz) is streamed twice with iterparse, never loaded whole:
+pass 1 strips markup, counts n-grams and collects titles, spooling the plain text to a temporary
+file; pass 2 counts title occurrences in that text with an Aho-Corasick automaton.
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import html
+import re
+import tempfile
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+from typing import IO, Iterator
+
+from curation.common import UserError, file_fingerprint
+from metadata import wordnet
+from metadata.languages import check_lang
+from metadata.ngrams import SEGMENTERS, NgramCounts, is_pure_punctuation, segmenter
+from metadata.packaged import NUMBERS
+from metadata.store import Block, append, entry_problem
+
+UNIGRAM_SHARE, UNIGRAM_CAP = 0.10, 251_465
+BIGRAM_PMI, BIGRAM_CAP = 30.0, 100_646
+TITLE_SHARE, TITLE_CAP = 0.76, 61_235
+MAX_LEN = 256
+
+_DROP_WITH_CONTENT = re.compile(
+    r"<(ref|math|gallery|timeline|syntaxhighlight|source|score|chem|graph|mapframe|templatedata)\b[^>]*?(?<!/)>.*?</\1\s*>",
+    re.S | re.I)
+_SELF_CLOSING = re.compile(r"<(ref|references)\b[^>]*/>", re.I)
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
+_TABLE = re.compile(r"\{\|(?:(?!\{\|).)*?\|\}", re.S)
+_LINK = re.compile(r"\[\[([^\[\]]*)\]\]")
+_EXTERNAL = re.compile(r"\[(?:https?:|ftp:)?//[^\s\]]+\s*([^\]]*)\]")
+_QUOTES = re.compile(r"'{2,5}")
+_HEADING = re.compile(r"^=+\s*(.*?)\s*=+\s*$", re.M)
+_TAG = re.compile(r"<[^<>]*>")
+_MAGIC = re.compile(r"__[A-Z]+__")
+_LIST = re.compile(r"^[*#:;]+\s*", re.M)
+_LANG_PREFIX = re.compile(r"[a-z]{2,3}(-[a-z]+)*")
+
+
+def _nested(pattern: re.Pattern, repl, text: str) -> str:
+    """Apply `pattern` until nothing changes (innermost first), for nested templates/tables/links."""
+    for _ in range(50):
+        new = pattern.sub(repl, text)
+        if new == text:
+            return new
+        text = new
+    return text
+
+
+def strip_markup(wikitext: str, namespaces: frozenset[str] = frozenset()) -> str:
+    """Plain text of an article: drops comments, refs, templates, tables, files, categories and
+    interlanguage links; [[a|b]] -> b, [[a]] -> a, [url label] -> label; drops bold/italic quotes,
+    heading marks, list marks, HTML tags and magic words; decodes HTML entities."""
+    ns = {n.lower() for n in namespaces} | {"file", "image", "media", "category"}
+
+    def link(m: re.Match) -> str:
+        target, _, label = m[1].partition("|")
+        prefix, colon, _ = target.lstrip(":").partition(":")
+        if colon and (prefix.strip().lower() in ns or _LANG_PREFIX.fullmatch(prefix.strip())):
+            return ""
+        return label if label else target
+
+    text = _COMMENT.sub("", wikitext)
+    text = _DROP_WITH_CONTENT.sub("", text)
+    text = _SELF_CLOSING.sub("", text)
+    text = _nested(_TEMPLATE, "", text)
+    text = _nested(_TABLE, "", text)
+    text = _nested(_LINK, link, text)
+    text = _EXTERNAL.sub(r"\1", text)
+    text = _QUOTES.sub("", text)
+    text = _HEADING.sub(r"\1", text)
+    text = _MAGIC.sub("", text)
+    text = _LIST.sub("", text)
+    text = _TAG.sub("", text)
+    text = html.unescape(text)
+    return _TAG.sub("", text)
+
+
+def _open(path: Path) -> IO[bytes]:
+    if not path.is_file():
+        raise UserError(f"--dump {path}: file not found")
+    name = path.name.lower()
+    if name.endswith(".bz2"):
+        return bz2.open(path, "rb")
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def iter_articles(path: Path) -> Iterator[tuple[str, str, frozenset[str]]]:
+    """(title, wikitext, namespace names) of each namespace-0, non-redirect page, streamed."""
+    namespaces: set[str] = set()
+    try:
+        with _open(path) as f:
+            context = ET.iterparse(f, events=("start", "end"))
+            root = None
+            for event, elem in context:
+                if root is None:
+                    root = elem
+                    if _local(elem.tag) != "mediawiki":
+                        raise UserError(f"--dump {path}: root element is <{_local(elem.tag)}>, not <mediawiki>: not a Wikipedia XML dump")
+                if event != "end":
+                    continue
+                tag = _local(elem.tag)
+                if tag == "namespace" and elem.text and elem.get("key") != "0":
+                    namespaces.add(elem.text.strip())
+                elif tag == "page":
+                    ns = elem.findtext("{*}ns") or elem.findtext("ns") or "0"
+                    title = (elem.findtext("{*}title") or elem.findtext("title") or "").strip()
+                    redirect = elem.find("{*}redirect") is not None or elem.find("redirect") is not None
+                    text = elem.findtext("{*}revision/{*}text") or elem.findtext("revision/text") or ""
+                    if ns.strip() == "0" and not redirect and not text.lstrip().upper().startswith("#REDIRECT"):
+                        yield title, text, frozenset(namespaces)
+                    root.clear()
+    except ET.ParseError as e:
+        line, col = e.position
+        raise UserError(f"--dump {path}:{line}: not well-formed XML (column {col}): is it a complete pages-articles dump?") from e
+    except (OSError, EOFError) as e:
+        raise UserError(f"--dump {path}: cannot read ({e}): is the file complete?") from e
+
+
+def _take(candidates, cap: int, seen: set[str], skipped: Counter) -> list[str]:
+    """Up to `cap` new entries from ranked candidates (MetaCLIP 2: caps count added entries)."""
+    out: list[str] = []
+    for entry in candidates:
+        if len(out) >= cap:
+            break
+        entry = entry.strip()
+        problem = entry_problem(entry) if entry else "blank"
+        if problem is None and len(entry) > MAX_LEN:
+            problem = f"longer than {MAX_LEN} characters"
+        if problem is None and is_pure_punctuation(entry):
+            problem = "pure punctuation"
+        if problem is not None:
+            skipped[problem] += 1
+        elif entry not in seen:
+            seen.add(entry)
+            out.append(entry)
+    return out
+
+
+def count_titles(titles: list[str], text_file: IO[str], progress: bool) -> list[int]:
+    """How often each title occurs in the spooled text, matched as entries match alt-texts."""
+    import ahocorasick
+    from tqdm import tqdm
+
+    from curation.matching import pad_entry, spacing
+
+    automaton = ahocorasick.Automaton()
+    for i, title in enumerate(titles):
+        automaton.add_word(pad_entry(title), i)
+    counts = [0] * len(titles)
+    if not titles:
+        return counts
+    automaton.make_automaton()
+    text_file.seek(0)
+    for line in tqdm(text_file, desc="title counts", unit=" lines", disable=not progress):
+        for _, i in automaton.iter(spacing(line.strip())):
+            counts[i] += 1
+    return counts
+
+
+def build_wiki(dump: str, lang: str, out: str, pmi_threshold: float = BIGRAM_PMI, use_wordnet: bool = True,
+               max_pages: int | None = None, progress: bool = True) -> dict:
+    """Build MetaCLIP 2 metadata for `lang` from `dump` and append it to META `out`."""
+    from tqdm import tqdm
+
+    check_lang(lang)
+    segmenter(lang)
+    path = Path(dump)
+    counts = NgramCounts(lang)
+    titles: dict[str, None] = {}
+    pages = 0
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        bar = tqdm(desc=f"wiki {lang}", unit=" pages", disable=not progress)
+        for title, wikitext, namespaces in iter_articles(path):
+            if max_pages is not None and pages >= max_pages:
+                break
+            pages += 1
+            bar.update()
+            text = strip_markup(wikitext, namespaces)
+            counts.add_text(text)
+            spool.write(text.replace("\r", " ") + "\n")
+            if title and ":" not in title:
+                titles.setdefault(title)
+        bar.close()
+        if not pages:
+            raise UserError(f"--dump {path}: no articles (namespace 0, not redirects) found")
+        title_list = list(titles)
+        title_counts = count_titles(title_list, spool, progress)
+
+    skipped: Counter = Counter()
+    seen = set(NUMBERS)
+    blocks = [Block(lang, "numbers", NUMBERS)]
+    if use_wordnet and lang in wordnet.LANGUAGES:
+        blocks.append(Block(lang, "wordnet", _take(wordnet.lemmas(lang)[0], 10**9, seen, skipped)))
+    n_uni = min(UNIGRAM_CAP, int(len(counts.unigrams) * UNIGRAM_SHARE))
+    blocks.append(Block(lang, "wiki_unigram", _take(counts.top_unigrams(), n_uni, seen, skipped)))
+    bigrams = counts.pmi_bigrams(pmi_threshold)
+    blocks.append(Block(lang, "wiki_bigram", _take((b for b, _ in bigrams), min(BIGRAM_CAP, len(bigrams)), seen, skipped)))
+    ranked = sorted(range(len(title_list)), key=lambda i: -title_counts[i])
+    n_title = min(TITLE_CAP, int(len(title_list) * TITLE_SHARE))
+    blocks.append(Block(lang, "wiki_title", _take((title_list[i] for i in ranked), n_title, seen, skipped)))
+
+    stats = {"pages": pages, "tokens": sum(counts.unigrams.values()), "distinct_unigrams": len(counts.unigrams),
+             "distinct_bigrams": len(counts.bigrams), "bigrams_over_pmi": len(bigrams), "titles": len(title_list),
+             "caps": {"wiki_unigram": n_uni, "wiki_bigram": min(BIGRAM_CAP, len(bigrams)), "wiki_title": n_title}}
+    record = {
+        "command": "build-wiki",
+        "langs": [lang],
+        "dump": file_fingerprint(path),
+        "options": {"pmi_threshold": pmi_threshold, "wordnet": use_wordnet, "max_pages": max_pages,
+                    "segmenter": SEGMENTERS.get(lang, "whitespace+punctuation")},
+        "stats": stats,
+        "sources": {s: {"dump": str(path.resolve())} for s in ("wiki_unigram", "wiki_bigram", "wiki_title")},
+        "skipped": {lang: {"wiki": dict(skipped)}} if skipped else {},
+    }
+    summary = append(out, blocks, record)
+    return {"summary": summary, "stats": stats, "skipped": dict(skipped)}
