@@ -1,0 +1,77 @@
+"""Atomic training checkpoints: RUN/checkpoints/step_NNNNNNNN.pt, `--resume latest|PATH`.
+
+A checkpoint holds model, optimizer, scheduler and grad-scaler state, python/numpy/torch(/cuda) RNG
+states, step, and each rank's data-loader state (batches consumed, every worker's stream position),
+so a resumed run continues the exact sample stream. Files are written to a temp name and renamed.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from curation.common import UserError, atomic_path
+
+_NAME = re.compile(r"^step_(\d{8})\.pt$")
+
+
+def checkpoint_dir(run: str | os.PathLike) -> Path:
+    return Path(run) / "checkpoints"
+
+
+def rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(run: str | os.PathLike, step: int, state: dict, keep: int = 3) -> Path:
+    """Write step_<step>.pt atomically; prune all but the newest `keep` checkpoints."""
+    folder = checkpoint_dir(run)
+    path = folder / f"step_{step:08d}.pt"
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    for old in list_checkpoints(run)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def list_checkpoints(run: str | os.PathLike) -> list[Path]:
+    """Finished checkpoints, oldest first."""
+    folder = checkpoint_dir(run)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
+
+
+def resolve_resume(run: str | os.PathLike, resume: str | None) -> Path | None:
+    """Checkpoint path for --resume: 'latest' (None if the run has none yet) or an explicit file."""
+    if not resume:
+        return None
+    if resume == "latest":
+        found = list_checkpoints(run)
+        return found[-1] if found else None
+    path = Path(resume)
+    if not path.is_file():
+        raise UserError(f"--resume {resume}: checkpoint file not found; use --resume latest or a path under {checkpoint_dir(run)}")
+    return path
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001  (truncated/corrupt files raise several types)
+        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); pass an older one with --resume PATH") from e

@@ -1,0 +1,399 @@
+"""Training data: a deterministic, resumable WebDataset stream with online curation.
+
+Stream model. Each *pass* over the shard set (the online-curation epoch) orders the shards by
+(seed, pass): a permutation, or with `--shards-weights` a weighted draw with replacement (OpenCLIP's
+resampled upsampling). The pass's shards are split into *units* dealt round-robin to the global
+workers (rank x DataLoader worker); a unit is a shard, or a 1/k slice of one by sample index when
+there are fewer shards than workers. A worker reads its units in blocks of `shuffle_block` raw
+samples, permutes each block by (seed, pass, unit, block), and for online curation draws the text
+choice and keep decision per image with `curation.sampling` seeded by (seed, pass, uid). Images are
+decoded in the worker only for kept samples. Every batch carries its worker's position
+(pass, unit, block offset, items consumed), so a checkpoint can restart each worker exactly there.
+Workers never run dry: after a pass comes the next, so ranks stay in lockstep for DDP.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from curation.common import UserError, read_json
+from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
+from training.transforms import train_image
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+SHUFFLE_BLOCK = 1000
+
+
+# ---------------------------------------------------------------- shard specs
+
+
+@dataclass
+class Source:
+    """One `::`-separated part of --shards: its expanded shard paths and sampling weight."""
+
+    urls: list[str]
+    weight: float = 1.0
+
+
+def expand_sources(spec: str, weights: str | None = None) -> list[Source]:
+    """Brace-expand each `::` part of --shards; UserError for missing files or a bad --shards-weights."""
+    import braceexpand
+
+    parts = [p for p in spec.split("::") if p.strip()]
+    if not parts:
+        raise UserError("--shards is empty; give e.g. 'CURATED/shards/{00000..00009}.tar'")
+    ws = [1.0] * len(parts)
+    if weights:
+        try:
+            ws = [float(w) for w in weights.split("::")]
+        except ValueError as e:
+            raise UserError(f"--shards-weights {weights!r}: give numbers joined with '::', one per --shards part") from e
+        if len(ws) != len(parts) or any(w <= 0 for w in ws):
+            raise UserError(f"--shards-weights {weights!r}: need {len(parts)} positive numbers joined with '::' (one per --shards part)")
+    sources = []
+    for part, w in zip(parts, ws):
+        urls = list(braceexpand.braceexpand(part.strip()))
+        missing = [u for u in urls if not os.path.isfile(u)]
+        if missing:
+            raise UserError(f"--shards: {len(missing)} of {len(urls)} shard files not found, first {missing[0]}; check the path and the {{a..b}} range")
+        sources.append(Source(urls, w))
+    return sources
+
+
+def count_samples(urls: list[str]) -> int:
+    """Number of samples (distinct keys) in the shards, from tar headers only."""
+    n = 0
+    for url in urls:
+        try:
+            with tarfile.open(url, "r") as tf:
+                n += len({m.name.rsplit("/", 1)[-1].split(".", 1)[0] for m in tf.getmembers() if m.isreg()})
+        except tarfile.TarError as e:
+            raise UserError(f"{url}: not a readable tar file ({e})") from e
+    return n
+
+
+# ---------------------------------------------------------------- online curation
+
+
+def _entry_probabilities(counts, t: float | None, p: float | None) -> np.ndarray:
+    """p_e indexed by entry_id, with curation.balance's formulas (the same as `curate balance`)."""
+    from curation.balance import entry_probabilities
+
+    p_entry, _ = entry_probabilities(counts, t=t, p=p)
+    return np.asarray(p_entry, dtype=np.float64)
+
+
+def _counts_table(curated: Path, conf: dict):
+    """entry_id / lang / count table named by curation.json (a parquet path or inline per-language dict)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    counts = conf.get("counts", conf.get("counts_file"))
+    if isinstance(counts, dict):
+        ids, langs, cs = [], [], []
+        for lang, per in counts.items():
+            items = per.items() if isinstance(per, dict) else per
+            for e, c in items:
+                ids.append(int(e)), langs.append(lang), cs.append(int(c))
+        return pa.table({"entry_id": pa.array(ids, pa.int32()), "lang": langs, "count": pa.array(cs, pa.int64())})
+    path = curated / (counts if isinstance(counts, str) else "counts.parquet")
+    if not path.exists():
+        raise UserError(f"{curated / 'curation.json'}: online curation needs per-entry counts, but {path} is missing; rerun `curate balance --online`")
+    return pq.read_table(path)
+
+
+@dataclass
+class Curation:
+    """Online curation parameters: p_e per entry_id and the draw seed."""
+
+    p_entry: np.ndarray
+    seed: int
+    source: str = ""
+
+    def decide(self, uids: list[str], texts: list[list], epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(keep bool[n], chosen text index int[n]) for images with their matched texts, per DESIGN."""
+        keys = uid_hash64(uids)
+        n_texts = np.array([max(len(t), 1) for t in texts], dtype=np.int64)
+        choice = np.minimum((uniform(keys, self.seed, epoch, STREAM_CHOICE) * n_texts).astype(np.int64), n_texts - 1)
+        ents = [list(t[c][2]) if t else [] for t, c in zip(texts, choice)]
+        offsets = np.zeros(len(ents) + 1, dtype=np.int64)
+        offsets[1:] = np.cumsum([len(e) for e in ents])
+        flat = np.fromiter((e for es in ents for e in es), dtype=np.int64, count=int(offsets[-1]))
+        valid = flat < len(self.p_entry)
+        if not valid.all():
+            bad = int(flat[~valid][0])
+            raise ValueError(f"entry_id {bad} in {self.source} is beyond the {len(self.p_entry)} entries of curation.json's counts")
+        prob = keep_probability(offsets, flat, self.p_entry)
+        keep = uniform(keys, self.seed, epoch, STREAM_KEEP) < prob
+        return keep, choice
+
+
+def load_curation(sources: list[Source], seed: int, t: float | None = None) -> Curation | None:
+    """Curation from `<shards dir>/../curation.json` when it says online (all sources must agree)."""
+    confs = []
+    for s in sources:
+        curated = Path(s.urls[0]).resolve().parent.parent
+        path = curated / "curation.json"
+        conf = read_json(path) if path.exists() else {}
+        confs.append((curated, conf if conf.get("online") else None))
+    online = [c for c in confs if c[1] is not None]
+    if not online:
+        if t is not None:
+            raise UserError("--curation-t needs a shard set written with `curate balance --online` (its curation.json says online)")
+        return None
+    if len(online) != len(confs) or len({str(c[0]) for c in online}) > 1:
+        raise UserError("--shards mixes online-curated and other shard sets; train on one `curate balance --online` output")
+    curated, conf = online[0]
+    counts = _counts_table(curated, conf)
+    p_entry = _entry_probabilities(counts, t=t if t is not None else conf.get("t"), p=None if t is not None else conf.get("p"))
+    return Curation(p_entry=p_entry, seed=int(conf.get("seed", seed)), source=str(curated))
+
+
+# ---------------------------------------------------------------- the stream
+
+
+@dataclass
+class Unit:
+    """A shard, or the `part`-th of `parts` interleaved slices of it."""
+
+    url: str
+    part: int = 0
+    parts: int = 1
+
+
+def pass_units(sources: list[Source], seed: int, pass_index: int, n_workers: int) -> list[Unit]:
+    """The ordered units of one pass, for n_workers global workers."""
+    urls = [u for s in sources for u in s.urls]
+    rng = np.random.default_rng([seed, pass_index, 0x5A4D])
+    if len(sources) > 1 and len({s.weight for s in sources}) > 1:
+        w = np.concatenate([np.full(len(s.urls), s.weight / len(s.urls)) for s in sources])
+        order = rng.choice(len(urls), size=len(urls), replace=True, p=w / w.sum())
+    else:
+        order = rng.permutation(len(urls))
+    parts = -(-n_workers // len(urls))
+    return [Unit(urls[i], k, parts) for i in order for k in range(parts)]
+
+
+def read_raw(unit: Unit) -> Iterator[dict[str, Any]]:
+    """Raw samples {__key__, ext: bytes} of a unit, in tar order (webdataset's tar reader and grouping)."""
+    from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+    with open(unit.url, "rb") as f:
+        files = ({**x, "__url__": unit.url} for x in tar_file_iterator(f))
+        for i, sample in enumerate(group_by_keys(files)):
+            if i % unit.parts == unit.part:
+                yield sample
+
+
+@dataclass
+class Stats:
+    """Per-worker counters since the last batch; summed by the trainer."""
+
+    seen: int = 0
+    dropped: int = 0
+    corrupt: int = 0
+    first_corrupt: str = ""
+
+    def take(self) -> dict:
+        """The counters as a dict, then zeroed (the generator keeps this same object)."""
+        out = vars(self).copy()
+        self.seen = self.dropped = self.corrupt = 0
+        self.first_corrupt = ""
+        return out
+
+    def bad(self, where: str) -> None:
+        self.corrupt += 1
+        self.first_corrupt = self.first_corrupt or where
+
+
+@dataclass
+class Position:
+    """Where a worker resumes: pass, unit index in the pass, block start (in-unit index), items consumed."""
+
+    pass_index: int = 0
+    unit: int = 0
+    offset: int = 0
+    consumed: int = 0
+
+
+class ShardStream(torch.utils.data.IterableDataset):
+    """Infinite stream of collated batches; see the module docstring for the order and determinism."""
+
+    def __init__(self, sources: list[Source], tokenizer, batch_size: int, image_size: int, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, num_workers: int = 0, curation: Curation | None = None,
+                 start: dict | None = None, shuffle_block: int = SHUFFLE_BLOCK):
+        self.sources, self.tokenizer, self.batch_size, self.image_size = sources, tokenizer, batch_size, image_size
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.num_workers = max(num_workers, 1)
+        self.curation, self.shuffle_block = curation, shuffle_block
+        start = start or {}
+        self.batches_done = int(start.get("batches", 0))
+        self.positions = {int(k): Position(**v) for k, v in start.get("workers", {}).items()}
+
+    def _logical_worker(self) -> int:
+        info = torch.utils.data.get_worker_info()
+        local = info.id if info is not None else 0
+        return (local + self.batches_done) % self.num_workers
+
+    def __iter__(self) -> Iterator[dict]:
+        worker = self._logical_worker()
+        pos = self.positions.get(worker, Position())
+        items: list[tuple[torch.Tensor, str, str]] = []
+        stats = Stats()
+        for item, pos in self._items(worker, pos, stats):
+            if item is not None:
+                items.append(item)
+            if len(items) == self.batch_size:
+                yield self._collate(items, worker, pos, stats)
+                items = []
+
+    def _collate(self, items, worker: int, pos: Position, stats: Stats) -> dict:
+        from training.tokenizer import tokenize
+
+        images, texts, uids = zip(*items)
+        ids, mask = tokenize(self.tokenizer, list(texts))
+        return {"pixel_values": torch.stack(images), "input_ids": ids, "attention_mask": mask, "uids": list(uids),
+                "worker": worker, "position": vars(pos).copy(), "stats": stats.take()}
+
+    def _items(self, worker: int, pos: Position, stats: Stats):
+        """(item or None, position after it) forever, starting at `pos`."""
+        global_worker = self.rank * self.num_workers + worker
+        n_global = self.world_size * self.num_workers
+        pass_index, unit_index, offset, consumed = pos.pass_index, pos.unit, pos.offset, pos.consumed
+        empty_passes = 0
+        while True:
+            units = pass_units(self.sources, self.seed, pass_index, n_global)
+            mine = list(range(global_worker, len(units), n_global))
+            got_any = False
+            for u in [u for u in mine if u >= unit_index]:
+                for block_start, block in self._blocks(units[u], offset):
+                    got_any = True
+                    order = np.random.default_rng([self.seed, pass_index, u, block_start]).permutation(len(block))
+                    decisions = self._decide(block, pass_index)
+                    for j in range(consumed, len(block)):
+                        raw, keep, text = block[order[j]], *decisions[order[j]]
+                        stats.seen += 1
+                        item = self._decode(raw, keep, text, pass_index, units[u].url, stats)
+                        yield item, Position(pass_index, u, block_start, j + 1)
+                    consumed = 0
+                offset = 0
+            empty_passes = 0 if got_any else empty_passes + 1
+            if empty_passes >= 2:
+                return
+            pass_index, unit_index, offset, consumed = pass_index + 1, 0, 0, 0
+
+    def _blocks(self, unit: Unit, offset: int):
+        """(block start, raw samples) blocks of a unit from `offset` (earlier samples are read, not decoded)."""
+        block, start = [], offset
+        for i, raw in enumerate(read_raw(unit)):
+            if i < offset:
+                continue
+            block.append(raw)
+            if len(block) == self.shuffle_block:
+                yield start, block
+                block, start = [], i + 1
+        if block:
+            yield start, block
+
+    def _decide(self, block: list[dict], epoch: int) -> list[tuple[bool, str | None]]:
+        """(keep, caption) per raw sample: the online draw, or keep all with their .txt."""
+        metas = [_meta(raw) for raw in block]
+        if self.curation is None:
+            return [(True, None)] * len(block)
+        ok = [i for i, m in enumerate(metas) if m is not None and m.get("texts")]
+        out: list[tuple[bool, str | None]] = [(True, None)] * len(block)
+        if ok:
+            keep, choice = self.curation.decide([str(metas[i]["uid"]) for i in ok], [metas[i]["texts"] for i in ok], epoch)
+            for i, k, c in zip(ok, keep, choice):
+                out[i] = (bool(k), str(metas[i]["texts"][c][0]))
+        return out
+
+    def _decode(self, raw: dict, keep: bool, text: str | None, epoch: int, url: str, stats: Stats):
+        """(image tensor, caption, uid), or None when dropped by curation or corrupt (counted)."""
+        key = raw.get("__key__", "?")
+        if not keep:
+            stats.dropped += 1
+            return None
+        meta = _meta(raw)
+        if meta is None:
+            stats.bad(f"{url} key {key}: missing or invalid .json")
+            return None
+        uid = str(meta["uid"])
+        if text is None:
+            txt = raw.get("txt")
+            text = txt.decode("utf-8", "replace") if isinstance(txt, bytes) else meta.get("text")
+        ext = next((e for e in IMAGE_EXTS if e in raw), None)
+        if text is None or ext is None:
+            stats.bad(f"{url} key {key}: no {'image' if ext is None else 'caption'}")
+            return None
+        try:
+            with Image.open(io.BytesIO(raw[ext])) as im:
+                im.draft("RGB", (self.image_size, self.image_size))
+                rng = np.random.default_rng([self.seed, epoch, int(uid_hash64([uid])[0])])
+                image = train_image(im, self.image_size, rng)
+        except Exception as e:  # noqa: BLE001  (PIL raises many types for bad bytes)
+            stats.bad(f"{url} key {key}: undecodable image ({type(e).__name__})")
+            return None
+        return image, text, uid
+
+
+def _meta(raw: dict) -> dict | None:
+    """The sample's parsed .json (cached on the raw dict), or None if missing/invalid/without uid."""
+    if "__meta__" not in raw:
+        try:
+            meta = json.loads(raw["json"]) if "json" in raw else None
+            raw["__meta__"] = meta if isinstance(meta, dict) and "uid" in meta else None
+        except (ValueError, UnicodeDecodeError):
+            raw["__meta__"] = None
+    return raw["__meta__"]
+
+
+def _worker_init(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def make_loader(dataset: ShardStream, num_workers: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+    """DataLoader over the stream's ready-made batches; workers decode in parallel, in round-robin order."""
+    kwargs: dict[str, Any] = {}
+    if num_workers > 0:
+        kwargs.update(prefetch_factor=4, worker_init_fn=_worker_init, persistent_workers=False)
+    return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
+
+
+@dataclass
+class LoaderState:
+    """What the trainer records per rank: batches consumed, each worker's position, stats totals."""
+
+    batches: int = 0
+    workers: dict = field(default_factory=dict)
+    seen: int = 0
+    dropped: int = 0
+    corrupt: int = 0
+    first_corrupt: str = ""
+
+    def update(self, batch: dict) -> None:
+        self.batches += 1
+        self.workers[int(batch["worker"])] = batch["position"]
+        s = batch["stats"]
+        self.seen += s["seen"]
+        self.dropped += s["dropped"]
+        self.corrupt += s["corrupt"]
+        self.first_corrupt = self.first_corrupt or s["first_corrupt"]
+
+    def to_dict(self) -> dict:
+        return {"batches": self.batches, "workers": {str(k): v for k, v in self.workers.items()}, "seen": self.seen,
+                "dropped": self.dropped, "corrupt": self.corrupt, "first_corrupt": self.first_corrupt}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LoaderState":
+        return cls(batches=d["batches"], workers={int(k): v for k, v in d["workers"].items()}, seen=d["seen"],
+                   dropped=d["dropped"], corrupt=d["corrupt"], first_corrupt=d.get("first_corrupt", ""))

@@ -1,0 +1,380 @@
+"""The training loop: MetaClip2Model on a ShardStream, DDP, exact resume, metrics and plots.
+
+One optimiser step consumes `accum_freq` micro-batches per rank. With accumulation the loss is the
+full-batch contrastive loss (OpenCLIP's scheme): features of all micro-batches are first computed
+without gradient, then each micro-batch is re-embedded with gradient and scored against the cached
+rest, so the summed gradient equals the large-batch gradient.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from curation.common import UserError, atomic_path, output_lock, write_json_atomic
+from training.checkpoint import list_checkpoints, load_checkpoint, resolve_resume, rng_state, save_checkpoint, set_rng_state
+from training.data import LoaderState, ShardStream, Unit, _meta, count_samples, expand_sources, load_curation, make_loader, read_raw
+from training.distributed import Dist, all_gather_object, all_reduce_mean, barrier, init_distributed
+from curation.sampling import keep_probability
+from training.loss import MAX_LOGIT_SCALE, clip_loss
+from training.models import PRESETS, build_model
+from training.tokenizer import load_tokenizer, special_ids
+
+
+@dataclass
+class TrainConfig:
+    """Everything `train` needs; mirrors the CLI flags."""
+
+    shards: str
+    tokenizer: str
+    out: str
+    model: str = "tiny"
+    shards_weights: str | None = None
+    batch_size: int = 32
+    epochs: float | None = None
+    steps: int | None = None
+    lr: float = 5e-4
+    wd: float = 0.2
+    warmup: int = 100
+    accum_freq: int = 1
+    precision: str = "fp32"
+    grad_checkpointing: bool = False
+    local_loss: bool = False
+    gather_with_grad: bool = False
+    workers: int = 2
+    seed: int = 0
+    save_every: int = 1000
+    resume: str | None = None
+    curation_t: float | None = None
+    eval_data: str | None = None
+    compile: bool = False
+    image_size: int | None = None
+    device: str | None = None
+    log_samples: bool = False
+    shuffle_block: int = 1000
+
+
+class ClipForward(nn.Module):
+    """(image features, text features, logit scale) through one forward, so DDP sees every gradient."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values, input_ids, attention_mask):
+        img = _pooled(self.model.get_image_features(pixel_values=pixel_values))
+        txt = _pooled(self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
+        return img, txt, self.model.logit_scale
+
+
+def _pooled(out) -> torch.Tensor:
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+def param_groups(model: nn.Module, wd: float) -> list[dict]:
+    """Weight decay on matrices only; gains, biases, embeddings' norms and the logit scale are exempt (OpenCLIP)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "logit_scale" in name or "norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_lambda(warmup: int, total: int):
+    """Linear warmup to 1, then cosine to 0 at `total`."""
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        span = max(total - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(step - warmup, span) / span))
+    return f
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Flag errors caught before any work starts."""
+    if cfg.model not in PRESETS:
+        raise UserError(f"--model {cfg.model!r}: choose one of {', '.join(PRESETS)}")
+    if (cfg.steps is None) == (cfg.epochs is None):
+        raise UserError("give exactly one of --steps N or --epochs E")
+    for flag, value in (("--batch-size", cfg.batch_size), ("--accum-freq", cfg.accum_freq), ("--save-every", cfg.save_every)):
+        if value < 1:
+            raise UserError(f"{flag} {value}: must be at least 1")
+    if cfg.workers < 0:
+        raise UserError(f"--workers {cfg.workers}: must be 0 or more")
+    if cfg.precision not in ("fp32", "bf16", "amp"):
+        raise UserError(f"--precision {cfg.precision}: choose fp32, bf16 or amp")
+    if cfg.precision == "amp" and not torch.cuda.is_available():
+        raise UserError("--precision amp (fp16 + grad scaler) needs a GPU; on CPU use --precision bf16 or fp32")
+    if cfg.curation_t is not None and cfg.curation_t <= 0:
+        raise UserError(f"--curation-t {cfg.curation_t}: must be > 0")
+
+
+def samples_per_epoch(sources, curation) -> float:
+    """Samples in one pass: all of them, or the expected number kept by online curation."""
+    urls = [u for s in sources for u in s.urls]
+    if curation is None:
+        return float(count_samples(urls))
+    total = 0.0
+    for url in urls:
+        metas = [m for m in (_meta(r) for r in read_raw(Unit(url))) if m and m.get("texts")]
+        for m in metas:
+            ps = [float(keep_probability(np.array([0, len(t[2])]), np.array(t[2], dtype=np.int64), curation.p_entry)[0])
+                  for t in m["texts"]]
+            total += sum(ps) / len(ps)
+    return total
+
+
+class Trainer:
+    """State of one rank's run; `run()` trains to the last step."""
+
+    def __init__(self, cfg: TrainConfig, d: Dist):
+        self.cfg, self.d = cfg, d
+        self.run_dir = Path(cfg.out)
+        self.tokenizer = load_tokenizer(cfg.tokenizer)
+        self.sources = expand_sources(cfg.shards, cfg.shards_weights)
+        self.curation = load_curation(self.sources, cfg.seed, cfg.curation_t)
+        self.global_batch = cfg.batch_size * d.world_size * cfg.accum_freq
+        self.epoch_size = samples_per_epoch(self.sources, self.curation) if cfg.epochs is not None else None
+        if self.epoch_size is not None and self.epoch_size <= 0:
+            raise UserError(f"--shards {cfg.shards}: the shards hold no samples")
+        self.total = cfg.steps if cfg.steps is not None else max(1, math.ceil(cfg.epochs * self.epoch_size / self.global_batch))
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.model, len(self.tokenizer), **special_ids(self.tokenizer), image_size=cfg.image_size).to(d.device)
+        self.image_size = self.model.config.vision_config.image_size
+        if cfg.grad_checkpointing:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.forward = ClipForward(self.model)
+        if d.world_size > 1:
+            self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+        self.step_fn = torch.compile(self.forward) if cfg.compile else self.forward
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.wd), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg.warmup, self.total))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "amp")
+        self.step = 0
+        self.loader_state = LoaderState()
+        self.last_checkpoint: Path | None = None
+
+    # ------------------------------------------------------------ checkpoints
+
+    def restore(self) -> None:
+        path = resolve_resume(self.run_dir, self.cfg.resume)
+        if path is None:
+            return
+        ck = load_checkpoint(path)
+        if ck["world_size"] != self.d.world_size:
+            raise UserError(f"{path} was written by {ck['world_size']} processes; resume with the same --nproc_per_node")
+        if ck["model_name"] != self.cfg.model:
+            raise UserError(f"{path} holds a {ck['model_name']} model, not --model {self.cfg.model}")
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        self.scaler.load_state_dict(ck["scaler"])
+        set_rng_state(ck["rng"][self.d.rank])
+        self.step = ck["step"]
+        self.loader_state = LoaderState.from_dict(ck["loader"][self.d.rank])
+        self.last_checkpoint = path
+        if self.d.is_main:
+            _truncate_jsonl(self.run_dir / "metrics.jsonl", self.step)
+        if self.cfg.log_samples:
+            _truncate_jsonl(self.samples_path(), self.step)
+        print(f"train: resumed from {path} at step {self.step}", file=sys.stderr)
+
+    def save(self) -> None:
+        loaders = all_gather_object(self.loader_state.to_dict())
+        rngs = all_gather_object(rng_state())
+        if self.d.is_main:
+            state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                     "rng": rngs, "step": self.step, "loader": loaders, "world_size": self.d.world_size,
+                     "model_name": self.cfg.model, "config": asdict(self.cfg)}
+            self.last_checkpoint = save_checkpoint(self.run_dir, self.step, state)
+        barrier()
+
+    def samples_path(self) -> Path:
+        return self.run_dir / "samples" / f"rank{self.d.rank}.jsonl"
+
+    # ------------------------------------------------------------ one step
+
+    def autocast(self):
+        if self.cfg.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.cfg.precision == "bf16" else torch.float16
+        return torch.autocast(device_type=self.d.device.type, dtype=dtype)
+
+    def inputs(self, batch: dict) -> dict:
+        return {k: batch[k].to(self.d.device, non_blocking=True) for k in ("pixel_values", "input_ids", "attention_mask")}
+
+    def train_step(self, micro: list[dict]) -> torch.Tensor:
+        """One optimiser step over `accum_freq` micro-batches; returns the (detached) loss."""
+        cfg = self.cfg
+        self.optimizer.zero_grad(set_to_none=True)
+        if len(micro) == 1:
+            with self.autocast():
+                img, txt, scale = self.step_fn(**self.inputs(micro[0]))
+            loss = clip_loss(img, txt, scale, cfg.local_loss, cfg.gather_with_grad)
+            self.scaler.scale(loss).backward()
+        else:
+            with torch.no_grad(), self.autocast():
+                cached = [self.step_fn(**self.inputs(b))[:2] for b in micro]
+            for j, b in enumerate(micro):
+                sync = j == len(micro) - 1 or not hasattr(self.forward, "no_sync")
+                with contextlib.nullcontext() if sync else self.forward.no_sync():
+                    with self.autocast():
+                        img, txt, scale = self.step_fn(**self.inputs(b))
+                    imgs = torch.cat([c[0] for c in cached[:j]] + [img] + [c[0] for c in cached[j + 1:]])
+                    txts = torch.cat([c[1] for c in cached[:j]] + [txt] + [c[1] for c in cached[j + 1:]])
+                    loss = clip_loss(imgs, txts, scale, cfg.local_loss, cfg.gather_with_grad)
+                    self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0, MAX_LOGIT_SCALE)
+        return loss.detach()
+
+    # ------------------------------------------------------------ the run
+
+    def run(self) -> dict:
+        from tqdm import tqdm
+
+        cfg, d = self.cfg, self.d
+        self.restore()
+        if self.d.is_main:
+            write_json_atomic(self.run_dir / "config.json", {**asdict(cfg), "total_steps": self.total, "world_size": d.world_size,
+                                                              "samples_per_epoch": self.epoch_size, "online_curation": self.curation is not None})
+        dataset = ShardStream(self.sources, self.tokenizer, cfg.batch_size, self.image_size, seed=cfg.seed, rank=d.rank,
+                              world_size=d.world_size, num_workers=cfg.workers, curation=self.curation,
+                              start=self.loader_state.to_dict(), shuffle_block=cfg.shuffle_block)
+        batches = iter(make_loader(dataset, cfg.workers, pin_memory=d.device.type == "cuda"))
+        bar = tqdm(total=self.total, initial=self.step, desc="train", disable=not d.is_main, dynamic_ncols=True, file=sys.stderr)
+        if cfg.log_samples:
+            self.samples_path().parent.mkdir(parents=True, exist_ok=True)
+        samples_log = open(self.samples_path(), "a") if cfg.log_samples else None
+        metrics = open(self.run_dir / "metrics.jsonl", "a") if d.is_main else None
+        self.model.train()
+        start, loss = time.perf_counter(), None
+        try:
+            while self.step < self.total:
+                t0 = time.perf_counter()
+                micro = []
+                for _ in range(cfg.accum_freq):
+                    try:
+                        micro.append(next(batches))
+                    except StopIteration:
+                        raise UserError(f"--shards {cfg.shards}: no samples could be read (all shards empty or every sample corrupt: "
+                                        f"{self.loader_state.corrupt} corrupt, first {self.loader_state.first_corrupt or 'none'})") from None
+                    self.loader_state.update(micro[-1])
+                t1 = time.perf_counter()
+                lr = self.optimizer.param_groups[0]["lr"]
+                loss = all_reduce_mean(self.train_step(micro))
+                if d.device.type == "cuda":
+                    torch.cuda.synchronize()
+                t2 = time.perf_counter()
+                if not torch.isfinite(loss):
+                    kept = self.last_checkpoint or "none (no checkpoint was written yet)"
+                    raise UserError(f"loss is {loss.item()} at step {self.step + 1}; training stopped. Last good checkpoint: {kept}. "
+                                    f"Resume from it with --resume latest and a lower --lr (now {cfg.lr}) or --precision fp32")
+                self.step += 1
+                row = {"step": self.step, "loss": loss.item(), "lr": lr,
+                       "logit_scale": self.model.logit_scale.exp().item(), "samples_per_s": self.global_batch / (t2 - t0),
+                       "data_wait": (t1 - t0) / (t2 - t0), "seen": self.loader_state.seen,
+                       "dropped": self.loader_state.dropped, "corrupt": self.loader_state.corrupt}
+                if self.epoch_size:
+                    row["epoch"] = self.step * self.global_batch / self.epoch_size
+                if samples_log:
+                    samples_log.write(json.dumps({"step": self.step, "uids": [u for b in micro for u in b["uids"]]}) + "\n")
+                    samples_log.flush()
+                if metrics:
+                    metrics.write(json.dumps(row) + "\n")
+                    metrics.flush()
+                bar.update(1)
+                bar.set_postfix_str(f"loss {row['loss']:.4f} lr {row['lr']:.2e} {row['samples_per_s']:.0f} samples/s data wait {100 * row['data_wait']:.0f}%")
+                if self.step % cfg.save_every == 0 or self.step == self.total:
+                    self.save()
+        finally:
+            bar.close()
+            for f in (samples_log, metrics):
+                if f:
+                    f.close()
+            del batches
+        seconds = time.perf_counter() - start
+        summary = {"steps": self.step, "loss": None if loss is None else loss.item(), "seconds": round(seconds, 2),
+                   "checkpoint": str(self.last_checkpoint), "seen": self.loader_state.seen,
+                   "dropped": self.loader_state.dropped, "corrupt": self.loader_state.corrupt}
+        if d.is_main:
+            self.finish(summary)
+        return summary
+
+    def finish(self, summary: dict) -> None:
+        """Plots, Hugging Face export, optional eval, and the one-line summary (rank 0)."""
+        plot_metrics(self.run_dir)
+        try:
+            from training.export import export_hf
+        except ImportError:
+            print("train: training.export is not available; skipping RUN/hf export", file=sys.stderr)
+        else:
+            summary["hf"] = str(export_hf(self.model, self.cfg.tokenizer, self.image_size, self.run_dir / "hf"))
+            if self.cfg.eval_data:
+                try:
+                    from training.eval import run_eval
+                except ImportError:
+                    print("train: training.eval is not available; skipping --eval-data", file=sys.stderr)
+                else:
+                    run_eval(self.run_dir / "hf", self.cfg.eval_data, self.run_dir / "eval.json")
+        if self.loader_state.corrupt:
+            print(f"train: skipped {self.loader_state.corrupt} corrupt samples, first: {self.loader_state.first_corrupt}", file=sys.stderr)
+        print(f"train: {summary['steps']} steps, final loss {summary['loss']:.4f}, {summary['seen']} samples read "
+              f"({summary['dropped']} dropped by online curation, {summary['corrupt']} corrupt) in {summary['seconds']:.0f}s "
+              f"-> {self.run_dir}", file=sys.stderr)
+
+
+def _truncate_jsonl(path: Path, step: int) -> None:
+    """Drop rows logged after `step` (written by a run that stopped before its next checkpoint)."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(r + "\n" for r in rows))
+
+
+def plot_metrics(run_dir: Path) -> None:
+    """RUN/plots/loss.png and lr.png from metrics.jsonl (matplotlib Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = run_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    if not rows:
+        return
+    steps = [r["step"] for r in rows]
+    for key, label in (("loss", "contrastive loss"), ("lr", "learning rate")):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(steps, [r[key] for r in rows])
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        with atomic_path(run_dir / "plots" / f"{key}.png") as tmp:
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+        plt.close(fig)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Validate, set up torchrun, lock RUN (rank 0), and train."""
+    validate(cfg)
+    d = init_distributed(cfg.device)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    lock = output_lock(cfg.out) if d.is_main else contextlib.nullcontext()
+    with lock:
+        return Trainer(cfg, d).run()
