@@ -1,0 +1,289 @@
+"""`make demo`: the whole worldclip pipeline, end to end, on the embedded demo pool.
+
+    python -m pipelines.quickstart --out DIR [--small] [--from-urls]
+
+Runs the real commands, each as a user would type it (printed before it runs):
+demo pool -> `curate metadata build` + `curate metadata add` (the demo concept words) ->
+`curate build-index` (Ray) -> `curate balance --t T` (balanced) and `curate balance --t <huge>`
+(unbalanced: every matched image kept) -> `train tokenizer` -> `train` the tiny model on each ->
+`train eval` (zero-shot per language, retrieval) -> DIR/REPORT.md with figures.
+
+`--from-urls` curates a URL-only Parquet pool instead: the demo images are served by a local
+http.server on 127.0.0.1 and `curate download` (img2dataset) fetches the curated URLs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from curation.common import UserError
+
+MARKER = ".worldclip-quickstart"
+HUGE_T = 10**12  # a threshold no count reaches: p_e = 1 for every entry, so every matched image is kept
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each stage runs; FULL is `make demo`, SMALL is the test-suite run."""
+
+    images: int
+    eval_per_class: int
+    vocab_size: int
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: int
+    shard_size: int
+
+
+FULL = Sizes(images=12000, eval_per_class=30, vocab_size=2000, steps=1200, batch_size=128, lr=2e-3, warmup=100,
+             shard_size=2000)
+SMALL = Sizes(images=400, eval_per_class=3, vocab_size=400, steps=20, batch_size=32, lr=1e-3, warmup=5,
+              shard_size=200)
+
+
+@dataclass
+class StageResult:
+    name: str
+    command: str
+    output: str
+    seconds: float
+    status: str  # "ok", or "skipped: <why>"
+
+
+@dataclass
+class Paths:
+    """Where every stage writes, under the --out folder."""
+
+    root: Path
+    demo: Path = field(init=False)
+    meta: Path = field(init=False)
+    index: Path = field(init=False)
+    balanced: Path = field(init=False)
+    unbalanced: Path = field(init=False)
+    tokenizer: Path = field(init=False)
+    run_balanced: Path = field(init=False)
+    run_unbalanced: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.root
+        self.demo, self.meta, self.index = r / "demo", r / "META", r / "INDEX"
+        self.balanced, self.unbalanced = r / "CURATED", r / "UNBALANCED"
+        self.tokenizer = r / "TOKENIZER"
+        self.run_balanced, self.run_unbalanced = r / "RUN_balanced", r / "RUN_unbalanced"
+
+
+class Pipeline:
+    """Runs stages in order, printing each command and where its output is; records timings."""
+
+    def __init__(self, paths: Paths, sizes: Sizes, workers: int) -> None:
+        self.paths, self.sizes, self.workers = paths, sizes, workers
+        self.results: list[StageResult] = []
+        self.env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "RAY_USAGE_STATS_ENABLED": "0",
+                    "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+
+    def _banner(self, name: str, command: str) -> None:
+        print(f"\n=== [{len(self.results) + 1}] {name}\n$ {command}", flush=True)
+
+    def run(self, name: str, program: str, args: list[str], output: Path | str) -> StageResult:
+        """Run `curate|train ARGS` as a subprocess (what a user types); raise on failure."""
+        module = {"curate": "curation.cli", "train": "training.cli"}[program]
+        command = " ".join([program, *map(shlex.quote, args)])
+        self._banner(name, command)
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", module, *args], env=self.env)
+        seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise UserError(f"stage '{name}' failed (exit {proc.returncode}): {command}")
+        return self._done(name, command, output, seconds)
+
+    def call(self, name: str, command: str, fn, output: Path | str):
+        """Run an in-process step (demo pool, serving, the report); returns what `fn` returns."""
+        self._banner(name, command)
+        start = time.perf_counter()
+        value = fn()
+        self._done(name, command, output, time.perf_counter() - start)
+        return value
+
+    def skip(self, name: str, why: str) -> None:
+        print(f"\n=== [{len(self.results) + 1}] {name}: SKIPPED ({why})", flush=True)
+        self.results.append(StageResult(name, "", "", 0.0, f"skipped: {why}"))
+
+    def _done(self, name: str, command: str, output: Path | str, seconds: float) -> StageResult:
+        result = StageResult(name, command, str(output), seconds, "ok")
+        self.results.append(result)
+        print(f"--- {name}: done in {seconds:.1f}s -> {output}", flush=True)
+        return result
+
+
+def available(module: str) -> bool:
+    """True when a stage's module has landed (lets the demo run whatever exists while others build)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def choose_t(index: Path, lang: str = "en") -> int:
+    """t for the balanced run: the count of the median demo concept in `lang`, so the head concepts
+    are cut to the middle of the distribution and the tail is kept whole."""
+    import pyarrow.parquet as pq
+
+    from pipelines.demo_pool import WORDS
+
+    counts = pq.read_table(index / "counts.parquet", columns=["lang", "entry", "count"]).to_pylist()
+    by_entry = {r["entry"]: int(r["count"]) for r in counts if r["lang"] == lang}
+    concept_counts = sorted((by_entry.get(w, 0) for w in WORDS[lang]), reverse=True)
+    return max(1, concept_counts[len(concept_counts) // 2])
+
+
+def shard_pattern(curated: Path) -> str:
+    """Brace pattern over CURATED/shards/*.tar, as train --shards expects."""
+    tars = sorted(p.name for p in (curated / "shards").glob("*.tar"))
+    if not tars:
+        raise UserError(f"{curated}/shards: no shards were written")
+    first, last = tars[0].removesuffix(".tar"), tars[-1].removesuffix(".tar")
+    return str(curated / "shards" / (f"{first}.tar" if first == last else f"{{{first}..{last}}}.tar"))
+
+
+def curate_stages(p: Pipeline, pool_args: list[str], url_only: bool) -> int | None:
+    """metadata -> build-index -> balance (balanced and unbalanced) [-> download]; returns t."""
+    from pipelines.demo_pool import LANGS
+
+    paths, sizes, w = p.paths, p.sizes, str(p.workers)
+    if not available("metadata.cli"):
+        p.skip("metadata build", "metadata.cli is not there yet")
+        return None
+    p.run("metadata build", "curate", ["metadata", "build", "--langs", ",".join(LANGS), "--out", str(paths.meta)], paths.meta)
+    for lang in LANGS:
+        p.run(f"metadata add ({lang} demo words)", "curate",
+              ["metadata", "add", "--out", str(paths.meta), "--lang", lang, "--file", str(paths.demo / "metadata" / f"{lang}.txt")],
+              paths.meta / "entries.parquet")
+    if not available("curation.build_index_cli"):
+        p.skip("build-index", "curation.build_index_cli is not there yet")
+        return None
+    p.run("build-index (Ray)", "curate", ["build-index", "--pool", *pool_args, "--metadata", str(paths.meta),
+                                          "--out", str(paths.index), "--workers", w], paths.index)
+    if not available("curation.balance_cli"):
+        p.skip("balance", "curation.balance_cli is not there yet")
+        return None
+    t = choose_t(paths.index)
+    for name, out, tt in (("balance (balanced)", paths.balanced, t), ("balance (unbalanced: keep all)", paths.unbalanced, HUGE_T)):
+        p.run(name, "curate", ["balance", "--index", str(paths.index), "--t", str(tt), "--out", str(out),
+                               "--shard-size", str(sizes.shard_size), "--workers", w], out)
+        if url_only:
+            p.run(f"download {out.name} (img2dataset)", "curate", ["download", str(out), "--processes", w], out / "shards")
+    return t
+
+
+def train_stages(p: Pipeline) -> None:
+    """tokenizer -> train on balanced and unbalanced shards -> eval each."""
+    paths, sizes = p.paths, p.sizes
+    if not (paths.balanced / "shards").is_dir():
+        p.skip("train", "no curated shards (curation stages skipped)")
+        return
+    if not available("training.tokenizer_cli"):
+        p.skip("train tokenizer", "training.tokenizer_cli is not there yet")
+        return
+    p.run("train tokenizer", "train", ["tokenizer", "--shards", shard_pattern(paths.unbalanced),
+                                       "--vocab-size", str(sizes.vocab_size), "--out", str(paths.tokenizer)], paths.tokenizer)
+    if not available("training.train_cli"):
+        p.skip("train", "training.train_cli is not there yet")
+        return
+    for curated, run in ((paths.balanced, paths.run_balanced), (paths.unbalanced, paths.run_unbalanced)):
+        p.run(f"train ({curated.name})", "train",
+              ["--shards", shard_pattern(curated), "--model", "tiny", "--tokenizer", str(paths.tokenizer),
+               "--out", str(run), "--steps", str(sizes.steps), "--batch-size", str(sizes.batch_size),
+               "--lr", str(sizes.lr), "--warmup", str(sizes.warmup), "--workers", "1", "--seed", "0",
+               "--save-every", str(sizes.steps)], run)
+        p.run(f"eval zero-shot ({curated.name})", "train",
+              ["eval", "--model", str(run / "hf"), "--data", str(paths.demo / "eval"), "--out", str(run / "eval.json")],
+              run / "eval.json")
+        p.run(f"eval retrieval ({curated.name})", "train",
+              ["eval", "--model", str(run / "hf"), "--data", str(paths.demo / "eval_captions" / "00000.tar"),
+               "--out", str(run / "eval_retrieval.json")], run / "eval_retrieval.json")
+
+
+def url_pool(p: Pipeline, base_url: str) -> list[str]:
+    """A URL-only Parquet pool (url + text) of the demo alt-texts, pointing at the local server."""
+    from pipelines.serve import write_url_pool
+
+    out = p.paths.root / "url_pool" / "pool.parquet"
+    return [str(p.call("URL-only pool", f"write {out} (urls at {base_url})",
+                       lambda: write_url_pool(p.paths.demo / "pool", out, base_url), out))]
+
+
+def prepare_out(out: Path) -> None:
+    """Start from an empty `out`: a folder an earlier quickstart wrote is replaced, any other refused."""
+    import shutil
+
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).exists():
+            raise UserError(f"--out {out}: exists, is not empty and was not written by the quickstart; "
+                            f"give a new or empty folder")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).touch()
+
+
+def run_quickstart(out: Path, sizes: Sizes, from_urls: bool = False, workers: int = 2, seed: int = 0) -> Path:
+    """Run every stage into `out`; return the path of REPORT.md."""
+    from pipelines import demo_pool
+    from pipelines.report import write_report
+
+    prepare_out(out)
+    paths = Paths(out)
+    p = Pipeline(paths, sizes, workers)
+    started = time.perf_counter()
+    pool = p.call("demo pool", f"python -m pipelines.demo_pool --out {paths.demo} --images {sizes.images} --seed {seed}",
+                  lambda: demo_pool.make_demo_pool(paths.demo, sizes.images, seed, eval_per_class=sizes.eval_per_class),
+                  paths.demo)
+    if from_urls:
+        from pipelines.serve import export_images, serve_folder
+
+        www = paths.root / "www"
+        p.call("export images to serve", f"write {www}", lambda: export_images(paths.demo / "pool", www), www)
+        with serve_folder(www) as base_url:
+            print(f"serving {www} at {base_url}", flush=True)
+            t = curate_stages(p, url_pool(p, base_url), url_only=True)
+    else:
+        t = curate_stages(p, [str(pool.pool)], url_only=False)
+    train_stages(p)
+    total = time.perf_counter() - started
+    report = p.call("report", f"write {out}/REPORT.md",
+                    lambda: write_report(out, paths, [asdict(r) for r in p.results], sizes=asdict(sizes), t=t,
+                                         total_seconds=total, from_urls=from_urls),
+                    out / "REPORT.md")
+    print(f"\nquickstart: {sum(r.status == 'ok' for r in p.results)} stages ok, "
+          f"{sum(r.status != 'ok' for r in p.results)} skipped, {time.perf_counter() - started:.0f}s; report: {report}")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.quickstart", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="output folder for every stage and REPORT.md")
+    parser.add_argument("--small", action="store_true", help="a few hundred images and a few dozen steps (tests)")
+    parser.add_argument("--from-urls", action="store_true",
+                        help="curate a URL-only pool served from 127.0.0.1 and download it with `curate download`")
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers / download processes (default 2)")
+    parser.add_argument("--seed", type=int, default=0, help="demo pool seed (default 0)")
+    args = parser.parse_args(argv)
+    try:
+        run_quickstart(Path(args.out), SMALL if args.small else FULL, args.from_urls, args.workers, args.seed)
+    except UserError as e:
+        print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
