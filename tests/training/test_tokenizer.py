@@ -1,0 +1,59 @@
+"""Tokenizer: XLM-V layout from a locally trained SentencePiece model; multilingual, truncation, errors."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+import sentencepiece as spm
+
+from curation.common import UserError
+from training.tokenizer import SPM_FILE, load_tokenizer, tokenize
+
+TEXTS = ["a red square", "ein grün Quadrat", "一个红色的方块", "สี่เหลี่ยมสีแดง", "مربع أحمر", "青色 square 赤い"]
+
+
+def test_ids_follow_xlmv_fairseq_layout(tokenizer_dir):
+    tok = load_tokenizer(tokenizer_dir)
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer_dir / SPM_FILE))
+    assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2, 3)
+    assert len(tok) == sp.get_piece_size() + 2  # + fairseq offset, + <mask>
+    for text in TEXTS:
+        assert tok(text)["input_ids"] == [0] + [i + 1 if i else 3 for i in sp.encode(text)] + [2], text  # spm <unk>=0 -> 3
+
+
+def test_spm_only_directory_loads_identically(tokenizer_dir, tmp_path):
+    shutil.copy(tokenizer_dir / SPM_FILE, tmp_path / SPM_FILE)
+    a, b = load_tokenizer(tokenizer_dir), load_tokenizer(tmp_path)
+    assert [a(t)["input_ids"] for t in TEXTS] == [b(t)["input_ids"] for t in TEXTS]
+
+
+def test_truncation_to_77_keeps_eos(tokenizer_dir):
+    tok = load_tokenizer(tokenizer_dir)
+    ids, mask = tokenize(tok, ["red " * 2500 + "x" * 10, "blau"])
+    assert ids.shape == mask.shape == (2, 77)
+    assert ids[0, 0] == 0 and ids[0, -1] == 2 and int(mask[0].sum()) == 77
+    n = int(mask[1].sum())
+    assert ids[1, n - 1] == 2 and (ids[1, n:] == 1).all()
+
+
+def test_missing_tokenizer_says_where_to_put_it(tmp_path):
+    with pytest.raises(UserError, match="sentencepiece.bpe.model"):
+        load_tokenizer(tmp_path)
+    with pytest.raises(UserError, match="not found"):
+        load_tokenizer(tmp_path / "nope")
+    with pytest.raises(UserError, match="local Hugging Face cache"):
+        load_tokenizer("facebook/not-a-cached-model-xyz")
+
+
+def test_train_tokenizer_cli(shards, tmp_path):
+    out = tmp_path / "tok"
+    r = subprocess.run([sys.executable, "-m", "training.cli", "tokenizer", "--shards", shards, "--vocab-size", "120", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    tok = load_tokenizer(out)
+    assert (out / SPM_FILE).exists() and tok("一个红色的方块")["input_ids"][0] == 0
+    r = subprocess.run([sys.executable, "-m", "training.cli", "tokenizer", "--shards", str(tmp_path / "x/{0..3}.tar"), "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
