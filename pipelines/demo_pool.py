@@ -54,13 +54,16 @@ LANGS = list(WORDS)
 
 # Caption templates per language; the concept word always stands alone (spaces or wrapped punctuation).
 TEMPLATES: dict[str, list[str]] = {
-    "en": ["{w}", "a photo of a {w}", "{w} on a plain background", "picture of the {w}, stock image",
-           "Beautiful {w} drawing", "{w} clipart free download", "my {w} :)"],
-    "de": ["{w}", "Foto: {w}", "{w} – Stockfoto", "Bild mit {w} , kostenlos", "Zeichnung: {w}"],
-    "es": ["{w}", "foto de {w}", "imagen: {w} , gratis", "dibujo de {w}", "{w} sobre fondo liso"],
-    "fr": ["{w}", "photo : {w}", "image de {w} , gratuite", "dessin {w}", "{w} sur fond uni"],
-    "ru": ["{w}", "Фото: {w}", "картинка {w} , бесплатно", "рисунок: {w}", "{w} на однотонном фоне"],
-    "zh": ["{w}", "{w}的照片", "一张{w}的图片", "{w}图片素材免费下载", "手绘{w}"],
+    "en": ["{w}", "a photo of a {w}", "{w} on a plain background, stock photo", "picture of the {w}, free stock image",
+           "Beautiful {w} drawing for kids", "{w} clipart free download", "look at this {w} , so cute"],
+    "de": ["Ein schönes Bild mit dem Motiv {w}", "{w} – Stockfoto und Bild", "Kostenloses Foto: {w} auf einfarbigem Hintergrund",
+           "Zeichnung für Kinder: {w}", "Unser Motiv des Tages: {w}"],
+    "es": ["foto de {w} sobre fondo liso", "imagen gratis de {w} para niños", "dibujo de {w} , ilustración",
+           "{w} , foto de stock gratuita para descargar", "una imagen bonita: {w}"],
+    "fr": ["photo : {w} sur fond uni", "image gratuite de {w} pour les enfants", "dessin : {w} , illustration",
+           "{w} : photo libre de droits", "une très belle image : {w}"],
+    "ru": ["{w}", "Фото: {w}", "красивая картинка: {w} , скачать бесплатно", "рисунок для детей: {w}", "{w} на однотонном фоне"],
+    "zh": ["{w}", "这是一张{w}的照片", "高清{w}图片素材免费下载", "{w}图片大全", "一张{w}的图片"],
     "ja": ["{w}", "{w}の写真", "{w}のイラスト素材", "かわいい{w}のイラスト", "{w}の画像です"],
     "ar": ["{w}", "صورة {w}", "رسم {w} جميل", "صور {w} مجانية", "{w} على خلفية"],
     "hi": ["{w}", "{w} की तस्वीर", "{w} का चित्र", "सुंदर {w} फोटो", "{w} वॉलपेपर डाउनलोड"],

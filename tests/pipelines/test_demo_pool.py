@@ -176,3 +176,14 @@ def test_bad_sizes_are_user_errors(tmp_path):
     with pytest.raises(UserError):
         dp.make_demo_pool(tmp_path, n_images=0)
     assert dp.main(["--out", str(tmp_path), "--images", "0"]) == 2
+
+
+def test_lid_recognises_most_concept_captions():
+    """The demo relies on lid.176 (as MetaCLIP 2 does) to route captions to their language's metadata."""
+    from curation.lid import Detector
+
+    rows = [r for r in dp.plan_rows(3000, 0) if r.lang and r.caption.strip() and len(r.caption) < 200]
+    predicted = Detector().detect([r.caption.strip() for r in rows])
+    for lang in dp.LANGS:
+        pairs = [(r, p) for r, p in zip(rows, predicted) if r.lang == lang]
+        assert sum(p == lang for _, p in pairs) / len(pairs) >= 0.7, lang
