@@ -1,0 +1,473 @@
+"""The balance driver: INDEX -> thresholds -> per-image draws -> WebDataset shards, resumable.
+
+Stages (work files under CURATED/.work, each written atomically, so a rerun skips finished ones):
+  1. scatter/part-NNNNN.parquet  each INDEX part with uid_hash, rows grouped by bucket (top bits of
+                                 the hash), one row group per bucket
+  2. selected/bucket-BBBBB.*     per bucket (all texts of a uid meet here): choice + keep draws
+  3. kept.parquet                kept images in (source, row) order with their global index (DuckDB
+                                 external sort), which fixes shard = index // shard_size, key = index
+  4. shards/NNNNN.tar            one task per run of consecutive sources (each source read once);
+                                 a shard spanning two tasks is joined from pieces; skipped/ records
+                                 corrupt or missing images and marks a task done
+  5. curated.parquet, thresholds.parquet, stats.json, plots/, curation.json + counts.parquet (--online)
+Every draw depends on (seed, uid) only, so the output is the same for any worker count or INDEX
+part size; shard bytes are deterministic too.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation import balance, images, sampling, shards
+from curation.common import (UserError, atomic_path, content_hash, output_lock, read_json,
+                             write_json_atomic, write_parquet_atomic)
+from curation.select import MATCH_COLUMNS, SelectStats, select_images
+
+VERSION = 1
+WORK = ".work"
+ROWS_PER_BUCKET = 1_000_000
+FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
+OUTPUTS = ("shards", "plots", "curated.parquet", "thresholds.parquet", "stats.json", "curation.json",
+           "counts.parquet", "manifest.json", WORK)
+
+
+@dataclass
+class Index:
+    path: Path
+    manifest: dict
+    parts: list[Path]
+    fingerprint: str
+    counts: pa.Table
+    rows: int
+
+
+def open_index(path: str | Path) -> Index:
+    """Check an INDEX folder (complete, all parts present, one metadata version) and load its counts."""
+    path = Path(path)
+    if not (path / "manifest.json").exists():
+        raise UserError(f"{path} is not an INDEX: no manifest.json (make one with `curate build-index`)")
+    manifest = read_json(path / "manifest.json")
+    if not manifest.get("complete"):
+        raise UserError(f"INDEX {path} is incomplete (manifest.json complete=false): "
+                        "rerun the same `curate build-index` command to finish it")
+    listed = manifest.get("parts") or {}
+    names = sorted(listed) if isinstance(listed, dict) else sorted(str(x) for x in listed)
+    parts = [path / "matches" / (n if n.endswith(".parquet") else f"{n}.parquet") for n in names]
+    missing = [str(p) for p in parts if not p.exists()]
+    if missing:
+        raise UserError(f"INDEX {path} lists {len(missing)} part(s) that are missing, e.g. {missing[0]}: "
+                        "rerun `curate build-index` on it to redo them")
+    for name in ("entries.parquet", "counts.parquet"):
+        if not (path / name).exists():
+            raise UserError(f"INDEX {path} has no {name}: rerun `curate build-index` to finish it")
+    fingerprint = content_hash(path / "entries.parquet")
+    rows = 0
+    for p in parts:
+        meta = pq.ParquetFile(p).metadata
+        found = (pq.read_schema(p).metadata or {}).get(FINGERPRINT_KEY, b"").decode()
+        if found != fingerprint:
+            raise UserError(f"INDEX from another metadata version: {p} was matched against metadata "
+                            f"{found[:12] or '(none)'}… but {path / 'entries.parquet'} is {fingerprint[:12]}…; "
+                            "rebuild the INDEX with `curate build-index --overwrite`")
+        rows += meta.num_rows
+    counts = pq.read_table(path / "counts.parquet", columns=["entry_id", "lang", "count"])
+    return Index(path, manifest, parts, fingerprint, counts, rows)
+
+
+class Executor:
+    """Runs a function over items in this process (1 worker) or as Ray tasks, results in input order."""
+
+    def __init__(self, workers: int | None, address: str | None):
+        self.ray = None
+        self.own = False
+        if (workers or 1) == 1 and address is None:
+            return
+        import ray
+
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            self.own = True
+        self.ray = ray
+
+    def map(self, fn: Callable, items: list[tuple], desc: str, shared: dict[str, Any] | None = None) -> list:
+        from tqdm import tqdm
+
+        shared = shared or {}
+        if not items:
+            return []
+        bar = tqdm(total=len(items), desc=desc, unit="task", leave=False)
+        if self.ray is None:
+            out = []
+            for item in items:
+                out.append(fn(*item, **shared))
+                bar.update()
+            bar.close()
+            return out
+        remote = self.ray.remote(num_cpus=1)(fn)
+        refs = {k: self.ray.put(v) for k, v in shared.items()}
+        futures = [remote.remote(*item, **refs) for item in items]
+        pending = list(futures)
+        while pending:
+            done, pending = self.ray.wait(pending, num_returns=1)
+            bar.update(len(done))
+        bar.close()
+        return self.ray.get(futures)
+
+    def close(self) -> None:
+        if self.own:
+            self.ray.shutdown()
+
+
+# ---- stage 1: scatter INDEX parts by uid-hash bucket -------------------------------------------------
+
+def scatter_part(part: str, out: str, bits: int) -> int:
+    """Copy one INDEX part with uid_hash, rows grouped by bucket = top `bits` of the hash."""
+    t = pq.read_table(part, columns=MATCH_COLUMNS)
+    h = sampling.uid_hash64(t.column("uid"))
+    bucket = (h >> np.uint64(64 - bits)).astype(np.int32) if bits else np.zeros(len(h), np.int32)
+    order = np.argsort(bucket, kind="stable")
+    t = t.append_column("uid_hash", pa.array(h, pa.uint64())).append_column("bucket", pa.array(bucket, pa.int32()))
+    t = t.take(pa.array(order, pa.int64()))
+    b = bucket[order]
+    cuts = np.flatnonzero(np.diff(b)) + 1
+    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, t.schema) as w:
+        for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(b)]])):
+            w.write_table(t.slice(lo, hi - lo), row_group_size=max(int(hi - lo), 1))
+    return t.num_rows
+
+
+def bucket_rows(files: list[str], bucket: int) -> pa.Table:
+    """All scattered rows of one bucket, from the row groups whose bucket statistics match."""
+    tables = []
+    for f in files:
+        pf = pq.ParquetFile(f)
+        col = pf.schema_arrow.get_field_index("bucket")
+        for g in range(pf.metadata.num_row_groups):
+            st = pf.metadata.row_group(g).column(col).statistics
+            if st is not None and st.has_min_max and st.min == bucket:
+                tables.append(pf.read_row_group(g))
+    if not tables:
+        return pa.table({})
+    return pa.concat_tables(tables).drop_columns(["bucket"])
+
+
+# ---- stage 2: per-bucket choice and keep --------------------------------------------------------------
+
+def select_bucket(files: list[str], bucket: int, out: str, seed: int, keep_all: bool,
+                  p_entry: np.ndarray) -> None:
+    """Draw one bucket's images; writes out.npz (stats) then out.parquet (kept images, done marker)."""
+    t = bucket_rows(files, bucket)
+    if t.num_rows == 0:
+        t = pa.table({c: pa.array([], pa.string()) for c in ("uid", "text", "url", "lang")} | {
+            "entry_ids": pa.array([], pa.list_(pa.int32())), "source": pa.array([], pa.string()),
+            "row": pa.array([], pa.int64()), "key": pa.array([], pa.string()), "uid_hash": pa.array([], pa.uint64())})
+    selected, st = select_images(t, p_entry, seed, keep_all=keep_all)
+    nz = np.flatnonzero(st.counts_after)
+    with atomic_path(out + ".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, ids=nz, counts=st.counts_after[nz],
+                     stats=json.dumps({"texts": st.texts, "images": st.images, "kept": st.kept}))
+    write_parquet_atomic(out + ".parquet", selected)
+
+
+def read_bucket_stats(out: str, n_entries: int) -> SelectStats:
+    with np.load(out + ".npz") as z:
+        d = json.loads(str(z["stats"]))
+        after = np.zeros(n_entries, dtype=np.int64)
+        after[z["ids"]] = z["counts"]
+    return SelectStats(d["texts"], d["images"], d["kept"], after)
+
+
+# ---- stage 3: global order ----------------------------------------------------------------------------
+
+def order_kept(work: Path, shard_size: int) -> int:
+    """kept.parquet: images in (source, row) order with idx, shard, sample key; returns the count."""
+    import duckdb
+
+    out = work / "kept.parquet"
+    if not out.exists():
+        tmpdir = work / "duckdb"
+        tmpdir.mkdir(exist_ok=True)
+        con = duckdb.connect()
+        con.execute(f"SET temp_directory='{tmpdir}'")
+        con.execute("SET preserve_insertion_order=true")
+        with atomic_path(out) as tmp:
+            con.execute(f"""
+                COPY (
+                  SELECT *, idx // {int(shard_size)} AS shard, lpad(idx::VARCHAR, {shards.KEY_DIGITS}, '0') AS sample_key
+                  FROM (SELECT * EXCLUDE (uid_hash), (row_number() OVER (ORDER BY source, "row") - 1) AS idx
+                        FROM read_parquet('{work / "selected"}/*.parquet'))
+                  ORDER BY idx
+                ) TO '{tmp}' (FORMAT PARQUET, ROW_GROUP_SIZE 8192)""")
+        con.close()
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    return pq.ParquetFile(out).metadata.num_rows
+
+
+def source_groups(kept: Path, shard_size: int) -> list[tuple[int, int, list[str]]]:
+    """Consecutive sources grouped into tasks of >= shard_size images: (first idx, end idx, sources)."""
+    import duckdb
+
+    rows = duckdb.sql(f"""SELECT source, min(idx), max(idx) + 1 FROM read_parquet('{kept}')
+                          GROUP BY source ORDER BY 2""").fetchall()
+    groups: list[tuple[int, int, list[str]]] = []
+    for source, lo, hi in rows:
+        if groups and groups[-1][1] - groups[-1][0] < shard_size:
+            a, _, srcs = groups[-1]
+            groups[-1] = (a, hi, srcs + [source])
+        else:
+            groups.append((lo, hi, [source]))
+    return groups
+
+
+# ---- stage 4: shards ----------------------------------------------------------------------------------
+
+class _ShardSink:
+    """Streams samples into the current shard file (full shard) or piece (shard shared with a neighbour)."""
+
+    def __init__(self, out: Path, work: Path, lo: int, hi: int, total: int, shard_size: int):
+        self.out, self.work, self.lo, self.hi, self.total, self.size = out, work, lo, hi, total, shard_size
+        self.shard, self.cm, self.f, self.bytes = None, None, None, 0
+        self.opened: set[int] = set()
+
+    def _whole(self, s: int) -> bool:
+        return self.lo <= s * self.size and min((s + 1) * self.size, self.total) <= self.hi
+
+    def _open(self, s: int) -> None:
+        self.close()
+        path = (self.out / "shards" / shards.shard_name(s)) if self._whole(s) else \
+            (self.work / "pieces" / f"{s:0{shards.SHARD_DIGITS}d}-{max(self.lo, s * self.size):012d}.tarpart")
+        self.shard, self.cm, self.bytes = s, atomic_path(path), 0
+        self.opened.add(s)
+        self.f = open(self.cm.__enter__(), "wb")
+
+    def add(self, idx: int, chunk: bytes) -> None:
+        if self.shard != idx // self.size:
+            self._open(idx // self.size)
+        self.f.write(chunk)
+        self.bytes += len(chunk)
+
+    def touch_all(self) -> None:
+        """Make sure every shard/piece of the range exists, even if all its images were skipped."""
+        for s in range(self.lo // self.size, (self.hi - 1) // self.size + 1):
+            if s not in self.opened:
+                self._open(s)
+        self.close()
+
+    def close(self, exc: BaseException | None = None) -> None:
+        if self.f is None:
+            return
+        if exc is None and self._whole(self.shard):
+            self.f.write(shards.end_of_archive(self.bytes))
+        self.f.close()
+        cm, self.f, self.cm = self.cm, None, None
+        if exc is None:
+            cm.__exit__(None, None, None)
+        else:
+            cm.__exit__(type(exc), exc, exc.__traceback__)
+
+
+def _sample_meta(r: dict) -> dict:
+    return {"uid": r["uid"], "url": r["url"], "lang": r["lang"], "entry_ids": r["entry_ids"], "text": r["text"],
+            "texts": [[x["text"], x["lang"], x["entry_ids"]] for x in r["texts"]]}
+
+
+def write_group(out: str, lo: int, hi: int, total: int, shard_size: int, image_column: str | None) -> dict:
+    """Write the samples with index in [lo, hi) (whole sources) into shards/pieces; record skipped ones."""
+    out_p = Path(out)
+    work = out_p / WORK
+    rows = pq.read_table(work / "kept.parquet", filters=[("idx", ">=", lo), ("idx", "<", hi)]).sort_by("idx")
+    skipped: dict[int, str] = {}
+    sink = _ShardSink(out_p, work, lo, hi, total, shard_size)
+    written = nbytes = 0
+    try:
+        by_source: dict[str, list[dict]] = {}
+        for r in rows.to_pylist():
+            by_source.setdefault(r["source"], []).append(r)
+        for source, recs in by_source.items():
+            kind, path = images.source_kind(source, image_column)
+            for r, data in _in_order(recs, _source_images(kind, path, recs, image_column)):
+                ok = images.checked_image(data) if data is not _MISSING else None
+                if ok is None:
+                    skipped[r["idx"]] = "missing" if data is _MISSING else "corrupt"
+                    continue
+                sink.add(r["idx"], shards.sample_members(r["sample_key"], ok[0], ok[1], r["text"], _sample_meta(r)))
+                written += 1
+                nbytes += len(ok[0])
+        sink.touch_all()
+    except BaseException as e:
+        sink.close(e)
+        raise
+    write_parquet_atomic(work / "skipped" / f"group-{lo:012d}.parquet",
+                         pa.table({"idx": pa.array(list(skipped), pa.int64()),
+                                   "status": pa.array(list(skipped.values()), pa.string())}))
+    return {"written": written, "bytes": nbytes}
+
+
+_MISSING = object()
+
+
+def _in_order(recs: list[dict], found: Iterator[tuple[int, bytes | None]]) -> Iterator[tuple[dict, Any]]:
+    """(record, bytes) in idx order as images stream in; a small buffer absorbs out-of-order members."""
+    pending: dict[int, Any] = {}
+    i = 0
+    for idx, data in found:
+        pending[idx] = data
+        while i < len(recs) and recs[i]["idx"] in pending:
+            yield recs[i], pending.pop(recs[i]["idx"])
+            i += 1
+    for r in recs[i:]:
+        yield r, pending.pop(r["idx"], _MISSING)
+
+
+def _source_images(kind: str, path: str, recs: list[dict], image_column: str | None
+                   ) -> Iterator[tuple[int, bytes | None]]:
+    """(idx, image bytes) for the records of one source, streamed in the source's order."""
+    if kind == images.KIND_TAR:
+        by_key = {r["key"]: r["idx"] for r in recs if r["key"] is not None}
+        try:
+            for k, data in images.read_tar_images(path, set(by_key)):
+                yield by_key[k], data
+        except (OSError, EOFError, tarfile.TarError) as e:
+            raise UserError(f"cannot read images from {path}: {e}") from e
+    elif kind == images.KIND_PARQUET:
+        by_row = {r["row"]: r["idx"] for r in recs}
+        for row, data in images.read_parquet_images(path, image_column, set(by_row)):
+            yield by_row[row], data
+
+
+def finish_pieces(out: Path) -> None:
+    """Join the pieces of each shard shared by two tasks into the shard, then remove them."""
+    pieces: dict[str, list[Path]] = {}
+    for p in sorted((out / WORK / "pieces").glob("*.tarpart")):
+        pieces.setdefault(p.name.split("-")[0], []).append(p)
+    for s, ps in sorted(pieces.items()):
+        target = out / "shards" / f"{s}.tar"
+        if not target.exists():
+            shards.join_pieces(target, ps)
+        for p in ps:
+            p.unlink()
+
+
+# ---- driver -------------------------------------------------------------------------------------------
+
+def _image_source(index: Index) -> str | None:
+    return (index.manifest.get("pool") or {}).get("image_column")
+
+
+def _url_only(index: Index, kept: Path) -> bool:
+    """True when no kept image can be read locally (WAT, Parquet without an image column)."""
+    import duckdb
+
+    sources = [r[0] for r in duckdb.sql(f"SELECT DISTINCT source FROM read_parquet('{kept}') LIMIT 1000").fetchall()]
+    return all(images.source_kind(s, _image_source(index))[0] == images.KIND_URL for s in sources)
+
+
+def _prepare(out: Path, identity: dict, overwrite: bool) -> bool:
+    """Refuse other options in an existing CURATED unless --overwrite; returns True if already complete."""
+    manifest = out / "manifest.json"
+    if overwrite:
+        for name in OUTPUTS:
+            p = out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        return False
+    if manifest.exists():
+        old = json.loads(manifest.read_text())
+        diffs = [k for k in identity if old.get(k) != identity[k]]
+        if diffs:
+            raise UserError(f"{out} holds a CURATED made with different {', '.join(diffs)}; rerun with the same "
+                            "arguments to resume, choose another --out, or pass --overwrite")
+        return bool(old.get("complete"))
+    if any(p.name != ".lock" for p in out.iterdir()):
+        raise UserError(f"{out} is not empty and has no manifest.json; choose another --out or pass --overwrite")
+    return False
+
+
+def _clean_temps(out: Path) -> None:
+    for d in [out, out / "shards", *(out / WORK / s for s in ("scatter", "selected", "pieces", "skipped")), out / WORK]:
+        if d.is_dir():
+            for tmp in d.glob(".*.tmp"):
+                tmp.unlink()
+
+
+def run_balance(index: str, out: str, *, t: float | None = 20000, p: float | None = None, seed: int = 0,
+                shard_size: int = 10000, online: bool = False, workers: int | None = None,
+                ray_address: str | None = None, overwrite: bool = False,
+                rows_per_bucket: int = ROWS_PER_BUCKET) -> dict:
+    """Run (or resume) balance; returns stats.json's content."""
+    t0 = time.time()
+    if shard_size < 1:
+        raise UserError(f"--shard-size must be >= 1, not {shard_size}")
+    idx = open_index(index)
+    by_lang = balance.split_by_lang(idx.counts)
+    th = balance.thresholds(by_lang, t, p)
+    n_entries = int(idx.counts.column("entry_id").to_numpy().max()) + 1 if idx.counts.num_rows else 0
+    p_entry = np.zeros(n_entries, dtype=np.float64)
+    for lang, (ids, c) in by_lang.items():
+        p_entry[ids] = balance.count_to_prob(c, th.t[lang])
+    out_p = Path(out)
+    identity = {"version": VERSION,
+                "index": {"path": str(idx.path.resolve()), "metadata_fingerprint": idx.fingerprint,
+                          "manifest": content_hash(idx.path / "manifest.json")},
+                "options": {"t": t, "p": p, "seed": seed, "shard_size": shard_size, "online": online}}
+    with output_lock(out_p):
+        if _prepare(out_p, identity, overwrite):
+            return json.loads((out_p / "stats.json").read_text())
+        write_json_atomic(out_p / "manifest.json", {**identity, "complete": False})
+        _clean_temps(out_p)
+        work = out_p / WORK
+        for d in ("scatter", "selected", "pieces", "skipped"):
+            (work / d).mkdir(parents=True, exist_ok=True)
+        ex = Executor(workers, ray_address)
+        try:
+            bits = max(0, math.ceil(math.log2(max(idx.rows, 1) / rows_per_bucket))) if idx.rows > rows_per_bucket else 0
+            scat = [str(work / "scatter" / pth.name) for pth in idx.parts]
+            todo = [(str(pth), s, bits) for pth, s in zip(idx.parts, scat) if not Path(s).exists()]
+            ex.map(scatter_part, todo, "scatter")
+            outs = [str(work / "selected" / f"bucket-{b:05d}") for b in range(1 << bits)]
+            todo = [(scat, b, o, seed, online) for b, o in enumerate(outs) if not Path(o + ".parquet").exists()]
+            ex.map(select_bucket, todo, "select", shared={"p_entry": p_entry})
+            st = SelectStats()
+            for o in outs:
+                st.merge(read_bucket_stats(o, n_entries))
+            total = order_kept(work, shard_size)
+            url_only = total == 0 or _url_only(idx, work / "kept.parquet")
+            written = 0
+            if not url_only:
+                (out_p / "shards").mkdir(exist_ok=True)
+                groups = source_groups(work / "kept.parquet", shard_size)
+                todo = [(str(out_p), lo, hi, total, shard_size, _image_source(idx)) for lo, hi, _ in groups
+                        if not (work / "skipped" / f"group-{lo:012d}.parquet").exists()]
+                ex.map(write_group, todo, "shards")
+                finish_pieces(out_p)
+        finally:
+            ex.close()
+        from curation import balance_stats
+
+        stats = balance_stats.write_outputs(out_p, idx, th, by_lang, st, total, url_only, identity, time.time() - t0)
+        write_json_atomic(out_p / "manifest.json", {**identity, "complete": True})
+        shutil.rmtree(work, ignore_errors=True)
+    return stats
+
+
+def summary_line(stats: dict, out: str) -> str:
+    tot = stats["totals"]
+    shards_note = (f"{tot['written']} written to {tot['shards']} shards, {tot['corrupt_images']} corrupt, "
+                   f"{tot['missing_images']} missing" if not stats["url_only"]
+                   else "URL-only pool: run `curate download` to fetch them")
+    return (f"balance: {tot['matched_texts']} matched texts, {tot['images']} images -> {tot['kept']} kept "
+            f"({'online: all written, ' if stats['online'] else ''}{shards_note}); {len(stats['per_lang'])} languages; "
+            f"{stats['seconds']:.1f}s -> {out}")
