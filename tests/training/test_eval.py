@@ -1,0 +1,245 @@
+"""Evaluation: metric functions on hand-computed cases, run_eval on tiny folder and WebDataset sets, bad input."""
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from curation.common import UserError
+from training import cli
+from training.eval import query_ranks, recalls, retrieval_metrics, run_eval, zeroshot_metrics
+from training.eval_templates import TEMPLATES, resolve_lang, templates_for
+from training.export import export_hf
+from training.models import build_model
+from training.tokenizer import load_tokenizer, special_ids, train_sentencepiece
+
+LISTED = "en de fr es it pt ru zh ja ko ar hi th vi tr pl nl id".split()
+CORPUS = ["a photo of a cat", "a photo of a dog", "ein Foto von einer Katze", "una foto de un perro",
+          "一张猫的照片", "猫の写真", "фотография собаки", "bird on a tree", "red car in the street"] * 30
+
+
+# --- metric functions on hand-computed cases ---
+
+def test_query_ranks_count_ties_against_the_model():
+    scores = torch.tensor([[0.9, 0.1, 0.5], [0.2, 0.8, 0.9], [0.3, 0.3, 0.3]])
+    ranks = query_ranks(scores, torch.eye(3, dtype=torch.bool))
+    assert ranks.tolist() == [0, 1, 2]
+    assert recalls(ranks, (1, 2, 3)) == {"R@1": pytest.approx(1 / 3), "R@2": pytest.approx(2 / 3), "R@3": 1.0}
+    with pytest.raises(ValueError):
+        query_ranks(scores, torch.zeros(3, 3, dtype=torch.bool))
+
+
+def test_retrieval_metrics_with_two_captions_for_one_image():
+    images = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    texts = torch.tensor([[0.6, 0.8], [1.0, 0.0], [0.8, 0.6]])
+    r = retrieval_metrics(images, texts, torch.tensor([0, 0, 1]), ks=(1, 5))
+    assert r["image_to_text"] == {"R@1": 0.5, "R@5": 1.0}
+    assert r["text_to_image"] == {"R@1": pytest.approx(1 / 3), "R@5": 1.0}
+    assert (r["images"], r["texts"]) == (2, 3)
+
+
+def test_retrieval_metrics_blocks_do_not_change_results():
+    g = torch.Generator().manual_seed(0)
+    images, texts = torch.randn(37, 8, generator=g), torch.randn(53, 8, generator=g)
+    owner = torch.randint(0, 37, (53,), generator=g)
+    owner[:37] = torch.arange(37)
+    assert retrieval_metrics(images, texts, owner, block=5) == retrieval_metrics(images, texts, owner, block=1000)
+
+
+def test_zeroshot_metrics_top1_top5_and_mean_per_class_recall():
+    scores = torch.tensor([[6, 5, 4, 3, 2, 1], [1, 6, 5, 4, 3, 2], [0, 9, 0, 0, 0, 0],
+                           [5, 4, 3, 2, 1, 0], [0, 0, 1, 0, 0, 0]], dtype=torch.float)
+    m = zeroshot_metrics(scores, torch.tensor([0, 0, 1, 2, 2]), torch.eye(6))
+    assert m["top1"] == pytest.approx(0.6) and m["top5"] == pytest.approx(0.8)
+    assert m["mean_per_class_recall"] == pytest.approx(2 / 3)
+    assert (m["images"], m["classes"]) == (5, 6)
+
+
+# --- templates ---
+
+def test_templates_for_every_listed_language():
+    for lang in LISTED:
+        ts = templates_for(lang)
+        assert len(ts) >= 5 and len(set(ts)) == len(ts)
+        assert all(t.count("{}") == 1 and "X" in t.format("X") for t in ts)
+        if lang != "en":
+            assert not set(ts) & set(TEMPLATES["en"])
+    assert resolve_lang("pt-BR") == "pt" and resolve_lang("zh_Hans") == "zh"
+    with pytest.raises(UserError, match="no zero-shot templates for language 'xx'"):
+        templates_for("xx")
+
+
+# --- end to end on tiny datasets ---
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    tok_dir = tmp_path_factory.mktemp("tok")
+    train_sentencepiece(CORPUS, 120, tok_dir)
+    tok = load_tokenizer(tok_dir)
+    torch.manual_seed(0)
+    model = build_model("tiny", len(tok), **special_ids(tok))
+    return export_hf(model, tok_dir, 32, tmp_path_factory.mktemp("run") / "hf")
+
+
+def image_bytes(seed: int, fmt: str = "JPEG") -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (36 + seed % 5, 40, 3), dtype=np.uint8)).save(buf, fmt)
+    return buf.getvalue()
+
+
+COLOURS = [(0, 0, 0), (255, 255, 255), (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255),
+           (128, 128, 128), (255, 0, 255)]
+
+
+def colour_bytes(rgb, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 36), rgb).save(buf, fmt)
+    return buf.getvalue()
+
+
+def make_folder(root, classes: list[str], per_class: int, same_image: bool = False, names=None):
+    """Class folders of images: all the same noise image, or solid colours (which a random tiny model
+    tells apart, so predictions differ between images)."""
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            fmt = "PNG" if i % 2 else "JPEG"
+            data = image_bytes(0, fmt) if same_image else colour_bytes(COLOURS[(per_class * c + i) % len(COLOURS)], fmt)
+            (root / name / f"{i}.{fmt.lower().replace('jpeg', 'jpg')}").write_bytes(data)
+    for lang, words in (names or {}).items():
+        (root / f"classnames.{lang}.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+    return root
+
+
+def test_identical_images_give_exactly_chance_accuracy(model_dir, tmp_path):
+    data = make_folder(tmp_path / "d", ["0", "1", "2", "3"], 1, same_image=True,
+                       names={"en": ["cat", "dog", "car", "tree"], "ja": ["猫", "犬", "車", "木"]})
+    r = run_eval(model_dir, data, tmp_path / "eval.json", batch_size=3)
+    assert set(r["zeroshot"]) == {"en", "ja"}
+    for m in r["zeroshot"].values():
+        assert (m["top1"], m["top5"], m["mean_per_class_recall"], m["images"]) == (0.25, 1.0, 0.25, 4)
+    assert r["retrieval"] is None and r["format"] == "folder"
+    assert json.loads((tmp_path / "eval.json").read_text()) == json.loads(json.dumps(r))
+
+
+def test_folder_eval_matches_a_direct_computation(model_dir, tmp_path):
+    from transformers import AutoImageProcessor, AutoTokenizer, MetaClip2Model
+
+    classes, names = ["cat", "dog", "zebra"], {"en": ["cat", "dog", "zebra"], "de": ["Katze", "Hund", "Zebra"]}
+    data = make_folder(tmp_path / "d", classes, 3, names=names)
+    (data / "dog" / "notes.md").write_text("not an image")
+    r = run_eval(model_dir, data, tmp_path / "eval.json", langs=["de", "en"], batch_size=4)
+    assert r["counts"]["skipped"] == {"not_an_image_file": 1} and r["counts"]["images"] == 9
+
+    model = MetaClip2Model.from_pretrained(model_dir).eval()
+    tok, proc = AutoTokenizer.from_pretrained(model_dir), AutoImageProcessor.from_pretrained(model_dir)
+    unit = torch.nn.functional.normalize
+    with torch.no_grad():
+        for lang in ("de", "en"):
+            weights = []
+            for name in names[lang]:
+                embs = [unit(model.get_text_features(**tok(t.format(name), return_tensors="pt")).pooler_output[0], dim=0)
+                        for t in templates_for(lang)]
+                weights.append(unit(torch.stack(embs).mean(0), dim=0))
+            predicted, labels = [], []
+            for label, c in enumerate(classes):
+                for f in sorted((data / c).glob("*.*g")):
+                    pixels = proc(images=Image.open(f).convert("RGB"), return_tensors="pt")["pixel_values"]
+                    img = unit(model.get_image_features(pixel_values=pixels).pooler_output[0], dim=0)
+                    predicted.append(int((torch.stack(weights) @ img).argmax()))
+                    labels.append(label)
+            assert len(set(predicted)) > 1, "the check needs a model whose predictions differ between images"
+            hits = [p == t for p, t in zip(predicted, labels)]
+            assert r["zeroshot"][lang]["top1"] == pytest.approx(sum(hits) / 9)
+            per_class = [sum(hits[3 * c:3 * c + 3]) / 3 for c in range(3)]
+            assert r["zeroshot"][lang]["mean_per_class_recall"] == pytest.approx(sum(per_class) / 3)
+            assert r["zeroshot"][lang]["top5"] == 1.0
+
+
+def write_shard(path, samples: list[dict]):
+    import webdataset as wds
+
+    with wds.TarWriter(str(path)) as w:
+        for s in samples:
+            w.write(s)
+
+
+def test_webdataset_retrieval_and_zeroshot_exact_case(model_dir, tmp_path):
+    same = image_bytes(3)
+    captions = ["a photo of a cat", "ein Foto von einer Katze", "a red car", "ein rotes Auto", "bird on a tree",
+                "ein Vogel", "a dog", "ein Hund", "the street", "die Straße", "猫の写真", "фотография"]
+    samples = [{"__key__": f"s{i:03d}", "jpg": same, "txt": c, "json": {"label": i % 4, "lang": "en" if i % 2 == 0 else "de"}}
+               for i, c in enumerate(captions)]
+    samples += [{"__key__": "bad", "jpg": b"not an image", "txt": "x", "json": {"label": 0}},
+                {"__key__": "noimg", "txt": "only text", "json": {"label": 1}}]
+    (tmp_path / "shards").mkdir()
+    write_shard(tmp_path / "shards" / "00000.tar", samples[:7])
+    write_shard(tmp_path / "shards" / "00001.tar", samples[7:])
+    (tmp_path / "shards" / "classnames.en.txt").write_text("cat\ncar\nbird\ndog\n")
+    r = run_eval(model_dir, str(tmp_path / "shards" / "{00000..00001}.tar"), tmp_path / "eval.json", batch_size=5)
+    assert r["format"] == "webdataset"
+    assert r["counts"] == {"images": 12, "labelled": 12, "captioned": 12, "classes": 4,
+                           "skipped": {"corrupt_image": 1, "no_image": 1}}
+    assert r["zeroshot"]["en"]["top1"] == 0.25
+    assert r["retrieval"]["image_to_text"] == {"R@1": pytest.approx(1 / 12), "R@5": pytest.approx(5 / 12),
+                                               "R@10": pytest.approx(10 / 12)}
+    assert r["retrieval"]["text_to_image"] == {"R@1": 0.0, "R@5": 0.0, "R@10": 0.0}
+    assert set(r["retrieval_by_lang"]) == {"en", "de"}
+    assert r["retrieval_by_lang"]["de"]["image_to_text"]["R@5"] == pytest.approx(5 / 6)
+    assert r["retrieval_by_lang"]["de"]["text_to_image"] == {"R@1": 0.0, "R@5": 0.0, "R@10": 1.0}
+    two = run_eval(model_dir, str(tmp_path / "shards"), tmp_path / "eval2.json", batch_size=5, workers=2)
+    assert {k: two[k] for k in ("counts", "zeroshot", "retrieval")} == {k: r[k] for k in ("counts", "zeroshot", "retrieval")}
+
+
+def test_cli_writes_eval_json_next_to_the_model(model_dir, tmp_path, capsys):
+    data = make_folder(tmp_path / "d", ["0", "1"], 2, names={"fr": ["chat", "chien"]})
+    assert cli.main(["eval", "--model", str(model_dir), "--data", str(data), "--batch-size", "2"]) == 0
+    result = json.loads((model_dir.parent / "eval.json").read_text())
+    assert set(result["zeroshot"]) == {"fr"} and result["counts"]["images"] == 4
+    assert "zero-shot fr top1" in capsys.readouterr().err
+
+
+# --- bad input ---
+
+@pytest.mark.parametrize("case, message", [
+    ("missing_model", "config.json missing"),
+    ("no_images", "no images found"),
+    ("no_class_folders", "no class folders"),
+    ("unknown_lang", "no zero-shot templates for language 'xx'"),
+    ("lang_without_names", "no class names in that language"),
+    ("missing_shard", "not found"),
+    ("corrupt_tar", "cannot read this WebDataset shard"),
+    ("names_differ", "differ in length"),
+])
+def test_bad_input_is_a_one_line_user_error(case, message, model_dir, tmp_path, capsys):
+    model, data, langs = str(model_dir), tmp_path / "d", ["en"]
+    if case == "missing_model":
+        model = str(tmp_path / "nope")
+        make_folder(data, ["0"], 1, names={"en": ["cat"]})
+    elif case == "no_images":
+        make_folder(data, ["0", "1"], 0, names={"en": ["cat", "dog"]})
+    elif case == "no_class_folders":
+        data.mkdir()
+        (data / "classnames.en.txt").write_text("cat\n")
+    elif case in ("unknown_lang", "lang_without_names"):
+        make_folder(data, ["0"], 1, names={"en": ["cat"]})
+        langs = ["xx"] if case == "unknown_lang" else ["fr"]
+    elif case == "missing_shard":
+        data = tmp_path / "{00000..00002}.tar"
+    elif case == "corrupt_tar":
+        data = tmp_path / "00000.tar"
+        data.write_bytes(b"\x00garbage" * 200)
+        langs = []
+    elif case == "names_differ":
+        make_folder(data, ["0", "1"], 1, names={"en": ["cat", "dog"], "de": ["Katze"]})
+    argv = ["eval", "--model", model, "--data", str(data), "--out", str(tmp_path / "e.json")]
+    argv += ["--langs", *langs] if langs else []
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err.splitlines()[-1] and err.count("error") == 1 and "Traceback" not in err
+    assert not (tmp_path / "e.json").exists()

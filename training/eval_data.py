@@ -1,0 +1,206 @@
+"""Evaluation datasets: an image folder or WebDataset shards, read as a stream of `Record`s.
+
+Accepted layouts (see docs/evaluation.md):
+- image folder: `DIR/<class>/*.{jpg,jpeg,png,webp}`; class names per language in
+  `DIR/classnames.<lang>.txt` (one per line) or `DIR/classnames.json` ({lang: [names]}).
+  Class folders named 0, 1, 2 ... index the name lists directly; other names are sorted and
+  matched to the lists in order.
+- WebDataset: a `.tar`, a brace pattern (`shards/{00000..00009}.tar`), several joined with `::`, or a
+  folder of `*.tar`. A sample has an image (jpg/jpeg/png/webp), optionally `.txt` (a caption, for
+  retrieval), `.cls` or a `.json` field label/class/cls/class_id/target (for classification) and a json
+  `lang` (for per-language retrieval). Class names are looked up next to the shards, as above.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from curation.common import UserError, read_json
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+LABEL_FIELDS = ("label", "class", "cls", "class_id", "target")
+
+
+@dataclass
+class Record:
+    """One evaluation sample before decoding."""
+
+    key: str
+    image: bytes | None
+    label: int | None = None
+    text: str | None = None
+    lang: str | None = None
+
+
+@dataclass
+class EvalSource:
+    """Where the samples are and what they are called: files to read plus class names per language."""
+
+    kind: str
+    location: str
+    files: list[Path]
+    classnames: dict[str, list[str]]
+    labels: list[int] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
+
+    def records(self, worker: int = 0, num_workers: int = 1) -> Iterator[Record]:
+        """This worker's share of the records (files taken round-robin), in a fixed order."""
+        if self.kind == "folder":
+            for i in range(worker, len(self.files), num_workers):
+                path = self.files[i]
+                yield Record(key=str(path.relative_to(self.location)), image=path.read_bytes(), label=self.labels[i])
+        else:
+            for shard in self.files[worker::num_workers]:
+                yield from shard_records(shard, self.num_classes)
+
+    @property
+    def num_classes(self) -> int:
+        return len(next(iter(self.classnames.values()), []))
+
+
+def read_classnames(folder: Path) -> dict[str, list[str]]:
+    """{lang: names} from `classnames.json` and/or `classnames.<lang>.txt` in `folder` (empty if none)."""
+    names: dict[str, list[str]] = {}
+    js = folder / "classnames.json"
+    if js.is_file():
+        obj = read_json(js)
+        if not isinstance(obj, dict) or not all(isinstance(v, list) and all(isinstance(s, str) for s in v) for v in obj.values()):
+            raise UserError(f"{js}: expected {{\"<lang>\": [\"<class name>\", ...], ...}}")
+        names.update(obj)
+    for txt in sorted(folder.glob("classnames.*.txt")):
+        lang = txt.name[len("classnames."):-len(".txt")]
+        lines = [s.strip() for s in txt.read_text(encoding="utf-8").splitlines()]
+        while lines and not lines[-1]:
+            lines.pop()
+        if any(not s for s in lines):
+            raise UserError(f"{txt}: line {lines.index('') + 1} is empty; write one class name per line")
+        names[lang] = lines
+    sizes = {lang: len(v) for lang, v in names.items()}
+    if len(set(sizes.values())) > 1:
+        raise UserError(f"class-name lists in {folder} differ in length: {sizes}; every language needs one name per class")
+    return names
+
+
+def open_folder(root: Path, classnames: dict[str, list[str]]) -> EvalSource:
+    """An image-folder source: one sub-folder per class."""
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise UserError(f"{root}: no class folders; expected {root}/<class>/*.jpg")
+    if not classnames:
+        raise UserError(f"{root}: no class names; add {root}/classnames.<lang>.txt (one per line) or classnames.json")
+    n = len(next(iter(classnames.values())))
+    if all(d.name.isdigit() for d in class_dirs):
+        index = {d: int(d.name) for d in class_dirs}
+        bad = [d.name for d in class_dirs if index[d] >= n]
+        if bad:
+            raise UserError(f"{root}: class folder {bad[0]} has no name: the class-name lists have {n} entries (0..{n - 1})")
+    else:
+        if len(class_dirs) != n:
+            raise UserError(f"{root}: {len(class_dirs)} class folders but {n} class names; they must match one to one (sorted folder names)")
+        index = {d: i for i, d in enumerate(class_dirs)}
+    source = EvalSource("folder", str(root), [], classnames)
+    for d in class_dirs:
+        for f in sorted(d.iterdir()):
+            if f.is_file() and f.suffix.lower().lstrip(".") in IMAGE_EXTS:
+                source.files.append(f)
+                source.labels.append(index[d])
+            elif not f.name.startswith("."):
+                source.skipped["not_an_image_file"] += 1
+    if not source.files:
+        raise UserError(f"{root}: no images found (looked for {', '.join('*.' + e for e in IMAGE_EXTS)} in the class folders)")
+    return source
+
+
+def expand_shards(spec: str) -> list[Path]:
+    """Shard paths from a .tar, a folder of .tar, a brace pattern, or several joined with `::`."""
+    import braceexpand
+
+    shards: list[Path] = []
+    for part in spec.split("::"):
+        p = Path(part)
+        if p.is_dir():
+            found = sorted(p.glob("*.tar"))
+            if not found:
+                raise UserError(f"{p}: no .tar shards in this folder")
+            shards.extend(found)
+            continue
+        for s in braceexpand.braceexpand(part):
+            if not Path(s).is_file():
+                raise UserError(f"shard {s} not found (from --data {spec})")
+            shards.append(Path(s))
+    return shards
+
+
+def parse_label(sample: dict, where: str) -> int | None:
+    """The class index of a sample: `.cls`, else a label field of its `.json`; None if it has none."""
+    raw = sample.get("cls")
+    if raw is None and sample.get("json") is not None:
+        meta = sample["json"]
+        raw = next((meta[f] for f in LABEL_FIELDS if f in meta and meta[f] is not None), None)
+    if raw is None:
+        return None
+    try:
+        value = int(raw.decode().strip() if isinstance(raw, bytes) else raw)
+    except (ValueError, TypeError) as e:
+        raise UserError(f"{where}: class label {raw!r} is not an integer class index") from e
+    if value < 0:
+        raise UserError(f"{where}: class label {value} is negative")
+    return value
+
+
+def shard_records(shard: Path, num_classes: int) -> Iterator[Record]:
+    """Records of one WebDataset shard; a corrupt tar is a UserError naming the shard."""
+    from webdataset.tariterators import group_by_keys, tar_file_iterator
+
+    try:
+        with open(shard, "rb") as f:
+            files = ({**d, "__url__": str(shard)} for d in tar_file_iterator(f))
+            for s in group_by_keys(files):
+                where = f"{shard} sample {s['__key__']}"
+                if s.get("json") is not None:
+                    try:
+                        s["json"] = json.loads(s["json"])
+                    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                        raise UserError(f"{where}: .json is not valid JSON ({e})") from e
+                label = parse_label(s, where)
+                if label is not None and num_classes and label >= num_classes:
+                    raise UserError(f"{where}: class label {label} but the class-name lists have {num_classes} entries")
+                image = next((s[e] for e in IMAGE_EXTS if e in s), None)
+                text = s["txt"].decode("utf-8", errors="replace") if "txt" in s else None
+                meta = s.get("json") if isinstance(s.get("json"), dict) else {}
+                yield Record(key=s["__key__"], image=image, label=label, text=text, lang=meta.get("lang"))
+    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+        if isinstance(e, UserError):
+            raise
+        raise UserError(f"{shard}: cannot read this WebDataset shard ({e})") from e
+
+
+def open_source(data: str | os.PathLike, classnames: str | os.PathLike | None = None) -> EvalSource:
+    """Detect the layout of `data` (image folder or WebDataset) and list its files.
+
+    Class names come from the folder `classnames` when given, else from the data folder (or the
+    folder of the first shard).
+    """
+    spec = str(data)
+    root = Path(spec)
+    if classnames is not None:
+        where = Path(classnames)
+        if not where.is_dir():
+            raise UserError(f"--classnames {where}: not a folder; give the folder holding classnames.json or classnames.<lang>.txt")
+        names = read_classnames(where)
+        if not names:
+            raise UserError(f"--classnames {where}: no classnames.json or classnames.<lang>.txt there")
+    if root.is_dir() and not any(root.glob("*.tar")):
+        return open_folder(root, names if classnames is not None else read_classnames(root))
+    if not root.exists() and "{" not in spec and "::" not in spec:
+        raise UserError(f"--data {spec}: not found; give an image folder, a .tar shard, a brace pattern or a folder of shards")
+    shards = expand_shards(spec)
+    if classnames is None:
+        first = Path(spec.split("::")[0])
+        names = read_classnames(first if first.is_dir() else shards[0].parent)
+    return EvalSource("webdataset", spec, shards, names)
