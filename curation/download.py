@@ -1,0 +1,136 @@
+"""`curate download`: fetch a URL-only CURATED's images with img2dataset into CURATED/shards.
+
+img2dataset gets curated.parquet's url and text (as its caption) plus uid, lang, entry_ids, text and
+texts as additional columns, so every sample's json carries them. Afterwards each shard's json
+`texts` is rewritten to [[text, lang, entry_ids], ...] (img2dataset stores Arrow structs as
+objects) and each image member named by its real format (img2dataset names kept bytes by
+--encode-format), curated.parquet gets each image's shard, key and status, and stats.json the number of
+failed downloads. Rerunning resumes (img2dataset's incremental mode skips finished shards).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from curation.images import IMAGE_EXTS, image_format
+from curation.common import (UserError, atomic_path, output_lock, read_json, write_json_atomic,
+                             write_parquet_atomic)
+from curation.shards import end_of_archive, member
+
+EXTRA_COLUMNS = ["uid", "lang", "entry_ids", "text", "texts"]
+
+
+def download_input(curated: Path) -> Path:
+    """CURATED/download/input.parquet: the rows img2dataset fetches (url, caption + extra columns)."""
+    src = curated / "curated.parquet"
+    if not src.exists():
+        raise UserError(f"{curated} has no curated.parquet: run `curate balance --out {curated}` first")
+    todo = pq.read_table(src)
+    if todo.num_rows == 0:
+        raise UserError(f"{curated}/curated.parquet has no images to download")
+    out = curated / "download" / "input.parquet"
+    if not out.exists():
+        table = pa.table({"url": todo.column("url"), "caption": todo.column("text"),
+                          **{c: todo.column(c) for c in EXTRA_COLUMNS}})
+        write_parquet_atomic(out, table)
+    return out
+
+
+def _normalise_json(data: bytes) -> bytes:
+    meta = json.loads(data)
+    texts = meta.get("texts")
+    if isinstance(texts, list):
+        meta["texts"] = [[x["text"], x["lang"], x["entry_ids"]] if isinstance(x, dict) else x for x in texts]
+    return json.dumps(meta, ensure_ascii=False).encode()
+
+
+def normalise_shard(path: Path) -> None:
+    """Rewrite a downloaded shard: json texts as [[text, lang, entry_ids], ...], image ext from magic bytes."""
+    def chunks():
+        with tarfile.open(path) as tar:
+            for m in tar:
+                if not m.isfile():
+                    continue
+                data = tar.extractfile(m).read()
+                stem, _, ext = m.name.rpartition(".")
+                if ext == "json":
+                    data = _normalise_json(data)
+                elif ext in IMAGE_EXTS:
+                    ext = image_format(data) or ext
+                yield member(f"{stem}.{ext}", data)
+    size = 0
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        for c in chunks():
+            f.write(c)
+            size += len(c)
+        f.write(end_of_archive(size))
+
+
+def collect_results(curated: Path) -> dict:
+    """Join img2dataset's per-shard parquet back into curated.parquet; returns download totals."""
+    import duckdb
+
+    shards = curated / "shards"
+    metas = sorted(str(p) for p in shards.glob("[0-9]*.parquet"))
+    stats = [read_json(p) for p in sorted(shards.glob("*_stats.json"))]
+    totals = {"attempted": sum(s.get("count", 0) for s in stats),
+              "downloaded": sum(s.get("successes", 0) for s in stats),
+              "failed_downloads": sum(s.get("failed_to_download", 0) + s.get("failed_to_resize", 0) for s in stats)}
+    if not metas:
+        return totals
+    con = duckdb.connect()
+    src = curated / "curated.parquet"
+    query = f"""
+        SELECT c.* EXCLUDE (shard, key, status),
+               CASE WHEN d.status = 'success' THEN d.shard END AS shard,
+               CASE WHEN d.status = 'success' THEN d.key END AS key,
+               CASE WHEN d.status = 'success' THEN 'written' ELSE 'failed_download' END AS status
+        FROM read_parquet('{src}') c LEFT JOIN (
+            SELECT uid, key, status, regexp_extract(filename, '([0-9]+)\\.parquet$', 1)::INTEGER AS shard
+            FROM read_parquet({metas}, filename = true)) d USING (uid)
+        ORDER BY shard NULLS LAST, key"""
+    with atomic_path(src) as tmp:
+        con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT PARQUET)")
+    con.close()
+    return totals
+
+
+def run_download(curated: str, *, processes: int = 1, thread_count: int = 32, image_size: int = 256,
+                 resize_mode: str = "no", timeout: int = 10, retries: int = 0, encode_format: str = "jpg",
+                 shard_size: int | None = None) -> dict:
+    """Download the curated URLs into CURATED/shards; returns the updated stats.json content."""
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    folder = Path(curated)
+    if not folder.is_dir():
+        raise UserError(f"{folder} is not a folder: give the CURATED folder written by `curate balance`")
+    stats_path = folder / "stats.json"
+    stats = read_json(stats_path)
+    with output_lock(folder):
+        src = download_input(folder)
+        from img2dataset import download
+
+        shards = folder / "shards"
+        shards.mkdir(exist_ok=True)
+        manifest = read_json(folder / "manifest.json") if (folder / "manifest.json").exists() else {}
+        size = shard_size or (manifest.get("options") or {}).get("shard_size") or 10000
+        download(url_list=str(src), input_format="parquet", url_col="url", caption_col="caption",
+                 save_additional_columns=EXTRA_COLUMNS, output_format="webdataset", output_folder=str(shards),
+                 processes_count=processes, thread_count=thread_count, image_size=image_size,
+                 resize_mode=resize_mode, timeout=timeout, retries=retries, encode_format=encode_format,
+                 disable_all_reencoding=resize_mode == "no", number_sample_per_shard=int(size),
+                 distributor="multiprocessing", incremental_mode="incremental", enable_wandb=False,
+                 compute_hash=None)
+        for tar in sorted(shards.glob("[0-9]*.tar")):
+            normalise_shard(tar)
+        totals = collect_results(folder)
+        stats["totals"].update({"failed_downloads": totals["failed_downloads"], "written": totals["downloaded"],
+                                "shards": len(list(shards.glob("[0-9]*.tar")))})
+        stats["download"] = totals
+        write_json_atomic(stats_path, stats)
+    return stats

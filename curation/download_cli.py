@@ -1,0 +1,37 @@
+"""`curate download CURATED`: img2dataset fetches a URL-only CURATED's images into CURATED/shards."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "download", help="download the images of a URL-only CURATED with img2dataset -> CURATED/shards",
+        description="Runs img2dataset over CURATED/curated.parquet (url, text as caption; uid, lang, entry_ids, "
+                    "text and texts saved in each sample's json) into WebDataset shards in CURATED/shards. Failed "
+                    "downloads are counted in stats.json and marked in curated.parquet. Rerunning resumes.")
+    p.add_argument("curated", metavar="CURATED", help="folder written by `curate balance` for a URL-only pool")
+    p.add_argument("--processes", type=int, default=1, help="img2dataset processes (default: 1)")
+    p.add_argument("--thread-count", type=int, default=32, help="download threads per process (default: 32)")
+    p.add_argument("--image-size", type=int, default=256, help="target image size when resizing (default: 256)")
+    p.add_argument("--resize-mode", default="no", choices=["no", "border", "keep_ratio", "keep_ratio_largest", "center_crop"],
+                   help="img2dataset resize mode; 'no' keeps the downloaded bytes as they are (default: no)")
+    p.add_argument("--encode-format", default="jpg", choices=["jpg", "png", "webp"],
+                   help="format of re-encoded images when resizing (default: jpg)")
+    p.add_argument("--timeout", type=int, default=10, help="seconds per download (default: 10)")
+    p.add_argument("--retries", type=int, default=0, help="retries per failed download (default: 0)")
+    p.add_argument("--shard-size", type=int, default=None,
+                   help="samples per shard (default: balance's --shard-size)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from curation.download import run_download
+
+    stats = run_download(args.curated, processes=args.processes, thread_count=args.thread_count,
+                         image_size=args.image_size, resize_mode=args.resize_mode, timeout=args.timeout,
+                         retries=args.retries, encode_format=args.encode_format, shard_size=args.shard_size)
+    d = stats["download"]
+    print(f"download: {d['attempted']} urls -> {d['downloaded']} images in {stats['totals']['shards']} shards, "
+          f"{d['failed_downloads']} failed -> {args.curated}/shards")
+    return 0

@@ -1,0 +1,68 @@
+"""`curate download`: img2dataset fetches a URL-only CURATED from a local http.server, 404s counted."""
+import functools
+import http.server
+import json
+import threading
+
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+
+from curation.balance_run import run_balance
+from curation.download import run_download
+from index_factory import Img, entries_table, image_bytes, make_index
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def server(tmp_path):
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a, **k: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_url_only_pool(tmp_path, server):
+    root, base = server
+    ent = entries_table({"en": 4, "de": 2})
+    imgs = []
+    for i in range(12):
+        url = f"{base}/img{i}.png" if i != 5 else f"{base}/missing.png"  # one 404
+        if i != 5:
+            (root / f"img{i}.png").write_bytes(image_bytes(i))
+        lang = "en" if i % 3 else "de"
+        ids = [i % 4] if lang == "en" else [4 + i % 2]
+        texts = [(f"a photo {i}", lang, ids)] + ([(f"another {i}", lang, ids)] if i % 4 == 0 else [])
+        imgs.append(Img(f"u{i:03d}", texts, None, url))
+    built = make_index(tmp_path, imgs, ent, kind="url")
+    cur = tmp_path / "CUR"
+    stats = run_balance(built.index, cur, t=1000, shard_size=5, workers=1)  # t above every count: all kept
+    assert stats["url_only"] and stats["totals"]["kept"] == 12 and not (cur / "shards").exists()
+
+    stats = run_download(str(cur), processes=1, thread_count=4, timeout=5)
+    assert stats["totals"]["failed_downloads"] == 1
+    assert stats["download"]["downloaded"] == 11
+    curated = pq.read_table(cur / "curated.parquet").to_pylist()
+    status = {r["uid"]: r["status"] for r in curated}
+    assert status.pop("u005") == "failed_download" and set(status.values()) == {"written"}
+
+    tars = sorted(str(p) for p in (cur / "shards").glob("*.tar"))
+    samples = list(wds.WebDataset(tars, shardshuffle=False).decode())
+    assert len(samples) == 11
+    by_uid = {r["uid"]: r for r in curated}
+    for s in samples:
+        meta = s["json"]
+        row = by_uid[meta["uid"]]
+        assert meta["text"] == row["text"] == s["txt"]
+        assert meta["lang"] == row["lang"] and meta["entry_ids"] == row["entry_ids"]
+        assert meta["texts"] == [[x["text"], x["lang"], x["entry_ids"]] for x in row["texts"]]
+        i = int(meta["uid"][1:])
+        assert s["png"] == (root / f"img{i}.png").read_bytes()  # original bytes, named by their real format
+        assert row["key"] == s["__key__"]
