@@ -1,0 +1,131 @@
+"""Data stream: shard specs, coverage and determinism, online curation draws, bad samples."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import LANGS, COLOURS, write_shards
+from curation.common import UserError
+from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
+from training.data import Curation, ShardStream, Unit, expand_sources, load_curation, make_loader, read_raw
+from training.tokenizer import load_tokenizer
+
+
+def stream(spec, tokenizer_dir, workers=0, batch=4, curation=None, seed=0, block=10, rank=0, world=1, start=None):
+    src = expand_sources(spec)
+    ds = ShardStream(src, load_tokenizer(tokenizer_dir), batch, 32, seed=seed, rank=rank, world_size=world,
+                     num_workers=workers, curation=curation, start=start, shuffle_block=block)
+    return iter(make_loader(ds, workers))
+
+
+def all_uids(spec):
+    return [json.loads(r["json"])["uid"] for s in expand_sources(spec) for u in s.urls for r in read_raw(Unit(u))]
+
+
+def test_missing_shards_and_bad_weights_are_user_errors(tmp_path, shards):
+    with pytest.raises(UserError, match="not found"):
+        expand_sources(str(tmp_path / "{00000..00003}.tar"))
+    with pytest.raises(UserError, match="shards-weights"):
+        expand_sources(shards + "::" + shards, "1")
+    assert [len(s.urls) for s in expand_sources(shards + "::" + shards, "1::2")] == [4, 4]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_one_pass_covers_every_sample_once_and_is_deterministic(shards, tokenizer_dir, workers):
+    def first_pass():
+        it, got = stream(shards, tokenizer_dir, workers=workers, batch=1), []
+        for _ in range(150):
+            b = next(it)
+            if b["position"]["pass_index"] == 0:
+                got += b["uids"]
+        return got
+
+    a = first_pass()
+    assert sorted(a) == sorted(all_uids(shards)) and len(a) == 96
+    assert a == first_pass()
+    assert a != sorted(a)  # shuffled
+
+
+def test_ranks_split_the_pass(shards, tokenizer_dir):
+    seen = []
+    for rank in range(2):
+        it = stream(shards, tokenizer_dir, batch=1, rank=rank, world=2)
+        seen.append({u for b in (next(it) for _ in range(60)) if b["position"]["pass_index"] == 0 for u in b["uids"]})
+    assert not seen[0] & seen[1] and seen[0] | seen[1] == set(all_uids(shards))
+
+
+def test_online_decisions_follow_the_formula():
+    rng = np.random.default_rng(0)
+    n_entries = 6
+    p_entry = np.array([1.0, 0.5, 0.2, 0.05, 0.8, 0.3])
+    cur = Curation(p_entry=p_entry, seed=3)
+    uids = [f"img{i}" for i in range(40000)]
+    texts = [[[f"t{k}", "en", sorted(set(rng.integers(0, n_entries, rng.integers(1, 3)).tolist()))]
+              for k in range(rng.integers(1, 4))] for _ in uids]
+    keep, choice = cur.decide(uids, texts, epoch=2)
+    keys = uid_hash64(uids)
+    n = np.array([len(t) for t in texts])
+    assert (choice == np.floor(uniform(keys, 3, 2, STREAM_CHOICE) * n).astype(int)).all()
+    ents = [texts[i][choice[i]][2] for i in range(len(uids))]
+    off = np.concatenate([[0], np.cumsum([len(e) for e in ents])])
+    prob = keep_probability(off, np.concatenate(ents), p_entry)
+    assert (keep == (uniform(keys, 3, 2, STREAM_KEEP) < prob)).all()
+    single = np.array([len(e) == 1 for e in ents])
+    for e in range(n_entries):  # statistically: single-entry texts kept at rate p_e
+        sel = single & np.array([e in x for x in ents])
+        assert abs(keep[sel].mean() - p_entry[e]) < 4 * np.sqrt(p_entry[e] * (1 - p_entry[e]) / sel.sum()) + 1e-9
+    keep3, _ = cur.decide(uids, texts, epoch=3)
+    assert (keep3 != keep).any()  # a fresh draw each epoch
+
+
+def test_online_stream_keeps_the_formula_set_for_any_worker_count(online_shards, tokenizer_dir):
+    cur = load_curation(expand_sources(online_shards), seed=0)
+    assert cur is not None
+    metas = [json.loads(r["json"]) for s in expand_sources(online_shards) for u in s.urls for r in read_raw(Unit(u))]
+    keep, choice = cur.decide([m["uid"] for m in metas], [m["texts"] for m in metas], epoch=0)
+    expected = {m["uid"]: m["texts"][c][0] for m, k, c in zip(metas, keep, choice) if k}
+    assert 0 < len(expected) < len(metas)
+    for workers in (0, 2):
+        it, got = stream(online_shards, tokenizer_dir, workers=workers, batch=1, curation=cur), {}
+        dropped = 0
+        for _ in range(2 * len(metas)):
+            b = next(it)
+            if b["position"]["pass_index"] == 0:
+                got.update(zip(b["uids"], b["input_ids"].tolist()))
+                dropped += b["stats"]["dropped"]
+        assert got.keys() == expected.keys(), workers
+    tok = load_tokenizer(tokenizer_dir)
+    uid = next(iter(expected))
+    assert got[uid][:5] == tok(expected[uid], max_length=77, truncation=True, padding="max_length")["input_ids"][:5]
+
+
+def test_curation_t_changes_probabilities(online_shards):
+    src = expand_sources(online_shards)
+    low, high = load_curation(src, 0, t=5).p_entry, load_curation(src, 0, t=1000).p_entry
+    assert (low <= high).all() and (low < high).any() and (high == 1).all()
+
+
+def test_curation_t_without_online_set_is_an_error(shards):
+    with pytest.raises(UserError, match="online"):
+        load_curation(expand_sources(shards), 0, t=5)
+
+
+def test_corrupt_empty_and_huge_samples(tmp_path, tokenizer_dir):
+    extra = {1: {"png": b"not an image"}, 2: {"txt": "red " * 2500, "json": None}, 5: {"json": "{broken"}}
+    curated = tmp_path / "c"
+    spec = write_shards(curated, 2, 6, extra={k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in extra.items()})
+    import webdataset as wds
+    with wds.TarWriter(str(curated / "shards" / "00002.tar")):
+        pass  # an empty shard
+    spec = str(curated / "shards" / "{00000..00002}.tar")
+    it, got, corrupt, first = stream(spec, tokenizer_dir, batch=1), [], 0, ""
+    for _ in range(40):
+        b = next(it)
+        if b["position"]["pass_index"] == 0:
+            got += b["uids"]
+            corrupt += b["stats"]["corrupt"]
+            first = first or b["stats"]["first_corrupt"]
+    assert sorted(got) == sorted(f"u{i:06d}" for i in range(12) if i not in (1, 5))
+    assert corrupt == 2 and "0000" in first and "key" in first
