@@ -105,6 +105,8 @@ def read_manifest(meta_dir: str | os.PathLike) -> dict:
     """The manifest that describes META's current entries.parquet (UserError when there is none)."""
     meta = Path(meta_dir)
     entries = meta / ENTRIES
+    if not meta.is_dir():
+        raise UserError(f"{meta}: metadata folder not found: create it with `curate metadata build`, `build-wiki` or `add`")
     if not entries.is_file():
         raise UserError(f"{entries}: not found: create META with `curate metadata build`, `build-wiki` or `add`")
     sha = content_hash(entries)
@@ -124,8 +126,6 @@ def load_entries(meta_dir: str | os.PathLike) -> pa.Table:
     """Read and validate META/entries.parquet; any problem is a UserError naming the path."""
     meta = Path(meta_dir)
     path = meta / ENTRIES
-    if not meta.is_dir():
-        raise UserError(f"{meta}: metadata folder not found: create it with `curate metadata build`, `build-wiki` or `add`")
     manifest = read_manifest(meta)
     try:
         table = pq.read_table(path)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import html
+import itertools
 import re
 import tempfile
 import xml.etree.ElementTree as ET
@@ -191,21 +192,22 @@ def build_wiki(dump: str, lang: str, out: str, pmi_threshold: float = BIGRAM_PMI
     counts = NgramCounts(lang)
     titles: dict[str, None] = {}
     pages = 0
+    articles = iter_articles(path)
+    first = next(articles, None)  # a missing or foreign file fails here, before any progress output
+    if first is None:
+        raise UserError(f"--dump {path}: no articles (namespace 0, not redirects) found")
     with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
-        bar = tqdm(desc=f"wiki {lang}", unit=" pages", disable=not progress)
-        for title, wikitext, namespaces in iter_articles(path):
-            if max_pages is not None and pages >= max_pages:
-                break
-            pages += 1
-            bar.update()
-            text = strip_markup(wikitext, namespaces)
-            counts.add_text(text)
-            spool.write(text.replace("\r", " ") + "\n")
-            if title and ":" not in title:
-                titles.setdefault(title)
-        bar.close()
-        if not pages:
-            raise UserError(f"--dump {path}: no articles (namespace 0, not redirects) found")
+        with tqdm(desc=f"wiki {lang}", unit=" pages", disable=not progress) as bar:
+            for title, wikitext, namespaces in itertools.chain([first], articles):
+                if max_pages is not None and pages >= max_pages:
+                    break
+                pages += 1
+                bar.update()
+                text = strip_markup(wikitext, namespaces)
+                counts.add_text(text)
+                spool.write(text.replace("\r", " ") + "\n")
+                if title and ":" not in title:
+                    titles.setdefault(title)
         title_list = list(titles)
         title_counts = count_titles(title_list, spool, progress)
 
