@@ -123,7 +123,7 @@ def select_images(matches: pa.Table, p_entry: np.ndarray, seed: int, epoch: int 
     texts = pa.ListArray.from_arrays(pa.array(np.concatenate([[0], np.cumsum(lengths)]), pa.int32()), texts)
     keep_col = keep if keep_all else keep[kept_rows]
     out = pa.table({
-        "uid": picked.column("uid"), "uid_hash": picked.column("uid_hash"), "url": picked.column("url"),
+        "uid": picked.column("uid"), "uid_hash": pa.array(keys[groups], pa.uint64()), "url": picked.column("url"),
         "lang": picked.column("lang"), "text": picked.column("text"), "entry_ids": picked.column("entry_ids"),
         "texts": texts, "source": picked.column("source"), "row": picked.column("row"),
         "key": picked.column("key"), "keep": pa.array(keep_col, pa.bool_()),
