@@ -130,16 +130,22 @@ class DecodedImages(torch.utils.data.IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker, n = (info.id, info.num_workers) if info else (0, 1)
-        for r in self.source.records(worker, n):
-            item = {"key": r.key, "label": r.label, "text": r.text, "lang": r.lang, "pixels": None, "error": None}
-            if r.image is None:
-                item["error"] = "no_image"
-            else:
-                try:
-                    item["pixels"] = self.decode(r.image)
-                except Exception:  # noqa: BLE001 - any decoder failure means an unusable image
-                    item["error"] = "corrupt_image"
-            yield item
+        try:
+            for r in self.source.records(worker, n):
+                yield self.decoded(r)
+        except UserError as e:  # raised in the main process, as one line, not as a worker traceback
+            yield {"fatal": str(e)}
+
+    def decoded(self, r) -> dict:
+        item = {"key": r.key, "label": r.label, "text": r.text, "lang": r.lang, "pixels": None, "error": None}
+        if r.image is None:
+            item["error"] = "no_image"
+        else:
+            try:
+                item["pixels"] = self.decode(r.image)
+            except Exception:  # noqa: BLE001 - any decoder failure means an unusable image
+                item["error"] = "corrupt_image"
+        return item
 
     def decode(self, data: bytes) -> torch.Tensor:
         from PIL import Image
@@ -176,6 +182,9 @@ def embed_images(model, processor, source: EvalSource, batch_size: int, workers:
     total = len(source.files) if source.kind == "folder" else None
     with tqdm(total=total, unit="img", desc="eval images", file=sys.stderr, disable=None) as bar:
         for batch in loader:
+            fatal = next((it["fatal"] for it in batch if "fatal" in it), None)
+            if fatal is not None:
+                raise UserError(fatal)
             good = [it for it in batch if it["error"] is None]
             result.skipped.update(it["error"] for it in batch if it["error"] is not None)
             bar.update(len(batch))

@@ -144,8 +144,10 @@ def parse_label(sample: dict, where: str) -> int | None:
         raw = next((meta[f] for f in LABEL_FIELDS if f in meta and meta[f] is not None), None)
     if raw is None:
         return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace").strip()
     try:
-        value = int(raw.decode().strip() if isinstance(raw, bytes) else raw)
+        value = int(raw)
     except (ValueError, TypeError) as e:
         raise UserError(f"{where}: class label {raw!r} is not an integer class index") from e
     if value < 0:
@@ -175,8 +177,6 @@ def shard_records(shard: Path, num_classes: int) -> Iterator[Record]:
                 meta = s.get("json") if isinstance(s.get("json"), dict) else {}
                 yield Record(key=s["__key__"], image=image, label=label, text=text, lang=meta.get("lang"))
     except (tarfile.TarError, EOFError, OSError, ValueError) as e:
-        if isinstance(e, UserError):
-            raise
         raise UserError(f"{shard}: cannot read this WebDataset shard ({e})") from e
 
 
