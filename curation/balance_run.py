@@ -403,7 +403,7 @@ def _clean_temps(out: Path) -> None:
                 tmp.unlink()
 
 
-def run_balance(index: str, out: str, *, t: float | None = 20000, p: float | None = None, seed: int = 0,
+def run_balance(index: str, out: str, *, t: float | None = None, p: float | None = None, seed: int = 0,
                 shard_size: int = 10000, online: bool = False, workers: int | None = None,
                 ray_address: str | None = None, overwrite: bool = False,
                 rows_per_bucket: int = ROWS_PER_BUCKET) -> dict:

@@ -148,3 +148,24 @@ def synthetic_images(n: int, entries: pa.Table, seed: int = 0, max_texts: int = 
             texts.append((f"text {i} {j} " + " ".join(f"{lang}w{e}" for e in ids), lang, ids))
         out.append(Img(f"uid{i:06d}", texts, image_bytes(i) if with_data else None))
     return out
+
+
+def repart(index: Path, out: Path, part_rows: int, seed: int = 2) -> Path:
+    """Copy an INDEX with its matches cut into parts of another size (and another row order)."""
+    import shutil
+
+    out.mkdir(parents=True)
+    (out / "matches").mkdir()
+    for name in ("entries.parquet", "counts.parquet"):
+        shutil.copy(index / name, out / name)
+    table = pa.concat_tables(pq.read_table(p) for p in sorted((index / "matches").glob("part-*.parquet")))
+    meta = table.schema.metadata
+    table = table.take(pa.array(np.random.default_rng(seed).permutation(table.num_rows)))
+    parts = {}
+    for i, start in enumerate(range(0, table.num_rows, part_rows)):
+        pq.write_table(table.slice(start, part_rows).replace_schema_metadata(meta), out / "matches" / f"part-{i:05d}.parquet")
+        parts[f"part-{i:05d}"] = {}
+    manifest = json.loads((index / "manifest.json").read_text())
+    manifest["parts"] = parts
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out

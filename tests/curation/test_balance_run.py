@@ -1,0 +1,192 @@
+"""`curate balance` end to end on small INDEX folders: shards, determinism, resume, bad input."""
+import json
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import webdataset as wds
+
+from curation import balance_run, cli
+from curation.balance import entry_probabilities
+from curation.balance_run import run_balance
+from curation.common import UserError
+from index_factory import Img, entries_table, image_bytes, make_index, repart, synthetic_images
+
+ENTRIES = entries_table({"en": 12, "de": 8, "ja": 5})
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def shard_bytes(cur):
+    return {p.name: p.read_bytes() for p in sorted((cur / "shards").glob("*.tar"))}
+
+
+def read_samples(cur):
+    tars = sorted(str(p) for p in (cur / "shards").glob("*.tar"))
+    return list(wds.WebDataset(tars, shardshuffle=False).decode())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["webdataset", "img2dataset", "parquet"])
+def test_shards_read_back_with_every_field(tmp_path, kind):
+    built = make_index(tmp_path, synthetic_images(120, ENTRIES), ENTRIES, kind=kind, sources=3)
+    cur = tmp_path / "CUR"
+    stats = run_balance(built.index, cur, t=15, shard_size=16, workers=1)
+    curated = pq.read_table(cur / "curated.parquet").to_pylist()
+    assert 0 < len(curated) < 120 and stats["totals"]["kept"] == len(curated) == stats["totals"]["written"]
+    names = sorted(p.name for p in (cur / "shards").glob("*.tar"))
+    assert names == [f"{i:05d}.tar" for i in range(-(-len(curated) // 16))]
+    samples = read_samples(cur)
+    assert len(samples) == len(curated)
+    image_of = {uid: data for uid, data in built.samples.values()}
+    for s, row in zip(samples, curated):
+        assert "." not in s["__key__"] and s["__key__"] == row["key"]
+        meta = s["json"]
+        assert meta == {"uid": row["uid"], "url": row["url"], "lang": row["lang"], "entry_ids": row["entry_ids"],
+                        "text": row["text"], "texts": [[x["text"], x["lang"], x["entry_ids"]] for x in row["texts"]]}
+        assert s["txt"] == row["text"] and s["png"] == image_of[row["uid"]]
+        assert row["status"] == "written"
+    counts = [sum(1 for r in curated if r["shard"] == k) for k in range(len(names))]
+    assert counts[:-1] == [16] * (len(names) - 1)
+    assert set(stats["per_lang"]) == {"en", "de", "ja"}
+    for name in ("thresholds.parquet", "stats.json", "plots/language_shares.png", "plots/rank_count_en.png"):
+        assert (cur / name).exists(), name
+    assert not (cur / ".work").exists()
+
+
+@pytest.mark.slow
+def test_same_output_for_any_worker_count_and_part_size(tmp_path, ray_session):
+    built = make_index(tmp_path, synthetic_images(400, ENTRIES, seed=5), ENTRIES, sources=4, part_rows=90)
+    other = repart(built.index, tmp_path / "INDEX2", part_rows=37)
+    a, b = tmp_path / "A", tmp_path / "B"
+    run_balance(built.index, a, t=30, shard_size=25, workers=1, rows_per_bucket=100)  # 16 buckets, in process
+    run_balance(other, b, t=30, shard_size=25, workers=2)  # one bucket, Ray tasks
+    assert pq.read_table(a / "curated.parquet").equals(pq.read_table(b / "curated.parquet"))
+    assert shard_bytes(a) == shard_bytes(b) and len(shard_bytes(a)) > 3
+    c = tmp_path / "C"
+    run_balance(other, c, t=30, shard_size=25, workers=2, seed=1)
+    assert set(pq.read_table(c / "curated.parquet").column("uid").to_pylist()) != \
+        set(pq.read_table(a / "curated.parquet").column("uid").to_pylist())
+
+
+@pytest.mark.slow
+def test_resume_after_interruption_gives_identical_output(tmp_path, monkeypatch):
+    built = make_index(tmp_path, synthetic_images(200, ENTRIES, seed=2), ENTRIES, sources=4)
+    ref = tmp_path / "REF"
+    real = balance_run.write_group
+    seen = []
+    monkeypatch.setattr(balance_run, "write_group", lambda *a, **k: (seen.append(a), real(*a, **k))[1])
+    run_balance(built.index, ref, t=20, shard_size=10, workers=1)
+    total_groups = len(seen)
+    assert total_groups >= 3
+    cur = tmp_path / "CUR"
+    calls = []
+
+    def crash_on_second(*args, **kw):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(balance_run, "write_group", crash_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_balance(built.index, cur, t=20, shard_size=10, workers=1)
+    assert not json.loads((cur / "manifest.json").read_text())["complete"]
+    done = sorted((cur / "shards").glob("*.tar"))
+    assert done and not list((cur / "shards").glob(".*.tmp"))
+    (cur / "shards" / ".00099.tar.abc.tmp").write_bytes(b"half-written")  # as a kill -9 would leave
+    redone = {"scatter_part": 0, "select_bucket": 0, "write_group": 0}
+    for name in redone:
+        fn = real if name == "write_group" else getattr(balance_run, name)
+        monkeypatch.setattr(balance_run, name, lambda *a, _fn=fn, _n=name, **k: (redone.__setitem__(_n, redone[_n] + 1), _fn(*a, **k))[1])
+    run_balance(built.index, cur, t=20, shard_size=10, workers=1)
+    assert redone == {"scatter_part": 0, "select_bucket": 0, "write_group": total_groups - 1}
+    assert shard_bytes(cur) == shard_bytes(ref)
+    assert pq.read_table(cur / "curated.parquet").equals(pq.read_table(ref / "curated.parquet"))
+    assert json.loads((cur / "manifest.json").read_text())["complete"]
+
+
+def test_corrupt_and_missing_images_are_counted_and_skipped(tmp_path):
+    imgs = [Img(f"u{i}", [(f"text {i}", "en", [i % 12])], image_bytes(i)) for i in range(30)]
+    imgs[3].data = b"\xff\xd8\xff garbage, not a jpeg"
+    imgs[7].data = image_bytes(7)[:30]  # truncated png
+    imgs[11].data = None  # no image member in the tar
+    built = make_index(tmp_path, imgs, ENTRIES, sources=2)
+    cur = tmp_path / "CUR"
+    stats = run_balance(built.index, cur, t=1000, shard_size=8, workers=1)
+    assert stats["totals"]["kept"] == 30
+    assert (stats["totals"]["corrupt_images"], stats["totals"]["missing_images"], stats["totals"]["written"]) == (2, 1, 27)
+    status = {r["uid"]: (r["status"], r["shard"]) for r in pq.read_table(cur / "curated.parquet").to_pylist()}
+    assert status["u3"] == ("corrupt", None) and status["u7"] == ("corrupt", None) and status["u11"] == ("missing", None)
+    assert len(read_samples(cur)) == 27
+
+
+def test_online_writes_everything_and_training_inputs(tmp_path):
+    built = make_index(tmp_path, synthetic_images(150, ENTRIES, seed=4), ENTRIES, sources=2)
+    cur = tmp_path / "CUR"
+    stats = run_balance(built.index, cur, t=15, shard_size=50, workers=1, online=True)
+    curated = pq.read_table(cur / "curated.parquet")
+    assert curated.num_rows == 150 == len(read_samples(cur))
+    assert 0 < stats["totals"]["kept"] == sum(curated.column("keep").to_pylist()) < 150
+    conf = json.loads((cur / "curation.json").read_text())
+    counts = pq.read_table(cur / "counts.parquet")
+    assert conf["online"] and conf["t"] == 15 and conf["seed"] == 0 and conf["counts"] == "counts.parquet"
+    _, th = entry_probabilities(counts, t=conf["t"])
+    assert conf["thresholds"] == th and counts.column_names == ["entry_id", "lang", "count"]
+
+
+def test_bad_index_inputs(tmp_path):
+    built = make_index(tmp_path, synthetic_images(40, ENTRIES), ENTRIES, part_rows=20)
+    manifest = json.loads((built.index / "manifest.json").read_text())
+    with pytest.raises(UserError, match="t must be > 0"):
+        run_balance(built.index, tmp_path / "o1", t=0, workers=1)
+    (built.index / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))
+    with pytest.raises(UserError, match="incomplete"):
+        run_balance(built.index, tmp_path / "o2", t=5, workers=1)
+    (built.index / "manifest.json").write_text(json.dumps(manifest))
+    part = built.index / "matches" / "part-00001.parquet"
+    part.rename(tmp_path / "moved.parquet")
+    with pytest.raises(UserError, match="missing.*part-00001"):
+        run_balance(built.index, tmp_path / "o3", t=5, workers=1)
+    (tmp_path / "moved.parquet").rename(part)
+    t = pq.read_table(part)
+    pq.write_table(t.replace_schema_metadata({"worldclip.metadata_fingerprint": "0" * 64}), part)
+    with pytest.raises(UserError, match="another metadata version"):
+        run_balance(built.index, tmp_path / "o4", t=5, workers=1)
+    with pytest.raises(UserError, match="not an INDEX"):
+        run_balance(tmp_path / "nowhere", tmp_path / "o5", t=5, workers=1)
+
+
+def test_no_english_needs_p(tmp_path):
+    ent = entries_table({"de": 4, "ja": 4})
+    built = make_index(tmp_path, synthetic_images(30, ent), ent)
+    with pytest.raises(UserError, match="no English"):
+        run_balance(built.index, tmp_path / "o", t=5, workers=1)
+    stats = run_balance(built.index, tmp_path / "o", p=0.2, workers=1, shard_size=100)
+    assert stats["totals"]["kept"] > 0 and stats["t"] is None
+
+
+def test_cli_errors_are_one_line_and_options_are_checked(tmp_path, capsys):
+    built = make_index(tmp_path, synthetic_images(40, ENTRIES), ENTRIES)
+    out = tmp_path / "CUR"
+    base = ["balance", "--index", str(built.index), "--out", str(out), "--workers", "1", "--shard-size", "10"]
+    assert cli.main(base + ["--t", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--t must be > 0" in err
+    assert cli.main(base + ["--t", "10"]) == 0
+    assert "balance:" in capsys.readouterr().out
+    before = shard_bytes(out)
+    assert cli.main(base + ["--t", "10"]) == 0  # complete: nothing redone
+    assert cli.main(base + ["--t", "11"]) == 2
+    assert "different options" in capsys.readouterr().err
+    assert cli.main(base + ["--t", "11", "--overwrite"]) == 0
+    assert json.loads((out / "stats.json").read_text())["t"] == 11 and shard_bytes(out) != {} and before
+    shutil.rmtree(out)
