@@ -8,6 +8,7 @@ nah, sh, …), so that LID output always names a metadata language.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from curation.common import UserError
 
@@ -80,11 +81,12 @@ def script_ranges(lang: str) -> tuple[tuple[int, int], ...]:
 def script_ok(entry: str, ranges: tuple[tuple[int, int], ...]) -> bool:
     """False for an entry whose letters are all of another script, or that has no letter or digit
     at all (emoji, symbols). Entries of digits and punctuation only are script-neutral."""
-    has_letter = False
-    for ch in entry:
-        if ch.isalpha():
-            cp = ord(ch)
-            if any(lo <= cp <= hi for lo, hi in ranges):
-                return True
-            has_letter = True
-    return not has_letter and any(ch.isdigit() for ch in entry)
+    if _script_pattern(ranges).search(entry):
+        return True
+    return not any(ch.isalpha() for ch in entry) and any(ch.isdigit() for ch in entry)
+
+
+@lru_cache(maxsize=None)
+def _script_pattern(ranges: tuple[tuple[int, int], ...]) -> re.Pattern:
+    """A regex matching one letter of the script (its non-letters, e.g. Thai digits, excluded)."""
+    return re.compile("(?=[^\\W\\d_])[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in ranges) + "]")

@@ -33,7 +33,7 @@ def is_punct(ch: str) -> bool:
 
 
 def is_pure_punctuation(s: str) -> bool:
-    return all(is_punct(ch) for ch in s)
+    return is_punct(s[0]) and all(is_punct(ch) for ch in s) if s else True
 
 
 def is_weird(token: str) -> bool:

@@ -27,6 +27,8 @@ _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0"}
 
 
 def _unescape(s: str) -> str:
+    if "\\" not in s:
+        return s
     return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[1]), s)
 
 
