@@ -1,8 +1,8 @@
 """The balance driver: INDEX -> thresholds -> per-image draws -> WebDataset shards, resumable.
 
 Stages (work files under CURATED/.work, each written atomically, so a rerun skips finished ones):
-  1. scatter/part-NNNNN.parquet  each INDEX part with uid_hash, rows grouped by bucket (top bits of
-                                 the hash), one row group per bucket
+  1. scatter/part-NNNNN.arrow    each INDEX part with uid_hash, rows grouped by bucket (top bits of
+                                 the hash), one Arrow IPC record batch per bucket
   2. selected/bucket-BBBBB.*     per bucket (all texts of a uid meet here): choice + keep draws
   3. kept.parquet                kept images in (source, row) order with their global index (DuckDB
                                  external sort), which fixes shard = index // shard_size, key = index
@@ -36,7 +36,9 @@ from curation.select import MATCH_COLUMNS, SelectStats, select_images
 VERSION = 1
 WORK = ".work"
 ROWS_PER_BUCKET = 1_000_000
+DUCKDB_MEMORY = "1GB"  # the external sort of kept images spills beyond this
 FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
+BUCKETS_KEY = "worldclip.buckets"
 OUTPUTS = ("shards", "plots", "curated.parquet", "thresholds.parquet", "stats.json", "curation.json",
            "counts.parquet", "manifest.json", WORK)
 
@@ -134,34 +136,37 @@ class Executor:
 # ---- stage 1: scatter INDEX parts by uid-hash bucket -------------------------------------------------
 
 def scatter_part(part: str, out: str, bits: int) -> int:
-    """Copy one INDEX part with uid_hash, rows grouped by bucket = top `bits` of the hash."""
+    """Copy one INDEX part with uid_hash as an Arrow IPC file, one record batch per bucket (top `bits` of
+    the hash); the schema metadata lists the buckets in batch order. Uncompressed IPC, read back
+    memory-mapped: the scratch copy costs disk (about the INDEX's uncompressed size), not time."""
     t = pq.read_table(part, columns=MATCH_COLUMNS)
     h = sampling.uid_hash64(t.column("uid"))
-    bucket = (h >> np.uint64(64 - bits)).astype(np.int32) if bits else np.zeros(len(h), np.int32)
+    bucket = (h >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(h), np.int64)
     order = np.argsort(bucket, kind="stable")
-    t = t.append_column("uid_hash", pa.array(h, pa.uint64())).append_column("bucket", pa.array(bucket, pa.int32()))
-    t = t.take(pa.array(order, pa.int64()))
+    t = t.append_column("uid_hash", pa.array(h, pa.uint64())).combine_chunks().take(pa.array(order, pa.int64()))
     b = bucket[order]
     cuts = np.flatnonzero(np.diff(b)) + 1
-    with atomic_path(out) as tmp, pq.ParquetWriter(tmp, t.schema) as w:
-        for lo, hi in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [len(b)]])):
-            w.write_table(t.slice(lo, hi - lo), row_group_size=max(int(hi - lo), 1))
+    spans = list(zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(b)]]).tolist()))
+    spans = [(lo, hi) for lo, hi in spans if hi > lo]
+    schema = t.schema.with_metadata({BUCKETS_KEY: json.dumps([int(b[lo]) for lo, _ in spans])})
+    with atomic_path(out) as tmp, pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as w:
+        for lo, hi in spans:
+            cols = [c.chunk(0) for c in t.slice(lo, hi - lo).combine_chunks().columns]
+            w.write_batch(pa.RecordBatch.from_arrays(cols, schema=schema))
     return t.num_rows
 
 
 def bucket_rows(files: list[str], bucket: int) -> pa.Table:
-    """All scattered rows of one bucket, from the row groups whose bucket statistics match."""
-    tables = []
+    """All scattered rows of one bucket: one memory-mapped record batch from each scatter file."""
+    batches = []
     for f in files:
-        pf = pq.ParquetFile(f)
-        col = pf.schema_arrow.get_field_index("bucket")
-        for g in range(pf.metadata.num_row_groups):
-            st = pf.metadata.row_group(g).column(col).statistics
-            if st is not None and st.has_min_max and st.min == bucket:
-                tables.append(pf.read_row_group(g))
-    if not tables:
+        reader = pa.ipc.open_file(pa.memory_map(f))
+        buckets = json.loads(reader.schema.metadata[BUCKETS_KEY.encode()])
+        if bucket in buckets:
+            batches.append(reader.get_batch(buckets.index(bucket)))
+    if not batches:
         return pa.table({})
-    return pa.concat_tables(tables).drop_columns(["bucket"])
+    return pa.Table.from_batches(batches).replace_schema_metadata(None)
 
 
 # ---- stage 2: per-bucket choice and keep --------------------------------------------------------------
@@ -204,6 +209,7 @@ def order_kept(work: Path, shard_size: int) -> int:
         con = duckdb.connect()
         con.execute(f"SET temp_directory='{tmpdir}'")
         con.execute("SET preserve_insertion_order=true")
+        con.execute(f"SET memory_limit='{DUCKDB_MEMORY}'")
         with atomic_path(out) as tmp:
             con.execute(f"""
                 COPY (
@@ -434,7 +440,7 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
         ex = Executor(workers, ray_address)
         try:
             bits = max(0, math.ceil(math.log2(max(idx.rows, 1) / rows_per_bucket))) if idx.rows > rows_per_bucket else 0
-            scat = [str(work / "scatter" / pth.name) for pth in idx.parts]
+            scat = [str(work / "scatter" / f"{pth.stem}.arrow") for pth in idx.parts]
             todo = [(str(pth), s, bits) for pth, s in zip(idx.parts, scat) if not Path(s).exists()]
             ex.map(scatter_part, todo, "scatter")
             outs = [str(work / "selected" / f"bucket-{b:05d}") for b in range(1 << bits)]

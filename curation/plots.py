@@ -54,6 +54,7 @@ def language_shares(path: Path, per_lang: dict[str, dict]) -> None:
     ax.bar(x + 0.2, after / tot_a, width=0.4, label="after (kept images)")
     ax.set_xticks(x, langs, rotation=60 if len(langs) > 10 else 0)
     ax.set_ylabel("share of images")
+    ax.set_ylim(0, 1.3 * max(float((before / tot_b).max(initial=0)), float((after / tot_a).max(initial=0)), 1e-9))
     ax.set_title("language shares before / after balancing")
     ax.legend()
     _save(fig, path)
