@@ -98,6 +98,20 @@ def timed(fn, *args, **kw):
     return out, time.perf_counter() - t0
 
 
+def decision_core(table: pa.Table, p_entry: np.ndarray) -> np.ndarray:
+    """Only the draws: uid hash, canonical grouping, choice, keep probability, keep."""
+    from curation import sampling
+    from curation.select import canonical_order, list_offsets
+
+    keys_all = sampling.uid_hash64(table.column("uid"))
+    order, starts = canonical_order(table, keys_all)
+    first, n = starts[:-1], np.diff(starts)
+    keys = keys_all[order[first]]
+    chosen = order[first + sampling.choose_index(keys, n, 0)]
+    offsets, ids = list_offsets(table.column("entry_ids").take(pa.array(chosen)))
+    return sampling.keep_draw(keys, sampling.keep_probability(offsets, ids, p_entry), 0)
+
+
 def bench_decisions(rows: int, t: float, tmp: Path) -> dict:
     index, gen_s = timed(make_index, tmp / "INDEX", rows)
     print(f"synthetic INDEX: {rows:,} rows in {gen_s:.1f}s", flush=True)
@@ -109,17 +123,19 @@ def bench_decisions(rows: int, t: float, tmp: Path) -> dict:
     t_scatter = sum(timed(balance_run.scatter_part, str(p), str(work / "scatter" / f"{p.stem}.arrow"), bits)[1] for p in idx.parts)
     files = sorted(str(p) for p in (work / "scatter").glob("*.arrow"))
     (work / "selected").mkdir()
-    t_read = t_select = 0.0
+    t_read = t_select = t_core = 0.0
+    from curation.select import select_images
     for b in range(1 << bits):
         table, s = timed(balance_run.bucket_rows, files, b)
         t_read += s
-        from curation.select import select_images
         _, s = timed(select_images, table, p_entry, 0)
         t_select += s
+        t_core += timed(decision_core, table, p_entry)[1]
     shutil.rmtree(work)
     _, t_total = timed(balance_run.run_balance, str(index), str(tmp / "CUR"), t=t, workers=1)
     stats = json.loads((tmp / "CUR" / "stats.json").read_text())
     res = {"rows": rows, "images": stats["totals"]["images"], "kept": stats["totals"]["kept"],
+           "decision_core_rows_per_s (hash, group, choose, keep)": rows / t_core,
            "scatter_rows_per_s": rows / t_scatter, "select_rows_per_s": rows / t_select,
            "bucket_read_rows_per_s": rows / t_read,
            "sampling_rows_per_s (scatter+read+select)": rows / (t_scatter + t_read + t_select),

@@ -213,7 +213,7 @@ def order_kept(work: Path, shard_size: int) -> int:
         with atomic_path(out) as tmp:
             con.execute(f"""
                 COPY (
-                  SELECT *, idx // {int(shard_size)} AS shard, lpad(idx::VARCHAR, {shards.KEY_DIGITS}, '0') AS sample_key
+                  SELECT *, idx // {int(shard_size)} AS shard, printf('%0{shards.KEY_DIGITS}d', idx) AS sample_key
                   FROM (SELECT * EXCLUDE (uid_hash), (row_number() OVER (ORDER BY source, "row") - 1) AS idx
                         FROM read_parquet('{work / "selected"}/*.parquet'))
                   ORDER BY idx

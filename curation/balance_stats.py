@@ -41,8 +41,19 @@ def write_curated(out: Path, url_only: bool, online: bool) -> dict[str, int]:
         con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT PARQUET)")
     counts = dict(con.execute(f"SELECT status, count(*) FROM read_parquet('{out / 'curated.parquet'}') "
                               "GROUP BY status").fetchall())
+    if not url_only:
+        sizes = con.execute(f"SELECT shard, count(*) FILTER (WHERE status = 'written') FROM "
+                            f"read_parquet('{out / 'curated.parquet'}') WHERE shard IS NOT NULL GROUP BY shard").fetchall()
+        write_sizes(out / "shards", {s: n for s, n in sizes})
     con.close()
     return counts
+
+
+def write_sizes(folder: Path, per_shard: dict[int, int]) -> None:
+    """shards/sizes.json {"00000.tar": n, ...}: OpenCLIP reads it to know the dataset size."""
+    present = {p.name for p in folder.glob("*.tar")}
+    write_json_atomic(folder / "sizes.json", {name: per_shard.get(int(name.split(".")[0]), 0)
+                                              for name in sorted(present)})
 
 
 def write_outputs(out: Path, idx, th: balance.Thresholds, by_lang: dict, st: SelectStats, total: int,

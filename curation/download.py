@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from curation.images import IMAGE_EXTS, image_format
 from curation.common import (UserError, atomic_path, output_lock, read_json, write_json_atomic,
                              write_parquet_atomic)
+from curation.balance_stats import write_sizes
 from curation.shards import end_of_archive, member
 
 EXTRA_COLUMNS = ["uid", "lang", "entry_ids", "text", "texts"]
@@ -70,6 +71,11 @@ def normalise_shard(path: Path) -> None:
             f.write(c)
             size += len(c)
         f.write(end_of_archive(size))
+
+
+def _tar_samples(path: Path) -> int:
+    with tarfile.open(path) as tar:
+        return sum(1 for m in tar if m.name.endswith(".json"))
 
 
 def collect_results(curated: Path) -> dict:
@@ -129,6 +135,7 @@ def run_download(curated: str, *, processes: int = 1, thread_count: int = 32, im
         for tar in sorted(shards.glob("[0-9]*.tar")):
             normalise_shard(tar)
         totals = collect_results(folder)
+        write_sizes(shards, {int(p.stem): _tar_samples(p) for p in shards.glob("[0-9]*.tar")})
         stats["totals"].update({"failed_downloads": totals["failed_downloads"], "written": totals["downloaded"],
                                 "shards": len(list(shards.glob("[0-9]*.tar")))})
         stats["download"] = totals

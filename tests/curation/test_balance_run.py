@@ -57,6 +57,8 @@ def test_shards_read_back_with_every_field(tmp_path, kind):
     counts = [sum(1 for r in curated if r["shard"] == k) for k in range(len(names))]
     assert counts[:-1] == [16] * (len(names) - 1)
     assert set(stats["per_lang"]) == {"en", "de", "ja"}
+    sizes = json.loads((cur / "shards" / "sizes.json").read_text())
+    assert sizes == {name: n for name, n in zip(names, counts)}
     for name in ("thresholds.parquet", "stats.json", "plots/language_shares.png", "plots/rank_count_en.png"):
         assert (cur / name).exists(), name
     assert not (cur / ".work").exists()

@@ -56,6 +56,7 @@ def test_download_url_only_pool(tmp_path, server):
     tars = sorted(str(p) for p in (cur / "shards").glob("*.tar"))
     samples = list(wds.WebDataset(tars, shardshuffle=False).decode())
     assert len(samples) == 11
+    assert sum(json.loads((cur / "shards" / "sizes.json").read_text()).values()) == 11
     by_uid = {r["uid"]: r for r in curated}
     for s in samples:
         meta = s["json"]
