@@ -49,14 +49,20 @@ class EvalSource:
     skipped: Counter = field(default_factory=Counter)
 
     def records(self, worker: int = 0, num_workers: int = 1) -> Iterator[Record]:
-        """This worker's share of the records (files taken round-robin), in a fixed order."""
+        """This worker's share of the records, in a fixed order: image files round-robin; shards
+        round-robin when there are at least as many as workers, else every worker reads every shard
+        and keeps every num_workers-th sample (reading a tar is cheap next to decoding its images)."""
         if self.kind == "folder":
             for i in range(worker, len(self.files), num_workers):
                 path = self.files[i]
                 yield Record(key=str(path.relative_to(self.location)), image=path.read_bytes(), label=self.labels[i])
-        else:
+        elif len(self.files) >= num_workers:
             for shard in self.files[worker::num_workers]:
                 yield from shard_records(shard, self.num_classes)
+        else:
+            for i, record in enumerate(r for shard in self.files for r in shard_records(shard, self.num_classes)):
+                if i % num_workers == worker:
+                    yield record
 
     @property
     def num_classes(self) -> int:

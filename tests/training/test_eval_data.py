@@ -75,6 +75,7 @@ def test_webdataset_records_labels_captions_languages(tmp_path):
     got = [(r.key, r.image is not None, r.label, r.text, r.lang) for r in src.records()]
     assert got == [("k0", True, 1, "a cat", "en"), ("k1", True, 0, None, "de"),
                    ("k2", True, None, "no label", None), ("k3", False, 1, "no image", None)]
+    assert [[r.key for r in src.records(w, 3)] for w in range(3)] == [["k0", "k3"], ["k1"], ["k2"]]
 
 
 @pytest.mark.parametrize("sample, message", [
@@ -101,6 +102,7 @@ def test_shard_specs_and_classnames_override(tmp_path):
     (names / "classnames.ko.txt").write_text("고양이\n", encoding="utf-8")
     src = open_source(spec, classnames=names)
     assert src.classnames == {"ko": ["고양이"]} and [r.key for r in src.records()] == ["k0", "k1", "k2"]
+    assert [[r.key for r in src.records(w, 2)] for w in range(2)] == [["k0", "k2"], ["k1"]]
     with pytest.raises(UserError, match="not a folder"):
         open_source(spec, classnames=names / "classnames.ko.txt")
     with pytest.raises(UserError, match="00003.tar not found"):
