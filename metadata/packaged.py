@@ -24,6 +24,7 @@ from collections import Counter
 from importlib import resources
 from pathlib import Path
 
+from curation.common import UserError
 from metadata import wordnet
 from metadata.languages import check_lang, parse_langs, script_ok, script_ranges
 from metadata.ngrams import NgramCounts, is_pure_punctuation
@@ -149,6 +150,8 @@ def build(langs: str, out: str, max_unigrams: int = 100_000, progress: bool = Tr
     """Build packaged metadata for `langs` ("all" or comma list) and append it to META `out`."""
     from tqdm import tqdm
 
+    if max_unigrams < 0:
+        raise UserError(f"--max-unigrams must be 0 or more, not {max_unigrams}")
     codes = parse_langs(langs, available_languages())
     for code in codes:
         check_lang(code, "--langs")

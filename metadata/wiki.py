@@ -188,6 +188,8 @@ def build_wiki(dump: str, lang: str, out: str, pmi_threshold: float = BIGRAM_PMI
 
     check_lang(lang)
     segmenter(lang)
+    if max_pages is not None and max_pages < 1:
+        raise UserError(f"--max-pages must be at least 1, not {max_pages}")
     path = Path(dump)
     counts = NgramCounts(lang)
     titles: dict[str, None] = {}

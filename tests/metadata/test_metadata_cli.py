@@ -42,6 +42,9 @@ def test_add_and_stats(tmp_path, capsys):
     (["metadata", "add", "--lang", "en", "--file", "{bad}"], "bad.txt:2: not valid UTF-8"),
     (["metadata", "build", "--langs", "en,zz"], "--langs: unknown language code 'zz'"),
     (["metadata", "build-wiki", "--dump", "{d}/none.xml.bz2", "--lang", "en"], "none.xml.bz2: file not found"),
+    (["metadata", "build-wiki", "--dump", "{f}", "--lang", "en", "--max-pages", "0"], "--max-pages must be at least 1"),
+    (["metadata", "build", "--langs", "en", "--max-unigrams", "-1"], "--max-unigrams must be 0 or more"),
+    (["metadata", "add", "--lang", "tha", "--file", "{f}"], "use 'th'"),
 ])
 def test_errors_are_one_line_exit_2(tmp_path, capsys, argv, match):
     f = tmp_path / "ok.txt"
