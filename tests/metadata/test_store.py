@@ -4,6 +4,8 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from curation.common import UserError
 from metadata import store
@@ -126,3 +128,25 @@ def test_out_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(UserError, match="not a folder"):
         append(tmp_path / "f", [Block("en", "a", ["x"])], {})
+
+
+_blocks = st.lists(st.tuples(st.sampled_from(["en", "zh", "th"]), st.lists(st.sampled_from(["a", "b", "c", "北京", "ก"]), max_size=5)),
+                   min_size=1, max_size=4)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=st.lists(_blocks, min_size=1, max_size=3))
+def test_appends_keep_ids_dense_stable_unique(tmp_path_factory, batches):
+    meta = tmp_path_factory.mktemp("prop") / "META"
+    expected: list[tuple[str, str]] = []
+    for batch in batches:
+        before = _rows(meta) if (meta / "entries.parquet").exists() else []
+        append(meta, [Block(lang, "user", entries) for lang, entries in batch], {})
+        for lang, entries in batch:
+            for e in entries:
+                if (lang, e) not in expected:
+                    expected.append((lang, e))
+        after = _rows(meta)
+        assert after[: len(before)] == before  # existing ids never change
+        assert [(lang, e) for _, lang, e, _ in after] == expected  # new ones follow in given order
+        assert [i for i, *_ in after] == list(range(len(after)))
