@@ -84,7 +84,7 @@ def make_index(folder: Path, images: list[Img], entries: pa.Table, kind: str = "
             if kind in ("webdataset", "img2dataset") and im.data is not None:
                 members.append((f"{key}.png", im.data))
             if kind in ("webdataset", "img2dataset"):
-                members += [(f"{key}.txt", text.encode()), (f"{key}.json", json.dumps({"uid": im.uid}).encode())]
+                members += [(f"{key}.txt", text.encode()), (f"{key}.json", json.dumps({"uid": im.uid, "url": url, "lang": lang}).encode())]
             prows.append({"key": key, "caption": text, "url": url, "status": "success", "image": im.data})
             sample_map[key] = (im.uid, im.data)
             src = {"webdataset": pool / f"{s:05d}.tar", "img2dataset": pool / f"{s:05d}.parquet",
@@ -133,6 +133,7 @@ def synthetic_images(n: int, entries: pa.Table, seed: int = 0, max_texts: int = 
     """n images with 1..max_texts texts each; each text matches 1-3 entries of one language."""
     rng = np.random.default_rng(seed)
     langs = entries.column("lang").to_pylist()
+    names_of = entries.column("entry").to_pylist()
     by_lang: dict[str, list[int]] = {}
     for i, lang in enumerate(langs):
         by_lang.setdefault(lang, []).append(i)
@@ -145,7 +146,7 @@ def synthetic_images(n: int, entries: pa.Table, seed: int = 0, max_texts: int = 
             pool = by_lang[lang]
             k = int(rng.integers(1, 4))
             ids = sorted({pool[min(int(rng.zipf(1.5)) - 1, len(pool) - 1)] for _ in range(k)})
-            texts.append((f"text {i} {j} " + " ".join(f"{lang}w{e}" for e in ids), lang, ids))
+            texts.append((f"text {i} {j} " + " ".join(names_of[e] for e in ids), lang, ids))
         out.append(Img(f"uid{i:06d}", texts, image_bytes(i) if with_data else None))
     return out
 
