@@ -26,7 +26,7 @@ from pathlib import Path
 
 from curation.common import UserError
 from metadata import wordnet
-from metadata.languages import check_lang, parse_langs, script_ok, script_ranges
+from metadata.languages import parse_langs, script_ok, script_ranges
 from metadata.ngrams import NgramCounts, is_pure_punctuation
 from metadata.store import Block, append, entry_problem
 
@@ -153,8 +153,6 @@ def build(langs: str, out: str, max_unigrams: int = 100_000, progress: bool = Tr
     if max_unigrams < 0:
         raise UserError(f"--max-unigrams must be 0 or more, not {max_unigrams}")
     codes = parse_langs(langs, available_languages())
-    for code in codes:
-        check_lang(code, "--langs")
     skipped: dict = {}
     notes: dict = {}
     blocks: list[Block] = []

@@ -1,5 +1,3 @@
-import bz2
-
 import pytest
 
 from curation.common import UserError
