@@ -9,7 +9,8 @@ samples, permutes each block by (seed, pass, unit, block), and for online curati
 choice and keep decision per image with `curation.sampling` seeded by (seed, pass, uid). Images are
 decoded in the worker only for kept samples. Every batch carries its worker's position
 (pass, unit, block offset, items consumed), so a checkpoint can restart each worker exactly there.
-Workers never run dry: after a pass comes the next, so ranks stay in lockstep for DDP.
+Workers never run dry: after a pass comes the next, so ranks stay in lockstep for DDP (a worker
+whose shards yield no usable sample for 3 passes ends its stream instead of spinning).
 """
 from __future__ import annotations
 
@@ -276,19 +277,19 @@ class ShardStream(torch.utils.data.IterableDataset):
             got_any = False
             for u in [u for u in mine if u >= unit_index]:
                 for block_start, block in self._blocks(units[u], offset):
-                    got_any = True
                     order = np.random.default_rng([self.seed, pass_index, u, block_start]).permutation(len(block))
                     decisions = self._decide(block, pass_index)
                     for j in range(consumed, len(block)):
                         raw, keep, text = block[order[j]], *decisions[order[j]]
                         stats.seen += 1
                         item = self._decode(raw, keep, text, pass_index, units[u].url, stats)
+                        got_any = got_any or item is not None
                         yield item, Position(pass_index, u, block_start, j + 1)
                     consumed = 0
                 offset = 0
             empty_passes = 0 if got_any else empty_passes + 1
-            if empty_passes >= 2:
-                return
+            if empty_passes >= 3:
+                return  # nothing usable in this worker's shards: end its stream
             pass_index, unit_index, offset, consumed = pass_index + 1, 0, 0, 0
 
     def _blocks(self, unit: Unit, offset: int):
