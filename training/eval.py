@@ -5,7 +5,8 @@
 
 `model_dir` is a folder written by `export_hf` (RUN/hf) or any local MetaClip2/CLIP checkpoint;
 `data` an image folder or WebDataset shards (training/eval_data.py). Images go through the
-folder's own image processor, texts through its tokenizer (truncated to the context length).
+folder's own image processor with its PIL backend (as training's eval transform and OpenAI CLIP;
+torchvision's bicubic differs slightly), texts through its tokenizer (truncated to the context length).
 Metrics (docs/evaluation.md): zero-shot top-1/top-5 accuracy and mean per-class recall per
 language, with one classifier per language built from that language's templates; retrieval
 recall@1/5/10 in both directions. Ties count against the model: a query's rank is the number of
@@ -87,7 +88,7 @@ def load_model(model_dir: str | os.PathLike, device: str):
     try:
         model = AutoModel.from_pretrained(str(path), local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True)
+        processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True, backend="pil")
     except (OSError, ValueError, KeyError) as e:
         raise UserError(f"--model {path}: cannot load model, tokenizer and image processor ({e})") from e
     if not hasattr(model, "get_image_features"):

@@ -18,7 +18,7 @@ from training.models import build_model
 from training.tokenizer import load_tokenizer, special_ids, train_sentencepiece
 
 CORPUS = ["a photo of a cat", "a photo of a dog", "ein Foto von einer Katze", "una foto de un perro",
-          "一张猫的照片", "猫の写真", "фотография собаки", "bird on a tree", "red car in the street"] * 30
+          "一张猫的照片", "猫の写真", "犬と車と木", "фотография собаки", "bird on a tree", "red car in the street"] * 30
 
 
 # --- metric functions on hand-computed cases ---
@@ -103,9 +103,14 @@ def make_folder(root, classes: list[str], per_class: int, same_image: bool = Fal
 
 def test_identical_images_give_exactly_chance_accuracy(model_dir, tmp_path):
     """One image in every class: exactly one class wins, so top-1 is 1/C. Exact ties need identical
-    embeddings for identical images, hence one CPU batch (GPU kernels differ with batch shape)."""
+    embeddings for identical images, hence one CPU batch (GPU kernels differ with batch shape), and
+    class names that differ as tokens (identical class embeddings tie, and ties count as misses)."""
+    from transformers import AutoTokenizer
+
     data = make_folder(tmp_path / "d", ["0", "1", "2", "3"], 1, same_image=True,
                        names={"en": ["cat", "dog", "car", "tree"], "ja": ["猫", "犬", "車", "木"]})
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    assert len({tuple(tok(name)["input_ids"]) for name in ["猫", "犬", "車", "木"]}) == 4, "class names must differ as tokens"
     r = run_eval(model_dir, data, tmp_path / "eval.json", batch_size=64, device="cpu")
     assert set(r["zeroshot"]) == {"en", "ja"}
     for m in r["zeroshot"].values():
