@@ -4,8 +4,8 @@ Stages (work files under CURATED/.work, each written atomically, so a rerun skip
   1. scatter/part-NNNNN.arrow    each INDEX part with uid_hash, rows grouped by bucket (top bits of
                                  the hash), one Arrow IPC record batch per bucket
   2. selected/bucket-BBBBB.*     per bucket (all texts of a uid meet here): choice + keep draws
-  3. kept.parquet                kept images in (source, row) order with their global index (DuckDB
-                                 external sort), which fixes shard = index // shard_size, key = index
+  3. kept.parquet                kept images in (source, row) order (DuckDB external sort); the
+                                 position is the global index: shard = index // shard_size, key = index
   4. shards/NNNNN.tar            one task per run of consecutive sources (each source read once);
                                  a shard spanning two tasks is joined from pieces; skipped/ records
                                  corrupt or missing images and marks a task done
@@ -199,7 +199,8 @@ def read_bucket_stats(out: str, n_entries: int) -> SelectStats:
 # ---- stage 3: global order ----------------------------------------------------------------------------
 
 def order_kept(work: Path, shard_size: int) -> int:
-    """kept.parquet: images in (source, row) order with idx, shard, sample key; returns the count."""
+    """kept.parquet: images in (source, row) order; a row's position is its idx, the global sample
+    number (shard = idx // shard_size, key = idx zero-padded). Returns the count."""
     import duckdb
 
     out = work / "kept.parquet"
@@ -212,23 +213,33 @@ def order_kept(work: Path, shard_size: int) -> int:
         con.execute(f"SET memory_limit='{DUCKDB_MEMORY}'")
         with atomic_path(out) as tmp:
             con.execute(f"""
-                COPY (
-                  SELECT *, idx // {int(shard_size)} AS shard, printf('%0{shards.KEY_DIGITS}d', idx) AS sample_key
-                  FROM (SELECT * EXCLUDE (uid_hash), (row_number() OVER (ORDER BY source, "row") - 1) AS idx
-                        FROM read_parquet('{work / "selected"}/*.parquet'))
-                  ORDER BY idx
-                ) TO '{tmp}' (FORMAT PARQUET, ROW_GROUP_SIZE 8192)""")
+                COPY (SELECT * EXCLUDE (uid_hash) FROM read_parquet('{work / "selected"}/*.parquet')
+                      ORDER BY source, "row")
+                TO '{tmp}' (FORMAT PARQUET, ROW_GROUP_SIZE 8192)""")
         con.close()
         shutil.rmtree(tmpdir, ignore_errors=True)
     return pq.ParquetFile(out).metadata.num_rows
+
+
+def read_positions(path: Path, lo: int, hi: int) -> pa.Table:
+    """Rows [lo, hi) of a Parquet file by position, reading only the row groups that hold them."""
+    f = pq.ParquetFile(path)
+    pieces, pos = [], 0
+    for g in range(f.metadata.num_row_groups):
+        n = f.metadata.row_group(g).num_rows
+        if pos < hi and pos + n > lo:
+            t = f.read_row_group(g)
+            pieces.append(t.slice(max(lo - pos, 0), min(hi, pos + n) - max(lo, pos)))
+        pos += n
+    return pa.concat_tables(pieces) if pieces else f.schema_arrow.empty_table()
 
 
 def source_groups(kept: Path, shard_size: int) -> list[tuple[int, int, list[str]]]:
     """Consecutive sources grouped into tasks of >= shard_size images: (first idx, end idx, sources)."""
     import duckdb
 
-    rows = duckdb.sql(f"""SELECT source, min(idx), max(idx) + 1 FROM read_parquet('{kept}')
-                          GROUP BY source ORDER BY 2""").fetchall()
+    rows = duckdb.sql(f"""SELECT source, min(file_row_number), max(file_row_number) + 1
+                          FROM read_parquet('{kept}', file_row_number = true) GROUP BY source ORDER BY 2""").fetchall()
     groups: list[tuple[int, int, list[str]]] = []
     for source, lo, hi in rows:
         if groups and groups[-1][1] - groups[-1][0] < shard_size:
@@ -295,7 +306,9 @@ def write_group(out: str, lo: int, hi: int, total: int, shard_size: int, image_c
     """Write the samples with index in [lo, hi) (whole sources) into shards/pieces; record skipped ones."""
     out_p = Path(out)
     work = out_p / WORK
-    rows = pq.read_table(work / "kept.parquet", filters=[("idx", ">=", lo), ("idx", "<", hi)]).sort_by("idx")
+    rows = read_positions(work / "kept.parquet", lo, hi)
+    rows = rows.append_column("idx", pa.array(np.arange(lo, hi, dtype=np.int64)))
+    rows = rows.append_column("sample_key", pa.array([shards.sample_key(i) for i in range(lo, hi)], pa.string()))
     skipped: dict[int, str] = {}
     sink = _ShardSink(out_p, work, lo, hi, total, shard_size)
     written = nbytes = 0

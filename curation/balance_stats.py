@@ -9,43 +9,69 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balance, plots
+from curation import balance, plots, shards
 from curation.common import atomic_path, write_json_atomic, write_parquet_atomic
-from curation.select import SelectStats
+from curation.select import TEXT_STRUCT, SelectStats
 
 WORK = ".work"
+CURATED_SCHEMA = pa.schema([
+    ("uid", pa.string()), ("url", pa.string()), ("lang", pa.string()), ("text", pa.string()),
+    ("entry_ids", pa.list_(pa.int32())), ("texts", pa.list_(TEXT_STRUCT)), ("shard", pa.int32()),
+    ("key", pa.string()), ("status", pa.string()), ("source", pa.string()), ("row", pa.int64())])
 
 
 def _number(x: float) -> float | int:
     return int(x) if float(x).is_integer() else float(x)
 
 
-def write_curated(out: Path, url_only: bool, online: bool) -> dict[str, int]:
-    """curated.parquet: kept images in shard order with shard, key and status; returns status counts."""
-    import duckdb
-
+def write_curated(out: Path, url_only: bool, online: bool, shard_size: int) -> dict[str, int]:
+    """curated.parquet: kept images in shard order with shard, key and status (streamed from kept.parquet,
+    whose row position is the sample index); writes shards/sizes.json; returns status counts."""
     work = out / WORK
-    skipped = sorted((work / "skipped").glob("group-*.parquet"))
-    skip_sql = (f"read_parquet({[str(s) for s in skipped]})" if skipped
-                else "(SELECT NULL::BIGINT AS idx, NULL::VARCHAR AS status WHERE false)")
-    written = "'url-only'" if url_only else "'written'"
-    con = duckdb.connect()
-    query = f"""
-        SELECT k.uid, k.url, k.lang, k.text, k.entry_ids, k.texts,
-               CASE WHEN s.status IS NULL AND NOT {url_only} THEN k.shard::INTEGER END AS shard,
-               CASE WHEN s.status IS NULL AND NOT {url_only} THEN k.sample_key END AS key,
-               coalesce(s.status, {written}) AS status, k.source, k."row"{", k.keep" if online else ""}
-        FROM read_parquet('{work / "kept.parquet"}') k LEFT JOIN {skip_sql} s USING (idx)
-        ORDER BY k.idx"""
+    skipped = [pq.read_table(p) for p in sorted((work / "skipped").glob("group-*.parquet"))]
+    skip_idx = np.concatenate([t.column("idx").to_numpy() for t in skipped] + [np.zeros(0, np.int64)])
+    skip_status = np.concatenate([np.asarray(t.column("status").to_pylist(), dtype=object) for t in skipped]
+                                 + [np.zeros(0, dtype=object)])
+    order = np.argsort(skip_idx)
+    skip_idx, skip_status = skip_idx[order], skip_status[order]
+    src = pq.ParquetFile(work / "kept.parquet")
+    counts: dict[str, int] = {}
+    sizes: dict[int, int] = {}
+    pos = 0
+    cols = ["uid", "url", "lang", "text", "entry_ids", "texts"]
+    schema = CURATED_SCHEMA if not online else CURATED_SCHEMA.append(pa.field("keep", pa.bool_()))
     with atomic_path(out / "curated.parquet") as tmp:
-        con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT PARQUET)")
-    counts = dict(con.execute(f"SELECT status, count(*) FROM read_parquet('{out / 'curated.parquet'}') "
-                              "GROUP BY status").fetchall())
+        writer = None
+        for batch in src.iter_batches(batch_size=65536):
+            n = batch.num_rows
+            idx = np.arange(pos, pos + n, dtype=np.int64)
+            status = np.full(n, "url-only" if url_only else "written", dtype=object)
+            hit = np.searchsorted(skip_idx, idx)
+            found = (hit < len(skip_idx)) & (skip_idx[np.minimum(hit, len(skip_idx) - 1)] == idx) if len(skip_idx) \
+                else np.zeros(n, bool)
+            status[found] = skip_status[hit[found]]
+            written = status == "written"
+            shard = idx // shard_size
+            t = pa.table({c: batch.column(c) for c in cols} | {
+                "shard": pa.array(shard.astype(np.int32), mask=~written),
+                "key": pa.array([f"{i:0{shards.KEY_DIGITS}d}" if w else None for i, w in zip(idx.tolist(), written)],
+                                pa.string()),
+                "status": pa.array(status.tolist(), pa.string()), "source": batch.column("source"),
+                "row": batch.column("row")} | ({"keep": batch.column("keep")} if online else {}))
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, schema)
+            writer.write_table(t.cast(schema))
+            for k, v in zip(*np.unique(status.astype(str), return_counts=True)):
+                counts[str(k)] = counts.get(str(k), 0) + int(v)
+            for k, v in zip(*np.unique(shard[written], return_counts=True)):
+                sizes[int(k)] = sizes.get(int(k), 0) + int(v)
+            pos += n
+        if writer is None:
+            pq.write_table(schema.empty_table(), tmp)
+        else:
+            writer.close()
     if not url_only:
-        sizes = con.execute(f"SELECT shard, count(*) FILTER (WHERE status = 'written') FROM "
-                            f"read_parquet('{out / 'curated.parquet'}') WHERE shard IS NOT NULL GROUP BY shard").fetchall()
-        write_sizes(out / "shards", {s: n for s, n in sizes})
-    con.close()
+        write_sizes(out / "shards", sizes)
     return counts
 
 
@@ -60,7 +86,7 @@ def write_outputs(out: Path, idx, th: balance.Thresholds, by_lang: dict, st: Sel
                   url_only: bool, identity: dict, seconds: float) -> dict:
     """Write every summary output; returns stats.json's content."""
     opts = identity["options"]
-    status = write_curated(out, url_only, opts["online"]) if total else {}
+    status = write_curated(out, url_only, opts["online"], opts["shard_size"])
     after = st.counts_after if st.counts_after is not None else np.zeros(0, np.int64)
     per_lang, rows = {}, []
     for lang, (ids, c) in sorted(by_lang.items()):

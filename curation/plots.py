@@ -9,6 +9,7 @@ import numpy as np
 from curation.common import atomic_path
 
 TOP_LANGS = 30
+MAX_POINTS = 2000  # log-spaced ranks drawn per curve: same picture, fast to render
 
 
 def _save(fig, path: Path) -> None:
@@ -26,7 +27,8 @@ def rank_count(path: Path, lang: str, before: np.ndarray, after: np.ndarray, t: 
     for counts, label in ((before, "before (matches in INDEX)"), (after, "after (kept images)")):
         c = np.sort(counts[counts > 0])[::-1]
         if len(c):
-            ax.loglog(np.arange(1, len(c) + 1), c, label=label)
+            ranks = np.unique(np.geomspace(1, len(c), num=min(len(c), MAX_POINTS)).astype(np.int64))
+            ax.loglog(ranks, c[ranks - 1], label=label)
     if t > 0:
         ax.axhline(t, color="grey", linestyle="--", linewidth=1, label=f"t = {t:g}")
     ax.set_xlabel("entry rank")
