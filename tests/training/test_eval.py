@@ -61,13 +61,21 @@ def test_zeroshot_metrics_top1_top5_and_mean_per_class_recall():
 # --- end to end on tiny datasets ---
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
+def tokenizer_dir(tmp_path_factory):
     tok_dir = tmp_path_factory.mktemp("tok")
     train_sentencepiece(CORPUS, 120, tok_dir)
-    tok = load_tokenizer(tok_dir)
-    torch.manual_seed(0)
-    model = build_model("tiny", len(tok), **special_ids(tok))
-    return export_hf(model, tok_dir, 32, tmp_path_factory.mktemp("run") / "hf")
+    return tok_dir
+
+
+def export_tiny(tokenizer_dir, seed: int, out):
+    tok = load_tokenizer(tokenizer_dir)
+    torch.manual_seed(seed)
+    return export_hf(build_model("tiny", len(tok), **special_ids(tok)), tokenizer_dir, 32, out)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tokenizer_dir, tmp_path_factory):
+    return export_tiny(tokenizer_dir, 0, tmp_path_factory.mktemp("run") / "hf")
 
 
 def image_bytes(seed: int, fmt: str = "JPEG") -> bytes:
@@ -119,38 +127,48 @@ def test_identical_images_give_exactly_chance_accuracy(model_dir, tmp_path):
     assert json.loads((tmp_path / "eval.json").read_text()) == json.loads(json.dumps(r))
 
 
-def test_folder_eval_matches_a_direct_computation(model_dir, tmp_path):
+@torch.no_grad()
+def direct_predictions(model_dir, data, classes: list[str], names: list[str], lang: str) -> tuple[list[int], list[int]]:
+    """Zero-shot predictions computed one image and one prompt at a time, straight from the definition."""
     from transformers import AutoImageProcessor, AutoTokenizer, MetaClip2Model
 
+    model = MetaClip2Model.from_pretrained(model_dir).eval()
+    tok, proc = AutoTokenizer.from_pretrained(model_dir), AutoImageProcessor.from_pretrained(model_dir, backend="pil")
+    unit = torch.nn.functional.normalize
+    weights = []
+    for name in names:
+        embs = [unit(model.get_text_features(**tok(t.format(name), return_tensors="pt")).pooler_output[0], dim=0)
+                for t in templates_for(lang)]
+        weights.append(unit(torch.stack(embs).mean(0), dim=0))
+    predicted, labels = [], []
+    for label, c in enumerate(classes):
+        for f in sorted((data / c).glob("*.*g")):
+            pixels = proc(images=Image.open(f).convert("RGB"), return_tensors="pt")["pixel_values"]
+            img = unit(model.get_image_features(pixel_values=pixels).pooler_output[0], dim=0)
+            predicted.append(int((torch.stack(weights) @ img).argmax()))
+            labels.append(label)
+    return predicted, labels
+
+
+def test_folder_eval_matches_a_direct_computation(tokenizer_dir, tmp_path):
     classes, names = ["cat", "dog", "zebra"], {"en": ["cat", "dog", "zebra"], "de": ["Katze", "Hund", "Zebra"]}
     data = make_folder(tmp_path / "d", classes, 3, names=names)
     (data / "dog" / "notes.md").write_text("not an image")
+    for seed in range(10):  # a random model that predicts one class for every image would check nothing
+        model_dir = export_tiny(tokenizer_dir, seed, tmp_path / "hf")
+        direct = {lang: direct_predictions(model_dir, data, classes, names[lang], lang) for lang in ("de", "en")}
+        if all(len(set(predicted)) > 1 for predicted, _ in direct.values()):
+            break
+    else:
+        pytest.fail("no tiny model among 10 seeds predicts more than one class")
     r = run_eval(model_dir, data, tmp_path / "eval.json", langs=["de", "en"], batch_size=4, device="cpu")
     assert r["counts"]["skipped"] == {"not_an_image_file": 1} and r["counts"]["images"] == 9
-
-    model = MetaClip2Model.from_pretrained(model_dir).eval()
-    tok, proc = AutoTokenizer.from_pretrained(model_dir), AutoImageProcessor.from_pretrained(model_dir)
-    unit = torch.nn.functional.normalize
-    with torch.no_grad():
-        for lang in ("de", "en"):
-            weights = []
-            for name in names[lang]:
-                embs = [unit(model.get_text_features(**tok(t.format(name), return_tensors="pt")).pooler_output[0], dim=0)
-                        for t in templates_for(lang)]
-                weights.append(unit(torch.stack(embs).mean(0), dim=0))
-            predicted, labels = [], []
-            for label, c in enumerate(classes):
-                for f in sorted((data / c).glob("*.*g")):
-                    pixels = proc(images=Image.open(f).convert("RGB"), return_tensors="pt")["pixel_values"]
-                    img = unit(model.get_image_features(pixel_values=pixels).pooler_output[0], dim=0)
-                    predicted.append(int((torch.stack(weights) @ img).argmax()))
-                    labels.append(label)
-            assert len(set(predicted)) > 1, "the check needs a model whose predictions differ between images"
-            hits = [p == t for p, t in zip(predicted, labels)]
-            assert r["zeroshot"][lang]["top1"] == pytest.approx(sum(hits) / 9)
-            per_class = [sum(hits[3 * c:3 * c + 3]) / 3 for c in range(3)]
-            assert r["zeroshot"][lang]["mean_per_class_recall"] == pytest.approx(sum(per_class) / 3)
-            assert r["zeroshot"][lang]["top5"] == 1.0
+    for lang, (predicted, labels) in direct.items():
+        hits = [p == t for p, t in zip(predicted, labels)]
+        assert r["zeroshot"][lang]["top1"] == pytest.approx(sum(hits) / 9)
+        per_class = [sum(hits[3 * c:3 * c + 3]) / 3 for c in range(3)]
+        assert r["zeroshot"][lang]["mean_per_class_recall"] == pytest.approx(sum(per_class) / 3)
+        assert r["zeroshot"][lang]["top5"] == 1.0
 
 
 def write_shard(path, samples: list[dict]):
