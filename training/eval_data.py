@@ -86,6 +86,9 @@ def read_classnames(folder: Path) -> dict[str, list[str]]:
         if any(not s for s in lines):
             raise UserError(f"{txt}: line {lines.index('') + 1} is empty; write one class name per line")
         names[lang] = lines
+    empty = sorted(lang for lang, v in names.items() if not v)
+    if empty:
+        raise UserError(f"{folder}: the class-name list for {empty[0]!r} is empty; give one name per class")
     sizes = {lang: len(v) for lang, v in names.items()}
     if len(set(sizes.values())) > 1:
         raise UserError(f"class-name lists in {folder} differ in length: {sizes}; every language needs one name per class")

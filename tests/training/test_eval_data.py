@@ -49,6 +49,9 @@ def test_classnames_json_and_txt_files_merge(tmp_path):
     (tmp_path / "classnames.fr.txt").write_text("chat\n\nchien\n", encoding="utf-8")
     with pytest.raises(UserError, match="line 2 is empty"):
         read_classnames(tmp_path)
+    (tmp_path / "classnames.fr.txt").write_text("\n", encoding="utf-8")
+    with pytest.raises(UserError, match="list for 'fr' is empty"):
+        read_classnames(tmp_path)
     (tmp_path / "classnames.fr.txt").unlink()
     (tmp_path / "classnames.json").write_text(json.dumps({"ja": "猫"}))
     with pytest.raises(UserError, match="expected"):
