@@ -15,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--index", required=True, metavar="INDEX", help="INDEX folder made by `curate build-index`")
     p.add_argument("--out", required=True, metavar="CURATED", help="output folder")
     p.add_argument("--t", type=float, default=None,
-                   help="English head/tail threshold t (MetaCLIP 2: 20000 per 1B-scale pool; OpenAI CLIP 20k, "
-                        "MetaCLIP 1: 170000); required unless --p is given")
+                   help="English head/tail threshold t: entries matched more often are subsampled to about t "
+                        "(MetaCLIP: 20000 for a 400M-pair set, 170000 for 2.5B); required unless --p is given")
     p.add_argument("--p", type=float, default=None,
                    help="tail share for the non-English languages instead of t_to_p(C_en, t) (needed when the "
                         "INDEX has no English); without --t English uses p_to_t(C_en, p) too")
