@@ -144,7 +144,7 @@ class PartProcessor:
             for k in np.flatnonzero(lengths):
                 found[idx[k]] = res.entry_ids[res.offsets[k]:res.offsets[k + 1]]
         result.matched += len(found)
-        result.unmatched += len(texts) - len(found)
+        result.unmatched += sum(len(idx) for idx in groups.values()) - len(found)
         if found:
             tables.append(self._matches_table(batch, keep, texts, langs, found, source))
 

@@ -59,8 +59,10 @@ def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column:
     pool_files, cols = resolve_columns(files, text=text_column, uid=uid_column, url=url_column, image=image_column,
                                        lang=lang_col, lang_required=lid_mode.mode == "column")
     formats = sorted({f.format for f in pool_files})
-    options = {"lid": str(lid_mode), "compat": bool(compat), "part_size": part_size, "text_column": cols.text,
-               "uid_column": cols.uid, "url_column": cols.url, "image_column": cols.image, "lang_column": cols.lang}
+    text_col = cols.text_for(formats[0]) if len(formats) == 1 else cols.text
+    options = {"lid": str(lid_mode), "compat": bool(compat), "part_size": part_size, "text_column": text_col,
+               "img2dataset_text_column": cols.text_for("img2dataset"), "uid_column": cols.uid,
+               "url_column": cols.url, "image_column": cols.image, "lang_column": cols.lang}
     return {
         "entries": entries, "entries_path": entries_path, "meta_dir": Path(metadata).resolve(), "lid": lid_mode, "cols": cols,
         "parts": make_parts(pool_files, part_size), "backend": backend,
@@ -70,7 +72,7 @@ def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column:
             "inputs": [file_fingerprint(f.path) for f in pool_files],
             "options": options,
             "pool": {"format": formats[0] if len(formats) == 1 else "mixed:" + "+".join(formats),
-                     "text_column": cols.text, "uid_column": cols.uid, "url_column": cols.url,
+                     "text_column": text_col, "uid_column": cols.uid, "url_column": cols.url,
                      "image_column": cols.image},
         },
     }
@@ -165,7 +167,8 @@ def _start_ray(workers: int | None, ray_address: str | None) -> tuple[int, bool]
             except (ConnectionError, ValueError, RuntimeError) as e:
                 raise UserError(f"--ray-address {ray_address}: cannot join the Ray cluster ({e})") from e
         else:
-            ray.init(num_cpus=workers or os.cpu_count(), include_dashboard=False, logging_level="WARNING",
+            ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False,
+                     logging_level="WARNING",
                      log_to_driver=False)
         started = True
     n = workers or max(int(ray.cluster_resources().get("CPU", 1)), 1)

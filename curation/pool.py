@@ -74,6 +74,10 @@ class PoolColumns:
     lang: str | None
     image: str | None = None
     key: str | None = None
+    explicit_text: bool = False  # --text-column given: used for img2dataset files too (else `caption`)
+
+    def text_for(self, fmt: str) -> str | None:
+        return "caption" if fmt == "img2dataset" and not self.explicit_text else self.text
 
 
 @dataclass
@@ -144,15 +148,14 @@ def resolve_columns(files: list[tuple[Path, str]], *, text: str | None, uid: str
                     image: str | None, lang: str | None, lang_required: bool) -> tuple[list[PoolFile], PoolColumns]:
     """Check the flags against every Parquet schema (footers only) and pick the columns to read.
 
-    text/uid/url/image None means "the default": `text` (`caption` for img2dataset), `uid` and `url`
-    where every Parquet file has them, the first of IMAGE_COLUMN_GUESSES that every file has as
-    bytes. A column named explicitly must exist in every Parquet file (the error lists the columns).
-    `lang` is the language column to read (`lang_required`: named by --lid column:NAME).
+    None means "the default": text `text` (`caption` in img2dataset files); `uid`, `url` and the
+    language column are read from each file that has them (nulls elsewhere) and reported when at least
+    one file has them; the image column is the first of IMAGE_COLUMN_GUESSES that every file has as
+    bytes. A column named by a flag must exist in every Parquet file (the error lists the columns).
+    `lang_required`: the language column was named by --lid column:NAME.
     """
-    formats = {fmt for _, fmt in files}
-    text = text or ("caption" if formats == {"img2dataset"} else "text")
     pool_files: list[PoolFile] = []
-    common: set[str] | None = None
+    seen: set[str] = set()
     binary: set[str] | None = None
     for path, fmt in files:
         if fmt not in ("parquet", "img2dataset"):
@@ -160,7 +163,8 @@ def resolve_columns(files: list[tuple[Path, str]], *, text: str | None, uid: str
             continue
         schema, n = parquet_schema(path)
         names = schema.names
-        needed = [(text, "--text-column"), (uid, "--uid-column"), (url, "--url-column"), (image, "--image-column")]
+        text_col = text or ("caption" if fmt == "img2dataset" else "text")
+        needed = [(text_col, "--text-column"), (uid, "--uid-column"), (url, "--url-column"), (image, "--image-column")]
         if lang_required:
             needed.append((lang, f"--lid column:{lang}"))
         if fmt == "img2dataset":
@@ -168,16 +172,19 @@ def resolve_columns(files: list[tuple[Path, str]], *, text: str | None, uid: str
         for col, flag in needed:
             if col and col not in names:
                 raise UserError(f"{path}: no column {col!r} ({flag}); columns found: {', '.join(names)}")
-        common = set(names) if common is None else common & set(names)
+        seen |= set(names)
         binary = _binary_columns(schema) if binary is None else binary & _binary_columns(schema)
         pool_files.append(PoolFile(str(path), fmt, n))
-    if common is None:  # only stream formats: fields come from each sample's .json / the WAT record
+    if binary is None:  # only stream formats: fields come from each sample's .json / the WAT record
         return pool_files, PoolColumns(text=None, uid=uid or "uid", url=url or "url", lang=lang)
-    guess = next((c for c in IMAGE_COLUMN_GUESSES if c in binary), None)
+    formats = {f.format for f in pool_files}
     return pool_files, PoolColumns(
-        text=text, uid=(uid or "uid") if (uid or "uid") in common else None,
-        url=(url or "url") if (url or "url") in common else None,
-        lang=lang if lang in common else None, image=image or guess, key="key")
+        text=text or ("caption" if formats == {"img2dataset"} else "text"),
+        uid=(uid or "uid") if (uid or "uid") in seen else None,
+        url=(url or "url") if (url or "url") in seen else None,
+        lang=lang if lang in seen else None,
+        image=image or next((c for c in IMAGE_COLUMN_GUESSES if c in binary), None), key="key",
+        explicit_text=text is not None)
 
 
 def make_parts(files: list[PoolFile], part_size: int) -> list[Part]:
@@ -210,9 +217,11 @@ def _column(table: pa.Table, name: str | None) -> pa.Array:
 
 def _read_parquet(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterator[pa.Table]:
     img2 = part.format == "img2dataset"
-    wanted = [c for c in (cols.text, cols.uid, cols.url, cols.lang) if c]
+    text_col = cols.text_for(part.format)
+    wanted = [c for c in (text_col, cols.uid, cols.url, cols.lang) if c]
     if img2:
         wanted += ["status", "key"]
+    done = 0  # rows of the part already handed on
     try:
         f = pq.ParquetFile(part.path)
         names = set(f.schema_arrow.names)
@@ -229,18 +238,21 @@ def _read_parquet(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterator[p
         for batch in f.iter_batches(batch_size=65_536, row_groups=groups, columns=wanted):
             lo, hi = max(part.start - row, 0), min(part.stop - row, batch.num_rows)
             if lo < hi:
-                yield _parquet_batch(pa.Table.from_batches([batch.slice(lo, hi - lo)]), row + lo, cols, img2, stats)
+                table = pa.Table.from_batches([batch.slice(lo, hi - lo)])
+                done += hi - lo
+                yield _parquet_batch(table, row + lo, text_col, cols, img2, stats)
             row += batch.num_rows
             if row >= part.stop:
                 break
     except (OSError, pa.ArrowException) as e:
-        stats.rejected["unreadable_file"] += part.num_rows
-        stats.errors.append({"source": part.path, "rows": [part.start, part.stop], "error": str(e)})
+        stats.rejected["unreadable_file"] += part.num_rows - done
+        stats.errors.append({"source": part.path, "rows": [part.start + done, part.stop], "error": str(e)})
 
 
-def _parquet_batch(t: pa.Table, first_row: int, cols: PoolColumns, img2: bool, stats: ReadStats) -> pa.Table:
+def _parquet_batch(t: pa.Table, first_row: int, text_col: str, cols: PoolColumns, img2: bool,
+                   stats: ReadStats) -> pa.Table:
     rows = pa.array(range(first_row, first_row + t.num_rows), pa.int64())
-    out = pa.table([_column(t, cols.text), _column(t, cols.uid), _column(t, cols.url), _column(t, cols.lang),
+    out = pa.table([_column(t, text_col), _column(t, cols.uid), _column(t, cols.url), _column(t, cols.lang),
                     _column(t, "key" if img2 else None), rows], schema=BATCH_SCHEMA)
     if img2:
         ok = pc.fill_null(pc.equal(_column(t, "status"), "success"), False)
@@ -322,6 +334,9 @@ def _read_webdataset(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterato
             if (t := finish()) is not None:
                 yield t
     except (tarfile.TarError, OSError, EOFError) as e:
+        if sample:  # the members read before the damage are whole: keep that sample
+            if (t := finish()) is not None:
+                yield t
         stats.rejected["unreadable_file"] += 1
         stats.errors.append({"source": part.path, "after_samples": index, "error": f"{type(e).__name__}: {e}"})
     if (t := builder.flush()) is not None:
@@ -329,7 +344,7 @@ def _read_webdataset(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterato
 
 
 def _clean(s: str) -> str:
-    """Lone surrogates (from JSON \\ud800 escapes) cannot be stored as UTF-8: replace them with U+FFFD."""
+    """Lone surrogates (from JSON \\ud800 escapes) cannot be stored as UTF-8: each becomes "?"."""
     return s.encode("utf-8", "replace").decode("utf-8") if any(0xD800 <= ord(c) <= 0xDFFF for c in s) else s
 
 
