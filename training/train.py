@@ -61,6 +61,7 @@ class TrainConfig:
     device: str | None = None
     log_samples: bool = False
     shuffle_block: int = 1000
+    model_vocab: int | None = None  # embedding rows if larger than the tokenizer (benchmarks: XLM-V's 901,629)
 
 
 class ClipForward(nn.Module):
@@ -149,7 +150,8 @@ class Trainer:
             raise UserError(f"--shards {cfg.shards}: the shards hold no samples")
         self.total = cfg.steps if cfg.steps is not None else max(1, math.ceil(cfg.epochs * self.epoch_size / self.global_batch))
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.model, len(self.tokenizer), **special_ids(self.tokenizer), image_size=cfg.image_size).to(d.device)
+        vocab = max(len(self.tokenizer), cfg.model_vocab or 0)
+        self.model = build_model(cfg.model, vocab, **special_ids(self.tokenizer), image_size=cfg.image_size).to(d.device)
         self.image_size = self.model.config.vision_config.image_size
         if cfg.grad_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
