@@ -13,6 +13,7 @@ match); `compat=True` reproduces the reference exactly.
 from __future__ import annotations
 
 import string
+from itertools import chain
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -97,6 +98,94 @@ def reference_match(texts: Sequence[str], entries: Sequence[str], entry_ids: Seq
     return out
 
 
+BACKENDS = ("ngram", "ahocorasick_rs", "pyahocorasick")
+AUTO_BACKEND = "ngram"  # fastest measured on English and CJK-heavy metadata (BENCHMARKS.md, Matching)
+
+
+def padded_keys(entries: Sequence[str], entry_ids: Sequence[int], compat: bool = False
+                ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Distinct padded keys, and the entry ids of key k: ids[offsets[k]:offsets[k+1]] (ascending).
+
+    Several entries may pad to the same key (duplicates with different ids); empty entries never match.
+    """
+    table: dict[str, list[int]] = {}
+    for eid, entry in zip(entry_ids, entries):
+        if entry:
+            table.setdefault(pad_entry(entry, compat), []).append(int(eid))
+    offsets = np.zeros(len(table) + 1, dtype=np.int64)
+    np.cumsum([len(v) for v in table.values()], out=offsets[1:])
+    ids = np.fromiter((e for v in table.values() for e in sorted(v)), dtype=np.int32, count=int(offsets[-1]))
+    return list(table), offsets, ids
+
+
+def pairs_to_result(n_texts: int, text: np.ndarray, key: np.ndarray, key_offsets: np.ndarray,
+                    key_ids: np.ndarray) -> MatchResult:
+    """(text, key) match pairs (any order, repeats allowed) -> sorted unique entry ids per text."""
+    count = key_offsets[key + 1] - key_offsets[key]
+    if len(count) and count.max() == 1:  # the usual case: one entry id per key
+        ids = key_ids[key_offsets[key]]
+    else:
+        text = np.repeat(text, count)
+        ids = key_ids[np.repeat(key_offsets[key] - np.cumsum(count) + count, count) + np.arange(int(count.sum()))]
+    combined = np.sort((text.astype(np.int64) << 32) | ids.astype(np.int64))
+    if len(combined):
+        combined = combined[np.r_[True, combined[1:] != combined[:-1]]]
+    offsets = np.searchsorted(combined >> 32, np.arange(n_texts + 1), side="left").astype(np.int64)
+    return MatchResult(offsets, (combined & 0xFFFFFFFF).astype(np.int32))
+
+
+class PyAhoBackend:
+    """One pyahocorasick `iter` per spaced text, as the reference loop (the simple backend)."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        import ahocorasick
+
+        self._automaton = ahocorasick.Automaton()
+        for k, key in enumerate(keys):
+            self._automaton.add_word(key, k)
+        self._empty = len(keys) == 0
+        if not self._empty:
+            self._automaton.make_automaton()
+
+    def match(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """All (text index, key index) pairs."""
+        if self._empty:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        it = self._automaton.iter
+        lists = [{k for _, k in it(spacing(t))} for t in texts]
+        counts = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+        keys = np.fromiter((k for found in lists for k in found), dtype=np.int64, count=int(counts.sum()))
+        return np.repeat(np.arange(len(texts), dtype=np.int64), counts), keys
+
+
+class RsAhoBackend:
+    """ahocorasick-rs (overlapping, standard match kind) over a whole batch of spaced texts at once.
+
+    Texts are joined by a character that no key contains, so no match spans two texts; matches come
+    back as (key, start, end) tuples and are turned into arrays in one pass.
+    """
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        import ahocorasick_rs
+
+        used = set().union(*map(set, keys)) if keys else set()
+        self._sep = next(c for c in ("\x00", "\uffff", "\ufffe", *map(chr, range(0xE000, 0xF900)))
+                         if c not in used)
+        self._automaton = ahocorasick_rs.AhoCorasick(list(keys), matchkind=ahocorasick_rs.MatchKind.Standard) \
+            if keys else None
+
+    def match(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """All (text index, key index) pairs."""
+        if self._automaton is None or not texts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        spaced = [spacing(t) for t in texts]
+        starts = np.zeros(len(texts), dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, spaced), dtype=np.int64, count=len(spaced))[:-1] + 1, out=starts[1:])
+        found = self._automaton.find_matches_as_indexes(self._sep.join(spaced), overlapping=True)
+        flat = np.fromiter(chain.from_iterable(found), dtype=np.int64, count=3 * len(found)).reshape(-1, 3)
+        return np.searchsorted(starts, flat[:, 1], side="right") - 1, flat[:, 0]
+
+
 def _lists_to_result(lists: Sequence[Sequence[int]]) -> MatchResult:
     lengths = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
     offsets = np.zeros(len(lists) + 1, dtype=np.int64)
@@ -105,42 +194,56 @@ def _lists_to_result(lists: Sequence[Sequence[int]]) -> MatchResult:
     return MatchResult(offsets, flat)
 
 
+def dedup(texts: Sequence[str]) -> tuple[list[str], np.ndarray | None]:
+    """Distinct texts (first-seen order) and each text's index among them; None when all are distinct."""
+    first = dict.fromkeys(texts)
+    if len(first) == len(texts):
+        return list(texts), None
+    index = {t: i for i, t in enumerate(first)}
+    return list(first), np.fromiter(map(index.__getitem__, texts), dtype=np.int64, count=len(texts))
+
+
+def expand(result: MatchResult, inverse: np.ndarray) -> MatchResult:
+    """Per-text results from per-distinct-text results: text i gets result[inverse[i]]."""
+    counts = np.diff(result.offsets)[inverse]
+    offsets = np.zeros(len(inverse) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    src = np.repeat(result.offsets[inverse] - offsets[:-1], counts) + np.arange(int(offsets[-1]))
+    return MatchResult(offsets, result.entry_ids[src])
+
+
 class Matcher:
     """Matches texts of one language against that language's entries.
 
     entries/entry_ids: the language's metadata (entry_ids global, from entries.parquet).
-    Several entries may pad to the same key (e.g. "a" and "a " never, but duplicates across sources
-    are removed at metadata build); each key maps to every entry id that produced it.
+    backend: "ngram" (vectorised hashing, matching_ngram), "ahocorasick_rs" (batched automaton),
+    "pyahocorasick" (one automaton walk per text, the reference loop) or "auto" (AUTO_BACKEND).
+    All give identical results: the SET of entries whose padded form occurs in the spaced text.
+    The fast backends match each distinct text once (web alt-texts repeat a lot).
     """
 
     def __init__(self, entries: Sequence[str], entry_ids: Sequence[int], *, compat: bool = False,
                  backend: str = "auto") -> None:
-        import ahocorasick
-
-        if backend not in ("auto", "pyahocorasick"):
-            raise ValueError(f"unknown matcher backend {backend!r}")
-        self.backend = "pyahocorasick"
+        if backend not in ("auto", *BACKENDS):
+            raise ValueError(f"unknown matcher backend {backend!r}; choose auto or one of {', '.join(BACKENDS)}")
+        self.backend = AUTO_BACKEND if backend == "auto" else backend
         self.compat = compat
-        keys: dict[str, list[int]] = {}
-        for eid, entry in zip(entry_ids, entries):
-            if entry:
-                keys.setdefault(pad_entry(entry, compat), []).append(int(eid))
-        self._automaton = ahocorasick.Automaton()
-        for key, ids in keys.items():
-            self._automaton.add_word(key, tuple(ids))
-        self._empty = len(keys) == 0
-        if not self._empty:
-            self._automaton.make_automaton()
+        keys, self._key_offsets, self._key_ids = padded_keys(entries, entry_ids, compat)
+        if self.backend == "ngram":
+            from curation.matching_ngram import NgramBackend
+
+            self._impl = NgramBackend(keys, PyAhoBackend)
+        elif self.backend == "ahocorasick_rs":
+            self._impl = RsAhoBackend(keys)
+        else:
+            self._impl = PyAhoBackend(keys)
 
     def match(self, texts: Sequence[str]) -> MatchResult:
         """Match already-stripped texts; returns sorted unique entry ids per text."""
-        if self._empty:
-            return MatchResult(np.zeros(len(texts) + 1, dtype=np.int64), np.zeros(0, dtype=np.int32))
-        it = self._automaton.iter
-        lists = []
-        for text in texts:
-            found = set()
-            for _, ids in it(spacing(text)):
-                found.update(ids)
-            lists.append(sorted(found))
-        return _lists_to_result(lists)
+        texts = list(texts)
+        inverse = None
+        if self.backend != "pyahocorasick":
+            texts, inverse = dedup(texts)
+        text, key = self._impl.match(texts)
+        result = pairs_to_result(len(texts), text, key, self._key_offsets, self._key_ids)
+        return result if inverse is None else expand(result, inverse)
