@@ -76,9 +76,8 @@ class MatchResult:
         return [self.entry_ids[a:b].tolist() for a, b in zip(self.offsets[:-1], self.offsets[1:])]
 
 
-def reference_match(texts: Sequence[str], entries: Sequence[str], entry_ids: Sequence[int] | None = None,
-                    compat: bool = False) -> list[list[int]]:
-    """MetaCLIP's loop: one pyahocorasick `iter` per spaced text, a Python set per text (the oracle)."""
+def reference_automaton(entries: Sequence[str], entry_ids: Sequence[int] | None = None, compat: bool = False):
+    """MetaCLIP's automaton: every padded entry added with (entry id, key) as its value."""
     import ahocorasick
 
     ids = range(len(entries)) if entry_ids is None else entry_ids
@@ -86,16 +85,28 @@ def reference_match(texts: Sequence[str], entries: Sequence[str], entry_ids: Seq
     for idx, entry in zip(ids, entries):
         key = pad_entry(entry, compat)
         automaton.add_word(key, (int(idx), key))
-    out: list[list[int]] = []
+    if len(automaton):
+        automaton.make_automaton()
+    return automaton
+
+
+def reference_loop(automaton, texts: Sequence[str]) -> list[list[int]]:
+    """MetaCLIP's loop: one `iter` per spaced text, a Python set per text."""
     if len(automaton) == 0:
         return [[] for _ in texts]
-    automaton.make_automaton()
+    out: list[list[int]] = []
     for text in texts:
         found = set()
         for _, (eid, _) in automaton.iter(spacing(text)):
             found.add(eid)
         out.append(sorted(found))
     return out
+
+
+def reference_match(texts: Sequence[str], entries: Sequence[str], entry_ids: Sequence[int] | None = None,
+                    compat: bool = False) -> list[list[int]]:
+    """The reference algorithm end to end (the oracle for tests and benchmarks)."""
+    return reference_loop(reference_automaton(entries, entry_ids, compat), texts)
 
 
 BACKENDS = ("ngram", "ahocorasick_rs", "pyahocorasick")

@@ -25,10 +25,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from curation.matching import spacing
+
 SEPARATOR = 0x110000  # beyond Unicode: never in a text or a key
 SPACE = 32
-_WRAP = tuple(ord(c) for c in ",.;:?!`")
-_TO_SPACE = tuple(ord(c) for c in "\t\n\r")
+_JOIN_CANDIDATES = ("\x00", "\uffff", "\ufffe", "\x01", "\x02", "\x03")
 _NOT_FOUND = np.int64(0)  # no key, no prefix
 _FIB = np.uint64(0x9E3779B97F4A7C15)
 _PREFIX = np.int64(1)  # value bit 0: span is a proper prefix of some key; bits 1..: key index + 1
@@ -44,24 +45,33 @@ def code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def spaced_batch(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """`spacing` of every text, vectorised: (code points of all spaced texts joined by SEPARATOR, starts).
+    """`spacing` of every text at once: (code points of all spaced texts joined by SEPARATOR, starts).
 
     Text i's spaced form is cps[starts[i]:starts[i+1] - 1] (the last slot of each is the separator).
+    The texts are joined with a character none of them contains and `spacing`'s replacements run once
+    over the joined string: they act character by character, so this equals spacing each text.
     """
-    raw, offsets = code_points(texts)
-    wrap = np.isin(raw, _WRAP)
-    width = np.where(wrap, 3, 1)
-    # output slot of each raw code point: 1 leading space per text, 2 + separator between texts
-    pos = np.cumsum(width) - width
-    text_of = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(offsets))
-    pos += 1 + 3 * text_of
-    out_len = int(offsets[-1] + 2 * wrap.sum()) + 3 * len(texts)
-    cps = np.full(out_len, SPACE, dtype=np.uint32)
-    cps[pos + wrap] = np.where(np.isin(raw, _TO_SPACE), SPACE, raw)
-    wraps_before = np.zeros(len(raw) + 1, dtype=np.int64)
-    np.cumsum(wrap, out=wraps_before[1:])
-    starts = offsets + 2 * wraps_before[offsets] + 3 * np.arange(len(texts) + 1)
-    cps[starts[1:] - 1] = SEPARATOR
+    joined = _JOIN_CANDIDATES[0].join(texts)
+    sep = next((c for c in _JOIN_CANDIDATES if c not in joined), None)
+    if sep is None and len(texts) == 1:  # one text holding every candidate: no join needed
+        cps = np.append(code_points([spacing(texts[0])])[0], np.uint32(SEPARATOR))
+        return cps, np.array([0, len(cps)], dtype=np.int64)
+    if sep is None:  # every candidate occurs in the batch: split it
+        half = len(texts) // 2
+        (a, sa), (b, sb) = spaced_batch(texts[:half]), spaced_batch(texts[half:])
+        return np.concatenate([a, b]), np.concatenate([sa[:-1], sb + len(a)])
+    if sep != _JOIN_CANDIDATES[0]:
+        joined = sep.join(texts)
+    for p in ",.;:?!`":
+        joined = joined.replace(p, f" {p} ")
+    for c in "\t\n\r":
+        joined = joined.replace(c, " ")
+    joined = " " + joined.replace(sep, f" {sep} ") + " " + sep
+    cps = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).copy()
+    ends = np.flatnonzero(cps == ord(sep))
+    cps[ends] = SEPARATOR
+    starts = np.zeros(len(texts) + 1, dtype=np.int64)
+    starts[1:] = ends + 1
     return cps, starts
 
 
@@ -92,29 +102,36 @@ def prefix_sums(cps: np.ndarray, powers: _Powers) -> np.ndarray:
 
 
 def span_hash(g: np.ndarray, powers: _Powers, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Hash of cps[start:end] for arrays of spans (never 0, which marks an empty table slot)."""
-    return np.maximum((g[end] - g[start]) * powers.invpow[start], np.uint64(1))
+    """Hash of cps[start:end] for arrays of spans."""
+    return (g[end] - g[start]) * powers.invpow[start]
 
 
 class HashTable:
-    """Open addressing (linear probing) from uint64 hash to an int64 value, built and probed in numpy."""
+    """Open addressing (linear probing) from uint64 hash to a small value, built and probed in numpy.
+
+    One uint64 per slot: the hash's high bits with the value in the low `value_bits` (8 MB per million
+    entries, so probes mostly hit cache). Two hashes equal in their high bits are one entry: for keys
+    that is a collision like any other (verified; shadowed keys go to the fallback).
+    """
 
     def __init__(self, hashes: np.ndarray, values: np.ndarray) -> None:
-        bits = max(4, int(np.ceil(np.log2(max(len(hashes), 1) * 3))))
+        self.value_bits = np.uint64(max(int(values.max(initial=1)).bit_length(), 1))
+        self.value_mask = np.uint64((1 << int(self.value_bits)) - 1)
+        self.floor = np.uint64(1 << int(self.value_bits))  # high bits never all zero: 0 marks an empty slot
+        bits = max(4, int(np.ceil(np.log2(max(len(hashes), 1) * 2))))
         self.mask = np.int64((1 << bits) - 1)
         self.shift = np.uint64(64 - bits)
-        self.keys = np.zeros(1 << bits, dtype=np.uint64)
-        self.values = np.full(1 << bits, _NOT_FOUND, dtype=np.int64)
+        self.slots = np.zeros(1 << bits, dtype=np.uint64)
+        hashes = np.maximum(hashes, self.floor)
+        packed = (hashes & ~self.value_mask) | values.astype(np.uint64)
         slot = self._slot(hashes)
         todo = np.arange(len(hashes))
         while len(todo):
             # place one hash per free slot per round; collisions move on to the next slot
             s = slot[todo]
-            free = self.keys[s] == 0
+            free = self.slots[s] == 0
             s_free, first = np.unique(s[free], return_index=True)
-            placed = todo[free][first]
-            self.keys[s_free] = hashes[placed]
-            self.values[s_free] = values[placed]
+            self.slots[s_free] = packed[todo[free][first]]
             done = np.zeros(len(todo), dtype=bool)
             done[np.flatnonzero(free)[first]] = True
             todo = todo[~done]
@@ -122,30 +139,34 @@ class HashTable:
 
     def _slot(self, hashes: np.ndarray) -> np.ndarray:
         """Home slot: top bits after a Fibonacci multiply (short strings' hashes differ in low bits only)."""
-        return ((hashes * _FIB) >> self.shift).astype(np.int64)
+        return ((hashes * _FIB) >> self.shift).view(np.int64)
 
     def get(self, hashes: np.ndarray) -> np.ndarray:
         """Value per hash, 0 where absent."""
-        out = np.full(len(hashes), _NOT_FOUND, dtype=np.int64)
+        hashes = np.maximum(hashes, self.floor)
         slot = self._slot(hashes)
-        todo = np.arange(len(hashes))
-        h = hashes
-        while len(todo):
-            k = self.keys[slot]
-            hit = k == h
-            out[todo[hit]] = self.values[slot[hit]]
-            more = ~hit & (k != 0)
-            todo, h, slot = todo[more], h[more], (slot[more] + 1) & self.mask
+        row = self.slots[slot]
+        hit = ((row ^ hashes) >> self.value_bits) == 0
+        out = np.where(hit, row & self.value_mask, np.uint64(0)).view(np.int64)
+        todo = np.flatnonzero(~hit & (row != 0))
+        while len(todo):  # the home slot held another hash
+            slot[todo] = (slot[todo] + 1) & self.mask
+            row = self.slots[slot[todo]]
+            hit = ((row ^ hashes[todo]) >> self.value_bits) == 0
+            out[todo[hit]] = (row[hit] & self.value_mask).view(np.int64)
+            todo = todo[~hit & (row != 0)]
         return out
 
 
 def _table(hashes: np.ndarray, key_index: np.ndarray, is_prefix: np.ndarray) -> tuple[HashTable, np.ndarray]:
     """Merge key and prefix hashes into one table; returns it and the keys whose hash another key holds."""
     value = np.where(key_index >= 0, (key_index + 1) << 1, 0) | is_prefix.astype(np.int64)
-    order = np.lexsort((-value >> 1, hashes))  # per hash: the key entry (if any) first
-    h, v = hashes[order], value[order]
+    bits = max(int(value.max(initial=1)).bit_length(), 1)  # as HashTable: entries are the high bits
+    ident = np.maximum(hashes, np.uint64(1 << bits)) >> np.uint64(bits)
+    order = np.lexsort((-value >> 1, ident))  # per hash: the key entry (if any) first
+    h, v, ident = hashes[order], value[order], ident[order]
     first = np.ones(len(h), dtype=bool)
-    first[1:] = h[1:] != h[:-1]
+    first[1:] = ident[1:] != ident[:-1]
     group = np.cumsum(first) - 1
     merged = np.zeros(int(first.sum()), dtype=np.int64)
     np.bitwise_or.at(merged, group, v & 1)
@@ -266,11 +287,12 @@ class NgramBackend:
         """True where cps[pos:pos+length] equals key's code points (rules out hash collisions)."""
         if not len(pos):
             return np.zeros(0, dtype=bool)
-        total = int(length.sum())
-        seg = np.repeat(np.arange(len(pos)), length)
-        rel = np.arange(total) - np.repeat(np.cumsum(length) - length, length)
-        diff = cps[pos[seg] + rel] != self.key_cps[self.key_offsets[key][seg] + rel]
-        return np.bincount(seg, weights=diff, minlength=len(pos)) == 0
+        first = np.cumsum(length) - length
+        step = np.arange(int(first[-1] + length[-1]))
+        at_text = np.repeat(pos - first, length) + step
+        at_key = np.repeat(self.key_offsets[key] - first, length) + step
+        diff = cps[at_text] != self.key_cps[at_key]
+        return ~np.logical_or.reduceat(diff, first)
 
 
 def _is_token_key(key: str) -> bool:
