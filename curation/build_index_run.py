@@ -96,11 +96,16 @@ def _prepare_folder(out: Path, identity: dict, overwrite: bool) -> None:
         raise UserError(f"{out} is not empty and has no manifest.json; choose another --out or pass --overwrite")
 
 
-def _finished_parts(out: Path, parts: list[Part]) -> dict[int, dict]:
-    """Journal records of parts whose files are in place; stray temp files of unfinished parts removed."""
+def _remove_temp_files(out: Path) -> None:
+    """Temp files of parts whose writer died (a killed run or a killed, retried worker)."""
     for sub in ("matches", "counts"):
         for tmp in (out / sub).glob(".part-*.tmp"):
             tmp.unlink(missing_ok=True)
+
+
+def _finished_parts(out: Path, parts: list[Part]) -> dict[int, dict]:
+    """Journal records of parts whose files are in place (the rest is redone)."""
+    _remove_temp_files(out)
     done: dict[int, dict] = {}
     journal = out / "parts.jsonl"
     if journal.exists():
@@ -111,7 +116,8 @@ def _finished_parts(out: Path, parts: list[Part]) -> dict[int, dict]:
                 continue  # a line torn by a crash: that part is redone
             done[rec["part"]] = rec
     by_id = {p.part: p for p in parts}
-    return {i: r for i, r in done.items() if i in by_id and r["source"] == by_id[i].path
+    return {i: r for i, r in done.items()
+            if i in by_id and (r["source"], r["start"], r["stop"]) == (by_id[i].path, by_id[i].start, by_id[i].stop)
             and (out / "matches" / f"{part_name(i)}.parquet").exists()
             and (out / "counts" / f"{part_name(i)}.npz").exists()}
 
@@ -232,9 +238,14 @@ def _run_parts(out: Path, p: dict, todo: list[Part], n_workers: int, compat: boo
             part, actor = pending.pop(ref)
             try:
                 rec = ray.get(ref)
+            except ray.exceptions.RayTaskError as e:
+                if isinstance(e.cause, UserError):
+                    raise e.cause from None
+                raise
             except ray.exceptions.RayActorError as e:
-                raise UserError(f"a worker died while processing part {part.part} ({part.path}); "
-                                f"rerun the same command to resume ({e})") from e
+                raise UserError(f"a worker died while processing part {part.part} ({part.path}) and could not be "
+                                f"restarted; rerun the same command to resume ({e})") from e
+            rec["finished_at"] = time.time()  # journal only (benchmarks); never in manifest or outputs
             _append_journal(out, rec)
             records[part.part] = rec
             bar.update(rec["rows_in"])
@@ -270,6 +281,7 @@ def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", 
                     import ray
 
                     ray.shutdown()
+        _remove_temp_files(out_path)
         stale = {f.name for f in match_files(out_path)} - {f"{part_name(i)}.parquet" for i in records}
         if stale:
             raise UserError(f"{out_path}/matches has files of no finished part ({sorted(stale)[:3]}…); "

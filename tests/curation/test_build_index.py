@@ -349,3 +349,35 @@ def test_two_node_ray_cluster_gives_identical_index(meta_dir, tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(node.pid, signal.SIGKILL)
                 node.wait()
+
+
+@pytest.mark.slow
+def test_killed_worker_is_restarted_and_output_is_identical(ray_local, meta_dir, tmp_path):
+    """SIGKILL a Ray worker process mid-run: Ray restarts the actor and retries its part."""
+    import threading
+
+    import psutil
+
+    pool = _big_pool(tmp_path / "pool", 200_000)
+    out, result = tmp_path / "index", {}
+    run = threading.Thread(target=lambda: result.update(build_index(
+        [str(pool)], str(meta_dir), str(out), part_size=5000, workers=1, backend="pyahocorasick")))
+    run.start()
+    journal, killed, deadline = out / "parts.jsonl", [], time.time() + 120
+    while not killed and time.time() < deadline and run.is_alive():
+        if journal.exists() and journal.read_text().count("\n") >= 2:
+            for p in psutil.Process().children(recursive=True):  # only processes this test started
+                try:
+                    if "IndexWorker" in " ".join(p.cmdline()):
+                        p.kill()
+                        killed.append(journal.read_text().count("\n"))
+                except psutil.Error:
+                    pass
+        time.sleep(0.01)
+    run.join(timeout=300)
+    assert killed and killed[0] < 40, "a worker should have been killed mid-run"
+    assert result["complete"] and result["totals"]["rows_in"] == 200_000
+    build_index([str(pool)], str(meta_dir), str(tmp_path / "clean"), part_size=5000, workers=2,
+                backend="pyahocorasick")
+    assert index_state(out) == index_state(tmp_path / "clean")
+    assert not list((out / "matches").glob(".*.tmp"))
