@@ -3,7 +3,7 @@
 A padded key K matches a spaced text S when K occurs in S. All work is on the code points of a batch
 of spaced texts, concatenated with a separator that is not a Unicode code point (0x110000), so no
 key can span two texts. Every substring is identified by a polynomial hash over code points,
-h(s) = sum(s[j] * B**j) mod 2**64, computed for any (start, length) from one prefix-sum array.
+h(s) = F * sum(s[j] * B**j) mod 2**64 (F an odd mixing constant), computed for any (start, length) from one prefix-sum array.
 
 Keys are matched in two ways, both exact:
 - token keys, " w1 w2 … wk " (words without spaces, single spaces between): K occurs in S exactly
@@ -76,7 +76,11 @@ def spaced_batch(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Powers:
-    """B**i and B**-i mod 2**64 for i < size, grown on demand."""
+    """B**i and F * B**-i mod 2**64 for i < size, grown on demand.
+
+    F (odd) spreads short strings' hashes, which would otherwise differ in their low bits only, over
+    all 64 bits: table slots and entries use the high bits.
+    """
 
     def __init__(self, base: int) -> None:
         self.base, self.inv = np.uint64(base), np.uint64(pow(base, -1, 1 << 64))
@@ -87,14 +91,14 @@ class _Powers:
         if size <= len(self.pow):
             return
         size = max(size, 2 * len(self.pow))
-        for name, b in (("pow", self.base), ("invpow", self.inv)):
+        for name, b, first in (("pow", self.base, 1), ("invpow", self.inv, int(_FIB))):
             arr = np.full(size, b, dtype=np.uint64)
-            arr[0] = 1
+            arr[0] = first
             setattr(self, name, np.cumprod(arr, dtype=np.uint64))
 
 
 def prefix_sums(cps: np.ndarray, powers: _Powers) -> np.ndarray:
-    """G with G[i] = sum(cps[j] * B**j, j < i) mod 2**64, so h(cps[s:e]) = (G[e] - G[s]) * B**-s."""
+    """G with G[i] = sum(cps[j] * B**j, j < i) mod 2**64, so h(cps[s:e]) = (G[e] - G[s]) * F * B**-s."""
     powers.ensure(len(cps) + 1)
     g = np.zeros(len(cps) + 1, dtype=np.uint64)
     np.cumsum(cps.astype(np.uint64) * powers.pow[: len(cps)], out=g[1:], dtype=np.uint64)
@@ -138,8 +142,8 @@ class HashTable:
             slot[todo] = (slot[todo] + 1) & self.mask
 
     def _slot(self, hashes: np.ndarray) -> np.ndarray:
-        """Home slot: top bits after a Fibonacci multiply (short strings' hashes differ in low bits only)."""
-        return ((hashes * _FIB) >> self.shift).view(np.int64)
+        """Home slot: the top bits."""
+        return (hashes >> self.shift).view(np.int64)
 
     def get(self, hashes: np.ndarray) -> np.ndarray:
         """Value per hash, 0 where absent."""
