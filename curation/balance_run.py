@@ -126,7 +126,12 @@ class Executor:
             done, pending = self.ray.wait(pending, num_returns=1)
             bar.update(len(done))
         bar.close()
-        return self.ray.get(futures)
+        try:
+            return self.ray.get(futures)
+        except self.ray.exceptions.RayTaskError as e:
+            if isinstance(getattr(e, "cause", None), UserError):
+                raise UserError(str(e.cause)) from None  # one line, not the remote traceback
+            raise
 
     def close(self) -> None:
         if self.own:
@@ -364,8 +369,11 @@ def _source_images(kind: str, path: str, recs: list[dict], image_column: str | N
             raise UserError(f"cannot read images from {path}: {e}") from e
     elif kind == images.KIND_PARQUET:
         by_row = {r["row"]: r["idx"] for r in recs}
-        for row, data in images.read_parquet_images(path, image_column, set(by_row)):
-            yield by_row[row], data
+        try:
+            for row, data in images.read_parquet_images(path, image_column, set(by_row)):
+                yield by_row[row], data
+        except (KeyError, OSError, pa.ArrowException) as e:
+            raise UserError(f"cannot read images from {path}: {e}") from e
 
 
 def finish_pieces(out: Path) -> None:

@@ -192,3 +192,10 @@ def test_cli_errors_are_one_line_and_options_are_checked(tmp_path, capsys):
     assert cli.main(base + ["--t", "11", "--overwrite"]) == 0
     assert json.loads((out / "stats.json").read_text())["t"] == 11 and shard_bytes(out) != {} and before
     shutil.rmtree(out)
+
+
+def test_unreadable_pool_file_is_a_clear_error(tmp_path):
+    built = make_index(tmp_path, synthetic_images(30, ENTRIES), ENTRIES, sources=2)
+    (built.pool / "00001.tar").write_bytes(b"garbage" * 200)
+    with pytest.raises(UserError, match="cannot read images from .*00001.tar"):
+        run_balance(built.index, tmp_path / "CUR", t=1000, workers=1)
