@@ -6,11 +6,10 @@ key can span two texts. Every substring is identified by a polynomial hash over 
 h(s) = F * sum(s[j] * B**j) mod 2**64 (F an odd mixing constant), computed for any (start, length) from one prefix-sum array.
 
 Keys are matched in two ways, both exact:
-- token keys, " w1 w2 … wk " (words without spaces, single spaces between): K occurs in S exactly
-  when k consecutive space-delimited tokens of S equal w1…wk, so only spans between two spaces of S
-  are candidates. Starting at every space, spans grow one token at a time while the span is a token
-  prefix " w1 … wm " of some key (the common case for space-separated languages: a handful of
-  lookups per word);
+- token keys, " w1 w2 … wk " (padded on both sides, the common case for space-separated languages):
+  an occurrence starts and ends at a space of S, so only spans from one space of S to a later one
+  are candidates. Starting at every space, spans grow one space-delimited token at a time while the
+  span is a prefix of some key that ends at one of its spaces (a handful of lookups per word);
 - every other key (touching a no-space script or punctuation, or with odd spacing): starting at
   every code point that begins some key, spans grow one code point at a time while they are a
   prefix of some key.
@@ -300,6 +299,5 @@ class NgramBackend:
 
 
 def _is_token_key(key: str) -> bool:
-    """True for " w1 w2 … wk ": padded both sides, single spaces, no empty token."""
-    return len(key) >= 3 and key[0] == " " and key[-1] == " " and key[1] != " " and key[-2] != " " \
-        and "  " not in key
+    """True for keys that start and end with a space: they can only occur between two spaces of a text."""
+    return len(key) >= 2 and key[0] == " " and key[-1] == " "
