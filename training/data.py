@@ -28,7 +28,7 @@ from PIL import Image
 
 from curation.common import UserError, read_json
 from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
-from training.transforms import train_image
+from training.transforms import train_crop
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 SHUFFLE_BLOCK = 1000
@@ -120,9 +120,9 @@ class Curation:
     seed: int
     source: str = ""
 
-    def decide(self, uids: list[str], texts: list[list], epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    def decide(self, uids: list[str], texts: list[list], epoch: int, keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(keep bool[n], chosen text index int[n]) for images with their matched texts, per DESIGN."""
-        keys = uid_hash64(uids)
+        keys = uid_hash64(uids) if keys is None else keys
         n_texts = np.array([max(len(t), 1) for t in texts], dtype=np.int64)
         choice = np.minimum((uniform(keys, self.seed, epoch, STREAM_CHOICE) * n_texts).astype(np.int64), n_texts - 1)
         ents = [list(t[c][2]) if t else [] for t, c in zip(texts, choice)]
@@ -227,7 +227,11 @@ class Position:
 
 
 class ShardStream(torch.utils.data.IterableDataset):
-    """Infinite stream of collated batches; see the module docstring for the order and determinism."""
+    """Infinite stream of collated batches; see the module docstring for the order and determinism.
+
+    A batch: images uint8 [B, H, W, 3] (normalise on the device with transforms.normalize), input_ids and
+    attention_mask [B, 77], uids, the producing worker, its position after the batch, and counters.
+    """
 
     def __init__(self, sources: list[Source], tokenizer, batch_size: int, image_size: int, seed: int = 0,
                  rank: int = 0, world_size: int = 1, num_workers: int = 0, curation: Curation | None = None,
@@ -262,7 +266,7 @@ class ShardStream(torch.utils.data.IterableDataset):
 
         images, texts, uids = zip(*items)
         ids, mask = tokenize(self.tokenizer, list(texts))
-        return {"pixel_values": torch.stack(images), "input_ids": ids, "attention_mask": mask, "uids": list(uids),
+        return {"images": torch.from_numpy(np.stack(images)), "input_ids": ids, "attention_mask": mask, "uids": list(uids),
                 "worker": worker, "position": vars(pos).copy(), "stats": stats.take()}
 
     def _items(self, worker: int, pos: Position, stats: Stats):
@@ -308,18 +312,24 @@ class ShardStream(torch.utils.data.IterableDataset):
     def _decide(self, block: list[dict], epoch: int) -> list[tuple[bool, str | None]]:
         """(keep, caption) per raw sample: the online draw, or keep all with their .txt."""
         metas = [_meta(raw) for raw in block]
+        have = [i for i, m in enumerate(metas) if m is not None]
+        keys = uid_hash64([str(metas[i]["uid"]) for i in have])
+        for i, k in zip(have, keys):
+            block[i]["__uid_key__"] = int(k)
         if self.curation is None:
             return [(True, None)] * len(block)
-        ok = [i for i, m in enumerate(metas) if m is not None and m.get("texts")]
+        ok = [j for j, i in enumerate(have) if metas[i].get("texts")]
         out: list[tuple[bool, str | None]] = [(True, None)] * len(block)
         if ok:
-            keep, choice = self.curation.decide([str(metas[i]["uid"]) for i in ok], [metas[i]["texts"] for i in ok], epoch)
+            ok_keys = keys[ok]
+            ok = [have[j] for j in ok]
+            keep, choice = self.curation.decide([str(metas[i]["uid"]) for i in ok], [metas[i]["texts"] for i in ok], epoch, ok_keys)
             for i, k, c in zip(ok, keep, choice):
                 out[i] = (bool(k), str(metas[i]["texts"][c][0]))
         return out
 
     def _decode(self, raw: dict, keep: bool, text: str | None, epoch: int, url: str, stats: Stats):
-        """(image tensor, caption, uid), or None when dropped by curation or corrupt (counted)."""
+        """(uint8 HWC image, caption, uid), or None when dropped by curation or corrupt (counted)."""
         key = raw.get("__key__", "?")
         if not keep:
             stats.dropped += 1
@@ -339,8 +349,8 @@ class ShardStream(torch.utils.data.IterableDataset):
         try:
             with Image.open(io.BytesIO(raw[ext])) as im:
                 im.draft("RGB", (self.image_size, self.image_size))
-                rng = np.random.default_rng([self.seed, epoch, int(uid_hash64([uid])[0])])
-                image = train_image(im, self.image_size, rng)
+                rng = np.random.default_rng([self.seed, epoch, raw["__uid_key__"]])
+                image = train_crop(im, self.image_size, rng)
         except Exception as e:  # noqa: BLE001  (PIL raises many types for bad bytes)
             stats.bad(f"{url} key {key}: undecodable image ({type(e).__name__})")
             return None

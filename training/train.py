@@ -28,6 +28,7 @@ from curation.sampling import keep_probability
 from training.loss import MAX_LOGIT_SCALE, clip_loss
 from training.models import PRESETS, build_model
 from training.tokenizer import load_tokenizer, special_ids
+from training.transforms import normalize
 
 
 @dataclass
@@ -214,7 +215,10 @@ class Trainer:
         return torch.autocast(device_type=self.d.device.type, dtype=dtype)
 
     def inputs(self, batch: dict) -> dict:
-        return {k: batch[k].to(self.d.device, non_blocking=True) for k in ("pixel_values", "input_ids", "attention_mask")}
+        dev = self.d.device
+        return {"pixel_values": normalize(batch["images"].to(dev, non_blocking=True)),
+                "input_ids": batch["input_ids"].to(dev, non_blocking=True),
+                "attention_mask": batch["attention_mask"].to(dev, non_blocking=True)}
 
     def train_step(self, micro: list[dict]) -> torch.Tensor:
         """One optimiser step over `accum_freq` micro-batches; returns the (detached) loss."""

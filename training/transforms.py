@@ -23,11 +23,21 @@ _MEAN = np.array(CLIP_MEAN, dtype=np.float32) * 255.0
 _INV_STD = 1.0 / (np.array(CLIP_STD, dtype=np.float32) * 255.0)
 
 
-def to_tensor(image: Image.Image) -> torch.Tensor:
-    """RGB uint8 image -> normalised float32 CHW tensor."""
+def to_tensor(image: Image.Image | np.ndarray) -> torch.Tensor:
+    """RGB uint8 image (HWC) -> normalised float32 CHW tensor."""
     a = np.asarray(image, dtype=np.float32)
     a = (a - _MEAN) * _INV_STD
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, H, W, 3] batch -> normalised float32 [N, 3, H, W] on the batch's device.
+
+    The loader ships uint8 (4x less inter-process and host-to-device traffic) and this runs on the GPU.
+    """
+    mean = torch.tensor(_MEAN, device=images.device)
+    inv_std = torch.tensor(_INV_STD, device=images.device)
+    return ((images.float() - mean) * inv_std).permute(0, 3, 1, 2).contiguous()
 
 
 def crop_box(width: int, height: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
@@ -51,12 +61,17 @@ def crop_box(width: int, height: int, rng: np.random.Generator) -> tuple[int, in
     return (width - w) // 2, (height - h) // 2, w, h
 
 
-def train_image(image: Image.Image, image_size: int, rng: np.random.Generator) -> torch.Tensor:
-    """Random resized crop to image_size x image_size, RGB, normalised."""
+def train_crop(image: Image.Image, image_size: int, rng: np.random.Generator) -> np.ndarray:
+    """Random resized crop to image_size x image_size, RGB, as uint8 HWC."""
     image = image.convert("RGB")
     left, top, w, h = crop_box(image.width, image.height, rng)
     image = image.resize((image_size, image_size), Image.BICUBIC, box=(left, top, left + w, top + h))
-    return to_tensor(image)
+    return np.asarray(image)
+
+
+def train_image(image: Image.Image, image_size: int, rng: np.random.Generator) -> torch.Tensor:
+    """Random resized crop to image_size x image_size, RGB, normalised CHW."""
+    return to_tensor(train_crop(image, image_size, rng))
 
 
 def eval_image(image: Image.Image, image_size: int) -> torch.Tensor:

@@ -15,7 +15,7 @@ def steps_uids(run):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("online", [True])  # the online stream is the plain one plus per-epoch draws
+@pytest.mark.parametrize("online", [False, True])
 def test_resume_continues_the_same_stream_and_weights(shards, online_shards, tokenizer_dir, tmp_path, online):
     spec = online_shards if online else shards
     cfg = dict(shards=spec, tokenizer=str(tokenizer_dir), steps=8, batch_size=4, accum_freq=2, lr=1e-3, warmup=2,

@@ -40,6 +40,7 @@ def test_missing_shards_is_one_line_error(tokenizer_dir, tmp_path):
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_flag_errors(shards, tokenizer_dir, tmp_path):
     r = run_cli("--shards", shards, "--tokenizer", tmp_path, "--out", tmp_path / "run", "--steps", 2)
     assert r.returncode == 2 and "sentencepiece.bpe.model" in r.stderr
@@ -50,6 +51,7 @@ def test_flag_errors(shards, tokenizer_dir, tmp_path):
     assert r.returncode == 2 and "online" in r.stderr
 
 
+@pytest.mark.slow
 def test_all_corrupt_shards_are_a_clear_error(tmp_path, tokenizer_dir):
     from conftest import write_shards
 
