@@ -129,3 +129,14 @@ def select_images(matches: pa.Table, p_entry: np.ndarray, seed: int, epoch: int 
         "key": picked.column("key"), "keep": pa.array(keep_col, pa.bool_()),
     }).cast(SELECTED_SCHEMA)
     return out, stats
+
+
+def redraw(metas: list[dict], p_entry: np.ndarray, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Online curation for samples written with `balance --online`: (chosen index into each sample
+    json's `texts`, keep mask) for this epoch; epoch 0 reproduces balance's own draw."""
+    keys = sampling.uid_hash64([m["uid"] for m in metas])
+    choice = sampling.choose_index(keys, np.array([len(m["texts"]) for m in metas], dtype=np.int64), seed, epoch)
+    ids = [m["texts"][c][2] for m, c in zip(metas, choice.tolist())]
+    offsets = np.concatenate([[0], np.cumsum([len(x) for x in ids])]).astype(np.int64)
+    flat = np.array([e for x in ids for e in x], dtype=np.int64)
+    return choice, sampling.keep_draw(keys, sampling.keep_probability(offsets, flat, p_entry), seed, epoch)

@@ -10,6 +10,7 @@ import webdataset as wds
 from curation import balance_run, cli
 from curation.balance import entry_probabilities
 from curation.balance_run import run_balance
+from curation.select import redraw
 from curation.common import UserError
 from index_factory import Img, entries_table, image_bytes, make_index, repart, synthetic_images
 
@@ -141,8 +142,14 @@ def test_online_writes_everything_and_training_inputs(tmp_path):
     conf = json.loads((cur / "curation.json").read_text())
     counts = pq.read_table(cur / "counts.parquet")
     assert conf["online"] and conf["t"] == 15 and conf["seed"] == 0 and conf["counts"] == "counts.parquet"
-    _, th = entry_probabilities(counts, t=conf["t"])
+    p_entry, th = entry_probabilities(counts, t=conf["t"])
     assert conf["thresholds"] == th and counts.column_names == ["entry_id", "lang", "count"]
+    metas = [s["json"] for s in read_samples(cur)]
+    choice, keep = redraw(metas, p_entry, conf["seed"], epoch=0)  # what training does each epoch
+    assert keep.tolist() == curated.column("keep").to_pylist()
+    assert [m["texts"][c][0] for m, c in zip(metas, choice)] == curated.column("text").to_pylist()
+    _, keep1 = redraw(metas, p_entry, conf["seed"], epoch=1)
+    assert keep1.tolist() != keep.tolist() and abs(int(keep1.sum()) - int(keep.sum())) < 40
 
 
 def test_bad_index_inputs(tmp_path):
