@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from curation import balance_run  # noqa: E402
+from curation import balance_run, shards  # noqa: E402
 from curation.common import content_hash  # noqa: E402
 
 LANGS = ["en", "de", "ja", "fr"]
@@ -179,17 +179,17 @@ def bench_shards(n_images: int, tmp: Path) -> dict:
     _, t_cp = timed(lambda: [shutil.copyfile(s, tmp / f"cp-{s.name}") for s in tars])
     t_cp = max(t_cp, 1e-3)
     spent = []
-    real = balance_run.write_group
+    real = shards.write_group
 
     def timed_group(*a, **k):
         out, s = timed(real, *a, **k)
         spent.append(s)
         return out
-    balance_run.write_group = timed_group
+    shards.write_group = timed_group
     try:
         _, t_all = timed(balance_run.run_balance, str(built.index), str(tmp / "CUR"), t=1e12, shard_size=1000, workers=1)
     finally:
-        balance_run.write_group = real
+        shards.write_group = real
     return {"images": n_images, "image_MB": image_mb, "shard_write_MB_s": image_mb / sum(spent),
             "plain_tarfile_copy_MB_s": image_mb / t_copy, "raw_file_copy_MB_s": image_mb / t_cp,
             "ratio_vs_tarfile_copy": t_copy / sum(spent), "whole_run_s": t_all}

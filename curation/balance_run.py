@@ -6,9 +6,9 @@ Stages (work files under CURATED/.work, each written atomically, so a rerun skip
   2. selected/bucket-BBBBB.*     per bucket (all texts of a uid meet here): choice + keep draws
   3. kept.parquet                kept images in (source, row) order (DuckDB external sort); the
                                  position is the global index: shard = index // shard_size, key = index
-  4. shards/NNNNN.tar            one task per run of consecutive sources (each source read once);
-                                 a shard spanning two tasks is joined from pieces; skipped/ records
-                                 corrupt or missing images and marks a task done
+  4. shards/NNNNN.tar            one task per run of consecutive sources, each source read once
+                                 (curation.shards.write_group); a shard spanning two tasks is joined
+                                 from pieces; skipped/ records corrupt or missing images
   5. curated.parquet, thresholds.parquet, stats.json, plots/, curation.json + counts.parquet (--online)
 Every draw depends on (seed, uid) only, so the output is the same for any worker count or INDEX
 part size; shard bytes are deterministic too.
@@ -18,11 +18,10 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import tarfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -226,169 +225,6 @@ def order_kept(work: Path, shard_size: int) -> int:
     return pq.ParquetFile(out).metadata.num_rows
 
 
-def read_positions(path: Path, lo: int, hi: int) -> pa.Table:
-    """Rows [lo, hi) of a Parquet file by position, reading only the row groups that hold them."""
-    f = pq.ParquetFile(path)
-    pieces, pos = [], 0
-    for g in range(f.metadata.num_row_groups):
-        n = f.metadata.row_group(g).num_rows
-        if pos < hi and pos + n > lo:
-            t = f.read_row_group(g)
-            pieces.append(t.slice(max(lo - pos, 0), min(hi, pos + n) - max(lo, pos)))
-        pos += n
-    return pa.concat_tables(pieces) if pieces else f.schema_arrow.empty_table()
-
-
-def source_groups(kept: Path, shard_size: int) -> list[tuple[int, int, list[str]]]:
-    """Consecutive sources grouped into tasks of >= shard_size images: (first idx, end idx, sources)."""
-    import duckdb
-
-    rows = duckdb.sql(f"""SELECT source, min(file_row_number), max(file_row_number) + 1
-                          FROM read_parquet('{kept}', file_row_number = true) GROUP BY source ORDER BY 2""").fetchall()
-    groups: list[tuple[int, int, list[str]]] = []
-    for source, lo, hi in rows:
-        if groups and groups[-1][1] - groups[-1][0] < shard_size:
-            a, _, srcs = groups[-1]
-            groups[-1] = (a, hi, srcs + [source])
-        else:
-            groups.append((lo, hi, [source]))
-    return groups
-
-
-# ---- stage 4: shards ----------------------------------------------------------------------------------
-
-class _ShardSink:
-    """Streams samples into the current shard file (full shard) or piece (shard shared with a neighbour)."""
-
-    def __init__(self, out: Path, work: Path, lo: int, hi: int, total: int, shard_size: int):
-        self.out, self.work, self.lo, self.hi, self.total, self.size = out, work, lo, hi, total, shard_size
-        self.shard, self.cm, self.f, self.bytes = None, None, None, 0
-        self.opened: set[int] = set()
-
-    def _whole(self, s: int) -> bool:
-        return self.lo <= s * self.size and min((s + 1) * self.size, self.total) <= self.hi
-
-    def _open(self, s: int) -> None:
-        self.close()
-        path = (self.out / "shards" / shards.shard_name(s)) if self._whole(s) else \
-            (self.work / "pieces" / f"{s:0{shards.SHARD_DIGITS}d}-{max(self.lo, s * self.size):012d}.tarpart")
-        self.shard, self.cm, self.bytes = s, atomic_path(path), 0
-        self.opened.add(s)
-        self.f = open(self.cm.__enter__(), "wb")
-
-    def add(self, idx: int, chunk: bytes) -> None:
-        if self.shard != idx // self.size:
-            self._open(idx // self.size)
-        self.f.write(chunk)
-        self.bytes += len(chunk)
-
-    def touch_all(self) -> None:
-        """Make sure every shard/piece of the range exists, even if all its images were skipped."""
-        for s in range(self.lo // self.size, (self.hi - 1) // self.size + 1):
-            if s not in self.opened:
-                self._open(s)
-        self.close()
-
-    def close(self, exc: BaseException | None = None) -> None:
-        if self.f is None:
-            return
-        if exc is None and self._whole(self.shard):
-            self.f.write(shards.end_of_archive(self.bytes))
-        self.f.close()
-        cm, self.f, self.cm = self.cm, None, None
-        if exc is None:
-            cm.__exit__(None, None, None)
-        else:
-            cm.__exit__(type(exc), exc, exc.__traceback__)
-
-
-def _sample_meta(r: dict) -> dict:
-    return {"uid": r["uid"], "url": r["url"], "lang": r["lang"], "entry_ids": r["entry_ids"], "text": r["text"],
-            "texts": [[x["text"], x["lang"], x["entry_ids"]] for x in r["texts"]]}
-
-
-def write_group(out: str, lo: int, hi: int, total: int, shard_size: int, image_column: str | None) -> dict:
-    """Write the samples with index in [lo, hi) (whole sources) into shards/pieces; record skipped ones."""
-    out_p = Path(out)
-    work = out_p / WORK
-    rows = read_positions(work / "kept.parquet", lo, hi)
-    rows = rows.append_column("idx", pa.array(np.arange(lo, hi, dtype=np.int64)))
-    rows = rows.append_column("sample_key", pa.array([shards.sample_key(i) for i in range(lo, hi)], pa.string()))
-    skipped: dict[int, str] = {}
-    sink = _ShardSink(out_p, work, lo, hi, total, shard_size)
-    written = nbytes = 0
-    try:
-        by_source: dict[str, list[dict]] = {}
-        for r in rows.to_pylist():
-            by_source.setdefault(r["source"], []).append(r)
-        for source, recs in by_source.items():
-            kind, path = images.source_kind(source, image_column)
-            for r, data in _in_order(recs, _source_images(kind, path, recs, image_column)):
-                ok = images.checked_image(data) if data is not _MISSING else None
-                if ok is None:
-                    skipped[r["idx"]] = "missing" if data is _MISSING else "corrupt"
-                    continue
-                sink.add(r["idx"], shards.sample_members(r["sample_key"], ok[0], ok[1], r["text"], _sample_meta(r)))
-                written += 1
-                nbytes += len(ok[0])
-        sink.touch_all()
-    except BaseException as e:
-        sink.close(e)
-        raise
-    write_parquet_atomic(work / "skipped" / f"group-{lo:012d}.parquet",
-                         pa.table({"idx": pa.array(list(skipped), pa.int64()),
-                                   "status": pa.array(list(skipped.values()), pa.string())}))
-    return {"written": written, "bytes": nbytes}
-
-
-_MISSING = object()
-
-
-def _in_order(recs: list[dict], found: Iterator[tuple[int, bytes | None]]) -> Iterator[tuple[dict, Any]]:
-    """(record, bytes) in idx order as images stream in; a small buffer absorbs out-of-order members."""
-    pending: dict[int, Any] = {}
-    i = 0
-    for idx, data in found:
-        pending[idx] = data
-        while i < len(recs) and recs[i]["idx"] in pending:
-            yield recs[i], pending.pop(recs[i]["idx"])
-            i += 1
-    for r in recs[i:]:
-        yield r, pending.pop(r["idx"], _MISSING)
-
-
-def _source_images(kind: str, path: str, recs: list[dict], image_column: str | None
-                   ) -> Iterator[tuple[int, bytes | None]]:
-    """(idx, image bytes) for the records of one source, streamed in the source's order."""
-    if kind == images.KIND_TAR:
-        by_key = {r["key"]: r["idx"] for r in recs if r["key"] is not None}
-        try:
-            for k, data in images.read_tar_images(path, set(by_key)):
-                yield by_key[k], data
-        except (OSError, EOFError, tarfile.TarError) as e:
-            raise UserError(f"cannot read images from {path}: {e}") from e
-    elif kind == images.KIND_PARQUET:
-        by_row = {r["row"]: r["idx"] for r in recs}
-        try:
-            for row, data in images.read_parquet_images(path, image_column, set(by_row)):
-                yield by_row[row], data
-        except (KeyError, OSError, pa.ArrowException) as e:
-            raise UserError(f"cannot read images from {path}: {e}") from e
-
-
-def finish_pieces(out: Path) -> None:
-    """Join the pieces of each shard shared by two tasks into the shard, then remove them."""
-    pieces: dict[str, list[Path]] = {}
-    for p in sorted((out / WORK / "pieces").glob("*.tarpart")):
-        pieces.setdefault(p.name.split("-")[0], []).append(p)
-    for s, ps in sorted(pieces.items()):
-        target = out / "shards" / f"{s}.tar"
-        if not target.exists():
-            shards.join_pieces(target, ps)
-        for p in ps:
-            p.unlink()
-
-
 # ---- driver -------------------------------------------------------------------------------------------
 
 def _image_source(index: Index) -> str | None:
@@ -472,14 +308,13 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
                 st.merge(read_bucket_stats(o, n_entries))
             total = order_kept(work, shard_size)
             url_only = total == 0 or _url_only(idx, work / "kept.parquet")
-            written = 0
             if not url_only:
                 (out_p / "shards").mkdir(exist_ok=True)
-                groups = source_groups(work / "kept.parquet", shard_size)
-                todo = [(str(out_p), lo, hi, total, shard_size, _image_source(idx)) for lo, hi, _ in groups
+                groups = shards.source_groups(work / "kept.parquet", shard_size)
+                todo = [(str(out_p), str(work), lo, hi, total, shard_size, _image_source(idx)) for lo, hi, _ in groups
                         if not (work / "skipped" / f"group-{lo:012d}.parquet").exists()]
-                ex.map(write_group, todo, "shards")
-                finish_pieces(out_p)
+                ex.map(shards.write_group, todo, "shards")
+                shards.finish_pieces(out_p, work)
         finally:
             ex.close()
         from curation import balance_stats

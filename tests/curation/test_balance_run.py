@@ -7,11 +7,11 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from curation import balance_run, cli
+from curation import balance_run, cli, shards
 from curation.balance import entry_probabilities
 from curation.balance_run import run_balance
-from curation.select import redraw
 from curation.common import UserError
+from curation.select import redraw
 from index_factory import Img, entries_table, image_bytes, make_index, repart, synthetic_images
 
 ENTRIES = entries_table({"en": 12, "de": 8, "ja": 5})
@@ -84,9 +84,9 @@ def test_same_output_for_any_worker_count_and_part_size(tmp_path, ray_session):
 def test_resume_after_interruption_gives_identical_output(tmp_path, monkeypatch):
     built = make_index(tmp_path, synthetic_images(200, ENTRIES, seed=2), ENTRIES, sources=4)
     ref = tmp_path / "REF"
-    real = balance_run.write_group
+    real = shards.write_group
     seen = []
-    monkeypatch.setattr(balance_run, "write_group", lambda *a, **k: (seen.append(a), real(*a, **k))[1])
+    monkeypatch.setattr(shards, "write_group", lambda *a, **k: (seen.append(a), real(*a, **k))[1])
     run_balance(built.index, ref, t=20, shard_size=10, workers=1)
     total_groups = len(seen)
     assert total_groups >= 3
@@ -99,7 +99,7 @@ def test_resume_after_interruption_gives_identical_output(tmp_path, monkeypatch)
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    monkeypatch.setattr(balance_run, "write_group", crash_on_second)
+    monkeypatch.setattr(shards, "write_group", crash_on_second)
     with pytest.raises(KeyboardInterrupt):
         run_balance(built.index, cur, t=20, shard_size=10, workers=1)
     assert not json.loads((cur / "manifest.json").read_text())["complete"]
@@ -108,8 +108,9 @@ def test_resume_after_interruption_gives_identical_output(tmp_path, monkeypatch)
     (cur / "shards" / ".00099.tar.abc.tmp").write_bytes(b"half-written")  # as a kill -9 would leave
     redone = {"scatter_part": 0, "select_bucket": 0, "write_group": 0}
     for name in redone:
-        fn = real if name == "write_group" else getattr(balance_run, name)
-        monkeypatch.setattr(balance_run, name, lambda *a, _fn=fn, _n=name, **k: (redone.__setitem__(_n, redone[_n] + 1), _fn(*a, **k))[1])
+        module = shards if name == "write_group" else balance_run
+        fn = real if name == "write_group" else getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _fn=fn, _n=name, **k: (redone.__setitem__(_n, redone[_n] + 1), _fn(*a, **k))[1])
     run_balance(built.index, cur, t=20, shard_size=10, workers=1)
     assert redone == {"scatter_part": 0, "select_bucket": 0, "write_group": total_groups - 1}
     assert shard_bytes(cur) == shard_bytes(ref)
