@@ -31,6 +31,8 @@ SPACE = 32
 _JOIN_CANDIDATES = ("\x00", "\uffff", "\ufffe", "\x01", "\x02", "\x03")
 _NOT_FOUND = np.int64(0)  # no key, no prefix
 _FIB = np.uint64(0x9E3779B97F4A7C15)
+_PAIR_MUL = np.uint64(0xC2B2AE3D27D4EB4F)
+_PAIR_BITS = 22
 _PREFIX = np.int64(1)  # value bit 0: span is a proper prefix of some key; bits 1..: key index + 1
 
 
@@ -206,6 +208,12 @@ class NgramBackend:
             shadowed.append(s)
             self.first_char = np.zeros(SEPARATOR + 1, dtype=bool)
             self.first_char[first] = True
+            starts, lengths_ = self.key_offsets[:-1][~token], lengths[~token]
+            self.single_char = np.zeros(SEPARATOR + 1, dtype=bool)
+            self.single_char[self.key_cps[starts[lengths_ == 1]]] = True
+            two = starts[lengths_ >= 2]
+            self.first_pair = np.zeros(1 << _PAIR_BITS, dtype=bool)
+            self.first_pair[_pair_slot(self.key_cps[two], self.key_cps[two + 1])] = True
         self.shadowed = np.concatenate(shadowed) if shadowed else np.zeros(0, dtype=np.int64)
         self.fallback = fallback([keys[i] for i in self.shadowed]) if len(self.shadowed) else None
 
@@ -266,7 +274,9 @@ class NgramBackend:
                 n += 1
                 cand = cand[cand + n < len(spaces)]
         if self.char_table is not None:
-            start = np.flatnonzero(self.first_char[cps])
+            start = np.flatnonzero(self.first_char[cps])  # cps ends with SEPARATOR: start + 1 is valid
+            nxt = cps[start + 1]
+            start = start[self.single_char[cps[start]] | self.first_pair[_pair_slot(cps[start], nxt)]]
             length = 1
             while len(start):
                 e = start + length
@@ -290,12 +300,19 @@ class NgramBackend:
         """True where cps[pos:pos+length] equals key's code points (rules out hash collisions)."""
         if not len(pos):
             return np.zeros(0, dtype=bool)
-        first = np.cumsum(length) - length
-        step = np.arange(int(first[-1] + length[-1]))
+        length = length.astype(np.int32)  # chunks and key lists stay far below 2**31 code points
+        first = np.cumsum(length, dtype=np.int64) - length
+        step = np.arange(int(first[-1] + length[-1]), dtype=np.int64)
         at_text = np.repeat(pos - first, length) + step
         at_key = np.repeat(self.key_offsets[key] - first, length) + step
         diff = cps[at_text] != self.key_cps[at_key]
         return ~np.logical_or.reduceat(diff, first)
+
+
+def _pair_slot(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Slot of a (code point, code point) pair in a bitmap that pre-filters starts of non-token keys."""
+    mixed = first.astype(np.uint64) * _FIB ^ second.astype(np.uint64) * _PAIR_MUL
+    return (mixed >> np.uint64(64 - _PAIR_BITS)).view(np.int64)
 
 
 def _is_token_key(key: str) -> bool:
