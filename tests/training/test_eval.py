@@ -256,3 +256,34 @@ def test_bad_input_is_a_one_line_user_error(case, message, model_dir, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert message in err.splitlines()[-1] and err.count("error") == 1 and "Traceback" not in err
     assert not (tmp_path / "e.json").exists()
+
+
+# --- a trained model ---
+
+@pytest.mark.slow
+def test_eval_after_training_beats_chance_in_every_language(tmp_path):
+    """`train --eval-data`: a tiny model trained on colour shards names held-out colours zero-shot."""
+    from conftest import COLOURS, WORDS, caption_corpus, colour_image, write_shards
+
+    spec = write_shards(tmp_path / "curated", 4, 128)
+    train_sentencepiece(caption_corpus(), 200, tmp_path / "tok")
+    rng = np.random.default_rng(7)
+    for c in range(len(COLOURS)):
+        (tmp_path / "held_out" / str(c)).mkdir(parents=True)
+        for i in range(3):
+            (tmp_path / "held_out" / str(c) / f"{i}.png").write_bytes(colour_image(c, rng))
+    langs = ["en", "de", "zh"]
+    for lang in langs:
+        (tmp_path / "held_out" / f"classnames.{lang}.txt").write_text("\n".join(WORDS[lang]) + "\n", encoding="utf-8")
+    argv = ["--shards", spec, "--model", "tiny", "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "run"),
+            "--steps", "40", "--batch-size", "64", "--lr", "2e-3", "--warmup", "10", "--eval-data", str(tmp_path / "held_out")]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tiny model gains nothing from threads, which spin-wait on a loaded machine
+    try:
+        assert cli.main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
+    result = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert sorted(result["zeroshot"]) == sorted(langs) and result["counts"]["images"] == 24
+    for lang in langs:
+        assert result["zeroshot"][lang]["top1"] >= 3 / len(COLOURS), (lang, result["zeroshot"][lang])
