@@ -117,6 +117,9 @@ def run_download(curated: str, *, processes: int = 1, thread_count: int = 32, im
         raise UserError(f"{folder} is not a folder: give the CURATED folder written by `curate balance`")
     stats_path = folder / "stats.json"
     stats = read_json(stats_path)
+    if not stats.get("url_only"):
+        raise UserError(f"{folder} already has shards written from the pool's own images; `curate download` "
+                        "is for URL-only pools (WAT, Parquet without an image column)")
     with output_lock(folder):
         src = download_input(folder)
         from img2dataset import download

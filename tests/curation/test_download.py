@@ -9,10 +9,10 @@ import pytest
 import webdataset as wds
 
 from curation.balance_run import run_balance
+from curation.common import UserError
 from curation.download import run_download
 from index_factory import Img, entries_table, image_bytes, make_index
 
-pytestmark = pytest.mark.slow
 
 
 @pytest.fixture()
@@ -29,6 +29,7 @@ def server(tmp_path):
     httpd.server_close()
 
 
+@pytest.mark.slow
 def test_download_url_only_pool(tmp_path, server):
     root, base = server
     ent = entries_table({"en": 4, "de": 2})
@@ -67,3 +68,13 @@ def test_download_url_only_pool(tmp_path, server):
         i = int(meta["uid"][1:])
         assert s["png"] == (root / f"img{i}.png").read_bytes()  # original bytes, named by their real format
         assert row["key"] == s["__key__"]
+
+
+def test_download_refuses_a_curated_with_pool_images(tmp_path):
+    ent = entries_table({"en": 2})
+    built = make_index(tmp_path, [Img("u0", [("a", "en", [0])], image_bytes(0))], ent, kind="webdataset", sources=1)
+    run_balance(built.index, tmp_path / "CUR", t=10, workers=1)
+    with pytest.raises(UserError, match="URL-only"):
+        run_download(str(tmp_path / "CUR"))
+    with pytest.raises(UserError, match="not a folder"):
+        run_download(str(tmp_path / "nowhere"))
