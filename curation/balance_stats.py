@@ -1,5 +1,13 @@
 """balance's outputs besides the shards: curated.parquet, thresholds.parquet, stats.json, plots/,
-and for --online curation.json + counts.parquet (what training needs to re-draw every epoch)."""
+and for --online curation.json + counts.parquet (what training needs to re-draw every epoch).
+
+stats.json per language: matched_texts (INDEX rows), matches (sum of c_e), images and kept_images
+(counted by the language of the image's chosen text), entries, entries_matched (c_e > 0),
+head_entries (c_e > t_L), head_matches (sum of head c_e), head_matches_kept (matches of head entries
+among the kept images' chosen texts) and head_mass_removed = 1 - head_matches_kept / head_matches.
+Totals add written / corrupt / missing images (and failed downloads after `curate download`).
+With --online, kept counts are epoch 0's draw; every image is written.
+"""
 from __future__ import annotations
 
 import math
