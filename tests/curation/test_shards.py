@@ -66,3 +66,18 @@ def test_read_tar_images_stops_at_wanted_keys(tmp_path):
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     assert dict(images.read_tar_images(str(path), {"a", "dir/b", "d", "zz"})) == {"a": b"A", "dir/b": b"B"}
+
+
+def test_read_parquet_images_binary_and_struct_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = [image_bytes(i) for i in range(30)]
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"image": pa.array(data, pa.binary()),
+                             "hf": pa.array([{"bytes": d, "path": None} for d in data],
+                                            pa.struct([("bytes", pa.binary()), ("path", pa.string())]))}),
+                   path, row_group_size=7)
+    want = {0, 8, 9, 29}
+    assert dict(images.read_parquet_images(str(path), "image", want, batch_rows=4)) == {r: data[r] for r in want}
+    assert dict(images.read_parquet_images(str(path), "hf", want)) == {r: data[r] for r in want}
