@@ -9,7 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-from curation.common import UserError
 from training import cli
 from training.eval import query_ranks, recalls, retrieval_metrics, run_eval, zeroshot_metrics
 from training.eval_templates import templates_for
