@@ -11,7 +11,7 @@ Metrics (docs/evaluation.md): zero-shot top-1/top-5 accuracy and mean per-class 
 language, with one classifier per language built from that language's templates; retrieval
 recall@1/5/10 in both directions. Ties count against the model: a query's rank is the number of
 wrong candidates scoring at least as high as its best right one (within TIE_EPS, float noise of
-cosine similarities), so a constant model scores ~0, never 1.
+cosine similarities), so a constant model scores 0 at every k below the gallery size.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def recalls(ranks: torch.Tensor, ks=RECALL_KS, prefix: str = "R@") -> dict[str, 
 
 
 def retrieval_metrics(image_emb: torch.Tensor, text_emb: torch.Tensor, text_image: torch.Tensor,
-                      ks=RECALL_KS, block: int = 2048) -> dict:
+                      ks=RECALL_KS, block: int = 1024) -> dict:
     """Recall@k image->text and text->image; `text_image[j]` is the image index of text j.
 
     Similarities are cosine (embeddings are normalised by the caller); computed in row blocks so
