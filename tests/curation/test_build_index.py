@@ -140,11 +140,11 @@ def test_uid_derivation():
 
 # ---- whole runs on Ray ---------------------------------------------------------------------------
 
-def repeated_pool(repeat: int) -> pa.Table:
-    """pool_table repeated, with its 100k-character text kept once."""
+def repeated_pool(repeat: int, long_text: bool = True) -> pa.Table:
+    """pool_table repeated, with its 100k-character text kept once (or not at all)."""
     table = pool_table(repeat=repeat)
     short = pa.compute.less(pa.compute.fill_null(pa.compute.utf8_length(table.column("text")), 0), 1000)
-    return pa.concat_tables([table.filter(short), pool_table().slice(len(POOL_TEXTS) - 1)])
+    return pa.concat_tables([table.filter(short), pool_table().slice(len(POOL_TEXTS) - 1, int(long_text))])
 
 
 def index_state(out: Path) -> tuple[bytes, set, dict]:
@@ -311,12 +311,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for_port(port: int, timeout: float) -> None:
+    import socket
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"ray head did not open port {port}")
+
+
 @pytest.mark.slow
-def test_two_node_ray_cluster_gives_identical_index(meta_dir, tmp_path):
-    """A real cluster: `ray start --head` plus a second `ray start --address` node on 127.0.0.1."""
+def test_two_node_ray_cluster_gives_identical_index(ray_local, meta_dir, tmp_path):
+    """A real cluster: `ray start --head` plus a second `ray start --address` node, one CPU each, on
+    127.0.0.1; `--workers 2` places one actor on each node (each has one CPU)."""
     import tempfile
 
-    pool = write_parquet_pool(tmp_path / "pool", repeated_pool(30), files=2, row_group_size=16)
+    pool = write_parquet_pool(tmp_path / "pool", repeated_pool(30, long_text=False), files=2, row_group_size=16)
     port, ray_tmp = _free_port(), tempfile.mkdtemp(prefix="ray", dir="/tmp")
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     ray_bin = str(VENV_BIN / "ray")
@@ -324,31 +337,29 @@ def test_two_node_ray_cluster_gives_identical_index(meta_dir, tmp_path):
                                "--node-ip-address=127.0.0.1", "--include-dashboard=false", f"--temp-dir={ray_tmp}"],
                               env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
-        time.sleep(8)
+        _wait_for_port(port, 90)
         nodes.append(subprocess.Popen([ray_bin, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--block",
                                        "--node-ip-address=127.0.0.1"], env=env, start_new_session=True,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(8)
         args = ["build-index", "--pool", str(pool), "--metadata", str(meta_dir), "--part-size", "50"]
         cluster = subprocess.run([str(VENV_BIN / "curate"), *args, "--out", str(tmp_path / "cluster"),
-                                  "--ray-address", f"127.0.0.1:{port}"], env=env, capture_output=True, text=True,
-                                 timeout=240)
+                                  "--ray-address", f"127.0.0.1:{port}", "--workers", "2"],
+                                 env=env, capture_output=True, text=True, timeout=240)
         assert cluster.returncode == 0, cluster.stderr[-2000:]
         assert "build-index:" in cluster.stdout
-        local = subprocess.run([str(VENV_BIN / "curate"), *args, "--out", str(tmp_path / "local"), "--workers", "1"],
-                               env=env, capture_output=True, text=True, timeout=240)
-        assert local.returncode == 0, local.stderr[-2000:]
+        build_index([str(pool)], str(meta_dir), str(tmp_path / "local"), part_size=50, workers=1)
         assert index_state(tmp_path / "cluster") == index_state(tmp_path / "local")
     finally:
-        for node in reversed(nodes):
-            if node.poll() is None:
-                os.killpg(node.pid, signal.SIGTERM)
-        for node in reversed(nodes):
-            try:
-                node.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(node.pid, signal.SIGKILL)
-                node.wait()
+        for node in reversed(nodes):  # each node's process group: `ray start` and the Ray processes it spawned
+            os.killpg(node.pid, signal.SIGKILL)
+            node.wait()
+        import shutil
+
+        import psutil
+
+        left = [p.pid for p in psutil.process_iter(["cmdline"]) if any(ray_tmp in c for c in p.info["cmdline"] or [])]
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+        assert not left, f"Ray processes of the test cluster still running: {left}"
 
 
 @pytest.mark.slow
