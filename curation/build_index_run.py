@@ -11,6 +11,23 @@ finished parts and redoes the rest (a half-written part left only a temp file, w
 manifest.json is written at the start (complete: false, so a changed rerun is recognised) and at the
 end; the journal is the record while a run is in progress. The driver never reads pool rows: workers
 read their part, and only per-part accounting comes back.
+
+Identity of a run (a rerun into the same INDEX must match it, else it is refused; --overwrite starts
+over): metadata fingerprint, input files (path, size, mtime), every option that changes the output
+(lid, compat, part size, columns). --workers, --ray-address and --backend do not change the output.
+
+Ray: one IndexWorker actor per worker (1 CPU each), each reading META itself and building a language's
+automaton on first use; at most IN_FLIGHT_PER_WORKER parts queued per actor. A killed worker is
+restarted and its part retried (max_restarts / max_task_retries); parts are written atomically, so a
+retry gives the same files. With --ray-address, the pool, META and --out must be at the same paths on
+every node (a shared filesystem), since workers read the pool and write their parts themselves.
+
+Bad input: an unreadable Parquet footer or a missing column stops the run before any work (one-line
+error naming the file and the columns found); damage found while reading (a corrupt row group, a
+truncated tar or gzip) is recorded in manifest "errors" and counted as rejected "unreadable_file"
+(Parquet: the rows not read; tar/WAT: 1 per damaged file, since the lost rows cannot be counted).
+Row-level reasons: empty_text, no_metadata_language, download_failed (img2dataset status),
+missing_text / undecodable_text (WebDataset sample without a UTF-8 .txt), bad_url (WAT).
 """
 from __future__ import annotations
 

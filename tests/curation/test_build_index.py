@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import META_ENTRIES, POOL_TEXTS, pool_table, write_meta, write_parquet_pool
+from conftest import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
 from curation.build_index import MATCH_SCHEMA, PartProcessor, derive_uid, read_matches
 from curation.build_index_run import build_index
@@ -25,7 +25,7 @@ from curation.cli import main as curate
 from curation.common import UserError, content_hash, output_lock
 from curation.lid import LidMode
 from curation.matching import reference_match
-from curation.pool import Part, PoolColumns, expand_paths, make_parts, resolve_columns
+from curation.pool import PoolColumns, expand_paths, make_parts, resolve_columns
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -143,7 +143,7 @@ def test_uid_derivation():
 def repeated_pool(repeat: int, long_text: bool = True) -> pa.Table:
     """pool_table repeated, with its 100k-character text kept once (or not at all)."""
     table = pool_table(repeat=repeat)
-    short = pa.compute.less(pa.compute.fill_null(pa.compute.utf8_length(table.column("text")), 0), 1000)
+    short = pc.less(pc.fill_null(pc.utf8_length(table.column("text")), 0), 1000)
     return pa.concat_tables([table.filter(short), pool_table().slice(len(POOL_TEXTS) - 1, int(long_text))])
 
 
