@@ -185,13 +185,14 @@ class NgramBackend:
     """Exact substring matching of padded keys by vectorised hashing (see module docstring).
 
     keys: distinct padded keys (non-empty). match(texts) -> (text index, key index) arrays.
+    base: the odd hash base B (random by default; tests force a weak one to provoke collisions).
     fallback(keys) builds a matcher with the same interface for the few keys a hash collision hides.
     """
 
     def __init__(self, keys: Sequence[str], fallback: Callable[[list[str]], object], *,
-                 seed: int | None = None, chunk_code_points: int = 1 << 20) -> None:
+                 seed: int | None = None, base: int | None = None, chunk_code_points: int = 1 << 20) -> None:
         rng = np.random.default_rng(seed if seed is not None else int.from_bytes(os.urandom(8), "little"))
-        self.powers = _Powers(int(rng.integers(1 << 62)) * 2 + 1)
+        self.powers = _Powers(base if base is not None else int(rng.integers(1 << 62)) * 2 + 1)
         self.chunk = chunk_code_points
         self.key_cps, self.key_offsets = code_points(keys)
         n = len(keys)
@@ -261,14 +262,16 @@ class NgramBackend:
         found_pos, found_len, found_key = [], [], []
         if self.token_table is not None:
             spaces = np.flatnonzero(cps == SPACE)
+            # span from space i to space j (inclusive) hashes to (g_after[j] - g_at[i]) * unpow[i]
+            g_at, g_after, unpow = g[spaces], g[spaces + 1], self.powers.invpow[spaces]
             cand = np.arange(len(spaces) - 1)
             n = 1
             while len(cand):
-                s, e = spaces[cand], spaces[cand + n] + 1
-                v = self.token_table.get(span_hash(g, self.powers, s, e))
+                v = self.token_table.get((g_after[cand + n] - g_at[cand]) * unpow[cand])
                 hit = v > 1
-                found_pos.append(s[hit])
-                found_len.append(e[hit] - s[hit])
+                s, e = spaces[cand[hit]], spaces[cand[hit] + n] + 1
+                found_pos.append(s)
+                found_len.append(e - s)
                 found_key.append((v[hit] >> 1) - 1)
                 cand = cand[(v & 1).astype(bool)]
                 n += 1
