@@ -44,6 +44,8 @@ def save_checkpoint(run: str | os.PathLike, step: int, state: dict, keep: int = 
     path = folder / f"step_{step:08d}.pt"
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
+    for stale in folder.glob(".step_*.tmp"):  # temp files of a run killed while saving
+        stale.unlink(missing_ok=True)
     for old in list_checkpoints(run)[:-keep]:
         old.unlink(missing_ok=True)
     return path
