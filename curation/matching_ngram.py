@@ -32,6 +32,7 @@ _JOIN_CANDIDATES = ("\x00", "\uffff", "\ufffe", "\x01", "\x02", "\x03")
 _NOT_FOUND = np.int64(0)  # no key, no prefix
 _FIB = np.uint64(0x9E3779B97F4A7C15)
 _PAIR_MUL = np.uint64(0xC2B2AE3D27D4EB4F)
+_TRIPLE_MUL = np.uint64(0x165667B19E3779F9)
 _PAIR_BITS = 22
 _PREFIX = np.int64(1)  # value bit 0: span is a proper prefix of some key; bits 1..: key index + 1
 
@@ -122,12 +123,11 @@ class HashTable:
     def __init__(self, hashes: np.ndarray, values: np.ndarray) -> None:
         self.value_bits = np.uint64(max(int(values.max(initial=1)).bit_length(), 1))
         self.value_mask = np.uint64((1 << int(self.value_bits)) - 1)
-        self.floor = np.uint64(1 << int(self.value_bits))  # high bits never all zero: 0 marks an empty slot
+        self.floor = np.uint64(1 << int(self.value_bits))  # hashes below it have all-zero high bits
         bits = max(4, int(np.ceil(np.log2(max(len(hashes), 1) * 2))))
         self.mask = np.int64((1 << bits) - 1)
         self.shift = np.uint64(64 - bits)
         self.slots = np.zeros(1 << bits, dtype=np.uint64)
-        hashes = np.maximum(hashes, self.floor)
         packed = (hashes & ~self.value_mask) | values.astype(np.uint64)
         slot = self._slot(hashes)
         todo = np.arange(len(hashes))
@@ -147,17 +147,20 @@ class HashTable:
         return (hashes >> self.shift).view(np.int64)
 
     def get(self, hashes: np.ndarray) -> np.ndarray:
-        """Value per hash, 0 where absent."""
-        hashes = np.maximum(hashes, self.floor)
+        """Value per hash, 0 where absent.
+
+        An empty slot (0) "matches" a hash whose high bits are all zero, with value 0: absent, as it
+        should be, so no hash needs remapping here.
+        """
         slot = self._slot(hashes)
         row = self.slots[slot]
-        hit = ((row ^ hashes) >> self.value_bits) == 0
+        hit = (row ^ hashes) < self.floor
         out = np.where(hit, row & self.value_mask, np.uint64(0)).view(np.int64)
         todo = np.flatnonzero(~hit & (row != 0))
         while len(todo):  # the home slot held another hash
             slot[todo] = (slot[todo] + 1) & self.mask
             row = self.slots[slot[todo]]
-            hit = ((row ^ hashes[todo]) >> self.value_bits) == 0
+            hit = (row ^ hashes[todo]) < self.floor
             out[todo[hit]] = (row[hit] & self.value_mask).view(np.int64)
             todo = todo[~hit & (row != 0)]
         return out
@@ -167,7 +170,7 @@ def _table(hashes: np.ndarray, key_index: np.ndarray, is_prefix: np.ndarray) -> 
     """Merge key and prefix hashes into one table; returns it and the keys whose hash another key holds."""
     value = np.where(key_index >= 0, (key_index + 1) << 1, 0) | is_prefix.astype(np.int64)
     bits = max(int(value.max(initial=1)).bit_length(), 1)  # as HashTable: entries are the high bits
-    ident = np.maximum(hashes, np.uint64(1 << bits)) >> np.uint64(bits)
+    ident = hashes >> np.uint64(bits)
     order = np.lexsort((-value >> 1, ident))  # per hash: the key entry (if any) first
     h, v, ident = hashes[order], value[order], ident[order]
     first = np.ones(len(h), dtype=bool)
@@ -212,9 +215,10 @@ class NgramBackend:
             starts, lengths_ = self.key_offsets[:-1][~token], lengths[~token]
             self.single_char = np.zeros(SEPARATOR + 1, dtype=bool)
             self.single_char[self.key_cps[starts[lengths_ == 1]]] = True
-            two = starts[lengths_ >= 2]
+            two, three = starts[lengths_ == 2], starts[lengths_ >= 3]
             self.first_pair = np.zeros(1 << _PAIR_BITS, dtype=bool)
             self.first_pair[_pair_slot(self.key_cps[two], self.key_cps[two + 1])] = True
+            self.first_pair[_pair_slot(self.key_cps[three], self.key_cps[three + 1], self.key_cps[three + 2])] = True
         self.shadowed = np.concatenate(shadowed) if shadowed else np.zeros(0, dtype=np.int64)
         self.fallback = fallback([keys[i] for i in self.shadowed]) if len(self.shadowed) else None
 
@@ -278,8 +282,10 @@ class NgramBackend:
                 cand = cand[cand + n < len(spaces)]
         if self.char_table is not None:
             start = np.flatnonzero(self.first_char[cps])  # cps ends with SEPARATOR: start + 1 is valid
-            nxt = cps[start + 1]
-            start = start[self.single_char[cps[start]] | self.first_pair[_pair_slot(cps[start], nxt)]]
+            c0, c1 = cps[start], cps[start + 1]
+            c2 = cps[np.minimum(start + 2, len(cps) - 1)]
+            start = start[self.single_char[c0] | self.first_pair[_pair_slot(c0, c1)]
+                          | self.first_pair[_pair_slot(c0, c1, c2)]]
             length = 1
             while len(start):
                 e = start + length
@@ -312,9 +318,11 @@ class NgramBackend:
         return ~np.logical_or.reduceat(diff, first)
 
 
-def _pair_slot(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """Slot of a (code point, code point) pair in a bitmap that pre-filters starts of non-token keys."""
+def _pair_slot(first: np.ndarray, second: np.ndarray, third: np.ndarray | None = None) -> np.ndarray:
+    """Slot of the first 2 (or 3) code points in a bitmap that pre-filters starts of non-token keys."""
     mixed = first.astype(np.uint64) * _FIB ^ second.astype(np.uint64) * _PAIR_MUL
+    if third is not None:
+        mixed ^= (third.astype(np.uint64) + np.uint64(1)) * _TRIPLE_MUL
     return (mixed >> np.uint64(64 - _PAIR_BITS)).view(np.int64)
 
 
