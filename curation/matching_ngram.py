@@ -33,7 +33,6 @@ _NOT_FOUND = np.int64(0)  # no key, no prefix
 _FIB = np.uint64(0x9E3779B97F4A7C15)
 _PAIR_MUL = np.uint64(0xC2B2AE3D27D4EB4F)
 _TRIPLE_MUL = np.uint64(0x165667B19E3779F9)
-_PAIR_BITS = 22
 _PREFIX = np.int64(1)  # value bit 0: span is a proper prefix of some key; bits 1..: key index + 1
 
 
@@ -208,17 +207,9 @@ class NgramBackend:
             self.token_table, s = self._token_table(g, np.flatnonzero(token))
             shadowed.append(s)
         if (~token).any():
-            self.char_table, s, first = self._char_table(g, np.flatnonzero(~token), lengths)
+            self.char_table, s = self._char_table(g, np.flatnonzero(~token), lengths)
             shadowed.append(s)
-            self.first_char = np.zeros(SEPARATOR + 1, dtype=bool)
-            self.first_char[first] = True
-            starts, lengths_ = self.key_offsets[:-1][~token], lengths[~token]
-            self.single_char = np.zeros(SEPARATOR + 1, dtype=bool)
-            self.single_char[self.key_cps[starts[lengths_ == 1]]] = True
-            two, three = starts[lengths_ == 2], starts[lengths_ >= 3]
-            self.first_pair = np.zeros(1 << _PAIR_BITS, dtype=bool)
-            self.first_pair[_pair_slot(self.key_cps[two], self.key_cps[two + 1])] = True
-            self.first_pair[_pair_slot(self.key_cps[three], self.key_cps[three + 1], self.key_cps[three + 2])] = True
+            self._char_filters(self.key_offsets[:-1][~token], lengths[~token], np.flatnonzero(~token))
         self.shadowed = np.concatenate(shadowed) if shadowed else np.zeros(0, dtype=np.int64)
         self.fallback = fallback([keys[i] for i in self.shadowed]) if len(self.shadowed) else None
 
@@ -241,8 +232,29 @@ class NgramBackend:
         ends = np.arange(len(owner)) - np.repeat(np.cumsum(lens) - lens, lens) + 1 + starts[owner]
         is_key = ends == starts[owner] + lens[owner]
         h = span_hash(g, self.powers, starts[owner], ends)
-        table, shadowed = _table(h, np.where(is_key, idx[owner], -1), ~is_key)
-        return table, shadowed, self.key_cps[starts]
+        return _table(h, np.where(is_key, idx[owner], -1), ~is_key)
+
+    def _char_filters(self, starts: np.ndarray, lengths: np.ndarray, idx: np.ndarray) -> None:
+        """Exact tables for the first code point, a bitmap of first 2-3 code points of non-token keys.
+
+        Code point tables stop after the largest first code point (index min(cp, top)), so they stay
+        small for languages whose keys start in low planes.
+        """
+        cps = self.key_cps
+        self.top = int(cps[starts].max()) + 1
+        self.first_char = np.zeros(self.top + 1, dtype=bool)
+        self.first_char[cps[starts]] = True
+        one = lengths == 1
+        self.single_cps = cps[starts[one]]
+        order = np.argsort(self.single_cps)
+        self.single_cps, self.single_keys = self.single_cps[order], idx[one][order]
+        self.single_char = np.zeros(self.top + 1, dtype=bool)
+        self.single_char[self.single_cps] = True
+        two, three = starts[lengths == 2], starts[lengths >= 3]
+        self.pair_bits = int(np.clip(np.ceil(np.log2(max(len(starts), 1) * 16)), 10, 22))
+        self.first_pair = np.zeros(1 << self.pair_bits, dtype=bool)
+        self.first_pair[_pair_slot(self.pair_bits, cps[two], cps[two + 1])] = True
+        self.first_pair[_pair_slot(self.pair_bits, cps[three], cps[three + 1], cps[three + 2])] = True
 
     def match(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """All (text index, key index) pairs with the key in the spaced text; unordered, may repeat."""
@@ -264,6 +276,7 @@ class NgramBackend:
         cps, starts = spaced_batch(texts)
         g = prefix_sums(cps, self.powers)
         found_pos, found_len, found_key = [], [], []
+        exact_pos = exact_key = np.zeros(0, dtype=np.int64)
         if self.token_table is not None:
             spaces = np.flatnonzero(cps == SPACE)
             # span from space i to space j (inclusive) hashes to (g_after[j] - g_at[i]) * unpow[i]
@@ -281,12 +294,16 @@ class NgramBackend:
                 n += 1
                 cand = cand[cand + n < len(spaces)]
         if self.char_table is not None:
-            start = np.flatnonzero(self.first_char[cps])  # cps ends with SEPARATOR: start + 1 is valid
+            # cps ends with SEPARATOR, never a first code point: start + 1 is in range
+            start = np.flatnonzero(self.first_char[np.minimum(cps, self.top)])
             c0, c1 = cps[start], cps[start + 1]
             c2 = cps[np.minimum(start + 2, len(cps) - 1)]
-            start = start[self.single_char[c0] | self.first_pair[_pair_slot(c0, c1)]
-                          | self.first_pair[_pair_slot(c0, c1, c2)]]
-            length = 1
+            single = self.single_char[c0]
+            one = start[single]  # one-code-point keys: exact, no hash or verification needed
+            exact_pos, exact_key = one, self.single_keys[np.searchsorted(self.single_cps, c0[single])]
+            start = start[self.first_pair[_pair_slot(self.pair_bits, c0, c1)]
+                          | self.first_pair[_pair_slot(self.pair_bits, c0, c1, c2)]]
+            length = 2
             while len(start):
                 e = start + length
                 ok = e <= len(cps)
@@ -298,12 +315,12 @@ class NgramBackend:
                 found_key.append((v[hit] >> 1) - 1)
                 start = start[(v & 1).astype(bool)]
                 length += 1
-        if not found_pos:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        pos, length, key = np.concatenate(found_pos), np.concatenate(found_len), np.concatenate(found_key)
+        pos, length, key = (np.concatenate(x) if x else np.zeros(0, dtype=np.int64)
+                            for x in (found_pos, found_len, found_key))
         ok = self._verify(cps, pos, length, key)
-        text = np.searchsorted(starts, pos[ok], side="right") - 1
-        return text, key[ok]
+        pos, key = np.concatenate([exact_pos, pos[ok]]), np.concatenate([exact_key, key[ok]])
+        text_of = np.repeat(np.arange(len(texts), dtype=np.int32), np.diff(starts))
+        return text_of[pos], key
 
     def _verify(self, cps: np.ndarray, pos: np.ndarray, length: np.ndarray, key: np.ndarray) -> np.ndarray:
         """True where cps[pos:pos+length] equals key's code points (rules out hash collisions)."""
@@ -318,12 +335,12 @@ class NgramBackend:
         return ~np.logical_or.reduceat(diff, first)
 
 
-def _pair_slot(first: np.ndarray, second: np.ndarray, third: np.ndarray | None = None) -> np.ndarray:
+def _pair_slot(bits: int, first: np.ndarray, second: np.ndarray, third: np.ndarray | None = None) -> np.ndarray:
     """Slot of the first 2 (or 3) code points in a bitmap that pre-filters starts of non-token keys."""
     mixed = first.astype(np.uint64) * _FIB ^ second.astype(np.uint64) * _PAIR_MUL
     if third is not None:
         mixed ^= (third.astype(np.uint64) + np.uint64(1)) * _TRIPLE_MUL
-    return (mixed >> np.uint64(64 - _PAIR_BITS)).view(np.int64)
+    return (mixed >> np.uint64(64 - bits)).view(np.int64)
 
 
 def _is_token_key(key: str) -> bool:
