@@ -326,11 +326,12 @@ class NgramBackend:
         """True where cps[pos:pos+length] equals key's code points (rules out hash collisions)."""
         if not len(pos):
             return np.zeros(0, dtype=bool)
-        length = length.astype(np.int32)  # chunks and key lists stay far below 2**31 code points
-        first = np.cumsum(length, dtype=np.int64) - length
-        step = np.arange(int(first[-1] + length[-1]), dtype=np.int64)
-        at_text = np.repeat(pos - first, length) + step
-        at_key = np.repeat(self.key_offsets[key] - first, length) + step
+        # int32 indices: a chunk, its matches and the key code points stay far below 2**31
+        length = length.astype(np.int32)
+        first = np.cumsum(length, dtype=np.int32) - length
+        step = np.arange(int(first[-1] + length[-1]), dtype=np.int32)
+        at_text = np.repeat((pos - first).astype(np.int32), length) + step
+        at_key = np.repeat((self.key_offsets[key] - first).astype(np.int32), length) + step
         diff = cps[at_text] != self.key_cps[at_key]
         return ~np.logical_or.reduceat(diff, first)
 
