@@ -283,16 +283,20 @@ class NgramBackend:
             g_at, g_after, unpow = g[spaces], g[spaces + 1], self.powers.invpow[spaces]
             cand = np.arange(len(spaces) - 1)
             n = 1
+            hit_from, hit_to = [], []
             while len(cand):
-                v = self.token_table.get((g_after[cand + n] - g_at[cand]) * unpow[cand])
-                hit = v > 1
-                s, e = spaces[cand[hit]], spaces[cand[hit] + n] + 1
+                end = cand + n
+                v = self.token_table.get((g_after[end] - g_at[cand]) * unpow[cand])
+                hit = np.flatnonzero(v > 1)
+                hit_from.append(cand[hit])
+                hit_to.append(end[hit])
+                found_key.append((v[hit] >> 1) - 1)
+                n += 1
+                cand = cand[((v & 1) != 0) & (end < len(spaces) - 1)]
+            if hit_from:
+                s, e = spaces[np.concatenate(hit_from)], spaces[np.concatenate(hit_to)] + 1
                 found_pos.append(s)
                 found_len.append(e - s)
-                found_key.append((v[hit] >> 1) - 1)
-                cand = cand[(v & 1).astype(bool)]
-                n += 1
-                cand = cand[cand + n < len(spaces)]
         if self.char_table is not None:
             # cps ends with SEPARATOR, never a first code point: start + 1 is in range
             start = np.flatnonzero(self.first_char[np.minimum(cps, self.top)])
@@ -304,17 +308,15 @@ class NgramBackend:
             start = start[self.first_pair[_pair_slot(self.pair_bits, c0, c1)]
                           | self.first_pair[_pair_slot(self.pair_bits, c0, c1, c2)]]
             length = 2
+            start = start[start + length <= len(cps)]
             while len(start):
-                e = start + length
-                ok = e <= len(cps)
-                start, e = start[ok], e[ok]
-                v = self.char_table.get(span_hash(g, self.powers, start, e))
-                hit = v > 1
+                v = self.char_table.get(span_hash(g, self.powers, start, start + length))
+                hit = np.flatnonzero(v > 1)
                 found_pos.append(start[hit])
-                found_len.append(np.full(int(hit.sum()), length))
+                found_len.append(np.full(len(hit), length))
                 found_key.append((v[hit] >> 1) - 1)
-                start = start[(v & 1).astype(bool)]
                 length += 1
+                start = start[((v & 1) != 0) & (start + length <= len(cps))]
         pos, length, key = (np.concatenate(x) if x else np.zeros(0, dtype=np.int64)
                             for x in (found_pos, found_len, found_key))
         ok = self._verify(cps, pos, length, key)
