@@ -135,8 +135,6 @@ def main() -> None:
             n = args.texts * scale
             pool = write_pool(root / f"{name}-pool-{n}", corpus.texts[:n], corpus.text_langs[:n])
             for w in args.workers:
-                if scale != min(args.scales) and w != max(args.workers):
-                    continue  # the RSS comparison needs only the widest run at each size
                 r = run_build_index(pool, meta, root / f"{name}-index-{n}-{w}", w, args.backend, args.part_size)
                 rows.append((name, n, w, r))
                 print(f"[{name}] {n:,} texts, {w} worker(s): {r['wall_s']:.1f}s wall, {r['texts_per_s']:,.0f} texts/s "
