@@ -265,6 +265,18 @@ def test_bad_inputs_cli(ray_local, meta_dir, tmp_path, capsys):
     assert m["totals"]["matched"] == 400 and m["errors"][0]["rows"] == [0, 400]
 
 
+def test_compat_flag_reaches_the_workers(ray_local, meta_dir, tmp_path):
+    pq.write_table(pa.table({"text": ["東京タワーの夜景"], "lang": ["ja"]}), tmp_path / "ja.parquet")
+    ids = {}
+    for flag in ([], ["--compat", "metaclip"]):
+        out = tmp_path / f"o{len(flag)}"
+        assert curate(["build-index", "--pool", str(tmp_path / "ja.parquet"), "--metadata", str(meta_dir),
+                       "--out", str(out), "--workers", "1", *flag]) == 0
+        ids[bool(flag)] = read_matches(out).column("entry_ids").to_pylist()
+        assert json.loads((out / "manifest.json").read_text())["options"]["compat"] is bool(flag)
+    assert ids == {False: [[16, 17, 18]], True: [[16, 18]]}
+
+
 def _big_pool(folder: Path, rows: int) -> Path:
     texts = [t for t, lang in POOL_TEXTS[:10] if lang == "en"]
     table = pa.table({"text": [f"{texts[i % len(texts)]} {i}" for i in range(rows)], "lang": ["en"] * rows})
