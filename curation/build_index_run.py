@@ -62,10 +62,12 @@ def load_entries(meta: str | Path) -> tuple[pa.Table, Path]:
 
 def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column: str | None,
          uid_column: str | None, url_column: str | None, image_column: str | None, backend: str,
-         part_size: int) -> dict:
+         part_size: int, workers: int | None = None) -> dict:
     """Everything a run needs, checked before any work: entries, parts, columns, manifest identity."""
     if part_size < 1:
         raise UserError(f"--part-size must be >= 1, not {part_size}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, not {workers}")
     try:
         lid_mode = parse_lid(lid)
     except ValueError as e:
@@ -279,7 +281,8 @@ def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", 
     """Run (or resume) build-index; returns the final manifest."""
     t0 = time.time()
     p = plan(pool, metadata, lid=lid, compat=compat, text_column=text_column, uid_column=uid_column,
-             url_column=url_column, image_column=image_column, backend=backend, part_size=part_size)
+             url_column=url_column, image_column=image_column, backend=backend, part_size=part_size,
+             workers=workers)
     out_path = Path(out).resolve()
     with output_lock(out_path):
         _prepare_folder(out_path, p["identity"], overwrite)
@@ -314,6 +317,8 @@ def summary_line(manifest: dict, out: str) -> str:
     secs = manifest.get("seconds", 0.0)
     rej = ", ".join(f"{k} {v}" for k, v in t["rejected"].items()) or "none"
     lang_note = "" if ALL_LANGUAGES not in manifest["per_lang"] else " (lid none: one language)"
+    if manifest.get("errors"):
+        lang_note += f"; {len(manifest['errors'])} damaged file(s), see manifest.json errors"
     return (f"build-index: {t['rows_in']} texts in {len(manifest['parts'])} parts "
             f"({manifest.get('resumed_parts', 0)} resumed): {t['matched']} matched, {t['unmatched']} unmatched, "
             f"rejected: {rej}; {len(manifest['per_lang'])} languages{lang_note}; "

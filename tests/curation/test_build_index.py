@@ -252,6 +252,9 @@ def test_bad_inputs_cli(ray_local, meta_dir, tmp_path, capsys):
     rc = curate(["build-index", "--pool", str(good), "--metadata", str(meta_dir), "--out", str(tmp_path / "o3"),
                  "--lid", "langid"])
     assert rc == 2 and "--lid must be" in capsys.readouterr().err
+    rc = curate(["build-index", "--pool", str(good), "--metadata", str(meta_dir), "--out", str(tmp_path / "o3"),
+                 "--workers", "0"])
+    assert rc == 2 and "--workers must be >= 1" in capsys.readouterr().err
     # a damaged row group: its rows are counted unreadable, the rest of the file is indexed
     pq.write_table(pa.table({"text": ["a dog"] * 400 + ["a cat"] * 400}), tmp_path / "dmg.parquet",
                    compression="none", row_group_size=400)
@@ -260,7 +263,8 @@ def test_bad_inputs_cli(ray_local, meta_dir, tmp_path, capsys):
     (tmp_path / "dmg.parquet").write_bytes(bytes(data))
     rc = curate(["build-index", "--pool", str(tmp_path / "dmg.parquet"), "--metadata", str(meta_dir),
                  "--out", str(tmp_path / "o4"), "--lid", "none", "--part-size", "400"])
-    assert rc == 0 and "rejected: unreadable_file 400" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert rc == 0 and "rejected: unreadable_file 400" in printed and "1 damaged file(s)" in printed
     m = json.loads((tmp_path / "o4" / "manifest.json").read_text())
     assert m["totals"]["matched"] == 400 and m["errors"][0]["rows"] == [0, 400]
 
