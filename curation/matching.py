@@ -136,10 +136,10 @@ def padded_keys(entries: Sequence[str], entry_ids: Sequence[int], compat: bool =
 def pairs_to_result(n_texts: int, text: np.ndarray, key: np.ndarray, key_offsets: np.ndarray,
                     key_ids: np.ndarray) -> MatchResult:
     """(text, key) match pairs (any order, repeats allowed) -> sorted unique entry ids per text."""
-    count = key_offsets[key + 1] - key_offsets[key]
-    if len(count) and count.max() == 1:  # the usual case: one entry id per key
-        ids = key_ids[key_offsets[key]]
+    if len(key_ids) == len(key_offsets) - 1:  # the usual case: one entry id per key (key k -> key_ids[k])
+        ids = key_ids[key]
     else:
+        count = key_offsets[key + 1] - key_offsets[key]
         text = np.repeat(text, count)
         ids = key_ids[np.repeat(key_offsets[key] - np.cumsum(count) + count, count) + np.arange(int(count.sum()))]
     # stable = timsort: backends emit pairs in runs ordered by text, which it merges far faster
@@ -179,26 +179,37 @@ class RsAhoBackend:
     """ahocorasick-rs (overlapping, standard match kind) over a whole batch of spaced texts at once.
 
     Texts are joined by a character that no key contains, so no match spans two texts; matches come
-    back as (key, start, end) tuples and are turned into arrays in one pass.
+    back as (key, start, end) tuples and are turned into arrays in one pass. Strings that UTF-8 cannot
+    encode (lone surrogates, never in Arrow data) go to a pyahocorasick automaton instead.
     """
 
     def __init__(self, keys: Sequence[str]) -> None:
         import ahocorasick_rs
 
+        self._keys = list(keys)
+        self._slow: PyAhoBackend | None = None
         used = set().union(*map(set, keys)) if keys else set()
         self._sep = next(c for c in ("\x00", "\uffff", "\ufffe", *map(chr, range(0xE000, 0xF900)))
                          if c not in used)
-        self._automaton = ahocorasick_rs.AhoCorasick(list(keys), matchkind=ahocorasick_rs.MatchKind.Standard) \
-            if keys else None
+        try:
+            self._automaton = ahocorasick_rs.AhoCorasick(self._keys, matchkind=ahocorasick_rs.MatchKind.Standard) \
+                if keys else None
+        except UnicodeEncodeError:
+            self._automaton, self._slow = None, PyAhoBackend(keys)
 
     def match(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """All (text index, key index) pairs."""
+        if self._slow is not None:
+            return self._slow.match(texts)
         if self._automaton is None or not texts:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         spaced = [spacing(t) for t in texts]
         starts = np.zeros(len(texts), dtype=np.int64)
         np.cumsum(np.fromiter(map(len, spaced), dtype=np.int64, count=len(spaced))[:-1] + 1, out=starts[1:])
-        found = self._automaton.find_matches_as_indexes(self._sep.join(spaced), overlapping=True)
+        try:
+            found = self._automaton.find_matches_as_indexes(self._sep.join(spaced), overlapping=True)
+        except UnicodeEncodeError:
+            return PyAhoBackend(self._keys).match(texts)
         flat = np.fromiter(chain.from_iterable(found), dtype=np.int64, count=3 * len(found)).reshape(-1, 3)
         return np.searchsorted(starts, flat[:, 1], side="right") - 1, flat[:, 0]
 

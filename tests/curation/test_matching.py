@@ -96,6 +96,13 @@ def test_edges(method):
     assert Matcher(["needle", "word word"], [0, 1], backend=method).match([long_text]).lists() == [[0, 1]]
 
 
+@pytest.mark.parametrize("method", BACKENDS)
+def test_lone_surrogates(method):
+    """Not in Arrow data, but a Python caller may pass them: matched like any other code point."""
+    entries, texts = ["a\ud800b", "猫", "x", "\udfff"], ["a\ud800b 猫 x", "\udfff猫", "x x", "q"]
+    assert run(method, texts, entries) == naive(texts, entries)
+
+
 def test_auto_and_unknown_backend():
     assert Matcher([], [], backend="auto").backend in BACKENDS
     with pytest.raises(ValueError, match="unknown matcher backend"):
