@@ -128,6 +128,8 @@ def run_download(curated: str, *, processes: int = 1, thread_count: int = 32, im
         shards.mkdir(exist_ok=True)
         manifest = read_json(folder / "manifest.json") if (folder / "manifest.json").exists() else {}
         size = shard_size or (manifest.get("options") or {}).get("shard_size") or 10000
+        # img2dataset's incremental mode reads every shards/*.json as "<shard>_stats.json": a rerun would crash on ours
+        (shards / "sizes.json").unlink(missing_ok=True)
         download(url_list=str(src), input_format="parquet", url_col="url", caption_col="caption",
                  save_additional_columns=EXTRA_COLUMNS, output_format="webdataset", output_folder=str(shards),
                  processes_count=processes, thread_count=thread_count, image_size=image_size,
