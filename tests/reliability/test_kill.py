@@ -178,6 +178,8 @@ def test_download_killed_then_rerun(tmp_path, server):
     clean = download_state(cur)
     assert clean[2]["written"] == 22 and clean[2]["failed_downloads"] == 2
     assert sum(len(m) for m in clean[0].values()) == 3 * 22
+    assert curate([*argv[:1], str(cur), *argv[1:]]) == 0  # rerun of a finished download: nothing changes
+    assert download_state(cur) == clean
     for seed in SEEDS[:2]:
         out = tmp_path / f"cur{seed}"
         shutil.copytree(pristine, out)
