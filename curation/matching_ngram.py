@@ -3,7 +3,8 @@
 A padded key K matches a spaced text S when K occurs in S. All work is on the code points of a batch
 of spaced texts, concatenated with a separator that is not a Unicode code point (0x110000), so no
 key can span two texts. Every substring is identified by a polynomial hash over code points,
-h(s) = F * sum(s[j] * B**j) mod 2**64 (F an odd mixing constant), computed for any (start, length) from one prefix-sum array.
+h(s) = F * sum(s[j] * B**j) mod 2**64 (B random, F an odd mixing constant), computed for any
+(start, length) from one prefix-sum array.
 
 Keys are matched in two ways, both exact:
 - token keys, " w1 w2 … wk " (padded on both sides, the common case for space-separated languages):
@@ -29,11 +30,11 @@ from curation.matching import spacing
 SEPARATOR = 0x110000  # beyond Unicode: never in a text or a key
 SPACE = 32
 _JOIN_CANDIDATES = ("\x00", "\uffff", "\ufffe", "\x01", "\x02", "\x03")
-_NOT_FOUND = np.int64(0)  # no key, no prefix
+# table values: bit 0 = the span is a proper prefix of some key; bits 1.. = key index + 1; 0 = absent
+_NOT_FOUND = np.int64(0)
 _FIB = np.uint64(0x9E3779B97F4A7C15)
 _PAIR_MUL = np.uint64(0xC2B2AE3D27D4EB4F)
 _TRIPLE_MUL = np.uint64(0x165667B19E3779F9)
-_PREFIX = np.int64(1)  # value bit 0: span is a proper prefix of some key; bits 1..: key index + 1
 
 
 def code_points(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
