@@ -74,8 +74,14 @@ def open_index(path: str | Path) -> Index:
     fingerprint = content_hash(path / "entries.parquet")
     rows = 0
     for p in parts:
-        meta = pq.ParquetFile(p).metadata
-        found = (pq.read_schema(p).metadata or {}).get(FINGERPRINT_KEY, b"").decode()
+        try:
+            meta, schema = pq.ParquetFile(p).metadata, pq.read_schema(p)
+        except (OSError, pa.ArrowException) as e:
+            raise UserError(f"{p}: not a readable Parquet file ({e}); rerun `curate build-index --overwrite`") from e
+        if absent := [c for c in MATCH_COLUMNS if c not in schema.names]:
+            raise UserError(f"{p}: not an INDEX part, no column(s) {', '.join(absent)}; columns found: "
+                            f"{', '.join(schema.names)}")
+        found = (schema.metadata or {}).get(FINGERPRINT_KEY, b"").decode()
         if found != fingerprint:
             raise UserError(f"INDEX from another metadata version: {p} was matched against metadata "
                             f"{found[:12] or '(none)'}… but {path / 'entries.parquet'} is {fingerprint[:12]}…; "
