@@ -23,6 +23,7 @@ import gzip
 import io
 import json
 import tarfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,7 +334,7 @@ def _read_webdataset(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterato
         if key is not None:
             if (t := finish()) is not None:
                 yield t
-    except (tarfile.TarError, OSError, EOFError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         if sample:  # the members read before the damage are whole: keep that sample
             if (t := finish()) is not None:
                 yield t
@@ -380,7 +381,7 @@ def _read_wat(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterator[pa.Ta
                             row += 1
                             if t is not None:
                                 yield t
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
         stats.rejected["unreadable_file"] += 1
         stats.errors.append({"source": part.path, "after_rows": row, "error": f"{type(e).__name__}: {e}"})
     if (t := builder.flush()) is not None:
