@@ -17,7 +17,7 @@ from curation.common import UserError
 from curation.pool import ReadStats, expand_paths, make_parts, read_part, resolve_columns
 from harness import curation_inputs
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
