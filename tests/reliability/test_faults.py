@@ -245,3 +245,37 @@ def test_two_balance_runs_started_together(tmp_path):
     a, b = curated_state(tmp_path / "clean"), curated_state(tmp_path / "cur")
     assert a[0] == b[0] and a[1].equals(b[1])
     assert shard_members(tmp_path / "cur" / "shards") == shard_members(tmp_path / "clean" / "shards")
+
+
+@pytest.mark.parametrize("fail_at", [0, 2, 4])
+def test_balance_disk_full_write_wrapper(tmp_path, monkeypatch, capsys, fail_at):
+    """Where no tmpfs can be mounted: every Parquet write after the first `fail_at` raises ENOSPC."""
+    import errno
+
+    import pyarrow.parquet
+
+    from curation.cli import main as curate
+
+    built = index_factory.make_index(tmp_path, index_factory.synthetic_images(80, ENTRIES, seed=8), ENTRIES,
+                                     sources=3, part_rows=30)
+    argv = ["balance", "--index", str(built.index), "--t", "20", "--shard-size", "10", "--workers", "1"]
+    assert curate([*argv, "--out", str(tmp_path / "clean")]) == 0
+    real, calls = pyarrow.parquet.write_table, []
+
+    def full(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pyarrow.parquet, "write_table", full)
+    out = tmp_path / "cur"
+    capsys.readouterr()
+    assert curate([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "disk full" in err and "Traceback" not in err and err.strip().count("\n") == 0, err
+    assert not temp_files(out) and not (out / "stats.json").exists()
+    monkeypatch.setattr(pyarrow.parquet, "write_table", real)
+    assert curate([*argv, "--out", str(out)]) == 0
+    a, b = curated_state(tmp_path / "clean"), curated_state(out)
+    assert a[0] == b[0] and a[1].equals(b[1]) and a[3] == b[3]
