@@ -155,7 +155,10 @@ class Trainer:
         self.model = build_model(cfg.model, vocab, **special_ids(self.tokenizer), image_size=cfg.image_size).to(d.device)
         self.image_size = self.model.config.vision_config.image_size
         if cfg.grad_checkpointing:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(self.model, "activation_checkpointing_enable"):
+                self.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.forward = ClipForward(self.model)
         if d.world_size > 1:
             self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
@@ -190,7 +193,8 @@ class Trainer:
             _truncate_jsonl(self.run_dir / "metrics.jsonl", self.step)
         if self.cfg.log_samples:
             _truncate_jsonl(self.samples_path(), self.step)
-        print(f"train: resumed from {path} at step {self.step}", file=sys.stderr)
+        if self.d.is_main:
+            print(f"train: resumed from {path} at step {self.step}", file=sys.stderr)
 
     def save(self) -> None:
         loaders = all_gather_object(self.loader_state.to_dict())
@@ -314,9 +318,9 @@ class Trainer:
                     f.close()
             del batches
         seconds = time.perf_counter() - start
+        ranks = all_gather_object({k: getattr(self.loader_state, k) for k in ("seen", "dropped", "corrupt")})
         summary = {"steps": self.step, "loss": None if loss is None else loss.item(), "seconds": round(seconds, 2),
-                   "checkpoint": str(self.last_checkpoint), "seen": self.loader_state.seen,
-                   "dropped": self.loader_state.dropped, "corrupt": self.loader_state.corrupt}
+                   "checkpoint": str(self.last_checkpoint), **{k: sum(r[k] for r in ranks) for k in ranks[0]}}
         if d.is_main:
             self.finish(summary)
         return summary

@@ -69,3 +69,25 @@ def test_two_process_gloo_matches_one_process(tokenizer_dir, tmp_path, local_los
         else:  # OpenCLIP semantics without gather-with-grad: only local features get gradient -> 1/world
             expected = g / 2
         assert torch.allclose(got["grads"][name], expected, atol=1e-5, rtol=1e-3), name
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_train_run(shards, tokenizer_dir, tmp_path):
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun) if torchrun.exists() else shutil.which("torchrun"), "--standalone", "--nproc_per_node", "2",
+           "-m", "training.cli", "--shards", shards, "--tokenizer", str(tokenizer_dir), "--out", str(tmp_path / "run"),
+           "--steps", "4", "--batch-size", "4", "--accum-freq", "2", "--workers", "1", "--save-every", "2",
+           "--gather-with-grad", "--local-loss", "--log-samples"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ranks = [[json.loads(x) for x in (tmp_path / "run" / "samples" / f"rank{k}.jsonl").read_text().splitlines()] for k in (0, 1)]
+    uids = [{u for row in rows for u in row["uids"]} for rows in ranks]
+    assert len(ranks[0]) == len(ranks[1]) == 4 and not uids[0] & uids[1]
+    ck = torch.load(tmp_path / "run" / "checkpoints" / "step_00000004.pt", weights_only=False)
+    assert ck["world_size"] == 2 and len(ck["loader"]) == 2 and ck["loader"][1]["batches"] == 8
