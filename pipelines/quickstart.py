@@ -6,7 +6,8 @@ Runs the real commands, each as a user would type it (printed before it runs):
 demo pool -> `curate metadata build` + `curate metadata add` (the demo concept words) ->
 `curate build-index` (Ray) -> `curate balance --t T` (balanced) and `curate balance --t <huge>`
 (unbalanced: every matched image kept) -> `train tokenizer` -> `train` the tiny model on each ->
-`train eval` (zero-shot per language, retrieval) -> DIR/REPORT.md with figures.
+evaluation at the end of `train --eval-data` (= `train eval`: zero-shot per language and retrieval
+on the held-out captioned shard) -> DIR/REPORT.md with figures.
 
 `--from-urls` curates a URL-only Parquet pool instead: the demo images are served by a local
 http.server on 127.0.0.1 and `curate download` (img2dataset) fetches the curated URLs.
@@ -45,7 +46,7 @@ class Sizes:
 
 FULL = Sizes(images=12000, eval_per_class=30, vocab_size=2000, steps=1200, batch_size=128, lr=2e-3, warmup=100,
              shard_size=2000)
-SMALL = Sizes(images=400, eval_per_class=3, vocab_size=400, steps=20, batch_size=32, lr=1e-3, warmup=5,
+SMALL = Sizes(images=300, eval_per_class=3, vocab_size=400, steps=10, batch_size=32, lr=1e-3, warmup=2,
               shard_size=200)
 
 
@@ -200,17 +201,12 @@ def train_stages(p: Pipeline) -> None:
         p.skip("train", "training.train_cli is not there yet")
         return
     for curated, run in ((paths.balanced, paths.run_balanced), (paths.unbalanced, paths.run_unbalanced)):
-        p.run(f"train ({curated.name})", "train",
+        p.run(f"train + eval ({curated.name})", "train",
               ["--shards", shard_pattern(curated), "--model", "tiny", "--tokenizer", str(paths.tokenizer),
                "--out", str(run), "--steps", str(sizes.steps), "--batch-size", str(sizes.batch_size),
                "--lr", str(sizes.lr), "--warmup", str(sizes.warmup), "--workers", "1", "--seed", "0",
-               "--save-every", str(sizes.steps)], run)
-        p.run(f"eval zero-shot ({curated.name})", "train",
-              ["eval", "--model", str(run / "hf"), "--data", str(paths.demo / "eval"), "--out", str(run / "eval.json")],
+               "--save-every", str(sizes.steps), "--eval-data", str(paths.demo / "eval_captions" / "00000.tar")],
               run / "eval.json")
-        p.run(f"eval retrieval ({curated.name})", "train",
-              ["eval", "--model", str(run / "hf"), "--data", str(paths.demo / "eval_captions" / "00000.tar"),
-               "--out", str(run / "eval_retrieval.json")], run / "eval_retrieval.json")
 
 
 def url_pool(p: Pipeline, base_url: str) -> list[str]:

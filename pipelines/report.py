@@ -313,7 +313,7 @@ def _head_tail_section(root: Path, runs: dict[str, Path], eval_dir: Path, figure
 def _retrieval_section(runs: dict[str, Path]) -> str:
     rows = []
     for name, run in runs.items():
-        e = _read_json(run / "eval_retrieval.json")
+        e = _read_json(run / "eval.json")
         if e and e.get("retrieval"):
             r = e["retrieval"]
             rows.append([name] + [r["image_to_text"][k] for k in ("R@1", "R@5", "R@10")]

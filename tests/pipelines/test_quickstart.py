@@ -1,0 +1,93 @@
+"""The whole demo pipeline end to end at a small size: every stage's outputs exist and REPORT.md is written."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from curation.common import UserError
+from pipelines import quickstart
+
+
+@pytest.mark.slow
+def test_every_stage_ran_and_wrote_its_outputs(small_demo):
+    out = small_demo
+    assert sorted(p.name for p in (out / "demo" / "pool").glob("*.tar"))
+    assert (out / "demo" / "eval" / "classnames.json").is_file()
+    assert (out / "META" / "entries.parquet").is_file() and (out / "META" / "manifest.json").is_file()
+    manifest = json.loads((out / "INDEX" / "manifest.json").read_text())
+    totals = manifest["totals"]
+    assert totals["rows_in"] == totals["matched"] + totals["unmatched"] + sum(totals["rejected"].values())
+    assert list((out / "INDEX" / "matches").glob("part-*.parquet")) and (out / "INDEX" / "counts.parquet").is_file()
+    for curated in ("CURATED", "UNBALANCED"):
+        assert list((out / curated / "shards").glob("*.tar"))
+        assert (out / curated / "curated.parquet").is_file() and (out / curated / "thresholds.parquet").is_file()
+    assert (out / "TOKENIZER" / "sentencepiece.bpe.model").is_file()
+    for run in ("RUN_balanced", "RUN_unbalanced"):
+        assert (out / run / "hf" / "config.json").is_file()
+        assert (out / run / "metrics.jsonl").read_text().strip()
+        result = json.loads((out / run / "eval.json").read_text())
+        assert set(result["zeroshot"]) >= {"en", "zh", "ja", "ar", "hi", "ru", "de", "es", "fr", "th"}
+        assert result["retrieval"] is not None
+
+
+@pytest.mark.slow
+def test_report_has_every_section_and_its_figures(small_demo):
+    text = (small_demo / "REPORT.md").read_text()
+    assert "Every stage ran." in text
+    for heading in ("## Stages", "## 1. The demo pool", "## 2. Matching", "## 3. Balancing", "## 4. Training",
+                    "## 5. Zero-shot", "## 6. Does balancing help the tail?", "## 7. Image↔text retrieval"):
+        assert heading in text
+    assert "Not run." not in text
+    for name in ("concepts_before_after.png", "loss.png", "zeroshot.png", "head_vs_tail.png"):
+        assert (small_demo / "figures" / name).stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_balancing_cut_the_head_and_kept_the_tail(small_demo):
+    from pipelines.report import concept_counts
+
+    counts = concept_counts(small_demo / "INDEX", small_demo / "CURATED")
+    before = [sum(c["before"][i] for c in counts.values()) for i in range(10)]
+    after = [sum(c["after"][i] for c in counts.values()) for i in range(10)]
+    assert after[0] < before[0]
+    assert after[-1] >= 0.5 * before[-1]
+
+
+def test_refuses_a_folder_it_did_not_write(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not written by the quickstart"):
+        quickstart.prepare_out(tmp_path)
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+    assert quickstart.main(["--out", str(tmp_path), "--small"]) == 2
+
+
+def test_replaces_its_own_earlier_output(tmp_path):
+    quickstart.prepare_out(tmp_path / "o")
+    (tmp_path / "o" / "stale").write_text("x")
+    quickstart.prepare_out(tmp_path / "o")
+    assert sorted(os.listdir(tmp_path / "o")) == [quickstart.MARKER]
+
+
+def test_url_pool_and_local_server(tmp_path):
+    import urllib.request
+
+    import pyarrow.parquet as pq
+
+    from pipelines.demo_pool import make_demo_pool
+    from pipelines.serve import export_images, serve_folder, write_url_pool
+
+    pool = make_demo_pool(tmp_path / "demo", n_images=30, seed=0, eval_per_class=1, progress=False)
+    assert export_images(pool.pool, tmp_path / "www") > 0
+    with serve_folder(tmp_path / "www") as base:
+        table = write_url_pool(pool.pool, tmp_path / "pool.parquet", base)
+        rows = pq.read_table(table).to_pylist()
+        assert len(rows) == pool.rows and all(r["url"].startswith(base) for r in rows)
+        ok = [r for r in pq.read_table(pool.pool / "00000.parquet").to_pylist() if r["status"] == "success"][0]
+        served = urllib.request.urlopen(f"{base}/{ok['url'].rsplit('/', 1)[1]}").read()
+        import hashlib
+        assert hashlib.sha256(served).hexdigest() == ok["sha256"]
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{base}/no-such-image.jpg")
