@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 TESTS = Path(__file__).resolve().parent.parent
@@ -118,3 +119,29 @@ def shard_members(folder: Path) -> dict[str, dict[str, bytes]]:
 
 def manifest(folder: Path) -> dict:
     return json.loads((folder / "manifest.json").read_text())
+
+
+def big_pool(folder: Path, rows: int) -> Path:
+    texts = [t for t, lang in curation_inputs.POOL_TEXTS[:10] if lang == "en"]
+    folder.mkdir(parents=True)
+    for f in range(2):
+        pq.write_table(pa.table({"text": [f"{texts[i % len(texts)]} {f} {i}" for i in range(rows)],
+                                 "lang": ["en"] * rows}), folder / f"big{f}.parquet", row_group_size=1000)
+    return folder
+
+
+def index_state(out: Path) -> tuple:
+    from curation.build_index import read_matches
+
+    rows = [tuple(str(v) for v in r.values()) for r in read_matches(out).to_pylist()]
+    m = manifest(out)
+    return (out / "counts.parquet").read_bytes(), sorted(rows), m["totals"], m["per_lang"], sorted(m["parts"])
+
+
+ENTRIES = index_factory.entries_table({"en": 12, "de": 8, "ja": 5})
+
+
+def curated_state(cur: Path) -> tuple:
+    stats = json.loads((cur / "stats.json").read_text())
+    return (shard_members(cur / "shards"), pq.read_table(cur / "curated.parquet"),
+            pq.read_table(cur / "thresholds.parquet"), stats["totals"])

@@ -14,8 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from harness import curation_inputs, index_factory, manifest, training_inputs
-from test_kill import ENTRIES
+from harness import ENTRIES, curation_inputs, index_factory, manifest, training_inputs
 
 pytestmark = pytest.mark.slow
 

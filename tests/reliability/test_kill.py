@@ -9,12 +9,11 @@ import re
 import threading
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from harness import (count_files, count_lines, curation_inputs, index_factory, kill_when, manifest,
-                     read_parquet_rows, shard_members, start, temp_files, training_inputs)
+from harness import (ENTRIES, big_pool, count_files, count_lines, curated_state, curation_inputs, index_factory,
+                     index_state, kill_when, manifest, read_parquet_rows, shard_members, start, temp_files,
+                     training_inputs)
 
 pytestmark = pytest.mark.slow
 SEEDS = [0, 1, 2]
@@ -46,23 +45,6 @@ def test_metadata_add_killed_then_rerun(tmp_path):
 
 # ---- build-index ---------------------------------------------------------------------------------
 
-def big_pool(folder: Path, rows: int) -> Path:
-    texts = [t for t, lang in curation_inputs.POOL_TEXTS[:10] if lang == "en"]
-    folder.mkdir(parents=True)
-    for f in range(2):
-        pq.write_table(pa.table({"text": [f"{texts[i % len(texts)]} {f} {i}" for i in range(rows)],
-                                 "lang": ["en"] * rows}), folder / f"big{f}.parquet", row_group_size=1000)
-    return folder
-
-
-def index_state(out: Path) -> tuple:
-    from curation.build_index import read_matches
-
-    rows = [tuple(str(v) for v in r.values()) for r in read_matches(out).to_pylist()]
-    m = manifest(out)
-    return (out / "counts.parquet").read_bytes(), sorted(rows), m["totals"], m["per_lang"], sorted(m["parts"])
-
-
 def test_build_index_killed_then_rerun(ray_address, tmp_path):
     from curation.cli import main as curate
 
@@ -88,15 +70,6 @@ def test_build_index_killed_then_rerun(ray_address, tmp_path):
 
 
 # ---- balance -------------------------------------------------------------------------------------
-
-ENTRIES = index_factory.entries_table({"en": 12, "de": 8, "ja": 5})
-
-
-def curated_state(cur: Path) -> tuple:
-    stats = json.loads((cur / "stats.json").read_text())
-    return (shard_members(cur / "shards"), pq.read_table(cur / "curated.parquet"),
-            pq.read_table(cur / "thresholds.parquet"), stats["totals"])
-
 
 def test_balance_killed_then_rerun(tmp_path):
     from curation.cli import main as curate
@@ -177,6 +150,7 @@ def test_download_killed_then_rerun(tmp_path, server):
     assert curate([*argv[:1], str(cur), *argv[1:]]) == 0
     clean = download_state(cur)
     assert clean[2]["written"] == 22 and clean[2]["failed_downloads"] == 2
+    assert clean[3]["attempted"] == 24 == clean[3]["downloaded"] + clean[3]["failed_downloads"]
     assert sum(len(m) for m in clean[0].values()) == 3 * 22
     assert curate([*argv[:1], str(cur), *argv[1:]]) == 0  # rerun of a finished download: nothing changes
     assert download_state(cur) == clean
