@@ -154,14 +154,17 @@ def test_download_killed_then_rerun(tmp_path, server):
     assert sum(len(m) for m in clean[0].values()) == 3 * 22
     assert curate([*argv[:1], str(cur), *argv[1:]]) == 0  # rerun of a finished download: nothing changes
     assert download_state(cur) == clean
+    partial = 0
     for seed in SEEDS[:2]:
         out = tmp_path / f"cur{seed}"
         shutil.copytree(pristine, out)
         proc = start(["curate", argv[0], str(out), *argv[1:]], tmp_path / f"log{seed}")
         kill_when(proc, lambda: count_files(out / "shards", "*") >= 1 + 3 * seed, seed, max_delay=0.5)
+        partial += "download" not in json.loads((out / "stats.json").read_text())
         assert curate([argv[0], str(out), *argv[1:]]) == 0
         assert download_state(out) == clean
         assert not temp_files(out)
+    assert partial, "no kill landed mid-run"
 
 
 # ---- train ---------------------------------------------------------------------------------------
