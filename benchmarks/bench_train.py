@@ -112,6 +112,31 @@ def train_rate(spec: str, tok_dir: str, model: str, args, out: Path) -> dict:
             "image_size": tr.image_size, "loss": float(loss), "max_gpu_mem_gib": mem}
 
 
+def fit_train_rate(spec: str, tok_dir: str, model: str, args, out: Path) -> dict:
+    """train_rate at --train-batch, halving the batch on CUDA out-of-memory (down to 8)."""
+    import gc
+
+    import torch
+
+    batch, requested = args.train_batch, args.train_batch
+    while True:
+        try:
+            args.train_batch = batch
+            return {**train_rate(spec, tok_dir, model, args, out), "requested_batch": requested}
+        except torch.OutOfMemoryError:
+            gc.collect()
+            torch.cuda.empty_cache()
+            if batch <= 8:
+                return {"model": model, "error": f"out of GPU memory even at batch {batch}"}
+            batch //= 2
+        finally:
+            args.train_batch = requested
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+
+
 def end_to_end(spec: str, tok_dir: str, args, out: Path) -> dict:
     """`train` on the tiny model with DataLoader workers: mean samples/s and data-wait share (steps 3+)."""
     from training.train import TrainConfig, train
@@ -137,6 +162,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=min(8, max(1, (os.cpu_count() or 2) - 1)), help="loader workers")
     ap.add_argument("--loader-batch", type=int, default=64)
     ap.add_argument("--loader-batches", type=int, default=30)
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved loader measurements per configuration (median reported)")
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--per-shard", type=int, default=1000)
     ap.add_argument("--e2e-steps", type=int, default=30, help="steps of the end-to-end tiny `train` run (0: skip)")
@@ -163,19 +189,28 @@ def main() -> None:
         cur = load_curation(expand_sources(spec), 0)
         cur_half = load_curation(expand_sources(spec), 0, t=args.per_shard * args.shards / 100)
         loader = {}
-        for size in sorted({PRESETS["tiny"].image_size, 224}):
-            for name, c in (("plain", None), ("online_keep_all", cur), ("online_balanced", cur_half)):
-                r = loader_rate(spec, tok, size, args.workers, args.loader_batch, args.loader_batches, c)
-                loader[f"{name}@{size}"] = r
-                print(f"loader {name:16s} {size:3d}px: {r['samples_per_s']:8.0f} samples/s delivered, {r['read_per_s']:8.0f} read/s", flush=True)
+        configs = [(f"{name}@{size}", size, c) for size in sorted({PRESETS["tiny"].image_size, 224})
+                   for name, c in (("plain", None), ("online_keep_all", cur), ("online_balanced", cur_half))]
+        runs: dict[str, list[dict]] = {k: [] for k, _, _ in configs}
+        for _ in range(args.repeats):  # interleaved repeats, median: the shared machine's load drifts
+            for key, size, c in configs:
+                runs[key].append(loader_rate(spec, tok, size, args.workers, args.loader_batch, args.loader_batches, c))
+        for key, _, _ in configs:
+            rs = sorted(runs[key], key=lambda r: r["read_per_s"])
+            loader[key] = {**rs[len(rs) // 2], "all_read_per_s": [r["read_per_s"] for r in runs[key]]}
+            r = loader[key]
+            print(f"loader {key:20s}: {r['samples_per_s']:8.0f} samples/s delivered, {r['read_per_s']:8.0f} read/s (median of {len(rs)})", flush=True)
         results["loader"] = loader
         for size in sorted({PRESETS["tiny"].image_size, 224}):
             plain, online = loader[f"plain@{size}"]["read_per_s"], loader[f"online_keep_all@{size}"]["read_per_s"]
             results[f"online_overhead@{size}"] = 1 - online / plain
         results["train"] = {}
         for model in args.models.split(","):
-            r = train_rate(spec, str(tmp / "tok"), model, args, tmp / "runs")
+            r = fit_train_rate(spec, str(tmp / "tok"), model, args, tmp / "runs")
             results["train"][model] = r
+            if "error" in r:
+                print(f"train {model}: {r['error']}", flush=True)
+                continue
             print(f"train {model:8s} {args.precision} {r['device']}: {r['samples_per_s']:8.1f} samples/s "
                   f"(batch {r['batch']}, {r['step_s']:.3f} s/step, {r['params'] / 1e6:.1f}M params)", flush=True)
         if "tiny" in results["train"]:
