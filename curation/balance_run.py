@@ -87,8 +87,23 @@ def open_index(path: str | Path) -> Index:
                             f"{found[:12] or '(none)'}… but {path / 'entries.parquet'} is {fingerprint[:12]}…; "
                             "rebuild the INDEX with `curate build-index --overwrite`")
         rows += meta.num_rows
-    counts = pq.read_table(path / "counts.parquet", columns=["entry_id", "lang", "count"])
+    counts = _read_counts(path / "counts.parquet")
     return Index(path, manifest, parts, fingerprint, counts, rows)
+
+
+def _read_counts(path: Path) -> pa.Table:
+    """counts.parquet as written by build-index: integer, non-negative counts (NaN/inf/negative refused)."""
+    counts = pq.read_table(path, columns=["entry_id", "lang", "count"])
+    col = counts.column("count")
+    if not pa.types.is_integer(col.type):
+        raise UserError(f"{path}: column 'count' is {col.type}, expected integers as build-index writes them "
+                        "(NaN/inf counts are not counts); rebuild the INDEX with `curate build-index --overwrite`")
+    c = col.to_numpy(zero_copy_only=False)
+    bad = np.flatnonzero(c < 0)
+    if len(bad):
+        raise UserError(f"{path}: row {int(bad[0])}: negative count {int(c[bad[0]])}; rebuild the INDEX with "
+                        "`curate build-index --overwrite`")
+    return counts.set_column(2, "count", col.cast(pa.int64()))
 
 
 class Executor:
