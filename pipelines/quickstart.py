@@ -44,7 +44,7 @@ class Sizes:
     shard_size: int
 
 
-FULL = Sizes(images=12000, eval_per_class=30, vocab_size=2000, steps=1200, batch_size=128, lr=2e-3, warmup=100,
+FULL = Sizes(images=8000, eval_per_class=30, vocab_size=2000, steps=250, batch_size=128, lr=2e-3, warmup=25,
              shard_size=2000)
 SMALL = Sizes(images=300, eval_per_class=3, vocab_size=400, steps=10, batch_size=32, lr=1e-3, warmup=2,
               shard_size=200)
@@ -88,7 +88,9 @@ class Pipeline:
         self.paths, self.sizes, self.workers = paths, sizes, workers
         self.results: list[StageResult] = []
         self.env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "RAY_USAGE_STATS_ENABLED": "0",
-                    "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+                    "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
+                    # one torch thread per process: on 2 shared cores, more threads spin-wait on each other
+                    "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
 
     def _banner(self, name: str, command: str) -> None:
         print(f"\n=== [{len(self.results) + 1}] {name}\n$ {command}", flush=True)
