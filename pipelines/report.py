@@ -258,7 +258,7 @@ def _training_section(root: Path, runs: dict[str, Path], figures: Path) -> str:
     fig_loss(metrics, figures / "loss.png")
     out = ["## 4. Training (`train`)", "", f"![loss]({_rel(figures / 'loss.png', root)})", ""]
     rows = [[name, rows[-1]["step"], rows[0]["loss"], rows[-1]["loss"]] for name, rows in metrics.items() if rows]
-    out.append(_table(["run", "steps", "first loss", "last loss"], rows))
+    out += [_table(["run", "steps", "first loss", "last loss"], rows), ""]
     for name, run in runs.items():
         plots = sorted((run / "plots").glob("*.png")) if (run / "plots").is_dir() else []
         out += [f"![{name} {p.stem}]({_rel(p, root)})" for p in plots]
