@@ -20,7 +20,7 @@ import os
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -184,15 +184,26 @@ def pass_units(sources: list[Source], seed: int, pass_index: int, n_workers: int
     return [Unit(urls[i], k, parts) for i in order for k in range(parts)]
 
 
-def read_raw(unit: Unit) -> Iterator[dict[str, Any]]:
-    """Raw samples {__key__, ext: bytes} of a unit, in tar order (webdataset's tar reader and grouping)."""
+def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
+    """Raw samples {__key__, ext: bytes} of a unit, in tar order (webdataset's tar reader and grouping).
+
+    A truncated or corrupt tar ends the unit after its last whole sample: `on_damage(message)` is told
+    (the trainer counts it as corrupt), or, without it, a UserError names the shard.
+    """
     from webdataset.tariterators import group_by_keys, tar_file_iterator
 
-    with open(unit.url, "rb") as f:
-        files = ({**x, "__url__": unit.url} for x in tar_file_iterator(f))
-        for i, sample in enumerate(group_by_keys(files)):
-            if i % unit.parts == unit.part:
-                yield sample
+    i = -1
+    try:
+        with open(unit.url, "rb") as f:
+            files = ({**x, "__url__": unit.url} for x in tar_file_iterator(f))
+            for i, sample in enumerate(group_by_keys(files)):
+                if i % unit.parts == unit.part:
+                    yield sample
+    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
+        message = f"{unit.url}: damaged tar after sample {i + 1} ({type(e).__name__}: {e}); rest of the shard skipped"
+        if on_damage is None:
+            raise UserError(message) from e
+        on_damage(message)
 
 
 @dataclass
@@ -280,7 +291,7 @@ class ShardStream(torch.utils.data.IterableDataset):
             mine = list(range(global_worker, len(units), n_global))
             got_any = False
             for u in [u for u in mine if u >= unit_index]:
-                for block_start, block in self._blocks(units[u], offset):
+                for block_start, block in self._blocks(units[u], offset, stats):
                     order = np.random.default_rng([self.seed, pass_index, u, block_start]).permutation(len(block))
                     decisions = self._decide(block, pass_index)
                     for j in range(consumed, len(block)):
@@ -296,10 +307,10 @@ class ShardStream(torch.utils.data.IterableDataset):
                 return  # nothing usable in this worker's shards: end its stream
             pass_index, unit_index, offset, consumed = pass_index + 1, 0, 0, 0
 
-    def _blocks(self, unit: Unit, offset: int):
+    def _blocks(self, unit: Unit, offset: int, stats: Stats):
         """(block start, raw samples) blocks of a unit from `offset` (earlier samples are read, not decoded)."""
         block, start = [], offset
-        for i, raw in enumerate(read_raw(unit)):
+        for i, raw in enumerate(read_raw(unit, stats.bad)):
             if i < offset:
                 continue
             block.append(raw)

@@ -319,7 +319,8 @@ class Trainer:
             del batches
         seconds = time.perf_counter() - start
         ranks = all_gather_object({k: getattr(self.loader_state, k) for k in ("seen", "dropped", "corrupt")})
-        summary = {"steps": self.step, "loss": None if loss is None else loss.item(), "seconds": round(seconds, 2),
+        final_loss = _last_logged_loss(self.run_dir / "metrics.jsonl") if loss is None else loss.item()
+        summary = {"steps": self.step, "loss": final_loss, "seconds": round(seconds, 2),
                    "checkpoint": str(self.last_checkpoint), **{k: sum(r[k] for r in ranks) for k in ranks[0]}}
         if d.is_main:
             self.finish(summary)
@@ -327,25 +328,24 @@ class Trainer:
 
     def finish(self, summary: dict) -> None:
         """Plots, Hugging Face export, optional eval, and the one-line summary (rank 0)."""
+        from training.eval import run_eval
+        from training.export import export_hf
+
         plot_metrics(self.run_dir)
-        try:
-            from training.export import export_hf
-        except ImportError:
-            print("train: training.export is not available; skipping RUN/hf export", file=sys.stderr)
-        else:
-            summary["hf"] = str(export_hf(self.model, self.cfg.tokenizer, self.image_size, self.run_dir / "hf"))
-            if self.cfg.eval_data:
-                try:
-                    from training.eval import run_eval
-                except ImportError:
-                    print("train: training.eval is not available; skipping --eval-data", file=sys.stderr)
-                else:
-                    run_eval(self.run_dir / "hf", self.cfg.eval_data, self.run_dir / "eval.json")
+        summary["hf"] = str(export_hf(self.model, self.cfg.tokenizer, self.image_size, self.run_dir / "hf"))
+        if self.cfg.eval_data:
+            run_eval(self.run_dir / "hf", self.cfg.eval_data, self.run_dir / "eval.json")
         if self.loader_state.corrupt:
             print(f"train: skipped {self.loader_state.corrupt} corrupt samples, first: {self.loader_state.first_corrupt}", file=sys.stderr)
         print(f"train: {summary['steps']} steps, final loss {summary['loss']:.4f}, {summary['seen']} samples read "
               f"({summary['dropped']} dropped by online curation, {summary['corrupt']} corrupt) in {summary['seconds']:.0f}s "
               f"-> {self.run_dir}", file=sys.stderr)
+
+
+def _last_logged_loss(path: Path) -> float:
+    """Loss of the last logged step (a resumed run that had no step left to take), NaN if none was logged."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return float(rows[-1]["loss"]) if rows else float("nan")
 
 
 def _truncate_jsonl(path: Path, step: int) -> None:

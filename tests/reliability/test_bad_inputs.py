@@ -209,8 +209,6 @@ def test_training_counts_corrupt_images(tmp_path, capsys):
     assert "Traceback" not in err and int(re.search(r"(\d+) corrupt\)", err).group(1)) >= 2, err
 
 
-@pytest.mark.xfail(strict=True, reason="training/data.py read_raw: a truncated shard raises tarfile.ReadError "
-                   "through the DataLoader (traceback) instead of being counted and skipped")
 def test_training_skips_truncated_shard(tmp_path, capsys):
     from training.cli import main as train
 

@@ -211,8 +211,6 @@ def test_train_killed_then_resumed(tmp_path):
     assert killed, "no kill landed before the last checkpoint"
 
 
-@pytest.mark.xfail(strict=True, reason="training/train.py Trainer.finish: --resume latest from the final checkpoint "
-                   "(a run killed after its last save, e.g. during the hf export) formats summary['loss'] None -> TypeError")
 def test_resume_of_a_finished_run(tmp_path):
     from training.cli import main as train
     from training.tokenizer import train_sentencepiece
