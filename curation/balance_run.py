@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation import balance, images, sampling, shards
-from curation.common import (UserError, atomic_path, content_hash, output_lock, read_json,
+from curation.common import (UserError, atomic_path, content_hash, output_lock, prepare_output, read_json,
                              write_json_atomic, write_parquet_atomic)
 from curation.select import MATCH_COLUMNS, SelectStats, select_images
 
@@ -260,26 +260,6 @@ def _url_only(index: Index, kept: Path) -> bool:
     return all(images.source_kind(s, _image_source(index))[0] == images.KIND_URL for s in sources)
 
 
-def _prepare(out: Path, identity: dict, overwrite: bool) -> bool:
-    """Refuse other options in an existing CURATED unless --overwrite; returns True if already complete."""
-    manifest = out / "manifest.json"
-    if overwrite:
-        for name in OUTPUTS:
-            p = out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-        return False
-    if manifest.exists():
-        old = json.loads(manifest.read_text())
-        diffs = [k for k in identity if old.get(k) != identity[k]]
-        if diffs:
-            raise UserError(f"{out} holds a CURATED made with different {', '.join(diffs)}; rerun with the same "
-                            "arguments to resume, choose another --out, or pass --overwrite")
-        return bool(old.get("complete"))
-    if any(p.name != ".lock" for p in out.iterdir()):
-        raise UserError(f"{out} is not empty and has no manifest.json; choose another --out or pass --overwrite")
-    return False
-
-
 def _clean_temps(out: Path) -> None:
     for d in [out, out / "shards", *(out / WORK / s for s in ("scatter", "selected", "pieces", "skipped")), out / WORK]:
         if d.is_dir():
@@ -308,7 +288,8 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
                           "manifest": content_hash(idx.path / "manifest.json")},
                 "options": {"t": t, "p": p, "seed": seed, "shard_size": shard_size, "online": online}}
     with output_lock(out_p):
-        if _prepare(out_p, identity, overwrite):
+        old = prepare_output(out_p, identity, OUTPUTS, overwrite, "a CURATED made")
+        if old is not None and old.get("complete"):
             return json.loads((out_p / "stats.json").read_text())
         write_json_atomic(out_p / "manifest.json", {**identity, "complete": False})
         _clean_temps(out_p)

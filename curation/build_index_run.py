@@ -42,7 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from curation.build_index import PartProcessor, match_files, part_name, read_part_counts, write_part
-from curation.common import (UserError, atomic_path, content_hash, file_fingerprint, output_lock,
+from curation.common import (UserError, atomic_path, content_hash, file_fingerprint, output_lock, prepare_output,
                              write_json_atomic, write_parquet_atomic)
 from curation.lid import ALL_LANGUAGES, parse_lid
 from curation.pool import Part, PoolColumns, expand_paths, make_parts, resolve_columns
@@ -95,24 +95,6 @@ def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column:
                      "image_column": cols.image},
         },
     }
-
-
-def _prepare_folder(out: Path, identity: dict, overwrite: bool) -> None:
-    """Refuse a rerun with other inputs/options (unless --overwrite); clear the folder on --overwrite."""
-    manifest = out / "manifest.json"
-    if overwrite:
-        for name in INDEX_FILES:
-            p = out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
-        return
-    if manifest.exists():
-        old = json.loads(manifest.read_text())
-        diffs = [k for k in ("version", "metadata", "inputs", "options", "pool") if old.get(k) != identity[k]]
-        if diffs:
-            raise UserError(f"{out} holds an INDEX built with different {', '.join(diffs)}; "
-                            "rerun with the same arguments to resume, choose another --out, or pass --overwrite")
-    elif any(p.name != ".lock" for p in out.iterdir()):
-        raise UserError(f"{out} is not empty and has no manifest.json; choose another --out or pass --overwrite")
 
 
 def _remove_temp_files(out: Path) -> None:
@@ -285,7 +267,7 @@ def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", 
              workers=workers)
     out_path = Path(out).resolve()
     with output_lock(out_path):
-        _prepare_folder(out_path, p["identity"], overwrite)
+        prepare_output(out_path, p["identity"], INDEX_FILES, overwrite, "an INDEX built")
         with atomic_path(out_path / "entries.parquet") as tmp:
             shutil.copyfile(p["entries_path"], tmp)
         write_json_atomic(out_path / "manifest.json", {**p["identity"], "complete": False})

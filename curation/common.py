@@ -12,9 +12,10 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -100,3 +101,27 @@ def content_hash(path: str | os.PathLike, algo: str = "sha256") -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def prepare_output(out: Path, identity: dict, outputs: Iterable[str], overwrite: bool, kind: str) -> dict | None:
+    """Make `out` ready for a run whose inputs/options are `identity`; returns the old manifest, if any.
+
+    --overwrite removes the previous `outputs`; otherwise a manifest.json made with another identity is
+    refused (a rerun must repeat the same arguments to resume), and so is a non-empty folder without one.
+    """
+    manifest = out / "manifest.json"
+    if overwrite:
+        for name in outputs:
+            p = out / name
+            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        return None
+    if manifest.exists():
+        old = read_json(manifest)
+        diffs = [k for k in identity if old.get(k) != identity[k]]
+        if diffs:
+            raise UserError(f"{out} holds {kind} with different {', '.join(diffs)}; rerun with the same "
+                            "arguments to resume, choose another --out, or pass --overwrite")
+        return old
+    if any(p.name != ".lock" for p in out.iterdir()):
+        raise UserError(f"{out} is not empty and has no manifest.json; choose another --out or pass --overwrite")
+    return None

@@ -9,7 +9,6 @@ failed downloads. Rerunning resumes (img2dataset's incremental mode skips finish
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import tarfile

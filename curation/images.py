@@ -14,7 +14,6 @@ import tarfile
 from pathlib import Path
 from typing import Iterator
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -21,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from curation.common import UserError, atomic_path, output_lock, write_json_atomic
-from training.checkpoint import list_checkpoints, load_checkpoint, resolve_resume, rng_state, save_checkpoint, set_rng_state
+from training.checkpoint import load_checkpoint, resolve_resume, rng_state, save_checkpoint, set_rng_state
 from training.data import LoaderState, ShardStream, Unit, _meta, count_samples, expand_sources, load_curation, make_loader, read_raw
 from training.distributed import Dist, all_gather_object, all_reduce_mean, barrier, init_distributed
 from curation.sampling import keep_probability
