@@ -205,7 +205,7 @@ def _pool_section(demo: Path) -> str:
         urls.update(t["url"])
     statuses = rows - ok
     return ("## 1. The demo pool\n\n"
-            f"`{_rel(demo / 'pool', demo.parent)}/` is in img2dataset's output format ({len(files)} shards of "
+            f"`{_rel(demo / 'pool', demo.parent)}/` is in img2dataset's output format ({len(files)} shard(s) of "
             f"`NNNNN.tar` + `NNNNN.parquet` + `NNNNN_stats.json`): {rows} alt-texts for {len(urls)} image urls "
             f"({rows - len(urls)} rows are extra alt-texts of an image already seen), {statuses} rows failed to "
             "download. Captions name one of 10 concepts in 10 languages, with Zipf-distributed concept "
@@ -300,6 +300,10 @@ def _head_tail_section(root: Path, runs: dict[str, Path], eval_dir: Path, figure
 
     head, tail = range(HEAD), range(len(CONCEPTS) - TAIL, len(CONCEPTS))
     rows = [[name, mean(langs, head), mean(langs, tail), mean(langs, range(len(CONCEPTS)))] for name, langs in per_class.items()]
+    gain = rows[0][2] - rows[1][2]
+    verdict = (f"On this run the {rows[0][0]} model's tail top-1 is {gain:+.3f} against the {rows[1][0]} model's. "
+               "When both saturate (easy concepts, enough steps), balancing cannot show a gain; it matters when "
+               "head concepts would otherwise take most of the training budget.")
     return "\n".join([
         "## 6. Does balancing help the tail?", "",
         "Both models trained the same number of steps with the same settings; one on the balanced shards, one "
@@ -307,7 +311,7 @@ def _head_tail_section(root: Path, runs: dict[str, Path], eval_dir: Path, figure
         f"{HEAD} most frequent concepts ({', '.join(CONCEPTS[:HEAD])}), tail = the {TAIL} least frequent "
         f"({', '.join(CONCEPTS[-TAIL:])}); zero-shot top-1 averaged over all languages.", "",
         f"![head vs tail]({_rel(figures / 'head_vs_tail.png', root)})", "",
-        _table(["model", "head top-1", "tail top-1", "all top-1"], rows)])
+        _table(["model", "head top-1", "tail top-1", "all top-1"], rows), "", verdict])
 
 
 def _retrieval_section(runs: dict[str, Path]) -> str:
