@@ -99,3 +99,27 @@ def test_console_scripts_help():
         r = subprocess.run([exe, *cmd[1:]], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         assert "usage:" in r.stdout
+
+
+def test_forked_child_does_not_keep_the_lock(tmp_path):
+    """A DataLoader-style forked child that outlives its parent must not hold the output lock."""
+    import time
+
+    script = textwrap.dedent(f"""
+        import os, time
+        from curation.common import output_lock
+        with output_lock({str(tmp_path)!r}):
+            if os.fork() == 0:
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                time.sleep(20)
+                os._exit(0)
+            os._exit(0)  # parent dies holding the lock; the child lives on
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    t0 = time.monotonic()
+    with common.output_lock(tmp_path, wait_s=0):
+        pass
+    assert time.monotonic() - t0 < 1
