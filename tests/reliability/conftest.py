@@ -9,6 +9,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness, faults
 
+# Subprocess drivers join the shared instance without a token. Set at collection time, before any test
+# starts Ray in this process: Ray keeps the auth mode of a process's first session, and a later session
+# started with another mode cannot lease workers for its actors.
+os.environ["RAY_AUTH_MODE"] = "disabled"
+
 
 @pytest.fixture(scope="session")
 def ray_address() -> str:
@@ -19,7 +24,6 @@ def ray_address() -> str:
     here = str(Path(__file__).resolve().parent)
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(x for x in (here, old) if x)
-    os.environ["RAY_AUTH_MODE"] = "disabled"  # subprocess drivers join without a token
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     try:
         yield ray.get_runtime_context().gcs_address
