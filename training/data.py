@@ -200,10 +200,10 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iter
                 if i % unit.parts == unit.part:
                     yield sample
     except (tarfile.TarError, EOFError, OSError, ValueError) as e:
-        message = f"{unit.url}: damaged tar after sample {i + 1} ({type(e).__name__}: {e}); rest of the shard skipped"
+        message = f"{unit.url}: cannot read this WebDataset shard (damaged after sample {i + 1}: {type(e).__name__}: {e})"
         if on_damage is None:
             raise UserError(message) from e
-        on_damage(message)
+        on_damage(message + "; rest of the shard skipped")
 
 
 @dataclass

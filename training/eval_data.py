@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import tarfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from curation.common import UserError, read_json
+from training.data import IMAGE_EXTS, Unit, read_raw
 
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 LABEL_FIELDS = ("label", "class", "cls", "class_id", "target")
 
 
@@ -166,27 +165,20 @@ def parse_label(sample: dict, where: str) -> int | None:
 
 def shard_records(shard: Path, num_classes: int) -> Iterator[Record]:
     """Records of one WebDataset shard; a corrupt tar is a UserError naming the shard."""
-    from webdataset.tariterators import group_by_keys, tar_file_iterator
-
-    try:
-        with open(shard, "rb") as f:
-            files = ({**d, "__url__": str(shard)} for d in tar_file_iterator(f))
-            for s in group_by_keys(files):
-                where = f"{shard} sample {s['__key__']}"
-                if s.get("json") is not None:
-                    try:
-                        s["json"] = json.loads(s["json"])
-                    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                        raise UserError(f"{where}: .json is not valid JSON ({e})") from e
-                label = parse_label(s, where)
-                if label is not None and num_classes and label >= num_classes:
-                    raise UserError(f"{where}: class label {label} but the class-name lists have {num_classes} entries")
-                image = next((s[e] for e in IMAGE_EXTS if e in s), None)
-                text = s["txt"].decode("utf-8", errors="replace") if "txt" in s else None
-                meta = s.get("json") if isinstance(s.get("json"), dict) else {}
-                yield Record(key=s["__key__"], image=image, label=label, text=text, lang=meta.get("lang"))
-    except (tarfile.TarError, EOFError, OSError, ValueError) as e:
-        raise UserError(f"{shard}: cannot read this WebDataset shard ({e})") from e
+    for s in read_raw(Unit(str(shard))):
+        where = f"{shard} sample {s['__key__']}"
+        if s.get("json") is not None:
+            try:
+                s["json"] = json.loads(s["json"])
+            except (json.JSONDecodeError, UnicodeDecodeError) as e:
+                raise UserError(f"{where}: .json is not valid JSON ({e})") from e
+        label = parse_label(s, where)
+        if label is not None and num_classes and label >= num_classes:
+            raise UserError(f"{where}: class label {label} but the class-name lists have {num_classes} entries")
+        image = next((s[e] for e in IMAGE_EXTS if e in s), None)
+        text = s["txt"].decode("utf-8", errors="replace") if "txt" in s else None
+        meta = s.get("json") if isinstance(s.get("json"), dict) else {}
+        yield Record(key=s["__key__"], image=image, label=label, text=text, lang=meta.get("lang"))
 
 
 def open_source(data: str | os.PathLike, classnames: str | os.PathLike | None = None) -> EvalSource:
