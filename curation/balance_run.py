@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation import balance, images, sampling, shards
-from curation.common import (UserError, atomic_path, content_hash, output_lock, prepare_output, read_json,
-                             write_json_atomic, write_parquet_atomic)
+from curation.common import (UserError, atomic_path, content_hash, ensure_ray, output_lock, prepare_output,
+                             read_json, write_json_atomic, write_parquet_atomic)
 from curation.select import MATCH_COLUMNS, SelectStats, select_images
 
 VERSION = 1
@@ -116,12 +116,7 @@ class Executor:
             return
         import ray
 
-        if not ray.is_initialized():
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-            self.own = True
+        self.own = ensure_ray(workers, address)
         self.ray = ray
 
     def map(self, fn: Callable, items: list[tuple], desc: str, shared: dict[str, Any] | None = None) -> list:

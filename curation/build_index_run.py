@@ -42,8 +42,8 @@ import numpy as np
 import pyarrow as pa
 
 from curation.build_index import PartProcessor, match_files, part_name, read_part_counts, write_part
-from curation.common import (UserError, atomic_path, content_hash, file_fingerprint, output_lock, prepare_output,
-                             write_json_atomic, write_parquet_atomic)
+from curation.common import (UserError, atomic_path, content_hash, ensure_ray, file_fingerprint, output_lock,
+                             prepare_output, write_json_atomic, write_parquet_atomic)
 from curation.lid import ALL_LANGUAGES, parse_lid
 from curation.pool import Part, PoolColumns, expand_paths, make_parts, resolve_columns
 
@@ -163,21 +163,10 @@ def _finish(out: Path, p: dict, records: dict[int, dict], backend: str) -> dict:
 
 
 def _start_ray(workers: int | None, ray_address: str | None) -> tuple[int, bool]:
-    """Join (address), reuse (already initialised) or start a local Ray; returns (workers, started_here)."""
+    """Join, reuse or start Ray (curation.common.ensure_ray); returns (workers, started_here)."""
     import ray
 
-    started = False
-    if not ray.is_initialized():
-        if ray_address:
-            try:
-                ray.init(address=ray_address, logging_level="WARNING", log_to_driver=False)
-            except (ConnectionError, ValueError, RuntimeError) as e:
-                raise UserError(f"--ray-address {ray_address}: cannot join the Ray cluster ({e})") from e
-        else:
-            ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False,
-                     logging_level="WARNING",
-                     log_to_driver=False)
-        started = True
+    started = ensure_ray(workers, ray_address)
     n = workers or max(int(ray.cluster_resources().get("CPU", 1)), 1)
     return n, started
 

@@ -159,3 +159,24 @@ def prepare_output(out: Path, identity: dict, outputs: Iterable[str], overwrite:
     if any(p.name != ".lock" for p in out.iterdir()):
         raise UserError(f"{out} is not empty and has no manifest.json; choose another --out or pass --overwrite")
     return None
+
+
+def ensure_ray(workers: int | None, address: str | None) -> bool:
+    """Join the cluster at `address`, reuse an initialised Ray, or start a local one; True if started here.
+
+    A local start never attaches to another `ray start` on this machine (address="local"); a cluster
+    that cannot be joined is a UserError naming --ray-address.
+    """
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        try:
+            ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            raise UserError(f"--ray-address {address}: cannot join the Ray cluster ({e})") from e
+    else:
+        ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False,
+                 logging_level="WARNING", log_to_driver=False)
+    return True
