@@ -59,6 +59,10 @@ def all_gather_object(obj):
     return [obj]
 
 
-def shutdown() -> None:
+def shutdown(sync: bool = True) -> None:
+    """Leave the process group; with `sync`, all ranks leave together (gloo aborts a rank whose peer
+    tears down first). Pass sync=False after an error: the other ranks may never reach the barrier."""
     if dist.is_available() and dist.is_initialized():
+        if sync:
+            dist.barrier()
         dist.destroy_process_group()

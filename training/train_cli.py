@@ -45,6 +45,8 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__})
     try:
         train(cfg)
-    finally:
-        shutdown()
+    except BaseException:
+        shutdown(sync=False)
+        raise
+    shutdown()
     return 0

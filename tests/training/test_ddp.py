@@ -43,6 +43,7 @@ def _worker(rank, world, init, tokenizer_dir, local_loss, gather, out):
         dist.all_reduce(total)
         if rank == 0:
             torch.save({"loss": total / world, "grads": _grads(model)}, out)
+        dist.barrier()  # gloo aborts a rank that tears down while its peer still talks to it
     finally:
         dist.destroy_process_group()
 
