@@ -94,8 +94,8 @@ class PartProcessor:
         return self._matchers[lang]
 
     def matcher_backend(self) -> str:
-        """The backend name `--backend` resolves to (for the manifest)."""
-        return Matcher([], [], compat=self.compat, backend=self.backend).backend
+        """The backend `--backend` resolves to, with the ngram walk it runs (for the manifest and summary)."""
+        return Matcher([], [], compat=self.compat, backend=self.backend).implementation
 
     def detect(self, texts: list[str]) -> list[str | None]:
         if self._detector is None:

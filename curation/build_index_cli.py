@@ -38,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="Ray workers (one matcher actor per CPU; default: all CPUs of the machine or cluster)")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="join this running Ray cluster (e.g. 10.0.0.1:6379) instead of starting a local one")
-    p.add_argument("--backend", default="auto", choices=_backends(), help="substring matcher backend (default: auto)")
+    p.add_argument("--backend", default="auto", choices=_backends(), help="substring matcher backend; every backend gives the same matches. auto = ngram: hashed "
+                        "n-gram lookups walked by a C kernel built at install (a numpy walk without a compiler); "
+                        "pyahocorasick = MetaCLIP's loop; ahocorasick_rs = one batched automaton (default: auto)")
     p.add_argument("--part-size", type=int, default=50_000, metavar="ROWS",
                    help="rows per part of Parquet/img2dataset files, the unit of work and of resume "
                         "(tar and WAT files are one part each) (default: 50000)")

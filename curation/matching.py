@@ -266,6 +266,13 @@ class Matcher:
         else:
             self._impl = PyAhoBackend(keys)
 
+    @property
+    def implementation(self) -> str:
+        """The backend, and for ngram which walk runs: "ngram (C kernel)" or "ngram (numpy walk)"."""
+        if self.backend != "ngram":
+            return self.backend
+        return "ngram (C kernel)" if self._impl.kernel else "ngram (numpy walk)"
+
     def match(self, texts: Sequence[str]) -> MatchResult:
         """Match already-stripped texts; returns sorted unique entry ids per text."""
         texts = list(texts)

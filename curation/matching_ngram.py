@@ -17,6 +17,10 @@ Keys are matched in two ways, both exact:
 The hash table holds every key and every prefix; a key hit is verified by comparing code points, so
 a hash collision can cost time but never change the result. Keys whose hash collides with another
 key's are handed to a small automaton (`fallback`) so that no key is shadowed.
+
+The walk itself runs in C (`curation/_ngram_kernel.c`, built at install) when that extension is
+importable: one position at a time, it stops at the first span that is no key prefix. Otherwise the
+same walk runs here in numpy, a round of spans at a time. Tables, hashes and results are the same.
 """
 from __future__ import annotations
 
@@ -26,6 +30,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from curation.matching import spacing
+
+try:
+    from curation import _ngram_kernel
+except ImportError:  # built without a C compiler: the numpy walk gives the same results
+    _ngram_kernel = None
 
 SEPARATOR = 0x110000  # beyond Unicode: never in a text or a key
 SPACE = 32
@@ -190,10 +199,15 @@ class NgramBackend:
     keys: distinct padded keys (non-empty). match(texts) -> (text index, key index) arrays.
     base: the odd hash base B (random by default; tests force a weak one to provoke collisions).
     fallback(keys) builds a matcher with the same interface for the few keys a hash collision hides.
+    kernel: walk in C (default: when the extension is built) or in numpy (False).
     """
 
     def __init__(self, keys: Sequence[str], fallback: Callable[[list[str]], object], *,
-                 seed: int | None = None, base: int | None = None, chunk_code_points: int = 1 << 20) -> None:
+                 seed: int | None = None, base: int | None = None, chunk_code_points: int = 1 << 20,
+                 kernel: bool | None = None) -> None:
+        if kernel and _ngram_kernel is None:
+            raise RuntimeError("curation._ngram_kernel is not built: reinstall worldclip with a C compiler")
+        self.kernel = _ngram_kernel is not None if kernel is None else kernel
         rng = np.random.default_rng(seed if seed is not None else int.from_bytes(os.urandom(8), "little"))
         self.powers = _Powers(base if base is not None else int(rng.integers(1 << 62)) * 2 + 1)
         self.chunk = chunk_code_points
@@ -275,6 +289,19 @@ class NgramBackend:
 
     def _match_chunk(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         cps, starts = spaced_batch(texts)
+        if not self.kernel:
+            return self._match_chunk_numpy(cps, starts)
+        tables = [None if t is None else (t.slots, int(t.mask), int(t.shift), int(t.floor), int(t.value_mask))
+                  for t in (self.token_table, self.char_table)]
+        none = np.zeros(1, dtype=np.uint8)
+        starts = (self.first_char.view(np.uint8), self.single_char.view(np.uint8), self.top,
+                  self.first_pair.view(np.uint8), self.pair_bits) if self.char_table is not None \
+            else (none, none, 0, np.zeros(2, dtype=np.uint8), 1)
+        t, k = _ngram_kernel.scan(cps, *tables, starts, self.key_cps, self.key_offsets,
+                                  int(self.powers.base), int(_FIB))
+        return np.frombuffer(t, dtype=np.int32), np.frombuffer(k, dtype=np.int32)
+
+    def _match_chunk_numpy(self, cps: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         g = prefix_sums(cps, self.powers)
         found_pos, found_len, found_key = [], [], []
         exact_pos = exact_key = np.zeros(0, dtype=np.int64)
@@ -322,7 +349,7 @@ class NgramBackend:
                             for x in (found_pos, found_len, found_key))
         ok = self._verify(cps, pos, length, key)
         pos, key = np.concatenate([exact_pos, pos[ok]]), np.concatenate([exact_key, key[ok]])
-        text_of = np.repeat(np.arange(len(texts), dtype=np.int32), np.diff(starts))
+        text_of = np.repeat(np.arange(len(starts) - 1, dtype=np.int32), np.diff(starts))
         return text_of[pos], key
 
     def _verify(self, cps: np.ndarray, pos: np.ndarray, length: np.ndarray, key: np.ndarray) -> np.ndarray:

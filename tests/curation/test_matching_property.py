@@ -16,6 +16,15 @@ entry = st.lists(piece, min_size=1, max_size=5).map("".join)
 text = st.lists(piece, max_size=25).map("".join)
 
 
+def matchers(entries, ids, compat):
+    """Every backend, plus the ngram backend's numpy walk (the C kernel is its default)."""
+    for backend in BACKENDS:
+        yield backend, Matcher(entries, ids, compat=compat, backend=backend)
+    numpy_walk = Matcher(entries, ids, compat=compat, backend="ngram")
+    numpy_walk._impl.kernel = False
+    yield "ngram (numpy walk)", numpy_walk
+
+
 def plain_scan(texts, entries, ids, compat):
     return [sorted({i for i, e in zip(ids, entries) if e and pad_entry(e, compat) in spacing(t)}) for t in texts]
 
@@ -26,9 +35,8 @@ def plain_scan(texts, entries, ids, compat):
 def test_backends_equal_plain_scan(entries, texts, compat, data):
     ids = data.draw(st.permutations(range(len(entries))))  # ids need not follow entry order
     expected = plain_scan(texts, entries, ids, compat)
-    for backend in BACKENDS:
-        got = Matcher(entries, ids, compat=compat, backend=backend).match(texts).lists()
-        assert got == expected, backend
+    for name, matcher in matchers(entries, ids, compat):
+        assert matcher.match(texts).lists() == expected, name
 
 
 @settings(max_examples=100, deadline=None)
@@ -39,5 +47,5 @@ def test_texts_built_from_entries_match_them(entries, texts):
     ids = list(range(len(entries)))
     for compat in (False, True):
         expected = plain_scan(texts, entries, ids, compat)
-        for backend in BACKENDS:
-            assert Matcher(entries, ids, compat=compat, backend=backend).match(texts).lists() == expected, backend
+        for name, matcher in matchers(entries, ids, compat):
+            assert matcher.match(texts).lists() == expected, name
