@@ -164,4 +164,5 @@ def cjk(n_entries: int = 500_000, n_texts: int = 100_000, seed: int = 0, dup_rat
         k = int(n_texts * share) if i < len(LANG_SHARE) - 1 else n_texts - len(texts)
         texts += alt_texts(lang, k, seed + 2 + i, dup_rate)
         text_langs += [lang] * k
-    return Corpus(entries, langs, texts, text_langs)
+    order = np.random.default_rng(seed + 99).permutation(len(texts))  # a web pool mixes its languages
+    return Corpus(entries, langs, [texts[i] for i in order], [text_langs[i] for i in order])

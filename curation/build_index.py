@@ -140,7 +140,7 @@ class PartProcessor:
             stats = result.per_lang.setdefault(lang, {"texts": 0, "matched": 0})
             stats["texts"] += len(idx)
             stats["matched"] += int(np.count_nonzero(lengths))
-            result.counts += np.bincount(res.entry_ids, minlength=self.num_entries).astype(np.int64)
+            result.counts += np.bincount(res.entry_ids, minlength=self.num_entries)
             for k in np.flatnonzero(lengths):
                 found[idx[k]] = res.entry_ids[res.offsets[k]:res.offsets[k + 1]]
         result.matched += len(found)

@@ -16,6 +16,7 @@ backends produce (text, key) index arrays and deduplicate repeated texts before 
 """
 from __future__ import annotations
 
+import functools
 import string
 from itertools import chain
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ _NO_SPACE_RANGES = (
 KANA_RANGES = ((0x3040, 0x30FF), (0xFF66, 0xFF9F))
 
 
+@functools.lru_cache(maxsize=1 << 16)  # padding 500k entries asks about few distinct characters
 def is_no_space_char(ch: str, compat: bool = False) -> bool:
     """True when an entry may touch this character without a space (reference: is_cjk_or_similar)."""
     cp = ord(ch)
