@@ -5,15 +5,23 @@ its images as members `<key>.<ext>` of the sibling `NNNNN.tar`; a WebDataset tar
 members `<key>.<ext>`; a Parquet source with an image column has the bytes at `row` of that column
 (binary, or a struct with a `bytes` field as Hugging Face datasets write); anything else (WAT, Parquet
 without images) is URL-only and needs `curate download`.
+
+A source whose content is damaged (a truncated tar, a file that is not a tar, a corrupt Parquet file or
+row group) raises or yields `SourceUnreadable` at the damage point, after every image read before it;
+a source that does not exist (or may not be read) raises the OSError itself: that is a setup problem
+(a moved or unmounted pool), not damage, and the caller refuses the run.
 """
 from __future__ import annotations
 
 import bisect
 import io
+import lzma
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Iterator
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
@@ -21,6 +29,12 @@ IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
 KIND_TAR = "tar"
 KIND_PARQUET = "parquet"
 KIND_URL = "url"
+SETUP_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+_TAR_DAMAGE = (OSError, EOFError, tarfile.TarError, zlib.error, lzma.LZMAError)
+
+
+class SourceUnreadable(Exception):
+    """A pool source's content is damaged from some point on; the message says where and how."""
 
 
 def source_kind(source: str, image_column: str | None) -> tuple[str, str]:
@@ -44,19 +58,41 @@ def _sample_key(name: str) -> tuple[str, str]:
 
 
 def read_tar_images(path: str, keys: set[str]) -> Iterator[tuple[str, bytes]]:
-    """(key, image bytes) for each wanted key, one streaming pass that stops once all are found."""
+    """(key, image bytes) for each wanted key, one streaming pass that stops once all are found.
+
+    Raises SourceUnreadable where the archive is damaged (after yielding every image before that point),
+    including an uncompressed tar cut at a member boundary, which tarfile itself reads as a clean end.
+    """
     remaining = set(keys)
-    with tarfile.open(path, mode="r|*") as tar:
-        for member in tar:
-            if not remaining:
-                break
-            if not member.isfile():
-                continue
-            key, ext = _sample_key(member.name)
-            if key in remaining and ext in IMAGE_EXTS:
-                f = tar.extractfile(member)
-                yield key, f.read()
-                remaining.discard(key)
+    read_to = 0  # every member before this byte was read whole
+    try:
+        with tarfile.open(path, mode="r|*") as tar:
+            for member in tar:
+                if not remaining:
+                    break
+                key, ext = _sample_key(member.name)
+                if member.isfile() and key in remaining and ext in IMAGE_EXTS:
+                    data = tar.extractfile(member).read()
+                    yield key, data
+                    remaining.discard(key)
+                read_to = tar.offset
+            else:
+                if remaining and getattr(tar.fileobj, "comptype", None) == "tar":
+                    _check_tar_end(path, tar.offset)
+    except SETUP_ERRORS:
+        raise
+    except _TAR_DAMAGE as e:
+        where = f"damaged after byte {read_to}" if read_to else "not a tar, or damaged in its first member"
+        raise SourceUnreadable(f"{where} ({type(e).__name__}: {e})") from e
+
+
+def _check_tar_end(path: str, offset: int) -> None:
+    """An uncompressed tar ends with a zero block where its members end; anything else is a cut-off file."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        block = f.read(tarfile.BLOCKSIZE)
+    if block != bytes(tarfile.BLOCKSIZE):
+        raise tarfile.ReadError(f"no end-of-archive block at byte {offset}: the file is cut off or overwritten")
 
 
 def _cell_bytes(value) -> bytes | None:
@@ -66,21 +102,34 @@ def _cell_bytes(value) -> bytes | None:
 
 
 def read_parquet_images(path: str, column: str, rows: set[int], batch_rows: int = 1024
-                        ) -> Iterator[tuple[int, bytes | None]]:
-    """(row, image bytes or None) for each wanted row, streaming only the row groups that hold them."""
-    f = pq.ParquetFile(path)
-    if column not in f.schema_arrow.names:
-        raise KeyError(f"{path} has no image column {column!r}")
+                        ) -> Iterator[tuple[int, bytes | None | SourceUnreadable]]:
+    """(row, image bytes or None) for each wanted row, streaming only the row groups that hold them.
+
+    A file that cannot be opened as Parquet (or lacks `column`) raises SourceUnreadable; a row group that
+    cannot be read yields a SourceUnreadable for each of its wanted rows not read yet, and reading goes on
+    with the next row group (row groups are independent, so nothing readable is lost).
+    """
+    try:
+        f = pq.ParquetFile(path)
+        if column not in f.schema_arrow.names:
+            raise SourceUnreadable(f"no image column {column!r} (columns: {', '.join(f.schema_arrow.names)})")
+    except SETUP_ERRORS:
+        raise
+    except (OSError, pa.ArrowException) as e:
+        raise SourceUnreadable(f"not a readable Parquet file ({type(e).__name__}: {e})") from e
     wanted = sorted(rows)
-    groups, pos, g_start = [], 0, []
+    pos = 0
     for g in range(f.metadata.num_row_groups):
         n = f.metadata.row_group(g).num_rows
         if _range_hits(wanted, pos, pos + n):
-            groups.append(g)
-            g_start.append(pos)
+            yield from _row_group_images(f, g, pos, n, column, wanted, batch_rows)
         pos += n
-    for g, start in zip(groups, g_start):
-        row = start
+
+
+def _row_group_images(f: pq.ParquetFile, g: int, start: int, n: int, column: str, wanted: list[int],
+                      batch_rows: int) -> Iterator[tuple[int, bytes | None | SourceUnreadable]]:
+    row = start
+    try:
         for batch in f.iter_batches(batch_size=batch_rows, row_groups=[g], columns=[column]):
             hits = _range_hits(wanted, row, row + batch.num_rows)
             if hits:
@@ -88,6 +137,12 @@ def read_parquet_images(path: str, column: str, rows: set[int], batch_rows: int 
                 for r in hits:
                     yield r, _cell_bytes(col[r - row].as_py())
             row += batch.num_rows
+    except SETUP_ERRORS:
+        raise
+    except (OSError, pa.ArrowException) as e:
+        err = SourceUnreadable(f"row group {g} (rows {start}-{start + n - 1}) unreadable ({type(e).__name__}: {e})")
+        for r in _range_hits(wanted, row, start + n):
+            yield r, err
 
 
 def _range_hits(sorted_rows: list[int], lo: int, hi: int) -> list[int]:
@@ -105,11 +160,45 @@ def image_format(data: bytes) -> str | None:
     return None
 
 
-def checked_image(data: bytes | None) -> tuple[bytes, str] | None:
-    """(bytes, ext) ready for a shard, or None if PIL cannot open and verify them.
+def is_complete(data: bytes, ext: str) -> bool:
+    """Whether JPEG/PNG/WebP bytes reach their format's end, so a download cut short is caught cheaply
+    (PIL's verify() does not read a JPEG's scan data at all, nor a PNG's IEND CRC). Bytes after the end
+    (padding, appended data) are allowed."""
+    if ext == "jpg":
+        sos = _jpeg_scan_start(data)
+        return sos is not None and data.rfind(b"\xff\xd9", sos) != -1
+    if ext == "png":
+        return data.rfind(b"\x00\x00\x00\x00IEND\xaeB`\x82", 8) != -1
+    if ext == "webp":
+        return len(data) >= 8 + int.from_bytes(data[4:8], "little")
+    return True
 
-    JPEG, PNG and WebP keep their original bytes; other formats PIL reads (GIF, BMP, TIFF) are
-    re-encoded to PNG so every shard member is one OpenCLIP decodes.
+
+def _jpeg_scan_start(data: bytes) -> int | None:
+    """Position of the first start-of-scan (FFDA) segment, found by walking the marker segments before it
+    (metadata such as an EXIF thumbnail may hold FFD9 bytes of its own); None if the headers are cut."""
+    pos, n = 2, len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker == 0xDA:
+            return pos
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+    return None
+
+
+def checked_image(data: bytes | None) -> tuple[bytes, str] | None:
+    """(bytes, ext) ready for a shard, or None if PIL cannot open and verify them or they are cut short.
+
+    JPEG, PNG and WebP keep their original bytes (checked by PIL's verify() plus `is_complete`, without
+    decoding); other formats PIL reads (GIF, BMP, TIFF) are decoded and re-encoded to PNG so every shard
+    member is one OpenCLIP decodes (the decode catches their truncation).
     """
     if not data:
         return None
@@ -118,7 +207,7 @@ def checked_image(data: bytes | None) -> tuple[bytes, str] | None:
             im.verify()
         ext = image_format(data)
         if ext is not None:
-            return bytes(data), ext
+            return (bytes(data), ext) if is_complete(data, ext) else None
         with Image.open(io.BytesIO(data)) as im:
             buf = io.BytesIO()
             im.convert("RGBA" if "A" in im.getbands() else "RGB").save(buf, format="PNG")
