@@ -30,6 +30,7 @@ def _grads(model):
 def _worker(rank, world, init, tokenizer_dir, local_loss, gather, out):
     import torch.distributed as dist
 
+    from training.distributed import shutdown
     from training.train import ClipForward
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
@@ -43,9 +44,11 @@ def _worker(rank, world, init, tokenizer_dir, local_loss, gather, out):
         dist.all_reduce(total)
         if rank == 0:
             torch.save({"loss": total / world, "grads": _grads(model)}, out)
-        dist.barrier()  # gloo aborts a rank that tears down while its peer still talks to it
-    finally:
-        dist.destroy_process_group()
+        del ddp, model, loss
+    except BaseException:
+        shutdown(sync=False)
+        raise
+    shutdown()  # as the train CLI: collect what holds the group, leave together
 
 
 @pytest.mark.slow
