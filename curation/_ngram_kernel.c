@@ -41,7 +41,7 @@ static inline int may_start(const starts_t *f, const uint32_t *cps, Py_ssize_t p
     uint32_t i0 = c0 < f->top ? c0 : f->top;
     if (!f->first_char[i0]) return 0;
     if (f->single_char[i0]) return 1;
-    uint64_t c1 = cps[p + 1], c2 = cps[p + 2 < n ? p + 2 : n - 1];  /* cps ends with SEPARATOR: p + 1 < n */
+    uint64_t c1 = p + 1 < n ? cps[p + 1] : SEPARATOR, c2 = cps[p + 2 < n ? p + 2 : n - 1];
     uint64_t pair = (uint64_t)c0 * FIB ^ c1 * PAIR_MUL;
     unsigned shift = 64 - f->pair_bits;
     return f->first_pair[pair >> shift] || f->first_pair[(pair ^ (c2 + 1) * TRIPLE_MUL) >> shift];
