@@ -8,7 +8,8 @@ Stages (work files under CURATED/.work, each written atomically, so a rerun skip
                                  position is the global index: shard = index // shard_size, key = index
   4. shards/NNNNN.tar            one task per run of consecutive sources, each source read once
                                  (curation.shards.write_group); a shard spanning two tasks is joined
-                                 from pieces; skipped/ records corrupt or missing images
+                                 from pieces; skipped/ records corrupt, missing or unreadable
+                                 images (a damaged pool file costs only what cannot be read)
   5. curated.parquet, thresholds.parquet, stats.json, plots/, curation.json + counts.parquet (--online)
 Every draw depends on (seed, uid) only, so the output is the same for any worker count or INDEX
 part size; shard bytes are deterministic too.
@@ -323,10 +324,21 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
 
 
 def summary_line(stats: dict, out: str) -> str:
+    """The one-line summary; a second line names damaged pool files (if any) and what to do about them."""
     tot = stats["totals"]
+    lost = tot.get("source_unreadable_images", 0)
     shards_note = (f"{tot['written']} written to {tot['shards']} shards, {tot['corrupt_images']} corrupt, "
-                   f"{tot['missing_images']} missing" if not stats["url_only"]
-                   else "URL-only pool: run `curate download` to fetch them")
-    return (f"balance: {tot['matched_texts']} matched texts, {tot['images']} images -> {tot['kept']} kept "
+                   f"{tot['missing_images']} missing" + (f", {lost} in unreadable pool files" if lost else "")
+                   if not stats["url_only"] else "URL-only pool: run `curate download` to fetch them")
+    line = (f"balance: {tot['matched_texts']} matched texts, {tot['images']} images -> {tot['kept']} kept "
             f"({'online: all written, ' if stats['online'] else ''}{shards_note}); {len(stats['per_lang'])} languages; "
             f"{stats['seconds']:.1f}s -> {out}")
+    bad = stats.get("unreadable_sources") or []
+    if not bad:
+        return line
+    named = "; ".join(f"{d['file']} ({d['images']} images: {d['error']})" for d in bad[:3])
+    more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+    return (f"{line}\nwarning: {lost} kept images are not in the shards because {len(bad)} pool file(s) are damaged: "
+            f"{named}{more} (all listed in stats.json unreadable_sources; status source_unreadable in "
+            f"curated.parquet). Re-fetch or repair those files and rerun with --overwrite to include them, "
+            f"or use the shards as they are.")

@@ -5,7 +5,9 @@ stats.json per language: matched_texts (INDEX rows), matches (sum of c_e), image
 (counted by the language of the image's chosen text), entries, entries_matched (c_e > 0),
 head_entries (c_e > t_L), head_matches (sum of head c_e), head_matches_kept (matches of head entries
 among the kept images' chosen texts) and head_mass_removed = 1 - head_matches_kept / head_matches.
-Totals add written / corrupt / missing images (and failed downloads after `curate download`).
+Totals add written / corrupt / missing / source_unreadable images (and failed downloads after `curate
+download`); unreadable_sources lists each damaged pool file with its error and how many kept images
+it cost.
 With --online, kept counts are epoch 0's draw; every image is written.
 """
 from __future__ import annotations
@@ -122,9 +124,11 @@ def write_outputs(out: Path, idx, th: balance.Thresholds, by_lang: dict, st: Sel
     totals = {"matched_texts": sum(st.texts.values()), "images": sum(st.images.values()), "kept": kept,
               "written": status.get("written", 0), "shards": 0 if url_only else math.ceil(total / opts["shard_size"]),
               "corrupt_images": status.get("corrupt", 0), "missing_images": status.get("missing", 0),
+              "source_unreadable_images": status.get(shards.UNREADABLE, 0),
               "url_only_images": status.get("url-only", 0), "failed_downloads": None}
+    unreadable = shards.unreadable_sources(sorted((out / WORK / "skipped").glob("group-*.parquet")))
     stats = {"t": opts["t"], "p": th.p, "seed": opts["seed"], "online": opts["online"], "url_only": url_only,
-             "totals": totals, "per_lang": per_lang, "seconds": seconds}
+             "totals": totals, "unreadable_sources": unreadable, "per_lang": per_lang, "seconds": seconds}
     if opts["online"]:
         write_parquet_atomic(out / "counts.parquet", idx.counts.select(["entry_id", "lang", "count"]))
         write_json_atomic(out / "curation.json", {"online": True, "t": opts["t"], "p": th.p, "seed": opts["seed"],

@@ -7,7 +7,14 @@ carry fixed metadata (mtime 0, mode 0644, uid/gid 0), so the same samples always
 sources (positions [lo, hi) of kept.parquet, which is in (source, row) order), each source read once,
 streaming. A shard lying wholly inside the task is written directly; one shared with a neighbouring
 task is written as a piece (members without the end-of-archive blocks) and `finish_pieces` joins the
-pieces. skipped/group-<lo>.parquet records corrupt or missing images and marks the task done.
+pieces. skipped/group-<lo>.parquet records corrupt, missing and unreadable images (with the damaged
+pool files in its schema metadata) and marks the task done.
+
+A damaged pool source (truncated tar, not a tar, corrupt Parquet or row group) costs only the images
+that cannot be read: those before the damage are written, the rest get status `source_unreadable`, and
+the file is reported. A source file that does not exist any more (or may not be read) stops the run with
+a UserError instead: that is a moved or unmounted pool, and counting its images as lost would complete
+a CURATED with a hole that a rerun after fixing the mount could not fill.
 """
 from __future__ import annotations
 
@@ -28,6 +35,8 @@ BLOCK = 512
 RECORD = 20 * BLOCK
 SHARD_DIGITS = 5
 KEY_DIGITS = 9
+UNREADABLE = "source_unreadable"
+UNREADABLE_KEY = b"worldclip.unreadable_sources"
 
 
 def shard_name(shard: int) -> str:
@@ -176,6 +185,7 @@ def write_group(out: str, work: str, lo: int, hi: int, total: int, shard_size: i
     rows = rows.append_column("idx", pa.array(np.arange(lo, hi, dtype=np.int64)))
     rows = rows.append_column("sample_key", pa.array([sample_key(i) for i in range(lo, hi)], pa.string()))
     skipped: dict[int, str] = {}
+    damaged: list[dict] = []
     sink = _ShardSink(out_p, work, lo, hi, total, shard_size)
     written = nbytes = 0
     try:
@@ -184,7 +194,13 @@ def write_group(out: str, work: str, lo: int, hi: int, total: int, shard_size: i
             by_source.setdefault(r["source"], []).append(r)
         for source, recs in by_source.items():
             kind, path = images.source_kind(source, image_column)
-            for r, data in _in_order(recs, _source_images(kind, path, recs, image_column)):
+            errors: list[str] = []
+            lost = 0
+            for r, data in _in_order(recs, _source_images(kind, path, recs, image_column, errors)):
+                if data is _MISSING and errors or isinstance(data, images.SourceUnreadable):
+                    skipped[r["idx"]] = UNREADABLE
+                    lost += 1
+                    continue
                 ok = images.checked_image(data) if data is not _MISSING else None
                 if ok is None:
                     skipped[r["idx"]] = "missing" if data is _MISSING else "corrupt"
@@ -192,14 +208,26 @@ def write_group(out: str, work: str, lo: int, hi: int, total: int, shard_size: i
                 sink.add(r["idx"], sample_members(r["sample_key"], ok[0], ok[1], r["text"], _sample_meta(r)))
                 written += 1
                 nbytes += len(ok[0])
+            if errors:
+                damaged.append({"source": source, "file": path, "error": errors[0], "images": lost})
         sink.touch_all()
     except BaseException as e:
         sink.close(e)
         raise
+    table = pa.table({"idx": pa.array(list(skipped), pa.int64()),
+                      "status": pa.array(list(skipped.values()), pa.string())})
     write_parquet_atomic(work / "skipped" / f"group-{lo:012d}.parquet",
-                         pa.table({"idx": pa.array(list(skipped), pa.int64()),
-                                   "status": pa.array(list(skipped.values()), pa.string())}))
+                         table.replace_schema_metadata({UNREADABLE_KEY: json.dumps(damaged)}))
     return {"written": written, "bytes": nbytes}
+
+
+def unreadable_sources(skipped: Iterable[Path]) -> list[dict]:
+    """The damaged pool files recorded by write_group in skipped/group-*.parquet, in source order."""
+    found = []
+    for p in skipped:
+        meta = pq.read_schema(p).metadata or {}
+        found += json.loads(meta.get(UNREADABLE_KEY, b"[]"))
+    return sorted(found, key=lambda d: d["source"])
 
 
 _MISSING = object()
@@ -218,23 +246,27 @@ def _in_order(recs: list[dict], found: Iterator[tuple[int, bytes | None]]) -> It
         yield r, pending.pop(r["idx"], _MISSING)
 
 
-def _source_images(kind: str, path: str, recs: list[dict], image_column: str | None
-                   ) -> Iterator[tuple[int, bytes | None]]:
-    """(idx, image bytes) for the records of one source, streamed in the source's order."""
-    if kind == images.KIND_TAR:
-        by_key = {r["key"]: r["idx"] for r in recs if r["key"] is not None}
-        try:
+def _source_images(kind: str, path: str, recs: list[dict], image_column: str | None, errors: list[str]
+                   ) -> Iterator[tuple[int, bytes | None | images.SourceUnreadable]]:
+    """(idx, image bytes) for the records of one source, streamed in the source's order. Damage is
+    appended to `errors` (the records not yielded are then unreadable, not missing); a source that is
+    not there stops the run."""
+    try:
+        if kind == images.KIND_TAR:
+            by_key = {r["key"]: r["idx"] for r in recs if r["key"] is not None}
             for k, data in images.read_tar_images(path, set(by_key)):
                 yield by_key[k], data
-        except (OSError, EOFError, tarfile.TarError) as e:
-            raise UserError(f"cannot read images from {path}: {e}") from e
-    elif kind == images.KIND_PARQUET:
-        by_row = {r["row"]: r["idx"] for r in recs}
-        try:
+        elif kind == images.KIND_PARQUET:
+            by_row = {r["row"]: r["idx"] for r in recs}
             for row, data in images.read_parquet_images(path, image_column, set(by_row)):
+                if isinstance(data, images.SourceUnreadable) and not errors:
+                    errors.append(str(data))
                 yield by_row[row], data
-        except (KeyError, OSError, pa.ArrowException) as e:
-            raise UserError(f"cannot read images from {path}: {e}") from e
+    except images.SETUP_ERRORS as e:
+        raise UserError(f"cannot read images from {path}: {e.strerror or e}; the pool file is gone or not "
+                        "readable here: restore or mount it and rerun the same command to resume") from e
+    except images.SourceUnreadable as e:
+        errors.append(str(e))
 
 
 def finish_pieces(out: Path, work: Path) -> None:

@@ -202,8 +202,102 @@ def test_cli_errors_are_one_line_and_options_are_checked(tmp_path, capsys):
     shutil.rmtree(out)
 
 
-def test_unreadable_pool_file_is_a_clear_error(tmp_path):
+def test_pool_file_gone_is_a_clear_error(tmp_path):
     built = make_index(tmp_path, synthetic_images(30, ENTRIES), ENTRIES, sources=2)
-    (built.pool / "00001.tar").write_bytes(b"garbage" * 200)
-    with pytest.raises(UserError, match="cannot read images from .*00001.tar"):
+    (built.pool / "00001.tar").unlink()  # moved or unmounted: refused, nothing counted as lost
+    with pytest.raises(UserError, match="cannot read images from .*00001.tar.*restore or mount it and rerun"):
         run_balance(built.index, tmp_path / "CUR", t=1000, workers=1)
+
+
+def cut_tar(path, keep_members: int) -> set[str]:
+    """Cut a pool tar inside the data of member number `keep_members`; returns the keys of whole image members."""
+    import tarfile
+
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+    cut = members[keep_members]
+    path.write_bytes(path.read_bytes()[:cut.offset_data + cut.size // 2])
+    return {m.name.split(".")[0] for m in members[:keep_members] if m.name.endswith(".png")}
+
+
+def unreadable_pool(tmp_path):
+    """Three tar sources: 00000 whole, 00001 cut in the middle, 00002 not a tar at all."""
+    built = make_index(tmp_path, synthetic_images(90, ENTRIES, seed=2, max_texts=1), ENTRIES, sources=3)
+    whole = cut_tar(built.pool / "00001.tar", 45)  # 3 members per sample: 15 samples readable
+    (built.pool / "00002.tar").write_bytes(b"garbage" * 200)
+    return built, whole
+
+
+@pytest.mark.slow
+def test_unreadable_pool_files_are_counted_and_reported(tmp_path, capsys, ray_session):
+    built, whole = unreadable_pool(tmp_path)
+    cur = tmp_path / "CUR"
+    assert cli.main(["balance", "--index", str(built.index), "--out", str(cur), "--t", "1000", "--workers", "1",
+                     "--shard-size", "8"]) == 0
+    out = capsys.readouterr().out
+    stats = json.loads((cur / "stats.json").read_text())
+    rows = pq.read_table(cur / "curated.parquet").to_pylist()
+    src = {r["uid"]: r["source"].rsplit("/", 1)[1] for r in rows}
+    key = {r["uid"]: r["key"] for r in built.rows.to_pylist()}
+    expect = {u: "written" if s == "00000.tar" or (s == "00001.tar" and key[u] in whole) else "source_unreadable"
+              for u, s in src.items()}
+    assert {r["uid"]: r["status"] for r in rows} == expect
+    lost = sum(v == "source_unreadable" for v in expect.values())
+    assert 15 < sum(v == "written" for v in expect.values()) < 90 and lost > 30
+    tot = stats["totals"]
+    assert (tot["kept"], tot["written"], tot["source_unreadable_images"], tot["corrupt_images"],
+            tot["missing_images"]) == (90, 90 - lost, lost, 0, 0)
+    bad = stats["unreadable_sources"]
+    assert [b["source"].rsplit("/", 1)[1] for b in bad] == ["00001.tar", "00002.tar"]
+    assert [b["images"] for b in bad] == [30 - len(whole), 30] and "damaged after byte" in bad[0]["error"]
+    assert "not a tar" in bad[1]["error"]
+    assert f", {lost} in unreadable pool files" in out.splitlines()[0]
+    assert "00001.tar" in out.splitlines()[1] and "00002.tar" in out.splitlines()[1]
+    assert "rerun with --overwrite" in out.splitlines()[1]
+    assert [s["json"]["uid"] for s in read_samples(cur)] == [u for u, v in expect.items() if v == "written"]
+
+    two = tmp_path / "TWO"  # Ray tasks: same output
+    run_balance(built.index, two, t=1000, shard_size=8, workers=2)
+    assert shard_bytes(two) == shard_bytes(cur)
+    assert pq.read_table(two / "curated.parquet").equals(pq.read_table(cur / "curated.parquet"))
+    assert json.loads((two / "stats.json").read_text())["unreadable_sources"] == bad
+
+
+def test_unreadable_pool_files_resume_identically(tmp_path, monkeypatch):
+    built, _ = unreadable_pool(tmp_path)
+    ref, cur = tmp_path / "REF", tmp_path / "CUR"
+    run_balance(built.index, ref, t=1000, shard_size=8, workers=1)
+    real, calls = shards.write_group, []
+
+    def crash_on_third(*args, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(shards, "write_group", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_balance(built.index, cur, t=1000, shard_size=8, workers=1)
+    monkeypatch.setattr(shards, "write_group", real)
+    stats = run_balance(built.index, cur, t=1000, shard_size=8, workers=1)
+    assert shard_bytes(cur) == shard_bytes(ref)
+    assert pq.read_table(cur / "curated.parquet").equals(pq.read_table(ref / "curated.parquet"))
+    assert stats["unreadable_sources"] == json.loads((ref / "stats.json").read_text())["unreadable_sources"]
+    assert len(stats["unreadable_sources"]) == 2
+
+
+def test_corrupt_parquet_row_group_loses_only_its_images(tmp_path):
+    built = make_index(tmp_path, synthetic_images(40, ENTRIES, seed=3, max_texts=1), ENTRIES, kind="parquet",
+                       sources=2)
+    pool = built.pool / "p0.parquet"  # 20 rows in row groups of 7
+    col = pq.ParquetFile(pool).metadata.row_group(1).column(4)
+    raw = bytearray(pool.read_bytes())
+    raw[col.data_page_offset:col.data_page_offset + 24] = b"\xff" * 24
+    pool.write_bytes(bytes(raw))
+    stats = run_balance(built.index, tmp_path / "CUR", t=1000, shard_size=8, workers=1)
+    rows = pq.read_table(tmp_path / "CUR" / "curated.parquet").to_pylist()
+    lost = {r["row"] for r in rows if r["status"] == "source_unreadable"}
+    assert {r["row"] for r in rows if r["source"] == str(pool.resolve()) and r["status"] != "written"} == lost
+    assert lost == set(range(7, 14)) and stats["totals"]["written"] == 33
+    assert [d["images"] for d in stats["unreadable_sources"]] == [7]
+    assert "row group 1 (rows 7-13)" in stats["unreadable_sources"][0]["error"]
