@@ -248,12 +248,20 @@ def _image_source(index: Index) -> str | None:
     return (index.manifest.get("pool") or {}).get("image_column")
 
 
+def _tars_expected(index: Index) -> bool:
+    """An img2dataset pool (no plain Parquet sources beside it): every Parquet source has a sibling tar."""
+    fmt = str((index.manifest.get("pool") or {}).get("format") or "")
+    formats = set(fmt.removeprefix("mixed:").split("+"))
+    return "img2dataset" in formats and "parquet" not in formats
+
+
 def _url_only(index: Index, kept: Path) -> bool:
     """True when no kept image can be read locally (WAT, Parquet without an image column)."""
     import duckdb
 
     sources = [r[0] for r in duckdb.sql(f"SELECT DISTINCT source FROM read_parquet('{kept}') LIMIT 1000").fetchall()]
-    return all(images.source_kind(s, _image_source(index))[0] == images.KIND_URL for s in sources)
+    return all(images.source_kind(s, _image_source(index), _tars_expected(index))[0] == images.KIND_URL
+               for s in sources)
 
 
 def _clean_temps(out: Path) -> None:
@@ -309,8 +317,8 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
             if not url_only:
                 (out_p / "shards").mkdir(exist_ok=True)
                 groups = shards.source_groups(work / "kept.parquet", shard_size)
-                todo = [(str(out_p), str(work), lo, hi, total, shard_size, _image_source(idx)) for lo, hi, _ in groups
-                        if not (work / "skipped" / f"group-{lo:012d}.parquet").exists()]
+                todo = [(str(out_p), str(work), lo, hi, total, shard_size, _image_source(idx), _tars_expected(idx))
+                        for lo, hi, _ in groups if not (work / "skipped" / f"group-{lo:012d}.parquet").exists()]
                 ex.map(shards.write_group, todo, "shards")
                 shards.finish_pieces(out_p, work)
         finally:

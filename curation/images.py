@@ -37,15 +37,19 @@ class SourceUnreadable(Exception):
     """A pool source's content is damaged from some point on; the message says where and how."""
 
 
-def source_kind(source: str, image_column: str | None) -> tuple[str, str]:
-    """(kind, file to read) for a source path: tar members, a Parquet bytes column, or URL-only."""
+def source_kind(source: str, image_column: str | None, tars_expected: bool = False) -> tuple[str, str]:
+    """(kind, file to read) for a source path: tar members, a Parquet bytes column, or URL-only.
+
+    tars_expected (an img2dataset pool): a Parquet source's images are in its sibling tar even if that
+    tar is not there now, so a moved tar is reported rather than taken for a URL-only source.
+    """
     p = Path(source)
     if p.suffix == ".tar":
         return KIND_TAR, source
     if p.suffix == ".parquet":
         if image_column:
             return KIND_PARQUET, source
-        if p.with_suffix(".tar").exists():
+        if tars_expected or p.with_suffix(".tar").exists():
             return KIND_TAR, str(p.with_suffix(".tar"))
     return KIND_URL, source
 

@@ -178,7 +178,8 @@ def _sample_meta(r: dict) -> dict:
             "texts": [[x["text"], x["lang"], x["entry_ids"]] for x in r["texts"]]}
 
 
-def write_group(out: str, work: str, lo: int, hi: int, total: int, shard_size: int, image_column: str | None) -> dict:
+def write_group(out: str, work: str, lo: int, hi: int, total: int, shard_size: int, image_column: str | None,
+                tars_expected: bool = False) -> dict:
     """Write the samples with index in [lo, hi) (whole sources) into shards/pieces; record skipped ones."""
     out_p, work = Path(out), Path(work)
     rows = read_positions(work / "kept.parquet", lo, hi)
@@ -193,7 +194,7 @@ def write_group(out: str, work: str, lo: int, hi: int, total: int, shard_size: i
         for r in rows.to_pylist():
             by_source.setdefault(r["source"], []).append(r)
         for source, recs in by_source.items():
-            kind, path = images.source_kind(source, image_column)
+            kind, path = images.source_kind(source, image_column, tars_expected)
             errors: list[str] = []
             lost = 0
             for r, data in _in_order(recs, _source_images(kind, path, recs, image_column, errors)):

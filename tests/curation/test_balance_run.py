@@ -202,9 +202,10 @@ def test_cli_errors_are_one_line_and_options_are_checked(tmp_path, capsys):
     shutil.rmtree(out)
 
 
-def test_pool_file_gone_is_a_clear_error(tmp_path):
-    built = make_index(tmp_path, synthetic_images(30, ENTRIES), ENTRIES, sources=2)
-    (built.pool / "00001.tar").unlink()  # moved or unmounted: refused, nothing counted as lost
+@pytest.mark.parametrize("kind", ["webdataset", "img2dataset"])
+def test_pool_file_gone_is_a_clear_error(tmp_path, kind):
+    built = make_index(tmp_path, synthetic_images(30, ENTRIES), ENTRIES, kind=kind, sources=2)
+    (built.pool / "00001.tar").unlink()  # moved or unmounted: refused, nothing counted as lost (or URL-only)
     with pytest.raises(UserError, match="cannot read images from .*00001.tar.*restore or mount it and rerun"):
         run_balance(built.index, tmp_path / "CUR", t=1000, workers=1)
 
