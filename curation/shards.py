@@ -198,7 +198,7 @@ def write_group(out: str, work: str, lo: int, hi: int, total: int, shard_size: i
             errors: list[str] = []
             lost = 0
             for r, data in _in_order(recs, _source_images(kind, path, recs, image_column, errors)):
-                if data is _MISSING and errors or isinstance(data, images.SourceUnreadable):
+                if (data is _MISSING and errors) or isinstance(data, images.SourceUnreadable):
                     skipped[r["idx"]] = UNREADABLE
                     lost += 1
                     continue
@@ -234,7 +234,7 @@ def unreadable_sources(skipped: Iterable[Path]) -> list[dict]:
 _MISSING = object()
 
 
-def _in_order(recs: list[dict], found: Iterator[tuple[int, bytes | None]]) -> Iterator[tuple[dict, Any]]:
+def _in_order(recs: list[dict], found: Iterator[tuple[int, Any]]) -> Iterator[tuple[dict, Any]]:
     """(record, bytes) in idx order as images stream in; a small buffer absorbs out-of-order members."""
     pending: dict[int, Any] = {}
     i = 0

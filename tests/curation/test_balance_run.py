@@ -2,7 +2,6 @@
 import json
 import shutil
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
