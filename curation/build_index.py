@@ -133,35 +133,45 @@ class PartProcessor:
         for j, lang in enumerate(langs):
             groups.setdefault(lang, []).append(j)
         result.rejected["no_metadata_language"] += len(groups.pop(None, []))
-        found: dict[int, np.ndarray] = {}
+        found_idx, found_len, found_ids = [], [], []  # per language: matched texts, their match counts, ids
         for lang, idx in sorted(groups.items()):
             res = self.matcher(lang).match([texts[j] for j in idx])
             lengths = np.diff(res.offsets)
+            nz = np.flatnonzero(lengths)
             stats = result.per_lang.setdefault(lang, {"texts": 0, "matched": 0})
             stats["texts"] += len(idx)
-            stats["matched"] += int(np.count_nonzero(lengths))
+            stats["matched"] += len(nz)
             result.counts += np.bincount(res.entry_ids, minlength=self.num_entries)
-            for k in np.flatnonzero(lengths):
-                found[idx[k]] = res.entry_ids[res.offsets[k]:res.offsets[k + 1]]
-        result.matched += len(found)
-        result.unmatched += sum(len(idx) for idx in groups.values()) - len(found)
-        if found:
-            tables.append(self._matches_table(batch, keep, texts, langs, found, source))
+            found_idx.append(np.asarray(idx, dtype=np.int64)[nz])
+            found_len.append(lengths[nz])
+            found_ids.append(res.entry_ids)
+        matched = sum(len(x) for x in found_idx)
+        result.matched += matched
+        result.unmatched += sum(len(idx) for idx in groups.values()) - matched
+        if matched:
+            tables.append(self._matches_table(batch, keep, texts, langs, found_idx, found_len, found_ids, source))
 
     def _matches_table(self, batch: pa.Table, keep: list[int], texts: list[str], langs: list[str | None],
-                       found: dict[int, np.ndarray], source: str) -> pa.Table:
-        order = sorted(found)
-        rows_idx = [keep[j] for j in order]
+                       found_idx: list[np.ndarray], found_len: list[np.ndarray], found_ids: list[np.ndarray],
+                       source: str) -> pa.Table:
+        """Rows of the matched texts in batch order; found_*: per language, the matched texts' indices
+        (into `texts`), their match counts and all their entry ids back to back."""
+        idx, lens, flat = np.concatenate(found_idx), np.concatenate(found_len), np.concatenate(found_ids)
+        order = np.argsort(idx, kind="stable")
+        starts = np.cumsum(lens) - lens
+        lens = lens[order]
+        offsets = np.zeros(len(lens) + 1, dtype=np.int32)
+        np.cumsum(lens, out=offsets[1:])
+        ids = flat[np.repeat(starts[order] - offsets[:-1], lens) + np.arange(int(offsets[-1]))]
+        order_idx = idx[order].tolist()
+        rows_idx = [keep[j] for j in order_idx]
         sub = batch.take(pa.array(rows_idx, pa.int64()))
         uids, urls, rows = sub.column("uid").to_pylist(), sub.column("url").to_pylist(), sub.column("row").to_pylist()
         uids = [u if u is not None else derive_uid(url, source, r) for u, url, r in zip(uids, urls, rows)]
-        ids = [found[j] for j in order]
-        offsets = np.zeros(len(ids) + 1, dtype=np.int32)
-        np.cumsum([len(x) for x in ids], out=offsets[1:])
-        entry_ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(np.concatenate(ids), pa.int32()))
-        return pa.table([pa.array(uids, pa.string()), pa.array([texts[j] for j in order], pa.string()),
-                         sub.column("url"), pa.array([langs[j] for j in order], pa.string()), entry_ids,
-                         pa.array([source] * len(order), pa.string()), sub.column("row"), sub.column("key")],
+        entry_ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids, pa.int32()))
+        return pa.table([pa.array(uids, pa.string()), pa.array([texts[j] for j in order_idx], pa.string()),
+                         sub.column("url"), pa.array([langs[j] for j in order_idx], pa.string()), entry_ids,
+                         pa.array([source] * len(order_idx), pa.string()), sub.column("row"), sub.column("key")],
                         schema=MATCH_SCHEMA)
 
     def process_part(self, part: Part) -> PartResult:
