@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
+from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
 from curation.build_index import MATCH_SCHEMA, PartProcessor, derive_uid, read_matches
 from curation.build_index_run import build_index

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import POOL_TEXTS, pool_table, write_parquet_pool, write_wat, write_webdataset
+from pool_factory import POOL_TEXTS, pool_table, write_parquet_pool, write_wat, write_webdataset
 
 from curation.common import UserError
 from curation.pool import BATCH_SCHEMA, Part, PoolColumns, ReadStats, expand_paths, make_parts, read_part, \

@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness, faults
 
 # Subprocess drivers join the shared instance without a token. Set at collection time, before any test
 # starts Ray in this process: Ray keeps the auth mode of a process's first session, and a later session

@@ -1,12 +1,11 @@
 """Fault-injection helpers shared by the reliability tests: run the real CLIs as subprocesses, SIGKILL
 them at seeded points, compare finished outputs, and reuse the stage tests' input factories.
 
-The stage tests' helpers live in tests/curation and tests/training; they are loaded here under their
-own module names so that two `conftest` modules never shadow each other.
+The stage tests' input factories (pool_factory, index_factory in tests/curation; shard_factory in
+tests/training) are importable here through pyproject's pytest `pythonpath`.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -20,29 +19,15 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import index_factory
+import pool_factory as curation_inputs
+import shard_factory as training_inputs
+
 TESTS = Path(__file__).resolve().parent.parent
 ROOT = TESTS.parent
 VENV_BIN = Path(sys.executable).parent
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "RAY_USAGE_STATS_ENABLED": "0",
        "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1", "RAY_AUTH_MODE": "disabled"}
-
-if str(TESTS / "curation") not in sys.path:
-    sys.path.append(str(TESTS / "curation"))  # index_factory imports as a plain module
-
-
-def _load(path: Path, name: str):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-curation_inputs = _load(TESTS / "curation" / "conftest.py", "reliability_curation_inputs")
-training_inputs = _load(TESTS / "training" / "conftest.py", "reliability_training_inputs")
-import index_factory  # noqa: E402
 
 
 def start(argv: list[str], log: Path) -> subprocess.Popen:

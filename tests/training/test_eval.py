@@ -262,7 +262,7 @@ def test_bad_input_is_a_one_line_user_error(case, message, model_dir, tmp_path, 
 @pytest.mark.slow
 def test_eval_after_training_beats_chance_in_every_language(tmp_path):
     """`train --eval-data`: a tiny model trained on colour shards names held-out colours zero-shot."""
-    from conftest import COLOURS, WORDS, caption_corpus, colour_image, write_shards
+    from shard_factory import COLOURS, WORDS, caption_corpus, colour_image, write_shards
 
     spec = write_shards(tmp_path / "curated", 4, 128)
     train_sentencepiece(caption_corpus(), 200, tmp_path / "tok")

@@ -53,7 +53,7 @@ def test_flag_errors(shards, tokenizer_dir, tmp_path):
 
 @pytest.mark.slow
 def test_all_corrupt_shards_are_a_clear_error(tmp_path, tokenizer_dir):
-    from conftest import write_shards
+    from shard_factory import write_shards
 
     spec = write_shards(tmp_path / "c", 1, 4, extra={i: {"png": b"garbage"} for i in range(4)})
     r = run_cli("--shards", spec, "--tokenizer", tokenizer_dir, "--out", tmp_path / "run", "--steps", 2, "--workers", 0)
