@@ -188,13 +188,18 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iter
     """Raw samples {__key__, ext: bytes} of a unit, in tar order (webdataset's tar reader and grouping).
 
     A truncated or corrupt tar ends the unit after its last whole sample: `on_damage(message)` is told
-    (the trainer counts it as corrupt), or, without it, a UserError names the shard.
+    (the trainer counts it as corrupt), or, without it, a UserError names the shard. A shard that cannot
+    be opened at all (gone, unreadable) is always a UserError.
     """
     from webdataset.tariterators import group_by_keys, tar_file_iterator
 
     i = -1
     try:
-        with open(unit.url, "rb") as f:
+        f = open(unit.url, "rb")
+    except OSError as e:
+        raise UserError(f"{unit.url}: cannot open this shard ({e.strerror or e}); restore it or leave it out of --shards") from e
+    try:
+        with f:
             files = ({**x, "__url__": unit.url} for x in tar_file_iterator(f))
             for i, sample in enumerate(group_by_keys(files)):
                 if i % unit.parts == unit.part:
@@ -265,12 +270,17 @@ class ShardStream(torch.utils.data.IterableDataset):
         pos = self.positions.get(worker, Position())
         items: list[tuple[torch.Tensor, str, str]] = []
         stats = Stats()
-        for item, pos in self._items(worker, pos, stats):
-            if item is not None:
-                items.append(item)
-            if len(items) == self.batch_size:
-                yield self._collate(items, worker, pos, stats)
-                items = []
+        try:
+            for item, pos in self._items(worker, pos, stats):
+                if item is not None:
+                    items.append(item)
+                if len(items) == self.batch_size:
+                    yield self._collate(items, worker, pos, stats)
+                    items = []
+        except _NoUsableSample as e:
+            yield {"ended": str(e)}  # the loader goes on with the other workers; `checked` reports if all end
+        except UserError as e:
+            yield {"fatal": str(e)}  # a DataLoader worker's exception would reach the user as a traceback
 
     def _collate(self, items, worker: int, pos: Position, stats: Stats) -> dict:
         from training.tokenizer import tokenize
@@ -304,7 +314,11 @@ class ShardStream(torch.utils.data.IterableDataset):
                 offset = 0
             empty_passes = 0 if got_any else empty_passes + 1
             if empty_passes >= 3:
-                return  # nothing usable in this worker's shards: end its stream
+                shards = sorted({units[u].url for u in mine})
+                raise _NoUsableSample(
+                    f"{', '.join(shards[:3])}{' ...' if len(shards) > 3 else ''}: no usable sample in 3 passes "
+                    f"({stats.corrupt} corrupt, first: {stats.first_corrupt or 'none'}); "
+                    "fix or leave out these shards (or use a larger --curation-t)")
             pass_index, unit_index, offset, consumed = pass_index + 1, 0, 0, 0
 
     def _blocks(self, unit: Unit, offset: int, stats: Stats):
@@ -322,7 +336,8 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     def _decide(self, block: list[dict], epoch: int) -> list[tuple[bool, str | None]]:
         """(keep, caption) per raw sample: the online draw, or keep all with their .txt."""
-        metas = [_meta(raw) for raw in block]
+        n_entries = None if self.curation is None else len(self.curation.p_entry)
+        metas = [usable_meta(raw, n_entries) for raw in block]
         have = [i for i, m in enumerate(metas) if m is not None]
         keys = uid_hash64([str(metas[i]["uid"]) for i in have])
         for i, k in zip(have, keys):
@@ -345,14 +360,19 @@ class ShardStream(torch.utils.data.IterableDataset):
         if not keep:
             stats.dropped += 1
             return None
-        meta = _meta(raw)
+        meta = raw.get("__meta__")
         if meta is None:
-            stats.bad(f"{url} key {key}: missing or invalid .json")
+            stats.bad(f"{url} key {key}: {raw.get('__bad__', 'missing .json')}")
             return None
         uid = str(meta["uid"])
         if text is None:
             txt = raw.get("txt")
-            text = txt.decode("utf-8", "replace") if isinstance(txt, bytes) else meta.get("text")
+            try:
+                text = txt.decode("utf-8") if isinstance(txt, bytes) else meta.get("text")
+            except UnicodeDecodeError as e:
+                stats.bad(f"{url} key {key}: .txt is not UTF-8 (bad byte at {e.start})")
+                return None
+            text = text if isinstance(text, str) else None
         ext = next((e for e in IMAGE_EXTS if e in raw), None)
         if text is None or ext is None:
             stats.bad(f"{url} key {key}: no {'image' if ext is None else 'caption'}")
@@ -368,14 +388,48 @@ class ShardStream(torch.utils.data.IterableDataset):
         return image, text, uid
 
 
+class _NoUsableSample(Exception):
+    """A worker's shards yielded no usable sample for 3 passes; the message names them and why."""
+
+
+def _texts_problem(texts: Any) -> str:
+    """Why a .json `texts` value is not [[text, lang, [entry_id >= 0, ...]], ...], or ""."""
+    if not isinstance(texts, list):
+        return ".json texts is not a list"
+    for k, t in enumerate(texts):
+        if not (isinstance(t, list) and len(t) == 3 and isinstance(t[0], str) and isinstance(t[2], list)
+                and all(isinstance(e, int) and not isinstance(e, bool) for e in t[2])):
+            return f".json texts[{k}] is not [text, lang, entry_ids]"
+        if any(e < 0 for e in t[2]):
+            return f".json texts[{k}] has entry_id {min(t[2])}"
+    return ""
+
+
 def _meta(raw: dict) -> dict | None:
-    """The sample's parsed .json (cached on the raw dict), or None if missing/invalid/without uid."""
+    """The sample's parsed .json (cached on the raw dict), or None with the reason in raw["__bad__"]."""
     if "__meta__" not in raw:
-        try:
-            meta = json.loads(raw["json"]) if "json" in raw else None
-            raw["__meta__"] = meta if isinstance(meta, dict) and "uid" in meta else None
-        except (ValueError, UnicodeDecodeError):
-            raw["__meta__"] = None
+        meta, bad = None, "missing .json"
+        if "json" in raw:
+            try:
+                meta = json.loads(raw["json"])
+                bad = "" if isinstance(meta, dict) and "uid" in meta else ".json is not an object with a uid"
+                bad = bad or ("texts" in meta and _texts_problem(meta["texts"])) or ""
+            except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+                bad = f"invalid .json ({type(e).__name__})"
+        raw["__meta__"] = None if bad else meta
+        if bad:
+            raw["__bad__"] = bad
+    return raw["__meta__"]
+
+
+def usable_meta(raw: dict, n_entries: int | None = None) -> dict | None:
+    """_meta, and None (reason in raw["__bad__"]) when an entry_id is not below n_entries (curation's counts)."""
+    meta = _meta(raw)
+    if meta is None or n_entries is None:
+        return meta
+    top = max((e for t in meta.get("texts") or [] for e in t[2]), default=-1)
+    if top >= n_entries:
+        raw["__meta__"], raw["__bad__"] = None, f".json has entry_id {top}, beyond the {n_entries} entries of curation.json's counts"
     return raw["__meta__"]
 
 
@@ -383,12 +437,34 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def make_loader(dataset: ShardStream, num_workers: int, pin_memory: bool = False) -> torch.utils.data.DataLoader:
+def checked(batches: Iterator[dict]) -> Iterator[dict]:
+    """The batches, with a worker's fatal problem raised here as its one-line UserError; a UserError too
+    when every worker ended for lack of usable samples (the stream is otherwise endless)."""
+    ended = ""
+    for b in batches:
+        if "fatal" in b:
+            raise UserError(b["fatal"])
+        if "ended" in b:
+            ended = ended or b["ended"]
+            continue
+        yield b
+    if ended:
+        raise UserError(ended)
+
+
+class Loader(torch.utils.data.DataLoader):
+    """A DataLoader whose iterator is `checked`: user-data errors from workers arrive as UserErrors."""
+
+    def __iter__(self) -> Iterator[dict]:
+        return checked(super().__iter__())
+
+
+def make_loader(dataset: ShardStream, num_workers: int, pin_memory: bool = False) -> Loader:
     """DataLoader over the stream's ready-made batches; workers decode in parallel, in round-robin order."""
     kwargs: dict[str, Any] = {}
     if num_workers > 0:
         kwargs.update(prefetch_factor=4, worker_init_fn=_worker_init, persistent_workers=False)
-    return torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
+    return Loader(dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
 
 
 @dataclass

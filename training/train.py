@@ -21,7 +21,8 @@ import torch.nn as nn
 
 from curation.common import UserError, atomic_path, output_lock, write_json_atomic
 from training.checkpoint import load_checkpoint, resolve_resume, rng_state, save_checkpoint, set_rng_state
-from training.data import LoaderState, ShardStream, Unit, _meta, count_samples, expand_sources, load_curation, make_loader, read_raw
+from training.data import LoaderState, ShardStream, Unit, count_samples, expand_sources, load_curation, make_loader, read_raw, \
+    usable_meta
 from training.distributed import Dist, all_gather_object, all_reduce_mean, barrier, init_distributed
 from curation.sampling import keep_probability
 from training.loss import MAX_LOGIT_SCALE, clip_loss
@@ -127,7 +128,7 @@ def samples_per_epoch(sources, curation) -> float:
         return float(count_samples(urls))
     total = 0.0
     for url in urls:
-        metas = [m for m in (_meta(r) for r in read_raw(Unit(url))) if m and m.get("texts")]
+        metas = [m for m in (usable_meta(r, len(curation.p_entry)) for r in read_raw(Unit(url))) if m and m.get("texts")]
         for m in metas:
             ps = [float(keep_probability(np.array([0, len(t[2])]), np.array(t[2], dtype=np.int64), curation.p_entry)[0])
                   for t in m["texts"]]

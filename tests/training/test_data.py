@@ -129,3 +129,95 @@ def test_corrupt_empty_and_huge_samples(tmp_path, tokenizer_dir):
             first = first or b["stats"]["first_corrupt"]
     assert sorted(got) == sorted(f"u{i:06d}" for i in range(12) if i not in (1, 5))
     assert corrupt == 2 and "0000" in first and "key" in first
+
+
+# ---- malformed user data: counted and skipped, or one clear line ------------------------------------------------
+
+BAD_JSON = {  # sample index -> members that make it unusable
+    1: {"json": "{broken"},
+    2: {"json": json.dumps({"uid": "u000002", "texts": "a red square"})},
+    3: {"json": json.dumps({"uid": "u000003", "texts": [["a red square", "en", [10 ** 6]]]})},
+    4: {"json": json.dumps({"uid": "u000004", "texts": [["a red square", "en"]]})},
+    5: {"json": json.dumps({"uid": "u000005", "texts": [["a red square", "en", [-1]]]})},
+    6: {"json": "[" * 100_000},
+    7: {"json": b'{"uid": "u\xff\xfe"}'},
+}
+
+
+def one_pass(spec, tokenizer_dir, curation=None):
+    """(uids, corrupt messages) of exactly one pass of a 1-worker stream, sample by sample."""
+    from training.data import Position, Stats
+
+    ds = ShardStream(expand_sources(spec), load_tokenizer(tokenizer_dir), 1, 32, curation=curation, shuffle_block=10)
+    stats, uids, bad = Stats(), [], []
+    for item, pos in ds._items(0, Position(), stats):
+        if pos.pass_index > 0:
+            break
+        if item is not None:
+            uids.append(item[2])
+        if stats.corrupt:
+            bad.append(stats.take()["first_corrupt"])
+    return uids, bad
+
+
+def test_malformed_json_and_texts_are_counted_and_skipped(tmp_path, tokenizer_dir):
+    spec = write_shards(tmp_path / "c", 2, 8, n_texts=2, online=True, t=20, extra=BAD_JSON)
+    cur = load_curation(expand_sources(spec), 0, t=10 ** 6)  # keeps every well-formed sample
+    uids, bad = one_pass(spec, tokenizer_dir, cur)
+    assert sorted(uids) == [f"u{i:06d}" for i in range(16) if i not in BAD_JSON]
+    assert len(bad) == len(BAD_JSON) and all("00000.tar key " in b for b in bad), bad
+    assert sum("not a list" in b for b in bad) == 1 and sum("entry_id 1000000" in b for b in bad) == 1
+    assert sum("entry_id -1" in b for b in bad) == 1 and sum("[text, lang, entry_ids]" in b for b in bad) == 1
+    it, got = stream(spec, tokenizer_dir, workers=2, batch=2, curation=cur), set()
+    for _ in range(12):  # and in DataLoader workers: no exception, never a bad sample
+        got.update(next(it)["uids"])
+    assert got and not got & {f"u{i:06d}" for i in BAD_JSON}
+
+
+def test_txt_that_is_not_utf8_is_counted_and_skipped(tmp_path, tokenizer_dir):
+    spec = write_shards(tmp_path / "c", 1, 6, extra={2: {"txt": b"a red \xff\xfe square"}})
+    uids, bad = one_pass(spec, tokenizer_dir)
+    assert sorted(uids) == [f"u{i:06d}" for i in range(6) if i != 2]
+    assert len(bad) == 1 and "key 00000002" in bad[0] and "not UTF-8" in bad[0], bad
+
+
+def one_line_error(excinfo) -> str:
+    msg = str(excinfo.value)
+    assert "\n" not in msg and "Traceback" not in msg and "DataLoader worker" not in msg, msg
+    return msg
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_shard_gone_after_start_is_one_clear_error(tmp_path, tokenizer_dir, workers):
+    spec = write_shards(tmp_path / "c", 2, 8)
+    it = stream(spec, tokenizer_dir, workers=workers)
+    gone = tmp_path / "c" / "shards" / "00001.tar"
+    gone.unlink()
+    with pytest.raises(UserError) as e:
+        for _ in range(20):
+            next(it)
+    msg = one_line_error(e)
+    assert str(gone) in msg and "cannot open" in msg and "restore" in msg
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_no_usable_sample_is_one_clear_error(tmp_path, tokenizer_dir, workers):
+    spec = write_shards(tmp_path / "c", 2, 4, extra={i: {"json": "{broken"} for i in range(8)})
+    with pytest.raises(UserError) as e:
+        next(stream(spec, tokenizer_dir, workers=workers))
+    msg = one_line_error(e)
+    assert "no usable sample" in msg and "shards/0000" in msg and "invalid .json" in msg
+
+
+@pytest.mark.slow
+def test_train_skips_malformed_samples_read_by_workers(tmp_path, tokenizer_dir):
+    import re
+    import subprocess
+    import sys
+
+    spec = write_shards(tmp_path / "c", 2, 8, n_texts=2, online=True, t=20, extra=BAD_JSON)
+    r = subprocess.run([sys.executable, "-m", "training.cli", "--shards", spec, "--tokenizer", str(tokenizer_dir),
+                        "--out", str(tmp_path / "run"), "--epochs", "1", "--batch-size", "4", "--workers", "2",
+                        "--curation-t", "1000000"], capture_output=True, text=True)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert int(re.search(r"(\d+) corrupt\)", r.stderr).group(1)) >= 1, r.stderr[-1000:]
