@@ -38,11 +38,20 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_build_wiki(args: argparse.Namespace) -> int:
     from metadata.wiki import build_wiki
 
+    from metadata.wiki_counts import max_ngrams_for
+
+    if args.memory_budget < 64:
+        print(f"error: --memory-budget {args.memory_budget}: give at least 64 (MiB)", file=sys.stderr)
+        return 2
     result = build_wiki(args.dump, args.lang, args.out, pmi_threshold=args.pmi_threshold,
-                        use_wordnet=not args.no_wordnet, max_pages=args.max_pages, progress=not args.quiet)
+                        use_wordnet=not args.no_wordnet, max_pages=args.max_pages, progress=not args.quiet,
+                        max_ngrams=max_ngrams_for(args.memory_budget),
+                        memory_limit_mib=args.memory_budget, tmp_dir=args.tmp_dir)
     s = result["stats"]
-    print(f"  {s['pages']} articles, {s['tokens']} tokens, {s['distinct_unigrams']} unigrams, "
-          f"{s['bigrams_over_pmi']} bigrams with PMI > {args.pmi_threshold}, {s['titles']} titles", file=sys.stderr)
+    print(f"  {s['pages']} articles, {s['tokens']} tokens, {s['distinct_unigrams']} distinct unigrams, "
+          f"{s['distinct_bigrams']} distinct bigrams ({s['runs']} run(s) spilled, peak "
+          f"{s['peak_ngrams_in_memory']} n-grams in memory), {s['bigrams_over_pmi']} bigrams with "
+          f"PMI > {args.pmi_threshold}, {s['titles']} titles", file=sys.stderr)
     if result["skipped"]:
         _print_skips({args.lang: {"wiki": result["skipped"]}})
     print(_summary_line(args.out, result["summary"]))
@@ -94,6 +103,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="keep bigrams with PMI (log2) above this (default 30, MetaCLIP's; lower it for small dumps)")
     p.add_argument("--no-wordnet", action="store_true", help="do not add the packaged WordNet lemmas of the language")
     p.add_argument("--max-pages", type=int, default=None, metavar="N", help="read only the first N articles (for trials)")
+    p.add_argument("--memory-budget", type=int, default=2048, metavar="MIB",
+                   help="memory for n-gram counting, in MiB (default 2048): past about MIB/200 million distinct "
+                        "n-grams the counters spill a Parquet run and start over; DuckDB merges the "
+                        "runs under the same limit, spilling to disk itself. The result does not depend on it")
+    p.add_argument("--tmp-dir", default=None, metavar="DIR",
+                   help="where spilled runs, DuckDB temp files and the plain text go (default: beside --out); "
+                        "needs about the dump's uncompressed text size")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build_wiki)
 

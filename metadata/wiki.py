@@ -8,9 +8,10 @@ titles (no ':'), ranked by how often the title occurs in the dump text (matched 
 match alt-texts, curation.matching), top min(61235, 76% of titles). Entries that are empty, over
 256 characters or pure punctuation are skipped, as in the recipe; caps count added entries only.
 
-The dump (.xml, .xml.bz2 or .xml.gz) is streamed twice with iterparse, never loaded whole:
-pass 1 strips markup, counts n-grams and collects titles, spooling the plain text to a temporary
-file; pass 2 counts title occurrences in that text with an Aho-Corasick automaton.
+The dump (.xml, .xml.bz2 or .xml.gz) is streamed once with iterparse, never loaded whole: it strips
+markup, counts n-grams in bounded memory (metadata.wiki_counts: spilled Parquet runs, ranked in
+DuckDB) and collects titles, spooling the plain text to a temporary file beside META (or in
+--tmp-dir); a second pass over that text counts title occurrences with curation.matching.Matcher.
 """
 from __future__ import annotations
 
@@ -25,12 +26,15 @@ from collections import Counter
 from pathlib import Path
 from typing import IO, Iterator
 
+import numpy as np
+
 from curation.common import UserError, file_fingerprint
 from metadata import wordnet
 from metadata.languages import check_lang
-from metadata.ngrams import SEGMENTERS, NgramCounts, is_pure_punctuation, segmenter
+from metadata.ngrams import SEGMENTERS, is_pure_punctuation, segmenter
 from metadata.packaged import NUMBERS
 from metadata.store import Block, append, entry_problem
+from metadata.wiki_counts import SpillingCounts
 
 UNIGRAM_SHARE, UNIGRAM_CAP = 0.10, 251_465
 BIGRAM_PMI, BIGRAM_CAP = 30.0, 100_646
@@ -160,45 +164,77 @@ def _take(candidates, cap: int, seen: set[str], skipped: Counter) -> list[str]:
     return out
 
 
-def count_titles(titles: list[str], text_file: IO[str], progress: bool) -> list[int]:
-    """How often each title occurs in the spooled text, matched as entries match alt-texts."""
-    import ahocorasick
+def _occurrences(text: str, key: str) -> int:
+    """Occurrences of `key` in `text`, overlapping ones included (as an Aho-Corasick walk reports)."""
+    n, i = 0, text.find(key)
+    while i >= 0:
+        n += 1
+        i = text.find(key, i + 1)
+    return n
+
+
+def count_titles(titles: list[str], text_file: IO[str], progress: bool, batch_lines: int = 50_000) -> np.ndarray:
+    """How often each title occurs in the spooled text: one count per occurrence (overlapping ones
+    too), matched as entries match alt-texts (curation.matching). The fast Matcher finds which titles
+    each line contains; only those (line, title) pairs are then counted exactly."""
     from tqdm import tqdm
 
-    from curation.matching import pad_entry, spacing
+    from curation.matching import Matcher, pad_entry, spacing
 
-    automaton = ahocorasick.Automaton()
-    for i, title in enumerate(titles):
-        automaton.add_word(pad_entry(title), i)
-    counts = [0] * len(titles)
+    counts = np.zeros(len(titles), dtype=np.int64)
     if not titles:
         return counts
-    automaton.make_automaton()
+    matcher = Matcher(titles, range(len(titles)))
+    keys = [pad_entry(t) for t in titles]
     text_file.seek(0)
-    for line in tqdm(text_file, desc="title counts", unit=" lines", disable=not progress):
-        for _, i in automaton.iter(spacing(line.strip())):
-            counts[i] += 1
+    with tqdm(desc="title counts", unit=" lines", disable=not progress) as bar:
+        while batch := [line.strip() for line in itertools.islice(text_file, batch_lines)]:
+            found = matcher.match(batch)
+            offsets, ids = found.offsets, found.entry_ids
+            for i in np.flatnonzero(np.diff(offsets)):
+                spaced = spacing(batch[i])
+                for t in ids[offsets[i]:offsets[i + 1]].tolist():
+                    counts[t] += _occurrences(spaced, keys[t])
+            bar.update(len(batch))
     return counts
 
 
+def _work_folder(out: str, tmp_dir: str | None) -> Path:
+    """Where spill runs, DuckDB's temp files and the spooled text go: --tmp-dir, else beside META."""
+    base = Path(tmp_dir) if tmp_dir else Path(out).resolve().parent
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"--tmp-dir {base}: cannot create ({e})") from e
+    return base
+
+
 def build_wiki(dump: str, lang: str, out: str, pmi_threshold: float = BIGRAM_PMI, use_wordnet: bool = True,
-               max_pages: int | None = None, progress: bool = True) -> dict:
-    """Build MetaCLIP 2 metadata for `lang` from `dump` and append it to META `out`."""
+               max_pages: int | None = None, progress: bool = True, max_ngrams: int | None = None,
+               memory_limit_mib: int = 1024, tmp_dir: str | None = None) -> dict:
+    """Build MetaCLIP 2 metadata for `lang` from `dump` and append it to META `out`.
+
+    max_ngrams: distinct n-grams held in memory before the counters spill a run (None: never);
+    memory_limit_mib: DuckDB's memory limit when aggregating the runs; tmp_dir: where runs go.
+    """
     from tqdm import tqdm
 
     check_lang(lang)
     segmenter(lang)
     if max_pages is not None and max_pages < 1:
         raise UserError(f"--max-pages must be at least 1, not {max_pages}")
+    if max_ngrams is not None and max_ngrams < 1:
+        raise UserError(f"--memory-budget must allow at least one n-gram, not {max_ngrams}")
     path = Path(dump)
-    counts = NgramCounts(lang)
     titles: dict[str, None] = {}
     pages = 0
     articles = iter_articles(path)
     first = next(articles, None)  # a missing or foreign file fails here, before any progress output
     if first is None:
         raise UserError(f"--dump {path}: no articles (namespace 0, not redirects) found")
-    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+    with tempfile.TemporaryDirectory(prefix=".build-wiki-", dir=_work_folder(out, tmp_dir)) as work, \
+            open(Path(work) / "text.txt", "w+", encoding="utf-8") as spool:
+        counts = SpillingCounts(lang, Path(work), max_ngrams or 2**62, memory_limit_mib, progress)
         with tqdm(desc=f"wiki {lang}", unit=" pages", disable=not progress) as bar:
             for title, wikitext, namespaces in itertools.chain([first], articles):
                 if max_pages is not None and pages >= max_pages:
@@ -206,29 +242,34 @@ def build_wiki(dump: str, lang: str, out: str, pmi_threshold: float = BIGRAM_PMI
                 pages += 1
                 bar.update()
                 text = strip_markup(wikitext, namespaces)
-                counts.add_text(text)
+                if counts.add_text(text):
+                    bar.set_postfix(runs=counts.runs, refresh=False)
                 spool.write(text.replace("\r", " ") + "\n")
                 if title and ":" not in title:
                     titles.setdefault(title)
+        ranked_counts = counts.finish()
+        n_uni = min(UNIGRAM_CAP, int(ranked_counts.distinct_unigrams * UNIGRAM_SHARE))
+        skipped: Counter = Counter()
+        seen = set(NUMBERS)
+        blocks = [Block(lang, "numbers", NUMBERS)]
+        if use_wordnet and lang in wordnet.LANGUAGES:
+            blocks.append(Block(lang, "wordnet", _take(wordnet.lemmas(lang)[0], 10**9, seen, skipped)))
+        blocks.append(Block(lang, "wiki_unigram", _take(ranked_counts.top_unigrams(), n_uni, seen, skipped)))
+        n_pmi, bigrams = ranked_counts.pmi_bigrams(pmi_threshold)
+        n_bi = min(BIGRAM_CAP, n_pmi)
+        blocks.append(Block(lang, "wiki_bigram", _take(bigrams, n_bi, seen, skipped)))
+        ranked_counts.close()
         title_list = list(titles)
         title_counts = count_titles(title_list, spool, progress)
 
-    skipped: Counter = Counter()
-    seen = set(NUMBERS)
-    blocks = [Block(lang, "numbers", NUMBERS)]
-    if use_wordnet and lang in wordnet.LANGUAGES:
-        blocks.append(Block(lang, "wordnet", _take(wordnet.lemmas(lang)[0], 10**9, seen, skipped)))
-    n_uni = min(UNIGRAM_CAP, int(len(counts.unigrams) * UNIGRAM_SHARE))
-    blocks.append(Block(lang, "wiki_unigram", _take(counts.top_unigrams(), n_uni, seen, skipped)))
-    bigrams = counts.pmi_bigrams(pmi_threshold)
-    blocks.append(Block(lang, "wiki_bigram", _take((b for b, _ in bigrams), min(BIGRAM_CAP, len(bigrams)), seen, skipped)))
-    ranked = sorted(range(len(title_list)), key=lambda i: -title_counts[i])
+    ranked = np.argsort(-title_counts, kind="stable")
     n_title = min(TITLE_CAP, int(len(title_list) * TITLE_SHARE))
     blocks.append(Block(lang, "wiki_title", _take((title_list[i] for i in ranked), n_title, seen, skipped)))
 
-    stats = {"pages": pages, "tokens": sum(counts.unigrams.values()), "distinct_unigrams": len(counts.unigrams),
-             "distinct_bigrams": len(counts.bigrams), "bigrams_over_pmi": len(bigrams), "titles": len(title_list),
-             "caps": {"wiki_unigram": n_uni, "wiki_bigram": min(BIGRAM_CAP, len(bigrams)), "wiki_title": n_title}}
+    stats = {"pages": pages, "tokens": ranked_counts.tokens, "distinct_unigrams": ranked_counts.distinct_unigrams,
+             "distinct_bigrams": ranked_counts.distinct_bigrams, "bigrams_over_pmi": n_pmi, "titles": len(title_list),
+             "runs": counts.runs, "peak_ngrams_in_memory": counts.peak_in_memory,
+             "caps": {"wiki_unigram": n_uni, "wiki_bigram": n_bi, "wiki_title": n_title}}
     record = {
         "command": "build-wiki",
         "langs": [lang],
