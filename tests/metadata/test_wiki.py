@@ -1,8 +1,12 @@
+import io
+import random
+
 import pytest
 
 from curation.common import UserError
 from metadata.store import load_entries, read_manifest
-from metadata.wiki import build_wiki, iter_articles, strip_markup
+from metadata.store import ENTRIES
+from metadata.wiki import build_wiki, count_titles, iter_articles, strip_markup
 
 from wiki_dump_factory import EN_PAGES, ZH_PAGES, write_dump
 
@@ -88,3 +92,43 @@ def test_bad_dumps(tmp_path):
     with pytest.raises(UserError, match="no offline word segmenter"):
         build_wiki(str(empty), "km", str(tmp_path / "M"), progress=False)
     assert not (tmp_path / "M" / "entries.parquet").exists()
+
+
+def _random_pages(seed: int, n: int) -> list[dict]:
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(40)]
+    text = lambda: " ".join(rng.choice(words[: rng.randint(3, 40)]) for _ in range(rng.randint(1, 12)))
+    return [{"title": f"w{i % 9} w{i % 5}" if i % 3 else f"Page {i}", "text": text() + rng.choice([".", "", "\nw1 w2"])}
+            for i in range(n)]
+
+
+def test_tiny_budget_gives_byte_identical_entries(tmp_path):
+    dump = write_dump(tmp_path / "en.xml.bz2", "en", _random_pages(1, 200), compress=True)
+    stats = {}
+    for name, max_ngrams in (("unlimited", None), ("tiny", 5)):
+        stats[name] = build_wiki(str(dump), "en", str(tmp_path / name), pmi_threshold=0.0, use_wordnet=False,
+                                 progress=False, max_ngrams=max_ngrams, tmp_dir=str(tmp_path / "work"))["stats"]
+    assert stats["unlimited"]["runs"] == 1 and stats["tiny"]["runs"] > 50
+    for key in ("tokens", "distinct_unigrams", "distinct_bigrams", "bigrams_over_pmi", "titles"):
+        assert stats["unlimited"][key] == stats["tiny"][key]
+    assert (tmp_path / "unlimited" / ENTRIES).read_bytes() == (tmp_path / "tiny" / ENTRIES).read_bytes()
+    assert list((tmp_path / "work").iterdir()) == []  # runs, DuckDB files and spooled text are removed
+
+
+def test_count_titles_counts_every_occurrence_as_the_automaton_walk():
+    import ahocorasick
+
+    from curation.matching import pad_entry, spacing
+
+    titles = ["Scotland", "New York", "北京", "a", "York"]
+    lines = ["Scotland Scotland, Scotland.", "New York New York York", "北京北京 in 北京大学", "a a a", "", "none here"]
+    automaton = ahocorasick.Automaton()
+    for i, title in enumerate(titles):
+        automaton.add_word(pad_entry(title), i)
+    automaton.make_automaton()
+    expected = [0] * len(titles)
+    for line in lines:
+        for _, i in automaton.iter(spacing(line.strip())):
+            expected[i] += 1
+    got = count_titles(titles, io.StringIO("\n".join(lines) + "\n"), progress=False, batch_lines=2)
+    assert got.tolist() == expected and expected[:4] == [3, 2, 3, 3]
