@@ -41,8 +41,9 @@ def cmd_build_wiki(args: argparse.Namespace) -> int:
     from metadata.wiki_counts import max_ngrams_for
 
     if args.memory_budget < 64:
-        print(f"error: --memory-budget {args.memory_budget}: give at least 64 (MiB)", file=sys.stderr)
-        return 2
+        from curation.common import UserError
+
+        raise UserError(f"--memory-budget {args.memory_budget}: give at least 64 (MiB)")
     result = build_wiki(args.dump, args.lang, args.out, pmi_threshold=args.pmi_threshold,
                         use_wordnet=not args.no_wordnet, max_pages=args.max_pages, progress=not args.quiet,
                         max_ngrams=max_ngrams_for(args.memory_budget),
@@ -94,8 +95,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("build-wiki", help="MetaCLIP 2 recipe from a Wikipedia pages-articles dump",
-                       description="Unigrams top min(251465, 10%%), bigrams with PMI > 30 up to 100646, titles top "
-                                   "min(61235, 76%%) by occurrences in the dump, plus numbers and WordNet.")
+                       description="Unigrams top min(251465, 10%), bigrams with PMI > 30 up to 100646, titles top "
+                                   "min(61235, 76%) by occurrences in the dump, plus numbers and WordNet; "
+                                   "n-grams are counted in bounded memory (--memory-budget).")
     p.add_argument("--dump", required=True, help="pages-articles XML dump (.xml, .xml.bz2 or .xml.gz)")
     p.add_argument("--lang", required=True, help="language of the dump (ISO 639-1 code, e.g. zh)")
     p.add_argument("--out", required=True, help="META folder to create or append to")
@@ -104,8 +106,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-wordnet", action="store_true", help="do not add the packaged WordNet lemmas of the language")
     p.add_argument("--max-pages", type=int, default=None, metavar="N", help="read only the first N articles (for trials)")
     p.add_argument("--memory-budget", type=int, default=2048, metavar="MIB",
-                   help="memory for n-gram counting, in MiB (default 2048): past about MIB/200 million distinct "
-                        "n-grams the counters spill a Parquet run and start over; DuckDB merges the "
+                   help="memory for n-gram counting, in MiB (default 2048): past about 5,200 distinct n-grams per "
+                        "MiB the counters spill a Parquet run and start over; DuckDB merges the "
                         "runs under the same limit, spilling to disk itself. The result does not depend on it")
     p.add_argument("--tmp-dir", default=None, metavar="DIR",
                    help="where spilled runs, DuckDB temp files and the plain text go (default: beside --out); "
