@@ -106,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-wordnet", action="store_true", help="do not add the packaged WordNet lemmas of the language")
     p.add_argument("--max-pages", type=int, default=None, metavar="N", help="read only the first N articles (for trials)")
     p.add_argument("--memory-budget", type=int, default=2048, metavar="MIB",
-                   help="memory for n-gram counting, in MiB (default 2048): past about 5,200 distinct n-grams per "
+                   help="memory for n-gram counting, in MiB (default 2048): past about 3,000 distinct n-grams per "
                         "MiB the counters spill a Parquet run and start over; DuckDB merges the "
                         "runs under the same limit, spilling to disk itself. The result does not depend on it")
     p.add_argument("--tmp-dir", default=None, metavar="DIR",

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 
 from metadata.ngrams import NgramCounts
 
-BYTES_PER_NGRAM = 200  # Python memory per distinct n-gram held (dict slot, key, count), measured on Zipfian text
+BYTES_PER_NGRAM = 350  # per distinct n-gram held (dict slot, key tuple, strings, count); ~330 measured
 RUN_SHIFT = 40  # up to 2^40 distinct n-grams per run, 2^23 runs
 BATCH_ROWS = 65_536
 

@@ -1,0 +1,93 @@
+"""Benchmark `build-wiki`'s bounded-memory counting: wall time and peak RSS on a synthetic
+Zipfian dump, with no spill (a budget larger than the counts) and with a small budget that forces
+many spilled runs. Each configuration runs in its own process so that its peak RSS is its own;
+the entries.parquet files must be byte-identical.
+
+    .venv/bin/python benchmarks/bench_wiki.py [--mb 20] [--small-mib 8]
+"""
+from __future__ import annotations
+
+import argparse
+import bz2
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "metadata"))
+
+CHILD = """
+import json, resource, sys, time
+from metadata.wiki import build_wiki
+from metadata.wiki_counts import max_ngrams_for
+dump, out, work, mib = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+t = time.perf_counter()
+r = build_wiki(dump, "en", out, pmi_threshold=8.0, use_wordnet=False, progress=False,
+               max_ngrams=max_ngrams_for(mib), memory_limit_mib=max(mib, 64), tmp_dir=work)
+print(json.dumps({"wall_s": time.perf_counter() - t, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  **{k: v for k, v in r["stats"].items() if k != "caps"}}))
+"""
+
+
+def zipf_dump(path: Path, megabytes: float, seed: int = 0) -> int:
+    """A pages-articles .xml.bz2 of Zipf(1.1)-distributed words over a 300k-word vocabulary; returns text bytes."""
+    import numpy as np
+
+    from wiki_dump_factory import write_dump
+
+    rng = np.random.default_rng(seed)
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    vocab = ["".join(rng.choice(letters, rng.integers(2, 10))) for _ in range(300_000)]
+    pages, size, i = [], 0, 0
+    while size < megabytes * 1e6:
+        ranks = np.minimum(rng.zipf(1.1, rng.integers(100, 600)), len(vocab)) - 1
+        words = [vocab[r] for r in ranks]
+        sentences = [" ".join(words[j:j + 15]) + "." for j in range(0, len(words), 15)]
+        text = "\n".join(" ".join(sentences[k:k + 4]) for k in range(0, len(sentences), 4))
+        pages.append({"title": f"{vocab[int(ranks[0])]} {vocab[int(ranks[1])]}" if i % 2 else vocab[int(ranks[0])].title(),
+                      "text": text})
+        size += len(text)
+        i += 1
+    write_dump(path, "en", pages, compress=True)
+    return size
+
+
+def run(dump: Path, out: Path, work: Path, mib: int) -> dict:
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(dump), str(out), str(work), str(mib)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mb", type=float, default=20, help="uncompressed article text in MB (default 20)")
+    parser.add_argument("--small-mib", type=int, default=8, help="the small --memory-budget in MiB (default 8)")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-wiki-"))
+    try:
+        t = time.perf_counter()
+        size = zipf_dump(root / "en.xml.bz2", args.mb)
+        print(f"dump: {size / 1e6:.1f} MB of text, {(root / 'en.xml.bz2').stat().st_size / 1e6:.1f} MB bz2, "
+              f"generated in {time.perf_counter() - t:.0f} s")
+        results = {}
+        for name, mib in (("no spill (budget 4096 MiB)", 4096), (f"small budget ({args.small_mib} MiB)", args.small_mib)):
+            results[name] = run(root / "en.xml.bz2", root / name.split()[0], root / "work", mib)
+        print("| configuration | wall s | peak RSS MiB | runs | peak n-grams in memory | distinct unigrams | distinct bigrams |")
+        print("|---|---|---|---|---|---|---|")
+        for name, r in results.items():
+            print(f"| {name} | {r['wall_s']:.1f} | {r['peak_rss_mib']:.0f} | {r['runs']} | {r['peak_ngrams_in_memory']} | "
+                  f"{r['distinct_unigrams']} | {r['distinct_bigrams']} |")
+        a, b = (root / "no" / "entries.parquet").read_bytes(), (root / "small" / "entries.parquet").read_bytes()
+        print(f"entries.parquet byte-identical: {a == b}")
+        if a != b:
+            sys.exit(1)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
