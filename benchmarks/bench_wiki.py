@@ -8,9 +8,7 @@ the entries.parquet files must be byte-identical.
 from __future__ import annotations
 
 import argparse
-import bz2
 import json
-import random
 import shutil
 import subprocess
 import sys
