@@ -181,22 +181,22 @@ def count_titles(titles: list[str], text_file: IO[str], progress: bool, batch_li
 
     from curation.matching import Matcher, pad_entry, spacing
 
-    counts = np.zeros(len(titles), dtype=np.int64)
     if not titles:
-        return counts
+        return np.zeros(0, dtype=np.int64)
+    counts = [0] * len(titles)
     matcher = Matcher(titles, range(len(titles)))
     keys = [pad_entry(t) for t in titles]
     text_file.seek(0)
     with tqdm(desc="title counts", unit=" lines", disable=not progress) as bar:
         while batch := [line.strip() for line in itertools.islice(text_file, batch_lines)]:
             found = matcher.match(batch)
-            offsets, ids = found.offsets, found.entry_ids
-            for i in np.flatnonzero(np.diff(offsets)):
+            offsets, ids = found.offsets.tolist(), found.entry_ids.tolist()
+            for i in np.flatnonzero(np.diff(found.offsets)).tolist():
                 spaced = spacing(batch[i])
-                for t in ids[offsets[i]:offsets[i + 1]].tolist():
+                for t in ids[offsets[i]:offsets[i + 1]]:
                     counts[t] += _occurrences(spaced, keys[t])
             bar.update(len(batch))
-    return counts
+    return np.array(counts, dtype=np.int64)
 
 
 def _work_folder(out: str, tmp_dir: str | None) -> Path:
