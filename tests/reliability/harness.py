@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 import index_factory
 import pool_factory as curation_inputs
-import shard_factory as training_inputs
+import shard_factory as training_inputs  # noqa: F401  (re-exported to the tests)
 
 TESTS = Path(__file__).resolve().parent.parent
 ROOT = TESTS.parent
