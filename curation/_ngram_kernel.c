@@ -92,9 +92,8 @@ typedef struct {
     uint64_t base, mix;
 } scan_t;
 
-/* cps[pos:pos+len] equals key k's code points (rules out hash collisions). */
+/* cps[pos:pos+len] equals key k's code points (rules out hash collisions); k < n_keys. */
 static inline int verify(const scan_t *s, Py_ssize_t pos, Py_ssize_t len, uint64_t k) {
-    if ((Py_ssize_t)k >= s->n_keys) return 0;
     int64_t a = s->key_offsets[k], b = s->key_offsets[k + 1];
     if (b - a != len) return 0;
     return memcmp(s->cps + pos, s->key_cps + a, (size_t)len * sizeof(uint32_t)) == 0;

@@ -227,6 +227,17 @@ class NgramBackend:
             self._char_filters(self.key_offsets[:-1][~token], lengths[~token], np.flatnonzero(~token))
         self.shadowed = np.concatenate(shadowed) if shadowed else np.zeros(0, dtype=np.int64)
         self.fallback = fallback([keys[i] for i in self.shadowed]) if len(self.shadowed) else None
+        self._scan_args = self._kernel_args()
+
+    def _kernel_args(self) -> tuple:
+        """The tables in the form `_ngram_kernel.scan` takes after the code points (see its header)."""
+        tables = [None if t is None else (t.slots, int(t.mask), int(t.shift), int(t.floor), int(t.value_mask))
+                  for t in (self.token_table, self.char_table)]
+        none = np.zeros(1, dtype=np.uint8)
+        key_starts = (self.first_char.view(np.uint8), self.single_char.view(np.uint8), self.top,
+                      self.first_pair.view(np.uint8), self.pair_bits) if self.char_table is not None \
+            else (none, none, 0, np.zeros(2, dtype=np.uint8), 1)
+        return (*tables, key_starts, self.key_cps, self.key_offsets, int(self.powers.base), int(_FIB))
 
     def _token_table(self, g: np.ndarray, idx: np.ndarray) -> tuple[HashTable, np.ndarray]:
         starts = self.key_offsets[idx]
@@ -291,14 +302,7 @@ class NgramBackend:
         cps, starts = spaced_batch(texts)
         if not self.kernel:
             return self._match_chunk_numpy(cps, starts)
-        tables = [None if t is None else (t.slots, int(t.mask), int(t.shift), int(t.floor), int(t.value_mask))
-                  for t in (self.token_table, self.char_table)]
-        none = np.zeros(1, dtype=np.uint8)
-        starts = (self.first_char.view(np.uint8), self.single_char.view(np.uint8), self.top,
-                  self.first_pair.view(np.uint8), self.pair_bits) if self.char_table is not None \
-            else (none, none, 0, np.zeros(2, dtype=np.uint8), 1)
-        t, k = _ngram_kernel.scan(cps, *tables, starts, self.key_cps, self.key_offsets,
-                                  int(self.powers.base), int(_FIB))
+        t, k = _ngram_kernel.scan(cps, *self._scan_args)
         return np.frombuffer(t, dtype=np.int32), np.frombuffer(k, dtype=np.int32)
 
     def _match_chunk_numpy(self, cps: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
