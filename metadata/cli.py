@@ -5,6 +5,7 @@ import argparse
 import sys
 
 BIGRAM_PMI_DEFAULT = 30.0  # metadata.wiki.BIGRAM_PMI, repeated so that --help needs no heavy import
+MEMORY_BUDGET_DEFAULT = 2048  # metadata.wiki_counts.DEFAULT_BUDGET_MIB, likewise
 
 
 def _print_skips(skipped: dict, first: dict | None = None) -> None:
@@ -36,14 +37,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_build_wiki(args: argparse.Namespace) -> int:
+    from curation.common import UserError
     from metadata.wiki import build_wiki
+    from metadata.wiki_counts import MIN_BUDGET_MIB, max_ngrams_for
 
-    from metadata.wiki_counts import max_ngrams_for
-
-    if args.memory_budget < 64:
-        from curation.common import UserError
-
-        raise UserError(f"--memory-budget {args.memory_budget}: give at least 64 (MiB)")
+    if args.memory_budget < MIN_BUDGET_MIB:
+        raise UserError(f"--memory-budget {args.memory_budget}: give at least {MIN_BUDGET_MIB} (MiB)")
     result = build_wiki(args.dump, args.lang, args.out, pmi_threshold=args.pmi_threshold,
                         use_wordnet=not args.no_wordnet, max_pages=args.max_pages, progress=not args.quiet,
                         max_ngrams=max_ngrams_for(args.memory_budget),
@@ -105,8 +104,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="keep bigrams with PMI (log2) above this (default 30, MetaCLIP's; lower it for small dumps)")
     p.add_argument("--no-wordnet", action="store_true", help="do not add the packaged WordNet lemmas of the language")
     p.add_argument("--max-pages", type=int, default=None, metavar="N", help="read only the first N articles (for trials)")
-    p.add_argument("--memory-budget", type=int, default=2048, metavar="MIB",
-                   help="memory for n-gram counting, in MiB (default 2048): past about 3,000 distinct n-grams per "
+    p.add_argument("--memory-budget", type=int, default=MEMORY_BUDGET_DEFAULT, metavar="MIB",
+                   help=f"memory for n-gram counting, in MiB (default {MEMORY_BUDGET_DEFAULT}): past about 3,000 distinct n-grams per "
                         "MiB the counters spill a Parquet run and start over; DuckDB merges the "
                         "runs under the same limit, spilling to disk itself. The result does not depend on it")
     p.add_argument("--tmp-dir", default=None, metavar="DIR",

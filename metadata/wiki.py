@@ -34,7 +34,7 @@ from metadata.languages import check_lang
 from metadata.ngrams import SEGMENTERS, is_pure_punctuation, segmenter
 from metadata.packaged import NUMBERS
 from metadata.store import Block, append, entry_problem
-from metadata.wiki_counts import SpillingCounts
+from metadata.wiki_counts import DEFAULT_BUDGET_MIB, SpillingCounts
 
 UNIGRAM_SHARE, UNIGRAM_CAP = 0.10, 251_465
 BIGRAM_PMI, BIGRAM_CAP = 30.0, 100_646
@@ -211,7 +211,7 @@ def _work_folder(out: str, tmp_dir: str | None) -> Path:
 
 def build_wiki(dump: str, lang: str, out: str, pmi_threshold: float = BIGRAM_PMI, use_wordnet: bool = True,
                max_pages: int | None = None, progress: bool = True, max_ngrams: int | None = None,
-               memory_limit_mib: int = 1024, tmp_dir: str | None = None) -> dict:
+               memory_limit_mib: int = DEFAULT_BUDGET_MIB, tmp_dir: str | None = None) -> dict:
     """Build MetaCLIP 2 metadata for `lang` from `dump` and append it to META `out`.
 
     max_ngrams: distinct n-grams held in memory before the counters spill a run (None: never);

@@ -83,3 +83,11 @@ def test_every_flag_has_help():
     for name, sub in subs.items():
         for action in sub._actions:
             assert action.help, f"metadata {name} {action.dest} has no help"
+
+
+def test_cli_defaults_equal_the_library_constants():
+    """metadata/cli.py repeats two defaults so that --help stays light; they must not drift."""
+    from metadata import cli, wiki, wiki_counts
+
+    assert cli.BIGRAM_PMI_DEFAULT == wiki.BIGRAM_PMI
+    assert cli.MEMORY_BUDGET_DEFAULT == wiki_counts.DEFAULT_BUDGET_MIB
