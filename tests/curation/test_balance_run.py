@@ -34,6 +34,20 @@ def read_samples(cur):
     return list(wds.WebDataset(tars, shardshuffle=False).decode())
 
 
+def interrupt_write_group(monkeypatch, on_call: int):
+    """Make shards.write_group raise KeyboardInterrupt (a Ctrl-C) on its `on_call`-th call; returns the real one."""
+    real, calls = shards.write_group, []
+
+    def crash(*args, **kw):
+        calls.append(1)
+        if len(calls) == on_call:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(shards, "write_group", crash)
+    return real
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["webdataset", "img2dataset", "parquet"])
 def test_shards_read_back_with_every_field(tmp_path, kind):
@@ -90,15 +104,7 @@ def test_resume_after_interruption_gives_identical_output(tmp_path, monkeypatch)
     total_groups = len(seen)
     assert total_groups >= 3
     cur = tmp_path / "CUR"
-    calls = []
-
-    def crash_on_second(*args, **kw):
-        calls.append(args)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kw)
-
-    monkeypatch.setattr(shards, "write_group", crash_on_second)
+    interrupt_write_group(monkeypatch, on_call=2)
     with pytest.raises(KeyboardInterrupt):
         run_balance(built.index, cur, t=20, shard_size=10, workers=1)
     assert not json.loads((cur / "manifest.json").read_text())["complete"]
@@ -267,15 +273,7 @@ def test_unreadable_pool_files_resume_identically(tmp_path, monkeypatch):
     built, _ = unreadable_pool(tmp_path)
     ref, cur = tmp_path / "REF", tmp_path / "CUR"
     run_balance(built.index, ref, t=1000, shard_size=8, workers=1)
-    real, calls = shards.write_group, []
-
-    def crash_on_third(*args, **kw):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kw)
-
-    monkeypatch.setattr(shards, "write_group", crash_on_third)
+    real = interrupt_write_group(monkeypatch, on_call=3)
     with pytest.raises(KeyboardInterrupt):
         run_balance(built.index, cur, t=1000, shard_size=8, workers=1)
     monkeypatch.setattr(shards, "write_group", real)
