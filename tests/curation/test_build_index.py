@@ -408,3 +408,16 @@ def test_killed_worker_is_restarted_and_output_is_identical(ray_local, meta_dir,
                 backend="pyahocorasick")
     assert index_state(out) == index_state(tmp_path / "clean")
     assert not list((out / "matches").glob(".*.tmp"))
+
+
+def test_overwrite_into_the_metadata_is_refused(tmp_path, parquet_pool, capsys):
+    """`build-index --metadata M --out M --overwrite` would empty META: refused in one line, META intact."""
+    from pool_factory import write_meta
+
+    meta = write_meta(tmp_path / "META")
+    before = {p.name: p.read_bytes() for p in meta.iterdir() if p.is_file() and p.name != ".lock"}
+    assert curate(["build-index", "--pool", str(parquet_pool), "--metadata", str(meta), "--out", str(meta),
+                   "--overwrite", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "which is (or holds) the input --metadata" in err
+    assert {p.name: p.read_bytes() for p in meta.iterdir() if p.is_file() and p.name != ".lock"} == before
