@@ -204,7 +204,7 @@ def _work_folder(out: str, tmp_dir: str | None) -> Path:
     folder when META is a URL)."""
     from curation import storage
 
-    beside = Path(out).resolve().parent if storage.is_local(out) else Path(tempfile.gettempdir())
+    beside = storage.local_path(out).resolve().parent if storage.is_local(out) else Path(tempfile.gettempdir())
     base = Path(tmp_dir) if tmp_dir else beside
     try:
         base.mkdir(parents=True, exist_ok=True)
