@@ -25,7 +25,7 @@ from metadata.wiki import build_wiki
 from metadata.wiki_counts import max_ngrams_for
 dump, out, work, mib = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 t = time.perf_counter()
-r = build_wiki(dump, "en", out, pmi_threshold=8.0, use_wordnet=False, progress=False,
+r = build_wiki(dump, "en", out, pmi_threshold=8.0, use_wordnet=False, force_english=True, progress=False,
                max_ngrams=max_ngrams_for(mib), memory_limit_mib=max(mib, 64), tmp_dir=work)
 print(json.dumps({"wall_s": time.perf_counter() - t, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   **{k: v for k, v in r["stats"].items() if k != "caps"}}))
