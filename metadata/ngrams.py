@@ -15,7 +15,7 @@ import math
 from collections import Counter
 
 from metadata import segmenters
-from metadata.tokenizer import is_pure_punctuation, is_weird, remove_html_tags, simple_tokenize
+from metadata.tokenizer import is_pure_punctuation, is_weird, remove_html_tags, simple_token_runs, simple_tokenize
 
 
 def tokenize(text: str, lang: str, segmenter: str | None = None) -> list[str]:
@@ -40,7 +40,12 @@ class NgramCounts:
 
     def add_text(self, text: str) -> None:
         """Count one text (an article) as the reference counts one extracted file."""
-        self.add_tokens(tokenize(remove_html_tags(text), self.lang, self.segmenter))
+        text = remove_html_tags(text)
+        if self.no_space:
+            return self.add_tokens(tokenize(text, self.lang, self.segmenter))
+        for run in simple_token_runs(text):
+            self.unigrams.update(run)
+            self.bigrams.update(zip(run, run[1:]))
 
     def add_tokens(self, tokens: list[str]) -> None:
         prev = None

@@ -52,9 +52,16 @@ def _class_body() -> str:
 
 
 _TOKEN = re.compile(f"[{_class_body()}]|[^\\s{_class_body()}]+")
+_PUNCTUATION_CHAR = re.compile(f"[{re.escape(''.join(sorted(PUNCTUATION)))}]")
 
 
 def simple_tokenize(text: str) -> list[str]:
     """The reference's simple_tokenizer: CJK-or-similar characters and punctuation alone, the rest
     split on whitespace."""
     return _TOKEN.findall(text)
+
+
+def simple_token_runs(text: str) -> list[list[str]]:
+    """simple_tokenize's tokens in runs that punctuation separates (the tokens that break bigram
+    chains in spaced languages, where punctuation tokens are single characters), punctuation dropped."""
+    return [_TOKEN.findall(part) for part in _PUNCTUATION_CHAR.split(text)]

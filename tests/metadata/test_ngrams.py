@@ -1,8 +1,10 @@
 import math
+import random
 
 import pytest
 
 from metadata.ngrams import NgramCounts, tokenize
+from metadata.tokenizer import remove_html_tags
 
 
 def test_tokenize_spaced_as_simple_tokenizer():
@@ -56,3 +58,15 @@ def test_weird_tokens_count_in_spaced_languages():
     c = NgramCounts("en")
     c.add_tokens(["a(b", "c"])
     assert c.bigrams == {("a(b", "c"): 1}
+
+
+def test_spaced_fast_path_counts_as_the_token_loop():
+    rng = random.Random(0)
+    alphabet = list("ab cd,.!'-«»\n\t北京ส") + ["U.S.", " don't ", "<i>", "</i>"]
+    for _ in range(200):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 60)))
+        fast, loop = NgramCounts("de"), NgramCounts("de")
+        fast.add_text(text)
+        loop.add_tokens(tokenize(remove_html_tags(text), "de"))
+        assert list(fast.unigrams.items()) == list(loop.unigrams.items())
+        assert list(fast.bigrams.items()) == list(loop.bigrams.items())
