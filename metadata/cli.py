@@ -32,7 +32,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     _print_skips(result["skipped"])
     for lang, notes in result["notes"].items():
         print(f"  {lang}: {'; '.join(notes)}", file=sys.stderr)
-    print(_summary_line(args.out, result["summary"]))
+    print(_summary_line(args.out, result["summary"]) + "; packaged lists are a starting point (word-frequency "
+          "lists, case-folded: 'paris' matches, 'Paris' does not); MetaCLIP 2's recipe is build-wiki")
     return 0
 
 

@@ -68,7 +68,7 @@ def test_stats_of_missing_meta(tmp_path, capsys):
 def test_build_and_build_wiki(tmp_path, capsys):
     meta = str(tmp_path / "META")
     rc, out, err = _run(capsys, "metadata", "build", "--langs", "vi", "--out", meta, "--quiet", "--max-unigrams", "500")
-    assert rc == 0 and "vi: no wordnet" in err and "1 language(s)" in out
+    assert rc == 0 and "vi: no wordnet" in err and "1 language(s)" in out and "a starting point" in out
     dump = write_dump(tmp_path / "enwiki.xml.bz2", "en", EN_PAGES, compress=True)
     rc, out, err = _run(capsys, "metadata", "build-wiki", "--dump", str(dump), "--lang", "en", "--out", meta,
                         "--quiet", "--no-wordnet", "--pmi-threshold", "0", "--force-english")
