@@ -4,8 +4,8 @@ import random
 import pytest
 
 from curation.common import UserError
-from metadata.store import load_entries, read_manifest
-from metadata.store import ENTRIES
+from metadata.segmenters import SEGMENTERS
+from metadata.store import ENTRIES, load_entries, read_manifest
 from metadata.wiki import build_wiki, count_titles, iter_articles, strip_markup
 
 from wiki_dump_factory import EN_PAGES, ZH_PAGES, write_dump
@@ -134,3 +134,21 @@ def test_count_titles_counts_every_occurrence_as_the_automaton_walk():
             expected[i] += 1
     got = count_titles(titles, io.StringIO("\n".join(lines) + "\n"), progress=False, batch_lines=2)
     assert got.tolist() == expected and expected[:4] == [3, 2, 3, 3]
+
+
+@pytest.mark.parametrize("lang, text, word", [
+    ("km", "ខ្ញុំស្រឡាញ់ប្រទេសកម្ពុជា។ ខ្ញុំស្រឡាញ់ប្រទេសកម្ពុជា", "ខ្ញុំ"),
+    ("lo", "ພາສາລາວມີຄວາມສວຍງາມ ພາສາລາວມີຄວາມສວຍງາມ", "ພາສາລາວ"),
+    ("bo", "བཀྲ་ཤིས་བདེ་ལེགས། བཀྲ་ཤིས་བདེ་ལེགས།", "བཀྲ་"),
+    ("my", "မြန်မာစာ မြန်မာစာ", "မြန်"),
+    ("ja", "私は東京に住んでいます。東京に住んでいます", "東京"),
+])
+def test_build_wiki_no_space_languages_segment_offline(tmp_path, lang, text, word):
+    """The most frequent word (first seen among equals, within the 10% cap) is a unigram entry."""
+    pages = [{"title": f"T{i}", "text": text} for i in range(30)]
+    build_wiki(str(write_dump(tmp_path / "d.xml", lang, pages)), lang, str(tmp_path / "META"),
+               pmi_threshold=-100.0, use_wordnet=False, progress=False)
+    entries = {r["entry"]: r["source"] for r in load_entries(tmp_path / "META").to_pylist()}
+    assert entries.get(word) == "wiki_unigram" and not any(" " in e for e in entries)
+    assert any(s == "wiki_bigram" for s in entries.values())
+    assert read_manifest(tmp_path / "META")["history"][-1]["options"]["segmenter"] == SEGMENTERS[lang][0].name
