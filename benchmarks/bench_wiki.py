@@ -1,7 +1,8 @@
-"""Benchmark `build-wiki`'s bounded-memory counting: wall time and peak RSS on a synthetic
-Zipfian dump, with no spill (a budget larger than the counts) and with a small budget that forces
-many spilled runs. Each configuration runs in its own process so that its peak RSS is its own;
-the entries.parquet files must be byte-identical.
+"""Benchmark `build-wiki`'s bounded-memory counting: wall time, CPU time (article text MB per CPU
+second: steadier than wall time on a shared machine) and peak RSS on a synthetic Zipfian dump, with
+no spill (a budget larger than the counts) and with a small budget that forces many spilled runs.
+Each configuration runs in its own process so that its peak RSS is its own; the entries.parquet
+files must be byte-identical.
 
     .venv/bin/python benchmarks/bench_wiki.py [--mb 20] [--small-mib 8]
     .venv/bin/python benchmarks/bench_wiki.py --titles   # title counting: automaton walk vs Matcher
@@ -27,7 +28,8 @@ dump, out, work, mib = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 t = time.perf_counter()
 r = build_wiki(dump, "en", out, pmi_threshold=8.0, use_wordnet=False, force_english=True, progress=False,
                max_ngrams=max_ngrams_for(mib), memory_limit_mib=max(mib, 64), tmp_dir=work)
-print(json.dumps({"wall_s": time.perf_counter() - t, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"wall_s": time.perf_counter() - t, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024,
                   **{k: v for k, v in r["stats"].items() if k != "caps"}}))
 """
 
@@ -125,11 +127,12 @@ def main() -> None:
         results = {}
         for name, mib in (("no spill (budget 4096 MiB)", 4096), (f"small budget ({args.small_mib} MiB)", args.small_mib)):
             results[name] = run(root / "en.xml.bz2", root / name.split()[0], root / "work", mib)
-        print("| configuration | wall s | peak RSS MiB | runs | peak n-grams in memory | distinct unigrams | distinct bigrams |")
-        print("|---|---|---|---|---|---|---|")
+        print("| configuration | wall s | CPU s | text MB/s (CPU) | peak RSS MiB | runs | peak n-grams in memory | "
+              "distinct unigrams | distinct bigrams |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name, r in results.items():
-            print(f"| {name} | {r['wall_s']:.1f} | {r['peak_rss_mib']:.0f} | {r['runs']} | {r['peak_ngrams_in_memory']} | "
-                  f"{r['distinct_unigrams']} | {r['distinct_bigrams']} |")
+            print(f"| {name} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {size / 1e6 / r['cpu_s']:.2f} | {r['peak_rss_mib']:.0f} | "
+                  f"{r['runs']} | {r['peak_ngrams_in_memory']} | {r['distinct_unigrams']} | {r['distinct_bigrams']} |")
         a, b = (root / "no" / "entries.parquet").read_bytes(), (root / "small" / "entries.parquet").read_bytes()
         print(f"entries.parquet byte-identical: {a == b}")
         if a != b:
