@@ -40,9 +40,10 @@ SEGMENTERS: dict[str, tuple[Segmenter, ...]] = {
     "th": (Segmenter("thai-segmenter", "thai-segmenter", True), Segmenter("pythainlp-newmm", "pythainlp", False)),
     "lo": (Segmenter("laonlp", "laonlp", True),),
     "km": (Segmenter("khmer-nltk", "khmer-nltk", False),),
-    "my": (Segmenter("my-syllables", "(none: built in)", False),),
+    "my": (Segmenter("my-syllables", "(none: built in)", False), Segmenter("mmcrfseg", "python-crfsuite", True)),
 }
 BOTOK_PACK = Path.home() / "general"  # where the reference's botok Config(base_path=Path.home()) keeps it
+MMCRFSEG_MODEL = Path.home() / "mm-word-segmentation-300.crfsuite"  # mmCRFseg's model, as the reference names it
 
 
 def choose(lang: str, name: str | None = None) -> Segmenter | None:
@@ -175,8 +176,48 @@ def _my_syllables() -> Segment:
     return segment
 
 
+def char_features(chars: str, i: int) -> list[str]:
+    """mmCRFseg's features of character i: itself and the character n-grams up to 3 either side."""
+    n = len(chars)
+    features = ["bias", "char=" + chars[i]]
+    if i >= 1:
+        features += ["char-1=" + chars[i - 1], "char-1:0=" + chars[i - 1:i + 1]]
+    else:
+        features.append("BOS")
+    if i >= 2:
+        features += ["char-2=" + chars[i - 2], "char-2:0=" + chars[i - 2:i + 1], "char-2:-1=" + chars[i - 2:i]]
+    if i >= 3:
+        features += ["char-3:0=" + chars[i - 3:i + 1], "char-3:-1=" + chars[i - 3:i]]
+    if i + 1 < n:
+        features += ["char+1=" + chars[i + 1], "char:+1=" + chars[i:i + 2]]
+    else:
+        features.append("EOS")
+    if i + 2 < n:
+        features += ["char+2=" + chars[i + 2], "char:+2=" + chars[i:i + 3], "char+1:+2=" + chars[i + 1:i + 3]]
+    if i + 3 < n:
+        features += ["char:+3=" + chars[i:i + 4], "char+1:+3=" + chars[i + 1:i + 4]]
+    return features
+
+
+def _mmcrfseg() -> Segment:
+    if not MMCRFSEG_MODEL.is_file():
+        raise UserError(f"--segmenter mmcrfseg: the mmCRFseg model is not at {MMCRFSEG_MODEL} (the reference "
+                        f"downloads it; build-wiki never does): put it there, or use --segmenter my-syllables")
+    import pycrfsuite
+
+    tagger = pycrfsuite.Tagger()
+    tagger.open(str(MMCRFSEG_MODEL))
+
+    def segment(chunk: str) -> list[str]:
+        labels = tagger.tag([char_features(chunk, i) for i in range(len(chunk))])
+        starts = [i for i, label in enumerate(labels) if label == "1" and i] + [len(chunk)]
+        return [chunk[a:b] for a, b in zip([0, *starts], starts) if a < b]
+
+    return segment
+
+
 _LOADERS: dict[str, Callable[[], Segment]] = {
     "jieba": _jieba, "ckip": _ckip, "mecab": _mecab, "tinysegmenter": _tinysegmenter,
     "thai-segmenter": _thai_segmenter, "pythainlp-newmm": _newmm, "laonlp": _laonlp, "khmer-nltk": _khmer_nltk,
-    "botok": _botok, "botok-syllables": _botok_syllables, "my-syllables": _my_syllables,
+    "botok": _botok, "botok-syllables": _botok_syllables, "my-syllables": _my_syllables, "mmcrfseg": _mmcrfseg,
 }
