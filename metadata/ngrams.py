@@ -42,10 +42,11 @@ class NgramCounts:
         """Count one text (an article) as the reference counts one extracted file."""
         text = remove_html_tags(text)
         if self.no_space:
-            return self.add_tokens(tokenize(text, self.lang, self.segmenter))
-        for run in simple_token_runs(text):
-            self.unigrams.update(run)
-            self.bigrams.update(zip(run, run[1:]))
+            self.add_tokens(tokenize(text, self.lang, self.segmenter))
+        else:
+            for run in simple_token_runs(text):
+                self.unigrams.update(run)
+                self.bigrams.update(zip(run, run[1:]))
 
     def add_tokens(self, tokens: list[str]) -> None:
         prev = None

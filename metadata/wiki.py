@@ -34,9 +34,8 @@ from typing import IO, Iterator
 import numpy as np
 
 from curation.common import UserError, file_fingerprint
-from metadata import wordnet
+from metadata import segmenters, wordnet
 from metadata.languages import check_lang
-from metadata import segmenters
 from metadata.packaged import NUMBERS
 from metadata.store import Block, append, entry_problem
 from metadata.tokenizer import is_pure_punctuation
