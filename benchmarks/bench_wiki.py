@@ -6,6 +6,7 @@ files must be byte-identical.
 
     .venv/bin/python benchmarks/bench_wiki.py [--mb 20] [--small-mib 8]
     .venv/bin/python benchmarks/bench_wiki.py --titles   # title counting: automaton walk vs Matcher
+    .venv/bin/python benchmarks/bench_wiki.py --segmenters   # no-space languages' segmenters
 """
 from __future__ import annotations
 
@@ -110,14 +111,48 @@ def bench_titles() -> None:
         print(f"| {name} | {len(titles)} | {sum(old)} | {t_old:.2f} | {t_new:.2f} | {t_scan:.2f} |")
 
 
+def bench_segmenters() -> None:
+    """CPU throughput of each no-space language's default segmenter on chunks of 20 random words
+    (wordfreq's ja/zh lists, pythainlp's Thai words, a few words of the other scripts), warmed up."""
+    import random
+
+    import wordfreq
+    from pythainlp.corpus import thai_words
+
+    from metadata import segmenters
+
+    rng = random.Random(0)
+    samples = {
+        "ja": list(wordfreq.iter_wordlist("ja", "best"))[:5000], "zh": list(wordfreq.iter_wordlist("zh", "best"))[:5000],
+        "th": sorted(thai_words())[:5000], "lo": ["ພາສາລາວ", "ມີ", "ຄວາມ", "ສວຍງາມ", "ປະເທດ", "ລາວ", "ເມືອງ", "ຫຼວງ"],
+        "km": ["ខ្ញុំ", "ស្រឡាញ់", "ប្រទេស", "កម្ពុជា", "ភ្នំពេញ", "រាជធានី"], "bo": ["བཀྲ་", "ཤིས་", "བདེ་", "ལེགས་", "བོད་", "ཡིག་"],
+        "my": ["မြန်မာ", "စာ", "ကျောင်း", "သား", "ရန်ကုန်", "မြို့"],
+    }
+    print("| language | segmenter | = reference | k chars per CPU s |")
+    print("|---|---|---|---|")
+    for lang, words in samples.items():
+        chosen = segmenters.SEGMENTERS[lang][0]
+        segment = segmenters.load(chosen.name)
+        chunks = ["".join(rng.choices(words, k=20)) for _ in range(300)]
+        segment(chunks[0])
+        t = time.process_time()
+        for chunk in chunks:
+            segment(chunk)
+        rate = sum(map(len, chunks)) / (time.process_time() - t) / 1e3
+        print(f"| {lang} | {chosen.name} | {'yes' if chosen.reference else 'no'} | {rate:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=float, default=20, help="uncompressed article text in MB (default 20)")
     parser.add_argument("--small-mib", type=int, default=8, help="the small --memory-budget in MiB (default 8)")
     parser.add_argument("--titles", action="store_true", help="benchmark title counting instead")
+    parser.add_argument("--segmenters", action="store_true", help="benchmark the no-space languages' segmenters instead")
     args = parser.parse_args()
     if args.titles:
         return bench_titles()
+    if args.segmenters:
+        return bench_segmenters()
     root = Path(tempfile.mkdtemp(prefix="bench-wiki-"))
     try:
         t = time.perf_counter()
