@@ -21,10 +21,6 @@ PAIRED = (("(", ")"), ("[", "]"), ("{", "}"), ("“", "”"), ("‘", "’"), ("
 _HTML_TAG = re.compile(r"(&lt;.*?&gt;|<.*?>)")
 
 
-def is_punctuation(ch: str) -> bool:
-    return ch in PUNCTUATION
-
-
 def is_pure_punctuation(s: str) -> bool:
     """True when every character is punctuation (vacuously for "", as the reference)."""
     return all(ch in PUNCTUATION for ch in s)
@@ -51,7 +47,8 @@ def _class_body() -> str:
     return ranges + re.escape("".join(sorted(PUNCTUATION)))
 
 
-_TOKEN = re.compile(f"[{_class_body()}]|[^\\s{_class_body()}]+")
+_SINGLE = _class_body()
+_TOKEN = re.compile(f"[{_SINGLE}]|[^\\s{_SINGLE}]+")
 _PUNCTUATION_CHAR = re.compile(f"[{re.escape(''.join(sorted(PUNCTUATION)))}]")
 
 
