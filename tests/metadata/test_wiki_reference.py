@@ -193,7 +193,7 @@ def reference_entries(dump, lang, pmi_threshold, use_wordnet):
 
 # ---- a multilingual synthetic dump ------------------------------------------------------------------
 NOISE = ["U.S.", "don't", "e-mail", "café,bar", "«Hallo»", "(Klammer", "Ende)", "<b>fett</b>", "&lt;x&gt;", "北京",
-         "C++", "a+b", "¿qué?", "100%", "x" * 300, "Straße—Weg", "Tokyo（東京）"]
+         "C++", "a+b", "¿qué?", "100%", "x" * 300, "Straße—Weg", "Tokyo（東京）", "&amp;lt;y&amp;gt;z", "ab『c", "1 < 2"]
 WORDS = {
     "de": ["der", "die", "und", "Haus", "Stadt", "Berlin", "Fluss", "Wasser", "ist", "eine", "alte", "große", "Brücke",
            "über", "den", "Rhein", "liegt", "am", "Ufer", "Kirche", "Turm", "Museum", "Geschichte", "Jahr"],
