@@ -6,6 +6,7 @@ chooses another. `reference` says whether it is the reference's own segmenter.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -94,11 +95,12 @@ def _jieba() -> Segment:
 
 
 def _ckip() -> Segment:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights come from the local cache, never a download
     from ckip_transformers.nlp import CkipWordSegmenter
 
     try:
         driver = CkipWordSegmenter(model="bert-base", device=-1)
-    except OSError as e:
+    except (OSError, ValueError) as e:
         raise UserError(f"--segmenter ckip: the model ckiplab/bert-base-chinese-ws is not in the local "
                         f"Hugging Face cache ({e}): download it there first, or use --segmenter jieba") from e
     return lambda chunk: driver([chunk], show_progress=False)[0]
