@@ -38,6 +38,7 @@ def test_offline_segmenters(name, chunk, expected):
 
 
 def test_missing_segmenters_say_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # what the ckip loader sets; restored after the test
     with pytest.raises(UserError, match="pip install ckip-transformers"):
         load("ckip")
     monkeypatch.setattr(segmenters, "BOTOK_PACK", tmp_path / "general")
