@@ -40,8 +40,10 @@ def part_name(part: int) -> str:
 
 
 def derive_uid(url: str | None, source: str, row: int) -> str:
-    """uid of a row without one: blake2b-128 of the url, else of "source\\0row" (stable across runs)."""
-    data = url if url is not None else f"{source}\0{row}"
+    """uid of a row without one: blake2b-128 of the url, else of "source\\0row" (stable across runs).
+
+    An empty or blank url is no url."""
+    data = url if url and url.strip() else f"{source}\0{row}"
     return hashlib.blake2b(data.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
@@ -167,7 +169,7 @@ class PartProcessor:
         rows_idx = [keep[j] for j in order_idx]
         sub = batch.take(pa.array(rows_idx, pa.int64()))
         uids, urls, rows = sub.column("uid").to_pylist(), sub.column("url").to_pylist(), sub.column("row").to_pylist()
-        uids = [u if u is not None else derive_uid(url, source, r) for u, url, r in zip(uids, urls, rows)]
+        uids = [u if u and u.strip() else derive_uid(url, source, r) for u, url, r in zip(uids, urls, rows)]
         entry_ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids, pa.int32()))
         return pa.table([pa.array(uids, pa.string()), pa.array([texts[j] for j in order_idx], pa.string()),
                          sub.column("url"), pa.array([langs[j] for j in order_idx], pa.string()), entry_ids,

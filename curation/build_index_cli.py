@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from curation.flags import POSITIVE_INT
+
 
 def _backends() -> list[str]:
     from curation import matching
@@ -34,14 +36,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--url-column", default=None, help="image URL column (default: url if present)")
     p.add_argument("--image-column", default=None,
                    help="image-bytes column of a Parquet pool (default: image/jpg/png/webp/image_bytes if present)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=POSITIVE_INT, default=None,
                    help="Ray workers (one matcher actor per CPU; default: all CPUs of the machine or cluster)")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="join this running Ray cluster (e.g. 10.0.0.1:6379) instead of starting a local one")
     p.add_argument("--backend", default="auto", choices=_backends(), help="substring matcher backend; every backend gives the same matches. auto = ngram: hashed "
                         "n-gram lookups walked by a C kernel built at install (a numpy walk without a compiler); "
                         "pyahocorasick = MetaCLIP's loop; ahocorasick_rs = one batched automaton (default: auto)")
-    p.add_argument("--part-size", type=int, default=50_000, metavar="ROWS",
+    p.add_argument("--part-size", type=POSITIVE_INT, default=50_000, metavar="ROWS",
                    help="rows per part of Parquet/img2dataset files, the unit of work and of resume "
                         "(tar and WAT files are one part each) (default: 50000)")
     p.add_argument("--overwrite", action="store_true", help="delete an existing INDEX in --out and start over")

@@ -22,6 +22,7 @@ import glob
 import gzip
 import io
 import json
+import lzma
 import tarfile
 import zlib
 from collections import Counter
@@ -35,6 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.common import UserError
+from curation.tars import TarDamaged, members
 
 BATCH_SCHEMA = pa.schema([
     ("text", pa.string()), ("uid", pa.string()), ("url", pa.string()), ("lang", pa.string()),
@@ -145,6 +147,23 @@ def _binary_columns(schema: pa.Schema) -> set[str]:
     return {f.name for f in schema if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)}
 
 
+def _is_text(t: pa.DataType, integers: bool) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or (integers and pa.types.is_integer(t))
+
+
+def _check_type(path: Path, schema: pa.Schema, col: str | None, flag: str) -> None:
+    """A text/url/lang column must hold strings (a uid column may hold integers): else a UserError naming
+    the file, the column and its type, rather than rows cast to strings or lost from the accounting."""
+    if col is None or col not in schema.names:
+        return
+    t = schema.field(col).type
+    if not _is_text(t, integers=flag == "--uid-column"):
+        raise UserError(f"{path}: column {col!r} has type {t}, not string ({flag}); convert it to strings "
+                        f"or name another column with {flag.split(' ')[0]}")
+
+
 def resolve_columns(files: list[tuple[Path, str]], *, text: str | None, uid: str | None, url: str | None,
                     image: str | None, lang: str | None, lang_required: bool) -> tuple[list[PoolFile], PoolColumns]:
     """Check the flags against every Parquet schema (footers only) and pick the columns to read.
@@ -173,6 +192,9 @@ def resolve_columns(files: list[tuple[Path, str]], *, text: str | None, uid: str
         for col, flag in needed:
             if col and col not in names:
                 raise UserError(f"{path}: no column {col!r} ({flag}); columns found: {', '.join(names)}")
+        for col, flag in ((text_col, "--text-column"), (uid or "uid", "--uid-column"), (url or "url", "--url-column"),
+                          (lang, "--lid column:NAME")):
+            _check_type(path, schema, col, flag)
         seen |= set(names)
         binary = _binary_columns(schema) if binary is None else binary & _binary_columns(schema)
         pool_files.append(PoolFile(str(path), fmt, n))
@@ -290,58 +312,55 @@ def _sample_key(name: str) -> tuple[str, str]:
 
 
 def _read_webdataset(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterator[pa.Table]:
-    builder, sample, key, index = _BatchBuilder(), {}, None, 0
-
-    def finish() -> pa.Table | None:
-        nonlocal index
-        row, index = index, index + 1
-        raw = sample.get("txt")
-        if raw is None:
-            stats.rejected["missing_text"] += 1
-            return None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            stats.rejected["undecodable_text"] += 1
-            return None
-        info = {}
-        if "json" in sample:
-            try:
-                info = json.loads(sample["json"])
-                info = info if isinstance(info, dict) else {}
-            except (ValueError, UnicodeDecodeError):
-                info = {}
-
-        def field_of(name: str | None):
-            v = info.get(name) if name else None
-            return None if v is None else str(v)
-
-        return builder.add(text=text, uid=field_of(cols.uid or "uid"), url=field_of(cols.url or "url"),
-                           lang=field_of(cols.lang), key=key, row=row)
-
+    """Samples by key in order of first appearance (members of one key need not be adjacent); on damage,
+    the samples read whole before it are kept and the file's error names the tar byte offset."""
+    samples: dict[str, dict[str, bytes]] = {}
     try:
-        with tarfile.open(part.path, "r|*") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                k, ext = _sample_key(member.name)
-                if k != key and key is not None:
-                    if (t := finish()) is not None:
-                        yield t
-                    sample = {}
-                key = k
-                sample[ext] = tar.extractfile(member).read() if ext in ("txt", "json") else b""
-        if key is not None:
-            if (t := finish()) is not None:
-                yield t
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        if sample:  # the members read before the damage are whole: keep that sample
-            if (t := finish()) is not None:
-                yield t
+        with open(part.path, "rb") as f:
+            for member, data in members(f, lambda m: _sample_key(m.name)[1] in ("txt", "json")):
+                key, ext = _sample_key(member.name)
+                samples.setdefault(key, {})[ext] = data or b""
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+        if samples:  # its later members may be lost: a text-less last sample is not "missing_text"
+            last = next(reversed(samples))
+            if "txt" not in samples[last]:
+                del samples[last]
         stats.rejected["unreadable_file"] += 1
-        stats.errors.append({"source": part.path, "after_samples": index, "error": f"{type(e).__name__}: {e}"})
+        stats.errors.append({"source": part.path, "after_samples": len(samples), "error": str(e) if isinstance(e, TarDamaged) else f"{type(e).__name__}: {e}"})
+    builder = _BatchBuilder()
+    for row, (key, sample) in enumerate(samples.items()):
+        if (t := _webdataset_row(key, sample, row, cols, stats, builder)) is not None:
+            yield t
     if (t := builder.flush()) is not None:
         yield t
+
+
+def _webdataset_row(key: str, sample: dict[str, bytes], row: int, cols: PoolColumns, stats: ReadStats,
+                    builder: _BatchBuilder) -> pa.Table | None:
+    """Add one sample's text to `builder` (or count why not); returns a full batch when one is ready."""
+    raw = sample.get("txt")
+    if raw is None:
+        stats.rejected["missing_text"] += 1
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        stats.rejected["undecodable_text"] += 1
+        return None
+    info = {}
+    if "json" in sample:
+        try:
+            info = json.loads(sample["json"])
+            info = info if isinstance(info, dict) else {}
+        except (ValueError, UnicodeDecodeError):
+            info = {}
+
+    def field_of(name: str | None):
+        v = info.get(name) if name else None
+        return None if v is None else str(v)
+
+    return builder.add(text=text, uid=field_of(cols.uid or "uid"), url=field_of(cols.url or "url"),
+                       lang=field_of(cols.lang), key=key, row=row)
 
 
 def _clean(s: str) -> str:

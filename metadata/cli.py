@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from curation.flags import COUNT, FINITE, POSITIVE_INT
+
 BIGRAM_PMI_DEFAULT = 30.0  # metadata.wiki.BIGRAM_PMI, repeated so that --help needs no heavy import
 MEMORY_BUDGET_DEFAULT = 2048  # metadata.wiki_counts.DEFAULT_BUDGET_MIB, likewise
 
@@ -88,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "from sources shipped with PyPI packages; no network. See docs/metadata.md.")
     p.add_argument("--langs", required=True, help="comma-separated language codes (ISO 639-1, e.g. en,de,zh,th) or 'all'")
     p.add_argument("--out", required=True, help="META folder to create or append to")
-    p.add_argument("--max-unigrams", type=int, default=100_000, metavar="N",
+    p.add_argument("--max-unigrams", type=COUNT, default=100_000, metavar="N",
                    help="most frequent words taken per language from wordfreq / the Thai National Corpus (default 100000)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
@@ -100,11 +102,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dump", required=True, help="pages-articles XML dump (.xml, .xml.bz2 or .xml.gz)")
     p.add_argument("--lang", required=True, help="language of the dump (ISO 639-1 code, e.g. zh)")
     p.add_argument("--out", required=True, help="META folder to create or append to")
-    p.add_argument("--pmi-threshold", type=float, default=BIGRAM_PMI_DEFAULT,
+    p.add_argument("--pmi-threshold", type=FINITE, default=BIGRAM_PMI_DEFAULT,
                    help="keep bigrams with PMI (log2) above this (default 30, MetaCLIP's; lower it for small dumps)")
     p.add_argument("--no-wordnet", action="store_true", help="do not add the packaged WordNet lemmas of the language")
-    p.add_argument("--max-pages", type=int, default=None, metavar="N", help="read only the first N articles (for trials)")
-    p.add_argument("--memory-budget", type=int, default=MEMORY_BUDGET_DEFAULT, metavar="MIB",
+    p.add_argument("--max-pages", type=POSITIVE_INT, default=None, metavar="N", help="read only the first N articles (for trials)")
+    p.add_argument("--memory-budget", type=POSITIVE_INT, default=MEMORY_BUDGET_DEFAULT, metavar="MIB",
                    help=f"memory for n-gram counting, in MiB (default {MEMORY_BUDGET_DEFAULT}): past about 3,000 distinct n-grams per "
                         "MiB the counters spill a Parquet run and start over; DuckDB merges the "
                         "runs under the same limit, spilling to disk itself. The result does not depend on it")
@@ -128,7 +130,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="per-language sizes by source, with samples",
                        description="Reads META/entries.parquet (validated) and prints a table.")
     p.add_argument("meta", help="META folder")
-    p.add_argument("--samples", type=int, default=3, metavar="N", help="sample entries shown per language (default 3)")
+    p.add_argument("--samples", type=COUNT, default=3, metavar="N", help="sample entries shown per language (default 3)")
     p.add_argument("--langs", default=None, help="only these comma-separated languages")
     p.set_defaults(func=cmd_stats)
 

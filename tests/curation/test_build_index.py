@@ -138,6 +138,19 @@ def test_uid_derivation():
     assert derive_uid(None, "/p", 3) == hashlib.blake2b(b"/p\x003", digest_size=16).hexdigest()
 
 
+
+def test_empty_uid_is_a_missing_uid(tmp_path):
+    """Issue 17.8: five images with uid "" were four (the url-less ones merged into one uid "")."""
+    urls = ["http://a/1.jpg", None, None, "", "http://a/2.jpg"]
+    pq.write_table(pa.table({"text": ["a dog"] * 5, "uid": [""] * 4 + [" "], "url": pa.array(urls, pa.string()),
+                             "lang": ["en"] * 5}), tmp_path / "p.parquet")
+    [res] = run_parquet(processor("column"), tmp_path)
+    uids = res.matches.column("uid").to_pylist()
+    source = str((tmp_path / "p.parquet").resolve())
+    assert uids == [derive_uid("http://a/1.jpg", source, 0), derive_uid(None, source, 1),
+                    derive_uid(None, source, 2), derive_uid(None, source, 3), derive_uid("http://a/2.jpg", source, 4)]
+    assert len(set(uids)) == 5 and "" not in uids
+
 # ---- whole runs on Ray ---------------------------------------------------------------------------
 
 def repeated_pool(repeat: int, long_text: bool = True) -> pa.Table:

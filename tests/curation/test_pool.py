@@ -181,3 +181,26 @@ def test_corrupt_parquet_data_counts_rows_as_unreadable(tmp_path):
     assert rows == list(range(500, 1000))
     assert stats.rejected == {"unreadable_file": 500}
     assert stats.errors[0]["rows"] == [0, 500]
+
+
+@pytest.mark.parametrize("column,values,flag", [
+    ("text", pa.array([["a dog"], ["a cat"], []], pa.list_(pa.string())), "--text-column"),
+    ("text", pa.array([1, 2, 3], pa.int64()), "--text-column"),
+    ("url", pa.array([1.5, 2.5, 3.5]), "--url-column"),
+    ("uid", pa.array([{"a": 1}] * 3), "--uid-column"),
+])
+def test_wrong_column_type_is_one_line_naming_file_column_type(tmp_path, column, values, flag):
+    """Issue 17.9/17.10: a list-typed text column lost its rows from the accounting ("rows_in 0"), an
+    integer one was cast to strings silently."""
+    cols = {"text": ["a dog", "a cat", "x"], column: values}
+    pq.write_table(pa.table(cols), tmp_path / "p.parquet")
+    with pytest.raises(UserError, match=rf"p\.parquet: column '{column}' has type .+, not string \({flag}\)"):
+        resolve_columns(expand_paths([str(tmp_path)]), text=None, uid=None, url=None, image=None, lang="lang",
+                        lang_required=False)
+
+
+def test_integer_uid_column_is_accepted(tmp_path):
+    pq.write_table(pa.table({"text": ["a dog", "a cat"], "uid": [7, 8]}), tmp_path / "p.parquet")
+    table, stats = read_all(tmp_path / "p.parquet", "parquet", PoolColumns(text="text", uid="uid", url=None, lang=None),
+                            part_size=10)
+    assert table.column("uid").to_pylist() == ["7", "8"] and not stats.rejected
