@@ -21,8 +21,15 @@ SUBCOMMANDS = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors (a bad or missing flag) are one line like every other UserError, no usage block."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="curate",
         description="MetaCLIP-style curation: metadata -> build-index (matching) -> balance -> shards.",
     )
@@ -40,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     """Parse and dispatch; a UserError becomes one line on stderr and exit code 2."""
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         rc = args.func(args)
     except UserError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)

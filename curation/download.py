@@ -17,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curation import duck
 from curation.images import IMAGE_EXTS, image_format
 from curation.common import (UserError, atomic_path, output_lock, read_json, write_json_atomic,
                              write_parquet_atomic)
@@ -79,8 +80,6 @@ def _tar_samples(path: Path) -> int:
 
 def collect_results(curated: Path) -> dict:
     """Join img2dataset's per-shard parquet back into curated.parquet; returns download totals."""
-    import duckdb
-
     shards = curated / "shards"
     metas = sorted(str(p) for p in shards.glob("[0-9]*.parquet"))
     stats = [read_json(p) for p in sorted(shards.glob("*_stats.json"))]
@@ -89,19 +88,18 @@ def collect_results(curated: Path) -> dict:
               "failed_downloads": sum(s.get("failed_to_download", 0) + s.get("failed_to_resize", 0) for s in stats)}
     if not metas:
         return totals
-    con = duckdb.connect()
+    con = duck.connect()
     src = curated / "curated.parquet"
-    query = f"""
+    query = """
         SELECT c.* EXCLUDE (shard, key, status),
                CASE WHEN d.status = 'success' THEN d.shard END AS shard,
                CASE WHEN d.status = 'success' THEN d.key END AS key,
                CASE WHEN d.status = 'success' THEN 'written' ELSE 'failed_download' END AS status
-        FROM read_parquet('{src}') c LEFT JOIN (
+        FROM read_parquet(?) c LEFT JOIN (
             SELECT uid, key, status, regexp_extract(filename, '([0-9]+)\\.parquet$', 1)::INTEGER AS shard
-            FROM read_parquet({metas}, filename = true)) d USING (uid)
+            FROM read_parquet(?, filename = true)) d USING (uid)
         ORDER BY shard NULLS LAST, key"""
-    with atomic_path(src) as tmp:
-        con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT PARQUET)")
+    duck.copy_parquet(con, query, [str(src), metas], src)
     con.close()
     return totals
 

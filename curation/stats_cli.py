@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+from curation import duck
 from curation.flags import COUNT
 
 
@@ -32,9 +33,9 @@ def format_table(columns: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def _query(con, sql: str) -> str:
-    rel = con.sql(sql)
-    return format_table(rel.columns, rel.fetchall())
+def _query(con, sql: str, params: list) -> str:
+    cur = con.execute(sql, params)
+    return format_table([d[0] for d in cur.description], cur.fetchall())
 
 
 def folder_kind(folder: Path) -> str:
@@ -48,41 +49,38 @@ def folder_kind(folder: Path) -> str:
 
 
 def index_report(folder: Path, top: int = 0) -> str:
-    import duckdb
-
-    con = duckdb.connect()
-    counts = folder / "counts.parquet"
-    parts = sorted(str(p) for p in (folder / "matches").glob("part-*.parquet"))
-    texts = (f"(SELECT lang, count(*) AS matched_texts, count(DISTINCT uid) AS images FROM read_parquet({parts}) "
+    con = duck.connect()
+    counts = str(folder / "counts.parquet")
+    parts = duck.files(sorted((folder / "matches").glob("part-*.parquet")))
+    texts = ("(SELECT lang, count(*) AS matched_texts, count(DISTINCT uid) AS images FROM read_parquet(?) "
              "GROUP BY lang)") if parts else "(SELECT NULL AS lang, 0 AS matched_texts, 0 AS images WHERE false)"
     out = [f"INDEX {folder}", _query(con, f"""
         SELECT c.lang, count(*) AS entries, count(*) FILTER (WHERE c.count > 0) AS entries_matched,
                sum(c.count)::BIGINT AS matches, any_value(coalesce(t.matched_texts, 0)) AS matched_texts,
                any_value(coalesce(t.images, 0)) AS images, max(c.count) AS max_count
-        FROM read_parquet('{counts}') c LEFT JOIN {texts} t USING (lang)
-        GROUP BY c.lang HAVING sum(c.count) > 0 ORDER BY matches DESC, c.lang""")]
+        FROM read_parquet(?) c LEFT JOIN {texts} t USING (lang)
+        GROUP BY c.lang HAVING sum(c.count) > 0 ORDER BY matches DESC, c.lang""", [counts] + ([parts] if parts else []))]
     if top > 0:
-        out.append(_query(con, f"""
+        out.append(_query(con, """
             SELECT lang, entry, count FROM (
               SELECT lang, entry, count, row_number() OVER (PARTITION BY lang ORDER BY count DESC, entry) AS r
-              FROM read_parquet('{counts}') WHERE count > 0)
-            WHERE r <= {int(top)} ORDER BY lang, count DESC, entry"""))
+              FROM read_parquet(?) WHERE count > 0)
+            WHERE r <= ? ORDER BY lang, count DESC, entry""", [counts, int(top)]))
     return "\n\n".join(out)
 
 
 def curated_report(folder: Path) -> str:
-    import duckdb
-
-    con = duckdb.connect()
+    con = duck.connect()
     out = [f"CURATED {folder}"]
     if (folder / "thresholds.parquet").exists():
-        out.append(_query(con, f"""
+        out.append(_query(con, """
             SELECT lang, t, tail_share, entries, entries_matched, head_entries, matched_texts, images, kept,
                    round(kept / greatest(images, 1), 4) AS kept_share
-            FROM read_parquet('{folder / 'thresholds.parquet'}') ORDER BY images DESC, lang"""))
+            FROM read_parquet(?) ORDER BY images DESC, lang""", [str(folder / "thresholds.parquet")]))
     if (folder / "curated.parquet").exists():
-        out.append(_query(con, f"""SELECT status, count(*) AS images, count(DISTINCT shard) AS shards
-                                   FROM read_parquet('{folder / 'curated.parquet'}') GROUP BY status ORDER BY status"""))
+        out.append(_query(con, """SELECT status, count(*) AS images, count(DISTINCT shard) AS shards
+                                  FROM read_parquet(?) GROUP BY status ORDER BY status""",
+                          [str(folder / "curated.parquet")]))
     if (folder / "stats.json").exists():
         totals = json.loads((folder / "stats.json").read_text())["totals"]
         out.append(format_table(list(totals), [tuple(totals.values())]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from curation.flags import COUNT, FINITE, POSITIVE_INT
+from curation.flags import COUNT, FINITE
 
 BIGRAM_PMI_DEFAULT = 30.0  # metadata.wiki.BIGRAM_PMI, repeated so that --help needs no heavy import
 MEMORY_BUDGET_DEFAULT = 2048  # metadata.wiki_counts.DEFAULT_BUDGET_MIB, likewise
@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "from sources shipped with PyPI packages; no network. See docs/metadata.md.")
     p.add_argument("--langs", required=True, help="comma-separated language codes (ISO 639-1, e.g. en,de,zh,th) or 'all'")
     p.add_argument("--out", required=True, help="META folder to create or append to")
-    p.add_argument("--max-unigrams", type=COUNT, default=100_000, metavar="N",
+    p.add_argument("--max-unigrams", type=int, default=100_000, metavar="N",
                    help="most frequent words taken per language from wordfreq / the Thai National Corpus (default 100000)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
@@ -105,8 +105,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pmi-threshold", type=FINITE, default=BIGRAM_PMI_DEFAULT,
                    help="keep bigrams with PMI (log2) above this (default 30, MetaCLIP's; lower it for small dumps)")
     p.add_argument("--no-wordnet", action="store_true", help="do not add the packaged WordNet lemmas of the language")
-    p.add_argument("--max-pages", type=POSITIVE_INT, default=None, metavar="N", help="read only the first N articles (for trials)")
-    p.add_argument("--memory-budget", type=POSITIVE_INT, default=MEMORY_BUDGET_DEFAULT, metavar="MIB",
+    p.add_argument("--max-pages", type=int, default=None, metavar="N", help="read only the first N articles (for trials)")
+    p.add_argument("--memory-budget", type=int, default=MEMORY_BUDGET_DEFAULT, metavar="MIB",
                    help=f"memory for n-gram counting, in MiB (default {MEMORY_BUDGET_DEFAULT}): past about 3,000 distinct n-grams per "
                         "MiB the counters spill a Parquet run and start over; DuckDB merges the "
                         "runs under the same limit, spilling to disk itself. The result does not depend on it")
