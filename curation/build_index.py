@@ -59,11 +59,15 @@ class PartResult:
     rejected: Counter = field(default_factory=Counter)
     per_lang: dict = field(default_factory=dict)
     errors: list = field(default_factory=list)
+    skipped_records: Counter = field(default_factory=Counter)  # WAT records without image texts (not rows)
 
     def summary(self) -> dict:
         """JSON-able accounting (what the driver records for a finished part)."""
-        return {"rows_in": self.rows_in, "matched": self.matched, "unmatched": self.unmatched,
-                "rejected": dict(sorted(self.rejected.items())), "per_lang": self.per_lang, "errors": self.errors}
+        out = {"rows_in": self.rows_in, "matched": self.matched, "unmatched": self.unmatched,
+               "rejected": dict(sorted(self.rejected.items())), "per_lang": self.per_lang, "errors": self.errors}
+        if self.skipped_records:
+            out["skipped_records"] = dict(sorted(self.skipped_records.items()))
+        return out
 
 
 class PartProcessor:
@@ -187,6 +191,7 @@ class PartProcessor:
             result.rows_in += n
         result.rejected = Counter({k: v for k, v in result.rejected.items() if v})
         result.errors = stats.errors
+        result.skipped_records = stats.skipped_records
         schema = MATCH_SCHEMA.with_metadata({FINGERPRINT_KEY: self.fingerprint.encode()})
         result.matches = pa.concat_tables(tables).replace_schema_metadata(schema.metadata) if tables \
             else schema.empty_table()

@@ -131,18 +131,21 @@ def _append_journal(out: Path, rec: dict) -> None:
 
 
 def _totals(records: list[dict]) -> tuple[dict, dict, list]:
-    rejected, per_lang, errors = Counter(), {}, []
+    rejected, skipped, per_lang, errors = Counter(), Counter(), {}, []
     totals = {"rows_in": 0, "matched": 0, "unmatched": 0}
     for r in records:
         for k in totals:
             totals[k] += r[k]
         rejected.update(r["rejected"])
+        skipped.update(r.get("skipped_records", {}))
         for lang, s in r["per_lang"].items():
             d = per_lang.setdefault(lang, {"texts": 0, "matched": 0})
             d["texts"] += s["texts"]
             d["matched"] += s["matched"]
         errors += r["errors"]
     totals["rejected"] = dict(sorted(rejected.items()))
+    if skipped:
+        totals["skipped_wat_records"] = dict(sorted(skipped.items()))
     return totals, dict(sorted(per_lang.items())), errors
 
 

@@ -19,8 +19,6 @@ counted in the reader's `rejected` dict instead, so nothing is dropped silently.
 from __future__ import annotations
 
 import glob
-import gzip
-import io
 import json
 import lzma
 import tarfile
@@ -29,7 +27,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import urljoin
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,12 +34,12 @@ import pyarrow.parquet as pq
 
 from curation.common import UserError
 from curation.tars import TarDamaged, members
+from curation.wat import WatDamaged, image_links
 
 BATCH_SCHEMA = pa.schema([
     ("text", pa.string()), ("uid", pa.string()), ("url", pa.string()), ("lang", pa.string()),
     ("key", pa.string()), ("row", pa.int64()),
 ])
-WAT_TEXT_KEYS = ("alt", "title", "data-image-title")
 IMAGE_COLUMN_GUESSES = ("image", "jpg", "png", "webp", "image_bytes")
 STREAM_BATCH_ROWS = 20_000
 
@@ -85,8 +82,9 @@ class PoolColumns:
 
 @dataclass
 class ReadStats:
-    rejected: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)  # rows, by reason
     errors: list = field(default_factory=list)
+    skipped_records: Counter = field(default_factory=Counter)  # WAT records without image texts, by kind
 
 
 def _format_of_file(path: Path) -> str | None:
@@ -363,45 +361,21 @@ def _webdataset_row(key: str, sample: dict[str, bytes], row: int, cols: PoolColu
                        lang=field_of(cols.lang), key=key, row=row)
 
 
-def _clean(s: str) -> str:
-    """Lone surrogates (from JSON \\ud800 escapes) cannot be stored as UTF-8: each becomes "?"."""
-    return s.encode("utf-8", "replace").decode("utf-8") if any(0xD800 <= ord(c) <= 0xDFFF for c in s) else s
-
-
 def _read_wat(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterator[pa.Table]:
-    builder, row, target = _BatchBuilder(), 0, None
+    builder, row = _BatchBuilder(), 0
     try:
-        with gzip.open(part.path, "rb") as f:
-            for raw in io.BufferedReader(f, 1 << 20):
-                line = raw.strip()
-                if line.startswith(b"WARC-Target-URI:"):
-                    target = line[len(b"WARC-Target-URI:"):].strip().decode("utf-8", "replace")
+        with open(part.path, "rb") as f:
+            for text, url in image_links(f, stats.skipped_records):
+                if url is None:
+                    stats.rejected["bad_url"] += 1
                     continue
-                if target is None or not line.startswith(b"{"):
-                    continue
-                page, target = target, None
-                try:
-                    links = json.loads(line)["Envelope"]["Payload-Metadata"]["HTTP-Response-Metadata"][
-                        "HTML-Metadata"].get("Links") or []
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    continue  # not an HTML response (e.g. a request or metadata record): no images
-                for link in links:
-                    if not isinstance(link, dict) or not str(link.get("path") or "").startswith("IMG@/src") \
-                            or not link.get("url"):
-                        continue
-                    try:
-                        url = _clean(urljoin(page, str(link["url"])))
-                    except ValueError:
-                        stats.rejected["bad_url"] += sum(isinstance(link.get(k), str) for k in WAT_TEXT_KEYS)
-                        continue
-                    for k in WAT_TEXT_KEYS:
-                        if isinstance(link.get(k), str):
-                            t = builder.add(text=_clean(link[k]), uid=None, url=url, lang=None, key=None, row=row)
-                            row += 1
-                            if t is not None:
-                                yield t
-    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:
+                t = builder.add(text=text, uid=None, url=url, lang=None, key=None, row=row)
+                row += 1
+                if t is not None:
+                    yield t
+    except (OSError, WatDamaged) as e:
         stats.rejected["unreadable_file"] += 1
-        stats.errors.append({"source": part.path, "after_rows": row, "error": f"{type(e).__name__}: {e}"})
+        stats.errors.append({"source": part.path, "after_rows": row, "error": str(e) if isinstance(e, WatDamaged)
+                             else f"{type(e).__name__}: {e}"})
     if (t := builder.flush()) is not None:
         yield t
