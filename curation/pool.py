@@ -311,7 +311,7 @@ def _sample_key(name: str) -> tuple[str, str]:
 
 def _read_webdataset(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterator[pa.Table]:
     """Samples by key in order of first appearance (members of one key need not be adjacent); on damage,
-    the samples read whole before it are kept and the file's error names the tar byte offset."""
+    the samples before the last one read are kept and the file's error names the tar byte offset."""
     samples: dict[str, dict[str, bytes]] = {}
     try:
         with open(part.path, "rb") as f:
@@ -319,10 +319,8 @@ def _read_webdataset(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterato
                 key, ext = _sample_key(member.name)
                 samples.setdefault(key, {})[ext] = data or b""
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
-        if samples:  # its later members may be lost: a text-less last sample is not "missing_text"
-            last = next(reversed(samples))
-            if "txt" not in samples[last]:
-                del samples[last]
+        if samples:  # the last sample may have lost members (its .json: url and uid): it goes with the damage
+            del samples[next(reversed(samples))]
         stats.rejected["unreadable_file"] += 1
         stats.errors.append({"source": part.path, "after_samples": len(samples), "error": str(e) if isinstance(e, TarDamaged) else f"{type(e).__name__}: {e}"})
     builder = _BatchBuilder()

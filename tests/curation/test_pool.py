@@ -204,3 +204,22 @@ def test_integer_uid_column_is_accepted(tmp_path):
     table, stats = read_all(tmp_path / "p.parquet", "parquet", PoolColumns(text="text", uid="uid", url=None, lang=None),
                             part_size=10)
     assert table.column("uid").to_pylist() == ["7", "8"] and not stats.rejected
+
+
+def test_interleaved_members_of_two_samples_are_two_rows(tmp_path):
+    """Issue 17.12: a.txt, b.txt, a.json, b.json used to be 4 rows with 2 false missing_text."""
+    import io
+    import json
+    import tarfile
+
+    path = tmp_path / "i.tar"
+    with tarfile.open(path, "w") as tar:
+        for name, data in [("a.txt", b"a dog"), ("b.txt", b"a cat"), ("a.json", json.dumps({"url": "http://a"}).encode()),
+                           ("b.json", json.dumps({"url": "http://b"}).encode()), ("a.jpg", b"x"), ("b.jpg", b"y")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    table, stats = read_all(path, "webdataset", PoolColumns(text=None, uid="uid", url="url", lang=None))
+    assert table.select(["text", "url", "key", "row"]).to_pylist() == [
+        {"text": "a dog", "url": "http://a", "key": "a", "row": 0}, {"text": "a cat", "url": "http://b", "key": "b", "row": 1}]
+    assert not stats.rejected
