@@ -310,19 +310,27 @@ def _sample_key(name: str) -> tuple[str, str]:
 
 
 def _read_webdataset(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterator[pa.Table]:
-    """Samples by key in order of first appearance (members of one key need not be adjacent); on damage,
-    the samples before the last one read are kept and the file's error names the tar byte offset."""
+    """Samples by key in order of first appearance (members of one key need not be adjacent). On damage the
+    samples read before it are kept, except the last one when the damage may have cut its members (its .json:
+    url and uid); the file's error names the tar byte offset."""
     samples: dict[str, dict[str, bytes]] = {}
+    header = [None]  # key of the last member header read
+
+    def want(m: tarfile.TarInfo) -> bool:
+        header[0], ext = _sample_key(m.name)
+        return ext in ("txt", "json")
+
     try:
         with open(part.path, "rb") as f:
-            for member, data in members(f, lambda m: _sample_key(m.name)[1] in ("txt", "json")):
+            for member, data in members(f, want):
                 key, ext = _sample_key(member.name)
                 samples.setdefault(key, {})[ext] = data or b""
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
-        if samples:  # the last sample may have lost members (its .json: url and uid): it goes with the damage
-            del samples[next(reversed(samples))]
+        if samples and header[0] == next(reversed(samples)):
+            del samples[header[0]]
         stats.rejected["unreadable_file"] += 1
-        stats.errors.append({"source": part.path, "after_samples": len(samples), "error": str(e) if isinstance(e, TarDamaged) else f"{type(e).__name__}: {e}"})
+        stats.errors.append({"source": part.path, "after_samples": len(samples),
+                             "error": str(e) if isinstance(e, TarDamaged) else f"{type(e).__name__}: {e}"})
     builder = _BatchBuilder()
     for row, (key, sample) in enumerate(samples.items()):
         if (t := _webdataset_row(key, sample, row, cols, stats, builder)) is not None:
