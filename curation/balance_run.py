@@ -70,6 +70,9 @@ def _open_index(path: str) -> Index:
     if not storage.exists(storage.join(path, "manifest.json")):
         raise UserError(f"{path} is not an INDEX: no manifest.json (make one with `curate build-index`)")
     manifest = storage.read_json(storage.join(path, "manifest.json"))
+    if "complete" not in manifest and storage.exists(storage.join(path, "entries.parquet")):
+        raise UserError(f"{path} is a META folder (metadata entries), not an INDEX: make an INDEX with "
+                        "`curate build-index --metadata META --pool … --out INDEX` and pass that to --index")
     if not manifest.get("complete"):
         raise UserError(f"INDEX {path} is incomplete (manifest.json complete=false): "
                         "rerun the same `curate build-index` command to finish it")
@@ -275,7 +278,7 @@ def _url_only(index: Index, kept: Path) -> bool:
 
 def _clean_temps(out: str, work: Path) -> None:
     """Temp files of a killed run (local folders only: object stores never show an unfinished upload)."""
-    local = [Path(out), Path(out) / "shards"] if storage.is_local(out) else []
+    local = [Path(out), Path(out) / "shards", Path(out) / "plots"] if storage.is_local(out) else []
     for d in [*local, *(work / s for s in ("scatter", "selected", "pieces", "skipped")), work]:
         if d.is_dir():
             for tmp in d.glob(".*.tmp"):

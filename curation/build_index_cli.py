@@ -20,7 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "command resumes an interrupted run.")
     p.add_argument("--pool", nargs="+", required=True, metavar="PATH",
                    help="Parquet files/folders/globs, img2dataset output folders, WebDataset .tar files, "
-                        "Common Crawl .warc.wat.gz files")
+                        "Common Crawl .warc.wat.gz files or a wat.paths.gz listing (with --pool-base); local "
+                        "paths or URLs (s3://, gs://, hf://, file://), globs allowed")
+    p.add_argument("--pool-base", default=None, metavar="URL",
+                   help="what the lines of a Common Crawl listing given to --pool (wat.paths.gz) are relative to, "
+                        "e.g. s3://commoncrawl/ or a local mirror folder")
     p.add_argument("--metadata", required=True, metavar="META", help="metadata folder holding entries.parquet")
     p.add_argument("--out", required=True, metavar="INDEX", help="output INDEX folder")
     p.add_argument("--lid", default="auto", metavar="auto|fasttext|none|column:NAME",
@@ -56,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = build_index(args.pool, args.metadata, args.out, lid=args.lid, compat=args.compat == "metaclip",
                            text_column=args.text_column, uid_column=args.uid_column, url_column=args.url_column,
                            image_column=args.image_column, workers=args.workers, ray_address=args.ray_address,
-                           backend=args.backend, part_size=args.part_size, overwrite=args.overwrite)
+                           backend=args.backend, part_size=args.part_size, overwrite=args.overwrite,
+                           pool_base=args.pool_base)
     print(summary_line(manifest, args.out))
     return 0

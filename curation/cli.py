@@ -7,11 +7,13 @@ A module listed in SUBCOMMANDS exposes `register(subparsers)` which adds its par
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
 from curation.common import UserError
 
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # read-only or forbidden paths: one line
 SUBCOMMANDS = [
     "metadata.cli",
     "curation.build_index_cli",
@@ -52,6 +54,12 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         rc = args.func(args)
     except UserError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in NOT_WRITABLE:
+            raise
+        print(f"{parser.prog}: error: {e.filename or 'a file'}: {e.strerror}; fix its permissions or mount (a "
+              "read-only --out: choose a writable one) and rerun", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; rerun the same command to resume", file=sys.stderr)

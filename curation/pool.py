@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 
 from curation import storage
 from curation.common import UserError
+from curation.listing import is_listing, listing_urls
 from curation.tars import TarDamaged, members
 from curation.wat import WatDamaged, image_links
 
@@ -104,6 +105,17 @@ def _is_img2dataset_dir(path: Path) -> bool:
     return bool(parquets) and all(p.with_suffix(".tar").exists() for p in parquets)
 
 
+def _check_img2dataset_dir(path: Path, arg: str) -> None:
+    """A folder with NNNNN.parquet + NNNNN.tar pairs but also a .parquet without its tar is refused: read as
+    plain Parquet it would fail on "no column 'text'", or count failed downloads as texts."""
+    parquets = sorted(path.glob("*.parquet"))
+    lone = [p.name for p in parquets if not p.with_suffix(".tar").exists()]
+    if lone and len(lone) < len(parquets):
+        raise UserError(f"--pool {arg}: looks like an img2dataset output ({len(parquets) - len(lone)} .parquet + .tar "
+                        f"pairs) but {lone[0]} has no .tar beside it ({len(lone)} such); restore the missing tar or "
+                        "move the stray .parquet out of the folder")
+
+
 def _expand_url(arg: str, found: dict[str, str]) -> None:
     """One --pool URL (object, prefix or glob on an object store) -> (URL, format) entries of `found`."""
     with storage.errors(arg, "--pool"):
@@ -133,12 +145,25 @@ def _expand_url(arg: str, found: dict[str, str]) -> None:
                 raise UserError(f"--pool {arg}: no such object or prefix; check the bucket and path")
 
 
-def expand_paths(paths: list[str]) -> list[tuple[str, str]]:
+def _expand_listing(arg: str, base: str | None, found: dict[str, str]) -> None:
+    """A Common Crawl `*.paths.gz` listing -> its files (trusted, not checked one by one) in `found`."""
+    for url in listing_urls(arg, base):
+        fmt = _format_of_file(url)
+        if fmt is None:
+            raise UserError(f"--pool {arg}: lists {url}, not a .warc.wat.gz, .tar or .parquet file")
+        found[url if not storage.is_local(url) else str(storage.local_path(url).resolve())] = fmt
+
+
+def expand_paths(paths: list[str], base: str | None = None) -> list[tuple[str, str]]:
     """Pool arguments -> sorted, de-duplicated (file, format) pairs; raises UserError on a bad path.
 
-    Local files are absolute paths, objects are URLs (curation.storage)."""
+    Local files are absolute paths, objects are URLs (curation.storage). A `*.paths.gz` listing names its
+    files relative to `base` (--pool-base)."""
     found: dict[str, str] = {}
     for arg in paths:
+        if is_listing(arg):
+            _expand_listing(arg, base, found)
+            continue
         if not storage.is_local(arg):
             _expand_url(arg, found)
             continue
@@ -149,6 +174,7 @@ def expand_paths(paths: list[str]) -> list[tuple[str, str]]:
         for m in matches:
             p = Path(m).resolve()
             if p.is_dir():
+                _check_img2dataset_dir(p, arg)
                 if _is_img2dataset_dir(p):
                     found.update({str(q.resolve()): "img2dataset" for q in p.glob("*.parquet")})
                     continue

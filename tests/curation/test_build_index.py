@@ -267,7 +267,7 @@ def test_bad_inputs_cli(ray_local, meta_dir, tmp_path, capsys):
     assert rc == 2 and "--lid must be" in capsys.readouterr().err
     rc = curate(["build-index", "--pool", str(good), "--metadata", str(meta_dir), "--out", str(tmp_path / "o3"),
                  "--workers", "0"])
-    assert rc == 2 and "--workers must be >= 1" in capsys.readouterr().err
+    assert rc == 2 and "argument --workers: 0 is not a finite integer >= 1" in capsys.readouterr().err
     # a damaged row group: its rows are counted unreadable, the rest of the file is indexed
     pq.write_table(pa.table({"text": ["a dog"] * 400 + ["a cat"] * 400}), tmp_path / "dmg.parquet",
                    compression="none", row_group_size=400)
@@ -421,3 +421,11 @@ def test_killed_worker_is_restarted_and_output_is_identical(ray_local, meta_dir,
                 backend="pyahocorasick")
     assert index_state(out) == index_state(tmp_path / "clean")
     assert not list((out / "matches").glob(".*.tmp"))
+
+
+def test_fully_resumed_index_records_the_real_backend(ray_local, meta_dir, parquet_pool, tmp_path):
+    """17.20: a rerun with every part journaled recorded backend `auto` instead of the one that ran."""
+    out = tmp_path / "I"
+    first = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=10)
+    again = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=10)
+    assert again["resumed_parts"] == len(first["parts"]) and again["backend"] == first["backend"] != "auto"
