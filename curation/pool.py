@@ -44,6 +44,8 @@ BATCH_SCHEMA = pa.schema([
 ])
 IMAGE_COLUMN_GUESSES = ("image", "jpg", "png", "webp", "image_bytes")
 STREAM_BATCH_ROWS = 20_000
+WAT_PART_BYTES = 64 << 20  # a larger WAT file is read in parts of about this many compressed bytes
+WAT_ROWS_PER_BYTE = 4096  # row numbers of a WAT part start at its first byte times this (> any deflate ratio)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class PoolFile:
     path: str  # absolute
     format: str  # parquet | img2dataset | webdataset | wat
     num_rows: int | None = None  # known for parquet / img2dataset
+    size: int | None = None  # bytes, known for WAT files (cut into byte-range parts when large)
 
 
 @dataclass(frozen=True)
@@ -58,12 +61,12 @@ class Part:
     part: int
     path: str
     format: str
-    start: int = 0
+    start: int = 0  # rows of a Parquet file; compressed bytes of a WAT file
     stop: int | None = None  # None: the whole (streamed) file
 
     @property
     def num_rows(self) -> int | None:
-        return None if self.stop is None else self.stop - self.start
+        return None if self.stop is None or self.format == "wat" else self.stop - self.start
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,8 @@ def resolve_columns(files: list[tuple[Path, str]], *, text: str | None, uid: str
     binary: set[str] | None = None
     for path, fmt in files:
         if fmt not in ("parquet", "img2dataset"):
-            pool_files.append(PoolFile(str(path), fmt))
+            size = storage.fingerprint(str(path))["size"] if fmt == "wat" else None
+            pool_files.append(PoolFile(str(path), fmt, size=size))
             continue
         schema, n = parquet_schema(path)
         names = schema.names
@@ -275,10 +279,16 @@ def resolve_columns(files: list[tuple[Path, str]], *, text: str | None, uid: str
         explicit_text=text is not None)
 
 
-def make_parts(files: list[PoolFile], part_size: int) -> list[Part]:
-    """Deterministic partition: row ranges of part_size for Parquet-backed files, one part per stream file."""
+def make_parts(files: list[PoolFile], part_size: int, wat_part_bytes: int = WAT_PART_BYTES) -> list[Part]:
+    """Deterministic partition: row ranges of part_size for Parquet-backed files, compressed byte ranges of
+    wat_part_bytes for large WAT files (each record goes to the part where its gzip member starts), one part
+    per other stream file."""
     parts: list[Part] = []
     for f in files:
+        if f.format == "wat" and f.size and f.size > wat_part_bytes:
+            for lo in range(0, f.size, wat_part_bytes):
+                parts.append(Part(len(parts), f.path, f.format, lo, min(lo + wat_part_bytes, f.size)))
+            continue
         if f.num_rows is None:
             parts.append(Part(len(parts), f.path, f.format))
             continue
@@ -435,10 +445,10 @@ def _webdataset_row(key: str, sample: dict[str, bytes], row: int, cols: PoolColu
 
 
 def _read_wat(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterator[pa.Table]:
-    builder, row = _BatchBuilder(), 0
+    builder, row = _BatchBuilder(), part.start * WAT_ROWS_PER_BYTE  # unique and ordered across a file's parts
     try:
         with storage.open_input(part.path) as f:
-            for text, url in image_links(f, stats.skipped_records):
+            for text, url in image_links(f, stats.skipped_records, part.start, part.stop):
                 if url is None:
                     stats.rejected["bad_url"] += 1
                     continue
@@ -448,7 +458,8 @@ def _read_wat(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterator[pa.Ta
                     yield t
     except (OSError, WatDamaged) as e:
         stats.rejected["unreadable_file"] += 1
-        stats.errors.append({"source": part.path, "after_rows": row, "error": str(e) if isinstance(e, WatDamaged)
+        stats.errors.append({"source": part.path, "after_rows": row - part.start * WAT_ROWS_PER_BYTE,
+                             "error": str(e) if isinstance(e, WatDamaged)
                              else f"{type(e).__name__}: {e}"})
     if (t := builder.flush()) is not None:
         yield t

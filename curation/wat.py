@@ -20,6 +20,7 @@ from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 TEXT_KEYS = ("alt", "title", "data-image-title")
 _CHUNK = 1 << 16
+_GZIP_MAGIC = b"\x1f\x8b\x08"
 
 
 class WatDamaged(Exception):
@@ -35,14 +36,25 @@ def clean(s: str) -> str:
     return s.encode("utf-8", "replace").decode("utf-8") if any(0xD800 <= ord(c) <= 0xDFFF for c in s) else s
 
 
-def image_links(f: BinaryIO, skipped: Counter) -> Iterator[tuple[str, str | None]]:
+def image_links(f: BinaryIO, skipped: Counter, start: int = 0, stop: int | None = None
+                ) -> Iterator[tuple[str, str | None]]:
     """(text, resolved image url) of every IMG@/src link text, in file order; url None where the link's
     url cannot be resolved. `skipped` counts records without image texts by kind. Raises WatDamaged after
-    the last whole record."""
+    the last whole record.
+
+    [start, stop): compressed bytes of a part of the file; its records are those whose gzip member starts
+    there (a file that is not one member per record is read whole by the part at 0)."""
     offset, records = 0, 0
+    if start:
+        offset = next_member(f, start)
+        if offset is None or (stop is not None and offset >= stop):
+            return
+        f.seek(offset)
     try:
         for record in ArchiveIterator(f, parse_http=False):
             offset, records = record.stream_pos, records + 1
+            if stop is not None and offset >= stop and _member_at(f, offset):
+                return  # the next part's first record
             payload = record.reader.read()
             if len(payload) < record.content_length:
                 raise WatDamaged(offset, f"record cut off: {len(payload)} of {record.content_length} bytes")
@@ -59,8 +71,38 @@ def image_links(f: BinaryIO, skipped: Counter) -> Iterator[tuple[str, str | None
             yield from _link_texts(page.strip(), links)
     except OSError as e:
         raise WatDamaged(offset, f"{type(e).__name__}: {e}") from e
-    if problem := "no WARC record found" if not records and f.seek(0, 2) else _unread_tail(f, offset):
+    if problem := "no WARC record found" if not records and not start and f.seek(0, 2) else _unread_tail(f, offset):
         raise WatDamaged(offset, problem)
+
+
+def next_member(f: BinaryIO, start: int) -> int | None:
+    """Offset of the first gzip member at or after `start` that begins a WARC record, or None."""
+    pos = start
+    while True:
+        f.seek(pos)
+        chunk = f.read(_CHUNK)
+        if len(chunk) < len(_GZIP_MAGIC):
+            return None
+        i = chunk.find(_GZIP_MAGIC)
+        while i != -1:
+            if _member_at(f, pos + i):
+                return pos + i
+            i = chunk.find(_GZIP_MAGIC, i + 1)
+        pos += len(chunk) - len(_GZIP_MAGIC) + 1
+
+
+def _member_at(f: BinaryIO, pos: int) -> bool:
+    """Whether a gzip member holding a WARC record starts at `pos` (the read position is kept)."""
+    here = f.tell()
+    f.seek(pos)
+    head = f.read(4096)
+    f.seek(here)
+    if not head.startswith(_GZIP_MAGIC):
+        return False
+    try:
+        return zlib.decompressobj(31).decompress(head, 8).startswith(b"WARC/")
+    except zlib.error:
+        return False
 
 
 def _html_links(payload: bytes, skipped: Counter) -> list | None:

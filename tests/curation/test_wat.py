@@ -12,7 +12,7 @@ import pytest
 from pool_factory import WAT_PAGES, _warc_record, write_wat
 from wat_reference import reference_wat_rows
 
-from curation.pool import Part, PoolColumns, ReadStats, read_part
+from curation.pool import Part, PoolColumns, PoolFile, ReadStats, make_parts, read_part
 from curation.wat import WatDamaged, image_links
 
 COLS = PoolColumns(text=None, uid="uid", url="url", lang=None)
@@ -121,3 +121,46 @@ def test_not_a_warc_file(tmp_path):
 def test_fixture_wat_pages(tmp_path):
     path = write_wat(tmp_path / "w.warc.wat.gz", WAT_PAGES)
     assert read(path)[0] == reference_wat_rows(path)
+
+
+def read_parts(path, part_bytes: int) -> tuple[list[dict], ReadStats, int]:
+    files = [PoolFile(str(path), "wat", size=path.stat().st_size)]
+    parts = make_parts(files, 1000, wat_part_bytes=part_bytes)
+    stats = ReadStats()
+    rows = [r for p in parts for t in read_part(p, COLS, stats) for r in t.select(["text", "url", "row"]).to_pylist()]
+    return rows, stats, len(parts)
+
+
+@pytest.mark.parametrize("part_bytes", [300, 1000, 4096])
+def test_large_wat_files_are_read_in_parts_that_records_decide(tmp_path, part_bytes):
+    """Issue 11.4: a WAT part is smaller than the file; each record goes to the part where its gzip member
+    starts, so the parts together give every text once, in file order, with unique increasing rows."""
+    path = write_wat(tmp_path / "big.warc.wat.gz", random_pages(random.Random(7), 60))
+    whole, _ = read(path)
+    rows, stats, n_parts = read_parts(path, part_bytes)
+    assert n_parts > 1 and not stats.errors
+    assert [(r["text"], r["url"]) for r in rows] == [(r["text"], r["url"]) for r in whole]
+    assert [r["row"] for r in rows] == sorted({r["row"] for r in rows})
+    assert stats.skipped_records == {"not_metadata": 1, "not_response": 1}
+
+
+def test_wat_that_is_one_gzip_member_is_read_whole_by_its_first_part(tmp_path):
+    path = write_wat(tmp_path / "one.warc.wat.gz", random_pages(random.Random(3), 30))
+    single = tmp_path / "single.warc.wat.gz"
+    single.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())))
+    rows, stats, n_parts = read_parts(single, 500)
+    assert n_parts > 1 and not stats.errors
+    assert [(r["text"], r["url"]) for r in rows] == [(r["text"], r["url"]) for r in read(path)[0]]
+
+
+def test_damage_in_one_part_costs_only_that_part(tmp_path):
+    pages = [(f"http://s.example/{i}/", [{"path": "IMG@/src", "url": "i.jpg", "alt": f"text {i}"}]) for i in range(80)]
+    path = write_wat(tmp_path / "d.warc.wat.gz", pages)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3:len(data) // 3 + 30] = b"\xff" * 30
+    path.write_bytes(bytes(data))
+    rows, stats, n_parts = read_parts(path, 2048)
+    assert n_parts >= 4 and stats.rejected == {"unreadable_file": 1}
+    got = [int(r["text"].split()[1]) for r in rows]
+    assert 70 <= len(got) < 80 and got == sorted(set(got))  # in order, once each; only the damaged part's lost
+    assert got[-1] == 79  # the parts after the damage were read
