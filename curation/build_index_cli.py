@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "pyahocorasick = MetaCLIP's loop; ahocorasick_rs = one batched automaton (default: auto)")
     p.add_argument("--part-size", type=POSITIVE_INT, default=50_000, metavar="ROWS",
                    help="rows per part of Parquet/img2dataset files, the unit of work and of resume "
-                        "(tar and WAT files are one part each) (default: 50000)")
+                        "(a tar is one part, a WAT file one part per 64 MiB) (default: 50000)")
     p.add_argument("--overwrite", action="store_true", help="delete an existing INDEX in --out and start over")
     p.set_defaults(func=run)
 

@@ -6,12 +6,15 @@ Formats (DESIGN.md "Pool"):
   status == "success" are texts (column `caption` by default), other statuses are rejected
   "download_failed".
 - webdataset: `.tar` files; a sample's text is its `.txt` member, url/uid/lang come from its `.json`.
-- wat: Common Crawl `.warc.wat.gz`; every `IMG@/src` link's `alt`, `title` and `data-image-title` is
-  one text (as MetaCLIP's parse_wat), the image url resolved against the page's WARC-Target-URI.
+- wat: Common Crawl `.warc.wat.gz` (curation.wat, FastWARC); every `IMG@/src` link's `alt`, `title` and
+  `data-image-title` is one text (as MetaCLIP's parse_wat), the image url resolved against the page's
+  WARC-Target-URI. A `wat.paths.gz` listing names WAT files relative to `--pool-base` (curation.listing).
 
 Parts: Parquet and img2dataset files are cut into row ranges of `part_size` rows (known from the
-footer); a tar or WAT file is one part, read as a stream in batches. The partition depends only on
-the sorted file list and `part_size`, so a rerun sees the same parts (needed for resume).
+footer); a WAT file larger than WAT_PART_BYTES into compressed byte ranges (a record belongs to the
+range its gzip member starts in); a tar or smaller WAT file is one part, read as a stream in batches.
+The partition depends only on the sorted file list, the file sizes and `part_size`, so a rerun sees the
+same parts (needed for resume). Damaged tars and WATs cost only their tail (curation.tars, curation.wat).
 
 Every batch a reader yields has the columns of `BATCH_SCHEMA`; rows it cannot turn into a text are
 counted in the reader's `rejected` dict instead, so nothing is dropped silently.
