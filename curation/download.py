@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tarfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,6 +22,8 @@ from curation.common import (UserError, atomic_path, output_lock, read_json, wri
                              write_parquet_atomic)
 from curation.balance_stats import write_sizes
 from curation.shards import end_of_archive, member
+from curation.tars import TarDamaged
+from curation.tars import members as tar_members
 
 EXTRA_COLUMNS = ["uid", "lang", "entry_ids", "text", "texts"]
 
@@ -54,11 +55,8 @@ def _normalise_json(data: bytes) -> bytes:
 def normalise_shard(path: Path) -> None:
     """Rewrite a downloaded shard: json texts as [[text, lang, entry_ids], ...], image ext from magic bytes."""
     def chunks():
-        with tarfile.open(path) as tar:
-            for m in tar:
-                if not m.isfile():
-                    continue
-                data = tar.extractfile(m).read()
+        with open(path, "rb") as f:
+            for m, data in _whole_members(path, f, lambda m: True):
                 stem, _, ext = m.name.rpartition(".")
                 if ext == "json":
                     data = _normalise_json(data)
@@ -74,8 +72,17 @@ def normalise_shard(path: Path) -> None:
 
 
 def _tar_samples(path: Path) -> int:
-    with tarfile.open(path) as tar:
-        return sum(1 for m in tar if m.name.endswith(".json"))
+    with open(path, "rb") as f:
+        return sum(1 for m, _ in _whole_members(path, f, lambda m: False) if m.name.endswith(".json"))
+
+
+def _whole_members(path: Path, f, want):
+    """tars.members of a downloaded shard; a cut or damaged one is a UserError saying how to refetch it."""
+    try:
+        yield from tar_members(f, want)
+    except TarDamaged as e:
+        raise UserError(f"{path}: {e}; delete it and its _stats.json, then rerun the same `curate download` "
+                        "to fetch that shard again") from e
 
 
 def collect_results(curated: Path) -> dict:
