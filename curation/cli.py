@@ -44,13 +44,31 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    _add_storage_options(parser)
     return parser
+
+
+STORAGE_HELP = ("fsspec options for URL paths as JSON, per protocol ({\"s3\": {\"endpoint_url\": …, \"key\": …}}) "
+                "or flat for all; credentials otherwise come from AWS_*/GOOGLE_* variables, ~/.aws, fsspec config")
+
+
+def _add_storage_options(parser: argparse.ArgumentParser) -> None:
+    """`--storage-options JSON` on every (sub)command, so it may follow the subcommand's own flags."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        parser.add_argument("--storage-options", default=None, metavar="JSON", help=STORAGE_HELP)
+    for action in subs:
+        for child in dict.fromkeys(action.choices.values()):
+            _add_storage_options(child)
 
 
 def run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     """Parse and dispatch; a UserError becomes one line on stderr and exit code 2."""
     try:
         args = parser.parse_args(argv)
+        from curation import storage
+
+        storage.configure(getattr(args, "storage_options", None))
         rc = args.func(args)
     except UserError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from curation import duck
+from curation import storage
 from curation.flags import COUNT
 
 
@@ -33,62 +31,77 @@ def format_table(columns: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def _query(con, sql: str, params: list) -> str:
-    cur = con.execute(sql, params)
-    return format_table([d[0] for d in cur.description], cur.fetchall())
+def _query(con, sql: str) -> str:
+    rel = con.sql(sql)
+    return format_table(rel.columns, rel.fetchall())
 
 
-def folder_kind(folder: Path) -> str:
+def folder_kind(folder: str) -> str:
     from curation.common import UserError
 
-    if (folder / "thresholds.parquet").exists() or (folder / "curated.parquet").exists():
+    if storage.exists(storage.join(folder, "thresholds.parquet")) or storage.exists(storage.join(folder, "curated.parquet")):
         return "curated"
-    if (folder / "counts.parquet").exists():
+    if storage.exists(storage.join(folder, "counts.parquet")):
         return "index"
     raise UserError(f"{folder} is neither an INDEX (counts.parquet) nor a finished CURATED (thresholds.parquet)")
 
 
-def index_report(folder: Path, top: int = 0) -> str:
-    con = duck.connect()
-    counts = str(folder / "counts.parquet")
-    parts = duck.files(sorted((folder / "matches").glob("part-*.parquet")))
-    texts = ("(SELECT lang, count(*) AS matched_texts, count(DISTINCT uid) AS images FROM read_parquet(?) "
-             "GROUP BY lang)") if parts else "(SELECT NULL AS lang, 0 AS matched_texts, 0 AS images WHERE false)"
+def _register(con, name: str, urls: list[str]) -> None:
+    """Give DuckDB Parquet files (paths or URLs) as a table `name`: streamed through curation.storage, no path in SQL."""
+    con.register(name, storage.arrow_dataset(urls))
+
+
+def index_report(folder: str, top: int = 0) -> str:
+    import duckdb
+
+    from curation.build_index import match_files
+
+    con = duckdb.connect()
+    _register(con, "counts", [storage.join(folder, "counts.parquet")])
+    parts = match_files(folder)
+    if parts:
+        _register(con, "matches", parts)
+    texts = ("(SELECT lang, count(*) AS matched_texts, count(DISTINCT uid) AS images FROM matches GROUP BY lang)"
+             if parts else "(SELECT NULL AS lang, 0 AS matched_texts, 0 AS images WHERE false)")
     out = [f"INDEX {folder}", _query(con, f"""
         SELECT c.lang, count(*) AS entries, count(*) FILTER (WHERE c.count > 0) AS entries_matched,
                sum(c.count)::BIGINT AS matches, any_value(coalesce(t.matched_texts, 0)) AS matched_texts,
                any_value(coalesce(t.images, 0)) AS images, max(c.count) AS max_count
-        FROM read_parquet(?) c LEFT JOIN {texts} t USING (lang)
-        GROUP BY c.lang HAVING sum(c.count) > 0 ORDER BY matches DESC, c.lang""", [counts] + ([parts] if parts else []))]
+        FROM counts c LEFT JOIN {texts} t USING (lang)
+        GROUP BY c.lang HAVING sum(c.count) > 0 ORDER BY matches DESC, c.lang""")]
     if top > 0:
-        out.append(_query(con, """
+        out.append(_query(con, f"""
             SELECT lang, entry, count FROM (
               SELECT lang, entry, count, row_number() OVER (PARTITION BY lang ORDER BY count DESC, entry) AS r
-              FROM read_parquet(?) WHERE count > 0)
-            WHERE r <= ? ORDER BY lang, count DESC, entry""", [counts, int(top)]))
+              FROM counts WHERE count > 0)
+            WHERE r <= {int(top)} ORDER BY lang, count DESC, entry"""))
     return "\n\n".join(out)
 
 
-def curated_report(folder: Path) -> str:
-    con = duck.connect()
+def curated_report(folder: str) -> str:
+    import duckdb
+
+    con = duckdb.connect()
     out = [f"CURATED {folder}"]
-    if (folder / "thresholds.parquet").exists():
+    if storage.exists(storage.join(folder, "thresholds.parquet")):
+        _register(con, "thresholds", [storage.join(folder, "thresholds.parquet")])
         out.append(_query(con, """
             SELECT lang, t, tail_share, entries, entries_matched, head_entries, matched_texts, images, kept,
                    round(kept / greatest(images, 1), 4) AS kept_share
-            FROM read_parquet(?) ORDER BY images DESC, lang""", [str(folder / "thresholds.parquet")]))
-    if (folder / "curated.parquet").exists():
+            FROM thresholds ORDER BY images DESC, lang"""))
+    if storage.exists(storage.join(folder, "curated.parquet")):
+        _register(con, "curated", [storage.join(folder, "curated.parquet")])
         out.append(_query(con, """SELECT status, count(*) AS images, count(DISTINCT shard) AS shards
-                                  FROM read_parquet(?) GROUP BY status ORDER BY status""",
-                          [str(folder / "curated.parquet")]))
-    if (folder / "stats.json").exists():
-        totals = json.loads((folder / "stats.json").read_text())["totals"]
+                                  FROM curated GROUP BY status ORDER BY status"""))
+    if storage.exists(storage.join(folder, "stats.json")):
+        totals = storage.read_json(storage.join(folder, "stats.json"))["totals"]
         out.append(format_table(list(totals), [tuple(totals.values())]))
     return "\n\n".join(out)
 
 
 def run(args: argparse.Namespace) -> int:
-    folder = Path(args.folder)
-    kind = folder_kind(folder)
+    folder = storage.normalize(args.folder)
+    with storage.errors(folder, "INDEX|CURATED"):
+        kind = folder_kind(folder)
     print(index_report(folder, args.top) if kind == "index" else curated_report(folder))
     return 0

@@ -42,8 +42,9 @@ def test_balance_and_stats_under_a_hostile_folder(tmp_path, capsys):
         run(capsys, "balance", "--index", built.index, "--out", cur, "--t", "3", "--workers", "1", "--shard-size", "8")
         index_stats = run(capsys, "stats", built.index, "--top", "2")
         cur_stats = run(capsys, "stats", cur)
-        results.append((curated_rows(cur), index_stats.split("\n\n", 1)[1], cur_stats.split("\n\n", 1)[1]))
-    assert results[0] == results[1]
+        sizes = json.loads((cur / "shards" / "sizes.json").read_text())
+        results.append((curated_rows(cur), index_stats.split("\n\n", 1)[1], cur_stats.split("\n\n", 1)[1], sizes))
+    assert results[0] == results[1] and sum(results[0][3].values()) > 0
     assert not list(tmp_path.rglob("pwn.parquet"))
 
 
