@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from curation.flags import COUNT, FINITE
+
 BIGRAM_PMI_DEFAULT = 30.0  # metadata.wiki.BIGRAM_PMI, repeated so that --help needs no heavy import
 MEMORY_BUDGET_DEFAULT = 2048  # metadata.wiki_counts.DEFAULT_BUDGET_MIB, likewise
 
@@ -107,7 +109,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dump", required=True, help="pages-articles XML dump (.xml, .xml.bz2 or .xml.gz)")
     p.add_argument("--lang", required=True, help="language of the dump (ISO 639-1 code, e.g. zh)")
     p.add_argument("--out", required=True, help="META folder to create or append to")
-    p.add_argument("--pmi-threshold", type=float, default=BIGRAM_PMI_DEFAULT,
+    p.add_argument("--pmi-threshold", type=FINITE, default=BIGRAM_PMI_DEFAULT,
                    help="keep bigrams with PMI (log2) above this (default 30, MetaCLIP's; lower it for small dumps)")
     p.add_argument("--no-wordnet", action="store_true", help="do not add the packaged WordNet lemmas of the language")
     p.add_argument("--max-pages", type=int, default=None, metavar="N", help="read only the first N articles (for trials)")
@@ -141,7 +143,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="per-language sizes by source, with samples",
                        description="Reads META/entries.parquet (validated) and prints a table.")
     p.add_argument("meta", help="META folder")
-    p.add_argument("--samples", type=int, default=3, metavar="N", help="sample entries shown per language (default 3)")
+    p.add_argument("--samples", type=COUNT, default=3, metavar="N", help="sample entries shown per language (default 3)")
     p.add_argument("--langs", default=None, help="only these comma-separated languages")
     p.set_defaults(func=cmd_stats)
 

@@ -133,6 +133,9 @@ def language_blocks(lang: str, max_unigrams: int, skipped: dict, notes: dict) ->
         add("gloss_bigram", bigrams)
     else:
         lang_notes.append("no bigrams: no packaged corpus with bigram counts for this language")
+    if len(blocks) == 1:
+        lang_notes.append("WARNING: only the numbers 0..99, no packaged source has words for this language; "
+                          "check the code (a typo of another language?)")
     if lang_notes:
         notes[lang] = lang_notes
     return blocks

@@ -123,22 +123,21 @@ class SpillingCounts:
 
     def finish(self) -> Ranked:
         """Spill the last run and merge all runs in DuckDB (bounded by memory_limit, spilling to disk)."""
-        import duckdb
         from tqdm import tqdm
 
+        from curation import duck
+
         self.spill()
-        con = duckdb.connect(str(self.folder / "counts.duckdb"))
-        con.execute(f"SET memory_limit = '{self.memory_limit_mib}MiB'")
-        con.execute(f"SET temp_directory = '{self.folder / 'duckdb_tmp'}'")
-        con.execute("SET preserve_insertion_order = false")
+        con = duck.connect(self.folder / "counts.duckdb", memory_limit=f"{self.memory_limit_mib}MiB",
+                           temp_directory=self.folder / "duckdb_tmp", preserve_insertion_order=False)
         steps = [
-            f"CREATE TABLE uni AS SELECT gram, sum(count)::BIGINT AS count, min(first) AS first "
-            f"FROM read_parquet('{self.folder}/uni-*.parquet') GROUP BY gram",
-            f"CREATE TABLE bi AS SELECT a, b, sum(count)::BIGINT AS count, min(first) AS first "
-            f"FROM read_parquet('{self.folder}/bi-*.parquet') GROUP BY a, b",
+            ("CREATE TABLE uni AS SELECT gram, sum(count)::BIGINT AS count, min(first) AS first "
+             "FROM read_parquet(?) GROUP BY gram", sorted(self.folder.glob("uni-*.parquet"))),
+            ("CREATE TABLE bi AS SELECT a, b, sum(count)::BIGINT AS count, min(first) AS first "
+             "FROM read_parquet(?) GROUP BY a, b", sorted(self.folder.glob("bi-*.parquet"))),
         ]
-        for query in tqdm(steps, desc=f"merge {self.runs} run(s)", unit=" table", disable=not self.progress):
-            con.execute(query)
+        for query, runs in tqdm(steps, desc=f"merge {self.runs} run(s)", unit=" table", disable=not self.progress):
+            con.execute(query, [duck.files(runs)])
         tokens, n_uni = con.execute("SELECT coalesce(sum(count), 0)::BIGINT, count(*) FROM uni").fetchone()
         n_bi = con.execute("SELECT count(*) FROM bi").fetchone()[0]
         return Ranked(con, int(tokens), int(n_uni), int(n_bi), self.counts.no_space)
