@@ -7,11 +7,13 @@ A module listed in SUBCOMMANDS exposes `register(subparsers)` which adds its par
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 
 from curation.common import UserError
 
+NOT_WRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM)  # read-only or forbidden paths: one line
 SUBCOMMANDS = [
     "metadata.cli",
     "curation.build_index_cli",
@@ -21,8 +23,15 @@ SUBCOMMANDS = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors (a bad or missing flag) are one line like every other UserError, no usage block."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="curate",
         description="MetaCLIP-style curation: metadata -> build-index (matching) -> balance -> shards.",
     )
@@ -55,14 +64,20 @@ def _add_storage_options(parser: argparse.ArgumentParser) -> None:
 
 def run(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     """Parse and dispatch; a UserError becomes one line on stderr and exit code 2."""
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         from curation import storage
 
         storage.configure(getattr(args, "storage_options", None))
         rc = args.func(args)
     except UserError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in NOT_WRITABLE:
+            raise
+        print(f"{parser.prog}: error: {e.filename or 'a file'}: {e.strerror}; fix its permissions or mount (a "
+              "read-only --out: choose a writable one) and rerun", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{parser.prog}: interrupted; rerun the same command to resume", file=sys.stderr)

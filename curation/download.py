@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tarfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +21,8 @@ from curation.images import IMAGE_EXTS, image_format
 from curation.common import UserError
 from curation.balance_stats import write_sizes
 from curation.shards import end_of_archive, member
+from curation.tars import TarDamaged
+from curation.tars import members as tar_members
 
 EXTRA_COLUMNS = ["uid", "lang", "entry_ids", "text", "texts"]
 DISTRIBUTORS = ("multiprocessing", "pyspark")
@@ -55,13 +56,9 @@ def _normalise_json(data: bytes) -> bytes:
 def normalise_shard(path: str | Path) -> None:
     """Rewrite a downloaded shard: json texts as [[text, lang, entry_ids], ...], image ext from magic bytes.
     Streamed member by member from and to the shard's store (the new shard replaces it whole)."""
-    with storage.open_input(path) as raw, tarfile.open(fileobj=raw, mode="r|") as tar, \
-            storage.open_output(path) as out:
+    with storage.open_input(path) as raw, storage.open_output(path) as out:
         size = 0
-        for m in tar:
-            if not m.isfile():
-                continue
-            data = tar.extractfile(m).read()
+        for m, data in _whole_members(path, raw, lambda m: True):
             stem, _, ext = m.name.rpartition(".")
             if ext == "json":
                 data = _normalise_json(data)
@@ -74,8 +71,17 @@ def normalise_shard(path: str | Path) -> None:
 
 
 def _tar_samples(path: str) -> int:
-    with storage.open_input(path) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
-        return sum(1 for m in tar if m.name.endswith(".json"))
+    with storage.open_input(path) as raw:
+        return sum(1 for m, _ in _whole_members(path, raw, lambda m: False) if m.name.endswith(".json"))
+
+
+def _whole_members(path: str | Path, f, want):
+    """tars.members of a downloaded shard; a cut or damaged one is a UserError saying how to refetch it."""
+    try:
+        yield from tar_members(f, want)
+    except TarDamaged as e:
+        raise UserError(f"{path}: {e}; delete it and its _stats.json, then rerun the same `curate download` "
+                        "to fetch that shard again") from e
 
 
 def _shard_results(metas: list[str]) -> pa.Table:
@@ -94,8 +100,8 @@ def collect_results(curated: str) -> dict:
     import duckdb
 
     shards = storage.join(curated, "shards")
-    metas = [u for u in storage.glob(storage.join(shards, "*.parquet")) if storage.name(u)[:1].isdigit()]
-    stats = [storage.read_json(u) for u in storage.glob(storage.join(shards, "*_stats.json"))]
+    metas = [u for u in storage.glob_in(shards, "*.parquet") if storage.name(u)[:1].isdigit()]
+    stats = [storage.read_json(u) for u in storage.glob_in(shards, "*_stats.json")]
     totals = {"attempted": sum(s.get("count", 0) for s in stats),
               "downloaded": sum(s.get("successes", 0) for s in stats),
               "failed_downloads": sum(s.get("failed_to_download", 0) + s.get("failed_to_resize", 0) for s in stats)}
@@ -170,7 +176,7 @@ def _download(folder: str, stats: dict, *, processes: int, thread_count: int, im
              disable_all_reencoding=resize_mode == "no", number_sample_per_shard=int(size),
              distributor=distributor, incremental_mode="incremental", enable_wandb=False,
              compute_hash=None)
-    tars = [u for u in storage.glob(storage.join(shards, "*.tar")) if storage.name(u)[:1].isdigit()]
+    tars = [u for u in storage.glob_in(shards, "*.tar") if storage.name(u)[:1].isdigit()]
     for tar in tars:
         normalise_shard(tar)
     totals = collect_results(folder)

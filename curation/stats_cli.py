@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from curation import storage
+from curation.flags import COUNT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "(thresholds.parquet, curated.parquet, stats.json) with DuckDB and "
                                           "prints per-language tables.")
     p.add_argument("folder", metavar="INDEX|CURATED", help="output folder of build-index or balance")
-    p.add_argument("--top", type=int, default=0, metavar="N",
+    p.add_argument("--top", type=COUNT, default=0, metavar="N",
                    help="also print the N most matched entries per language (INDEX only; default: 0)")
     p.set_defaults(func=run)
 

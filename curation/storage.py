@@ -276,6 +276,22 @@ def glob(pattern: str) -> list[str]:
     return sorted(_url(pattern, fs, p) for p in found)
 
 
+def glob_in(folder: str | os.PathLike, pattern: str) -> list[str]:
+    """Files directly in `folder` whose name matches `pattern`, sorted. Only the name is a pattern: a folder
+    whose own path holds `[`, `*` or `?` is taken literally (glob(join(folder, "*.tar")) would not be)."""
+    import fnmatch
+
+    if is_local(folder):
+        d = local_path(folder).resolve()
+        return sorted(str(p) for p in d.iterdir() if p.is_file() and fnmatch.fnmatchcase(p.name, pattern)) \
+            if d.is_dir() else []
+    fs, path = filesystem(folder)
+    with errors(folder):
+        found = fs.ls(path, detail=True) if fs.isdir(path) else []
+    return sorted(_url(os.fspath(folder), fs, d["name"]) for d in found
+                  if d.get("type") == "file" and fnmatch.fnmatchcase(name(d["name"]), pattern))
+
+
 def arrow_dataset(urls: list[str]):
     """A pyarrow Dataset over Parquet files (paths or URLs of one store), scanned lazily and streamed: what
     DuckDB is given as a registered table, so no path becomes SQL and no file is copied first."""

@@ -161,7 +161,7 @@ def test_online_writes_everything_and_training_inputs(tmp_path):
 def test_bad_index_inputs(tmp_path):
     built = make_index(tmp_path, synthetic_images(40, ENTRIES), ENTRIES, part_rows=20)
     manifest = json.loads((built.index / "manifest.json").read_text())
-    with pytest.raises(UserError, match="t must be > 0"):
+    with pytest.raises(UserError, match="t must be a finite number > 0"):
         run_balance(built.index, tmp_path / "o1", t=0, workers=1)
     (built.index / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))
     with pytest.raises(UserError, match="incomplete"):
@@ -195,7 +195,7 @@ def test_cli_errors_are_one_line_and_options_are_checked(tmp_path, capsys):
     base = ["balance", "--index", str(built.index), "--out", str(out), "--workers", "1", "--shard-size", "10"]
     assert cli.main(base + ["--t", "-1"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--t must be > 0" in err
+    assert err.count("\n") == 1 and "argument --t: -1 is not a finite number > 0" in err
     assert cli.main(base + ["--t", "10"]) == 0
     assert "balance:" in capsys.readouterr().out
     before = shard_bytes(out)
