@@ -1,0 +1,175 @@
+"""Attach captions made elsewhere to a CURATED set: `KEY.json` gains `captions: {source: text}`.
+
+Each shard is rewritten member by member (the other members' bytes are copied unchanged, `KEY.txt`
+stays the alt-text), to a temporary name and renamed into place. The rewrite of a shard depends only
+on the shard and the captions file, not on earlier attaches of the same source (its old captions are
+replaced, a uid without a caption loses them), so rerunning gives the same bytes. Progress is
+journalled per shard in `captions/.attach-<source>.json`, so an interrupted attach resumes with the
+shards not yet done. stats.json gains `captions.<source>`: captioned and uncaptioned images, captions
+whose uid is not in the set (`unknown_uids`) and repeated uids in the file (the first one is used).
+"""
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from curation.common import UserError, content_hash, output_lock, read_json, write_json_atomic
+from curation.shards import member, write_tar
+
+SOURCE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+RESERVED = ("alt",)
+
+
+def check_source(name: str) -> str:
+    """A caption source name: letters, digits, `_ . -`; `alt` is reserved for the alt-text."""
+    if not SOURCE_RE.match(name) or name in RESERVED:
+        raise UserError(f"--source {name!r}: use letters, digits, '_', '.', '-' (not 'alt', which names the alt-text)")
+    return name
+
+
+def shard_paths(curated: Path) -> list[Path]:
+    """CURATED/shards/*.tar in name order; UserError when there are none."""
+    found = sorted((curated / "shards").glob("*.tar"))
+    if not found:
+        raise UserError(f"{curated} has no shards/*.tar: give a CURATED folder written by `curate balance` "
+                        "(or `curate download`)")
+    return found
+
+
+@dataclass
+class CaptionFile:
+    """uid -> caption from a Parquet file with columns uid and caption (first of a repeated uid wins)."""
+
+    by_uid: dict[str, str]
+    rows: int
+    duplicates: int
+    fingerprint: str
+
+
+def read_captions(paths: list[Path]) -> CaptionFile:
+    """Read caption Parquet files (in the given order); null uids or captions are a UserError."""
+    by_uid: dict[str, str] = {}
+    rows = dups = 0
+    for path in paths:
+        try:
+            t = pq.read_table(path)
+        except (OSError, pa.ArrowException) as e:
+            raise UserError(f"--captions {path}: not a readable Parquet file ({e})") from e
+        if missing := [c for c in ("uid", "caption") if c not in t.column_names]:
+            raise UserError(f"--captions {path}: no column(s) {', '.join(missing)}; columns found: "
+                            f"{', '.join(t.column_names)} (write uid and caption)")
+        for col in ("uid", "caption"):
+            if t.column(col).null_count:
+                row = pc.index(pc.is_null(t.column(col)), True).as_py()
+                raise UserError(f"--captions {path}: row {row}: {col} is null; drop the row or fill it")
+        for uid, cap in zip(t.column("uid").cast(pa.string()).to_pylist(), t.column("caption").to_pylist()):
+            if uid in by_uid:
+                dups += 1
+            else:
+                by_uid[uid] = str(cap)
+        rows += t.num_rows
+    fp = "+".join(content_hash(p)[:16] for p in paths)
+    return CaptionFile(by_uid, rows, dups, fp)
+
+
+def _members(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(name, data) of a tar's regular members, in order."""
+    try:
+        with tarfile.open(path, "r") as tf:
+            for m in tf:
+                if m.isreg():
+                    yield m.name, tf.extractfile(m).read()
+    except (tarfile.TarError, EOFError) as e:
+        raise UserError(f"{path}: not a readable tar ({e}); restore the shard and rerun the same command") from e
+
+
+def with_caption(meta: dict, source: str, caption: str | None) -> dict:
+    """meta with captions[source] set (or removed when caption is None); sources kept in name order."""
+    caps = {k: v for k, v in (meta.get("captions") or {}).items() if k != source}
+    if caption is not None:
+        caps[source] = caption
+    out = {k: v for k, v in meta.items() if k != "captions"}
+    if caps:
+        out["captions"] = dict(sorted(caps.items()))
+    return out
+
+
+def rewrite_shard(path: Path, source: str, by_uid: dict[str, str]) -> dict:
+    """Rewrite one shard with captions[source] from `by_uid`; returns counts and bytes written."""
+    counts = {"captioned": 0, "uncaptioned": 0, "bytes": 0}
+
+    def chunks() -> Iterator[bytes]:
+        for name, data in _members(path):
+            if name.endswith(".json"):
+                try:
+                    meta = json.loads(data)
+                except ValueError as e:
+                    raise UserError(f"{path}: member {name} is not valid JSON ({e})") from e
+                caption = by_uid.get(str(meta.get("uid")))
+                counts["captioned" if caption is not None else "uncaptioned"] += 1
+                data = json.dumps(with_caption(meta, source, caption), ensure_ascii=False).encode()
+            yield member(name, data)
+
+    counts["bytes"] = write_tar(path, chunks())
+    return counts
+
+
+def _journal(curated: Path, source: str) -> Path:
+    return curated / "captions" / f".attach-{source}.json"
+
+
+def attach(curated: str | Path, source: str, captions: list[Path]) -> dict:
+    """Attach the captions to every shard (resuming an interrupted attach); returns the stats entry."""
+    from tqdm import tqdm
+
+    t0 = time.time()
+    curated, source = Path(curated), check_source(source)
+    paths = shard_paths(curated)
+    cf = read_captions([Path(p) for p in captions])
+    with output_lock(curated):
+        jpath = _journal(curated, source)
+        journal = read_json(jpath) if jpath.exists() else {}
+        if journal.get("fingerprint") != cf.fingerprint:
+            journal = {"fingerprint": cf.fingerprint, "done": {}}
+        nbytes = 0
+        for path in tqdm([p for p in paths if p.name not in journal["done"]], desc=f"attach {source}", unit="shard",
+                         leave=False):
+            c = rewrite_shard(path, source, cf.by_uid)
+            nbytes += c.pop("bytes")
+            journal["done"][path.name] = c
+            write_json_atomic(jpath, journal)
+        stats = _stats_entry(cf, journal["done"].values(), len(paths))
+        stats.update(seconds=round(time.time() - t0, 3), bytes_rewritten=nbytes)
+        _record(curated, source, stats)
+    return stats
+
+
+def _stats_entry(cf: CaptionFile, done, shards: int) -> dict:
+    captioned = sum(d["captioned"] for d in done)
+    uncaptioned = sum(d["uncaptioned"] for d in done)
+    return {"captions_rows": cf.rows, "captioned": captioned, "uncaptioned": uncaptioned,
+            "unknown_uids": len(cf.by_uid) - captioned, "duplicate_uids": cf.duplicates, "shards": shards}
+
+
+def _record(curated: Path, source: str, entry: dict) -> None:
+    """stats.json's captions.<source> = entry (stats.json is created if the set has none)."""
+    path = curated / "stats.json"
+    stats = read_json(path) if path.exists() else {}
+    stats.setdefault("captions", {})[source] = entry
+    write_json_atomic(path, stats)
+
+
+def summary_line(source: str, entry: dict, curated: str) -> str:
+    mb = entry.get("bytes_rewritten", 0) / 1e6
+    return (f"captions add: {entry['captioned']} images captioned by {source}, {entry['uncaptioned']} without a "
+            f"caption, {entry['unknown_uids']} captions for uids not in the set, {entry['duplicate_uids']} repeated "
+            f"uids; {entry['shards']} shards, {mb:.1f} MB rewritten in {entry['seconds']:.1f}s -> {curated}")
