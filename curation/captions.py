@@ -92,6 +92,19 @@ def _members(path: Path) -> Iterator[tuple[str, bytes]]:
         raise UserError(f"{path}: not a readable tar ({e}); restore the shard and rerun the same command") from e
 
 
+def shard_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """(key, {extension: bytes}) per sample of a shard, members grouped by key (the name before the first dot)."""
+    key, group = None, {}
+    for name, data in _members(path):
+        k, _, ext = name.rpartition("/")[2].partition(".")
+        if k != key and group:
+            yield key, group
+            group = {}
+        key, group[ext] = k, data
+    if group:
+        yield key, group
+
+
 def with_caption(meta: dict, source: str, caption: str | None) -> dict:
     """meta with captions[source] set (or removed when caption is None); sources kept in name order."""
     caps = {k: v for k, v in (meta.get("captions") or {}).items() if k != source}
@@ -129,27 +142,32 @@ def _journal(curated: Path, source: str) -> Path:
 
 def attach(curated: str | Path, source: str, captions: list[Path]) -> dict:
     """Attach the captions to every shard (resuming an interrupted attach); returns the stats entry."""
+    curated = Path(curated)
+    with output_lock(curated):
+        return attach_locked(curated, source, captions)
+
+
+def attach_locked(curated: Path, source: str, captions: list[Path]) -> dict:
+    """`attach` for a caller that already holds CURATED's output lock."""
     from tqdm import tqdm
 
     t0 = time.time()
-    curated, source = Path(curated), check_source(source)
-    paths = shard_paths(curated)
+    source, paths = check_source(source), shard_paths(curated)
     cf = read_captions([Path(p) for p in captions])
-    with output_lock(curated):
-        jpath = _journal(curated, source)
-        journal = read_json(jpath) if jpath.exists() else {}
-        if journal.get("fingerprint") != cf.fingerprint:
-            journal = {"fingerprint": cf.fingerprint, "done": {}}
-        nbytes = 0
-        for path in tqdm([p for p in paths if p.name not in journal["done"]], desc=f"attach {source}", unit="shard",
-                         leave=False):
-            c = rewrite_shard(path, source, cf.by_uid)
-            nbytes += c.pop("bytes")
-            journal["done"][path.name] = c
-            write_json_atomic(jpath, journal)
-        stats = _stats_entry(cf, journal["done"].values(), len(paths))
-        stats.update(seconds=round(time.time() - t0, 3), bytes_rewritten=nbytes)
-        _record(curated, source, stats)
+    jpath = _journal(curated, source)
+    journal = read_json(jpath) if jpath.exists() else {}
+    if journal.get("fingerprint") != cf.fingerprint:
+        journal = {"fingerprint": cf.fingerprint, "done": {}}
+    nbytes = 0
+    for path in tqdm([p for p in paths if p.name not in journal["done"]], desc=f"attach {source}", unit="shard",
+                     leave=False):
+        c = rewrite_shard(path, source, cf.by_uid)
+        nbytes += c.pop("bytes")
+        journal["done"][path.name] = c
+        write_json_atomic(jpath, journal)
+    stats = _stats_entry(cf, journal["done"].values(), len(paths))
+    stats.update(seconds=round(time.time() - t0, 3), bytes_rewritten=nbytes)
+    _record(curated, source, stats)
     return stats
 
 

@@ -1,0 +1,55 @@
+"""Tiny, randomly initialised Hugging Face checkpoints built in the test (no hub): a VisionEncoderDecoder
+captioner (tiny ViT + tiny GPT-2, byte-level BPE tokenizer trained here) and a tiny GPT-2 for fusion."""
+from __future__ import annotations
+
+from pathlib import Path
+
+CORPUS = ["a red square on a table", "a blue circle in the grass", "the cat sits on the mat", "rot blau grün"] * 20
+
+
+def tokenizer():
+    """A byte-level BPE PreTrainedTokenizerFast trained on CORPUS (any text encodes)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=320, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(CORPUS, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                                   unk_token="<unk>")
+
+
+def tiny_captioner(out: Path, seed: int = 0, hidden: int = 32, layers: int = 1, image_size: int = 32) -> Path:
+    """VisionEncoderDecoderModel (ViT + GPT-2) + ViTImageProcessor + tokenizer, saved to `out`."""
+    import torch
+    from transformers import GPT2Config, ViTConfig, ViTImageProcessor, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+
+    tok = tokenizer()
+    enc = ViTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
+                    image_size=image_size, patch_size=8)
+    dec = GPT2Config(n_embd=hidden, n_layer=layers, n_head=2, vocab_size=len(tok), n_positions=128,
+                     bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    cfg = VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc, dec)
+    cfg.decoder_start_token_id, cfg.pad_token_id, cfg.eos_token_id = tok.bos_token_id, tok.pad_token_id, tok.eos_token_id
+    torch.manual_seed(seed)
+    VisionEncoderDecoderModel(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+    ViTImageProcessor(size={"height": image_size, "width": image_size}).save_pretrained(out)
+    return out
+
+
+def tiny_lm(out: Path, seed: int = 0) -> Path:
+    """A tiny GPT-2 causal LM + tokenizer, saved to `out`."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tok = tokenizer()
+    torch.manual_seed(seed)
+    GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=1, n_head=2, vocab_size=len(tok), n_positions=512,
+                               bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                               pad_token_id=tok.pad_token_id)).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
