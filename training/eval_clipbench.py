@@ -36,8 +36,9 @@ def _lines(path: Path) -> list[str]:
     return [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
 
 
-def open_clip_benchmark(root: Path, split: str = SPLIT):
-    """The EvalSource of a CLIP_benchmark WebDataset folder (see the module docstring)."""
+def open_clip_benchmark(root: Path, classnames: dict[str, list[str]] | None = None, split: str = SPLIT):
+    """The EvalSource of a CLIP_benchmark WebDataset folder (see the module docstring); `classnames`
+    (from --classnames) replaces the folder's own names."""
     from training.eval_data import EvalSource, read_classnames
 
     nfile = root / split / "nshards.txt"
@@ -49,8 +50,8 @@ def open_clip_benchmark(root: Path, split: str = SPLIT):
     if missing := [s for s in shards if not s.is_file()]:
         raise UserError(f"{root}: {nfile} says {n} shards but {missing[0]} is missing; download the whole split")
     kind = (root / TYPE).read_text().strip().lower() if (root / TYPE).is_file() else "classification"
-    names = read_classnames(root)
-    if (root / CLASSNAMES).is_file() and "en" not in names:
+    names = classnames if classnames is not None else read_classnames(root)
+    if classnames is None and (root / CLASSNAMES).is_file() and "en" not in names:
         names["en"] = _lines(root / CLASSNAMES)
     templates = {}
     if (root / TEMPLATES).is_file() and names:

@@ -198,8 +198,6 @@ def open_source(data: str | os.PathLike, classnames: str | os.PathLike | None = 
     """
     spec = str(data)
     root = Path(spec)
-    if root.is_dir() and is_clip_benchmark(root) and classnames is None:
-        return open_clip_benchmark(root)
     if classnames is not None:
         where = Path(classnames)
         if not where.is_dir():
@@ -207,6 +205,8 @@ def open_source(data: str | os.PathLike, classnames: str | os.PathLike | None = 
         names = read_classnames(where)
         if not names:
             raise UserError(f"--classnames {where}: no classnames.json or classnames.<lang>.txt there")
+    if root.is_dir() and is_clip_benchmark(root):
+        return open_clip_benchmark(root, names if classnames is not None else None)
     if root.is_dir() and not any(root.glob("*.tar")):
         return open_folder(root, names if classnames is not None else read_classnames(root))
     if not root.exists() and "{" not in spec and "::" not in spec:

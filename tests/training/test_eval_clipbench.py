@@ -84,3 +84,12 @@ def test_classification_uses_the_datasets_templates_and_cls(model_dir, tmp_path,
 def test_template_conversion_escapes_other_braces():
     assert as_format_template("a {c} in {x}").format("cat") == "a cat in {x}"
     assert as_format_template("{c}").format("{0}") == "{0}"
+
+
+def test_classnames_folder_overrides_the_sets_names(model_dir, tmp_path):
+    samples = [{"__key__": f"s{i}", "png": png(COLOURS[i % 2]), "cls": str(i % 2)} for i in range(4)]
+    root = write_set(tmp_path / "wds", samples, 4, classnames="black\nwhite\n")
+    (tmp_path / "names").mkdir()
+    (tmp_path / "names" / "classnames.de.txt").write_text("schwarz\nweiß\n", encoding="utf-8")
+    r = run_eval(model_dir, str(root), tmp_path / "eval.json", classnames=str(tmp_path / "names"), device="cpu")
+    assert set(r["zeroshot"]) == {"de"} and r["zeroshot"]["de"]["templates"] == 6
