@@ -23,8 +23,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "curation"))
 
-SIZES = {"tiny": {"hidden": 32, "layers": 1, "image_size": 32, "heads": 2, "patch": 8},
-         "base": {"hidden": 768, "layers": 12, "image_size": 224, "heads": 12, "patch": 16}}
+SIZES = {"tiny": {},  # the test model (model_factory's defaults)
+         "base": {"hidden": 768, "layers": 12, "image_size": 224, "heads": 12, "patch": 16, "ffn": 3072}}
 
 
 def make_curated(out: Path, images: int, shard_size: int) -> int:

@@ -34,13 +34,15 @@ def _part_seed(seed: int, part: Path) -> int:
 
 def _samples(shard: Path):
     """(uid, alt-text, image bytes or None) per sample of a shard."""
-    for key, members in shard_samples(shard):
-        if "json" not in members:
-            continue
-        meta = json.loads(members["json"])
+    for _, members in shard_samples(shard):
+        try:
+            meta = json.loads(members["json"])
+            uid = str(meta["uid"])
+        except (KeyError, TypeError, ValueError):
+            continue  # no usable .json: no uid to caption it under (the attach counts nothing for it)
         alt = members["txt"].decode("utf-8", "replace") if "txt" in members else str(meta.get("text", ""))
         image = next((members[e] for e in IMAGE_EXTS if e in members), None)
-        yield str(meta["uid"]), alt, image
+        yield uid, alt, image
 
 
 class Worker:
@@ -101,7 +103,7 @@ def _precheck(kind: str, folder: str) -> None:
     try:
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError, KeyError) as e:
-        raise _not_loadable(flag, folder, kind, e) from e
+        raise _not_loadable(flag, folder, "image-to-text" if kind == "caption" else "causal language model", e) from e
     if type(config) not in auto._model_mapping:
         what = "image-to-text (AutoModelForImageTextToText)" if kind == "caption" else "causal LM (AutoModelForCausalLM)"
         raise UserError(f"{flag} {folder}: a {config.model_type} checkpoint is not an {what} model; give e.g. a "
@@ -180,7 +182,9 @@ def _stage(curated: Path, kind: str, folder: str, prompt: str | None, decoding: 
     with tqdm(desc=f"{kind} {source}", unit="img", leave=False) as bar:
         rows = run_parts(kind, folder, prompt, decoding, todo, batch_size, workers, ray_address, bar.update)
     seconds = time.time() - t0
+    undecodable = sum(int((pq.read_schema(o).metadata or {}).get(UNDECODABLE_KEY, b"0")) for _, o in jobs)
     return {"source": source, "parts": len(jobs), "resumed": len(jobs) - len(todo), "rows": rows,
+            "undecodable": undecodable,
             "seconds": round(seconds, 3), "per_s": rows / seconds if seconds > 0 and rows else 0.0,
             "outputs": [o for _, o in jobs]}
 
@@ -212,4 +216,5 @@ def summary_line(report: dict, workers: int) -> str:
     a = report["attach"]
     return (f"recaption {report['source']}: {report['rows']} images in {report['parts']} parts ({report['resumed']} resumed) "
             f"in {report['seconds']:.1f}s, {report['per_s']:.2f} images/s ({report['per_s'] / workers:.2f} per worker); "
-            f"attached to {a['captioned']} images, {a['uncaptioned']} without a caption")
+            f"attached to {a['captioned']} images, {a['uncaptioned']} without a caption "
+            f"({report['undecodable']} undecodable images)")

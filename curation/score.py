@@ -35,10 +35,14 @@ def _shard_rows(shard: Path):
     """(uid, alt-text, image bytes) of a shard's samples that have an image."""
     for _, members in shard_samples(shard):
         image = next((members[e] for e in IMAGE_EXTS if e in members), None)
-        if "json" in members and image is not None:
+        try:
             meta = json.loads(members["json"])
+            uid = str(meta["uid"])
+        except (KeyError, TypeError, ValueError):
+            continue  # no usable .json: nothing to name the score by
+        if image is not None:
             text = members["txt"].decode("utf-8", "replace") if "txt" in members else str(meta.get("text", ""))
-            yield str(meta["uid"]), text, image
+            yield uid, text, image
 
 
 def score_shard(model, tokenizer, processor, shard: Path, batch_size: int, device: str) -> pa.Table:

@@ -23,16 +23,16 @@ def tokenizer():
 
 
 def tiny_captioner(out: Path, seed: int = 0, hidden: int = 32, layers: int = 1, image_size: int = 32, heads: int = 2,
-                   patch: int = 8) -> Path:
+                   patch: int = 8, ffn: int = 64) -> Path:
     """VisionEncoderDecoderModel (ViT + GPT-2) + ViTImageProcessor + tokenizer, saved to `out` (larger
     sizes give real-size, still randomly initialised, models for benchmarks)."""
     import torch
     from transformers import GPT2Config, ViTConfig, ViTImageProcessor, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
 
     tok = tokenizer()
-    enc = ViTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=4 * hidden,
+    enc = ViTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn,
                     image_size=image_size, patch_size=patch)
-    dec = GPT2Config(n_embd=hidden, n_layer=layers, n_head=heads, vocab_size=len(tok), n_positions=128,
+    dec = GPT2Config(n_embd=hidden, n_layer=layers, n_head=heads, n_inner=ffn, vocab_size=len(tok), n_positions=128,
                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     cfg = VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc, dec)
     cfg.decoder_start_token_id, cfg.pad_token_id, cfg.eos_token_id = tok.bos_token_id, tok.pad_token_id, tok.eos_token_id

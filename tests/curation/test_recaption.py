@@ -99,3 +99,23 @@ def test_fuser_and_prompt_filling(models):
     assert fill_prompt("A {alt} B {caption} {x}", "{caption}", "c") == "A {caption} B c {x}"
     fused = Fuser(str(models[1]), decoding=Decoding(max_new_tokens=4)).fuse(["a red square", "x"], ["blue", "y"])
     assert len(fused) == 2 and all(isinstance(f, str) for f in fused)
+
+
+def test_undecodable_images_are_left_out_and_counted(models, tmp_path):
+    import webdataset as wds
+
+    from shard_factory import sample
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "cur" / "shards").mkdir(parents=True)
+    with wds.TarWriter(str(tmp_path / "cur" / "shards" / "00000.tar")) as w:
+        for i in range(3):
+            s = sample(i, rng)
+            if i == 1:
+                s["png"] = b"not an image"
+            w.write(s)
+    r = run_recaption(str(tmp_path / "cur"), str(models[0]), "tinycap", decoding=Decoding(max_new_tokens=3))[0]
+    assert (r["rows"], r["undecodable"], r["attach"]["captioned"], r["attach"]["uncaptioned"]) == (2, 1, 2, 1)
+    assert "captions" not in _captions(tmp_path / "cur")["u000001"]
