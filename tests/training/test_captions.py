@@ -118,3 +118,30 @@ def test_train_cli_reports_fallbacks(captioned, tokenizer_dir, tmp_path):
                           "--tokenizer", str(tokenizer_dir), "--out", str(tmp_path / "r2"), "--steps", "1",
                           "--caption-mix", "vecap"], capture_output=True, text=True)
     assert bad.returncode == 2 and "--caption-mix" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_resume_with_caption_mix_is_exact(captioned, tokenizer_dir, tmp_path):
+    import shutil
+
+    import torch
+
+    from training.train import TrainConfig, train
+
+    cfg = dict(shards=str(captioned / "shards" / "{00000..00001}.tar"), tokenizer=str(tokenizer_dir), steps=6,
+               batch_size=4, lr=1e-3, warmup=2, workers=2, save_every=3, shuffle_block=8, seed=5,
+               caption_mix="alt:0.5,vecap:0.5")
+    straight = tmp_path / "straight"
+    train(TrainConfig(out=str(straight), **cfg))
+    crashed = tmp_path / "crashed"
+    shutil.copytree(straight, crashed, ignore=shutil.ignore_patterns("step_00000006.pt", "hf", ".lock"))
+    train(TrainConfig(out=str(crashed), resume="latest", **cfg))
+    wa, wb = (torch.load(r / "checkpoints" / "step_00000006.pt", weights_only=False) for r in (straight, crashed))
+    assert wa["loader"] == wb["loader"] and wa["loader"][0]["caption_fallback"] > 0
+    for k, v in wa["model"].items():
+        assert torch.allclose(v, wb["model"][k], atol=1e-6), k
+    plain = tmp_path / "plain"
+    train(TrainConfig(out=str(plain), **{**cfg, "caption_mix": None}))
+    wp = torch.load(plain / "checkpoints" / "step_00000006.pt", weights_only=False)
+    key = "text_model.embeddings.token_embedding.weight"
+    assert not torch.allclose(wp["model"][key], wa["model"][key])  # the mix changed what was trained on
