@@ -4,7 +4,7 @@
 LLaVA-style, VisionEncoderDecoder) with its processor, or, when the folder has no multimodal
 processor (VisionEncoderDecoder), its image processor and tokenizer. `Fuser` loads a causal LM
 (`AutoModelForCausalLM`) and merges each alt-text with its generated caption through FUSE_PROMPT.
-Both decode greedily unless told to sample; sampling is seeded per part, so output depends on
+Captions exclude the prompt (models that echo it have it cut). Both decode greedily unless told to sample; sampling is seeded per part, so output depends on
 (seed, part) and not on which worker ran it. Nothing is downloaded: folders load with
 local_files_only.
 """
@@ -102,9 +102,19 @@ class Captioner:
         self.torch.manual_seed(seed)
         with self.torch.inference_mode():
             out = self.model.generate(**inputs, **self.decoding.kwargs())
-        if not self.model.config.is_encoder_decoder and "input_ids" in inputs:
-            out = out[:, inputs["input_ids"].shape[1]:]  # decoder-only models echo the prompt
+        if "input_ids" in inputs:
+            out = out[:, echoed_prompt(out, inputs["input_ids"]):]
         return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+
+def echoed_prompt(out, input_ids) -> int:
+    """How many leading output tokens repeat the (same-for-every-image) prompt: all of it (LLaVA-style
+    decoder-only models), all but its final separator (BLIP), or none (encoder-decoder models)."""
+    n = input_ids.shape[1]
+    for k in (n, n - 1):
+        if 0 < k <= out.shape[1] and bool((out[:, :k] == input_ids[:, :k]).all()):
+            return k
+    return 0
 
 
 class Fuser:

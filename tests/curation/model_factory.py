@@ -55,3 +55,22 @@ def tiny_lm(out: Path, seed: int = 0) -> Path:
                                pad_token_id=tok.pad_token_id)).save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def tiny_blip(out: Path, seed: int = 0) -> Path:
+    """A tiny BlipForConditionalGeneration + BlipProcessor (BERT word-piece tokenizer), saved to `out`."""
+    import torch
+    from transformers import BertTokenizerFast, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    out.mkdir(parents=True, exist_ok=True)
+    words = sorted({w for line in CORPUS for w in line.split()} | {"photo", "of"})
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])}
+    tok = BertTokenizerFast(vocab=vocab)
+    layer = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64}
+    cfg = BlipConfig(text_config={**layer, "vocab_size": len(tok), "max_position_embeddings": 64, "bos_token_id": 2,
+                                  "sep_token_id": 3, "eos_token_id": 3, "pad_token_id": 0, "encoder_hidden_size": 32},
+                     vision_config={**layer, "image_size": 32, "patch_size": 8}, projection_dim=16)
+    torch.manual_seed(seed)
+    BlipForConditionalGeneration(cfg).save_pretrained(out)
+    BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok).save_pretrained(out)
+    return out

@@ -119,3 +119,23 @@ def test_undecodable_images_are_left_out_and_counted(models, tmp_path):
     r = run_recaption(str(tmp_path / "cur"), str(models[0]), "tinycap", decoding=Decoding(max_new_tokens=3))[0]
     assert (r["rows"], r["undecodable"], r["attach"]["captioned"], r["attach"]["uncaptioned"]) == (2, 1, 2, 1)
     assert "captions" not in _captions(tmp_path / "cur")["u000001"]
+
+
+def test_processor_models_and_prompts(tmp_path, models):
+    """A checkpoint with a multimodal processor (BLIP) and a prompt; captions exclude the echoed prompt."""
+    from PIL import Image
+
+    from model_factory import tiny_blip
+
+    blip = Captioner(str(tiny_blip(tmp_path / "blip")), prompt="a photo of", decoding=Decoding(max_new_tokens=4))
+    assert hasattr(blip.processor, "image_processor")
+    ims = [Image.new("RGB", (40, 30), c) for c in ((200, 0, 0), (0, 0, 200))]
+    inputs = blip._inputs(ims)
+    raw = blip.model.generate(**inputs, max_new_tokens=4)
+    full = blip.tokenizer.batch_decode(raw, skip_special_tokens=True)
+    got = blip.caption(ims)
+    assert all(f.startswith("a photo of") for f in full)
+    assert got == [f[len("a photo of"):].strip() for f in full]
+    ved = Captioner(str(models[0]), prompt="a red", decoding=Decoding(max_new_tokens=3))
+    plain = Captioner(str(models[0]), decoding=Decoding(max_new_tokens=3))
+    assert ved.caption(ims) != plain.caption(ims)  # the prompt conditions the decoder
