@@ -102,11 +102,10 @@ def test_fuser_and_prompt_filling(models):
 
 
 def test_undecodable_images_are_left_out_and_counted(models, tmp_path):
+    import numpy as np
     import webdataset as wds
 
     from shard_factory import sample
-
-    import numpy as np
 
     rng = np.random.default_rng(0)
     (tmp_path / "cur" / "shards").mkdir(parents=True)

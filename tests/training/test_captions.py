@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +96,6 @@ def test_caption_mix_langs_limits_enrichment(captioned, tokenizer_dir):
     got, _ = _items(captioned, tokenizer_dir, parse_mix("vecap:1", 0, "de"), curation=False)
     metas = {}
     for shard in sorted((captioned / "shards").glob("*.tar")):
-        import tarfile
         with tarfile.open(shard) as tf:
             for m in tf:
                 if m.name.endswith(".json"):
