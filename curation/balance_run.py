@@ -40,7 +40,7 @@ DUCKDB_MEMORY = "1GB"  # the external sort of kept images spills beyond this
 FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
 BUCKETS_KEY = "worldclip.buckets"
 OUTPUTS = ("shards", "plots", "curated.parquet", "thresholds.parquet", "stats.json", "curation.json",
-           "counts.parquet", "manifest.json", WORK)
+           "counts.parquet", "manifest.json", WORK, "captions", "scores.parquet")
 
 
 @dataclass

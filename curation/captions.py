@@ -4,8 +4,8 @@ Each shard is rewritten member by member (the other members' bytes are copied un
 stays the alt-text), to a temporary name and renamed into place. The rewrite of a shard depends only
 on the shard and the captions file, not on earlier attaches of the same source (its old captions are
 replaced, a uid without a caption loses them), so rerunning gives the same bytes. Progress is
-journalled per shard in `captions/.attach-<source>.json`, so an interrupted attach resumes with the
-shards not yet done. stats.json gains `captions.<source>`: captioned and uncaptioned images, captions
+journalled per shard (with the rewritten shard's size and mtime) in `captions/.attach-<source>.json`,
+so an interrupted attach resumes with the shards not yet done, and a shard replaced since is redone. stats.json gains `captions.<source>`: captioned and uncaptioned images, captions
 whose uid is not in the set (`unknown_uids`) and repeated uids in the file (the first one is used).
 """
 from __future__ import annotations
@@ -136,6 +136,13 @@ def rewrite_shard(path: Path, source: str, by_uid: dict[str, str]) -> dict:
     return counts
 
 
+def _stat(path: Path) -> list[int]:
+    """Size and mtime of a shard as the journal records it: a shard replaced since (rebalanced,
+    re-downloaded) is rewritten again."""
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
 def _journal(curated: Path, source: str) -> Path:
     return curated / "captions" / f".attach-{source}.json"
 
@@ -159,12 +166,13 @@ def attach_locked(curated: Path, source: str, captions: list[Path]) -> dict:
     if journal.get("fingerprint") != cf.fingerprint:
         journal = {"fingerprint": cf.fingerprint, "done": {}}
     nbytes = 0
-    for path in tqdm([p for p in paths if p.name not in journal["done"]], desc=f"attach {source}", unit="shard",
-                     leave=False):
+    todo = [p for p in paths if journal["done"].get(p.name, {}).get("shard") != _stat(p)]
+    for path in tqdm(todo, desc=f"attach {source}", unit="shard", leave=False):
         c = rewrite_shard(path, source, cf.by_uid)
         nbytes += c.pop("bytes")
-        journal["done"][path.name] = c
+        journal["done"][path.name] = c | {"shard": _stat(path)}
         write_json_atomic(jpath, journal)
+    journal["done"] = {p.name: journal["done"][p.name] for p in paths}
     stats = _stats_entry(cf, journal["done"].values(), len(paths))
     stats.update(seconds=round(time.time() - t0, 3), bytes_rewritten=nbytes)
     _record(curated, source, stats)

@@ -112,3 +112,12 @@ def test_cli_one_line_errors(curated, tmp_path, capsys):
     ok = _captions(tmp_path / "ok.parquet", [("u000001", "c")])
     assert main(["captions", "add", str(curated), "--captions", str(ok), "--source", "vecap"]) == 0
     assert "1 images captioned by vecap" in capsys.readouterr().out
+
+
+def test_a_shard_replaced_after_attach_is_redone(curated, tmp_path):
+    caps = _captions(tmp_path / "c.parquet", [(f"u{i:06d}", f"c{i}") for i in range(15)])
+    original = (curated / "shards" / "00001.tar").read_bytes()
+    attach(curated, "vecap", [caps])
+    (curated / "shards" / "00001.tar").write_bytes(original)  # e.g. rebalanced or re-downloaded
+    entry = attach(curated, "vecap", [caps])
+    assert entry["captioned"] == 15 and all("captions" in m for m in _metas(curated).values())
