@@ -96,9 +96,15 @@ class Captioner:
             inputs["decoder_input_ids"] = self.torch.cat([self.torch.full((len(images), 1), start), ids], 1)
         return inputs
 
+    def _to_device(self, v):
+        """A tensor on the model's device; pixel values also in its dtype (fp16/bf16 checkpoints)."""
+        if not hasattr(v, "to"):
+            return v
+        return v.to(self.device, self.model.dtype) if v.is_floating_point() else v.to(self.device)
+
     def caption(self, images: list, seed: int = 0) -> list[str]:
         """Captions of PIL images, in order."""
-        inputs = {k: v.to(self.device) if hasattr(v, "to") else v for k, v in self._inputs(images).items()}
+        inputs = {k: self._to_device(v) for k, v in self._inputs(images).items()}
         self.torch.manual_seed(seed)
         with self.torch.inference_mode():
             out = self.model.generate(**inputs, **self.decoding.kwargs())
