@@ -253,7 +253,7 @@ class ShardStream(torch.utils.data.IterableDataset):
     def __init__(self, sources: list[Source], tokenizer, batch_size: int, image_size: int, seed: int = 0,
                  rank: int = 0, world_size: int = 1, num_workers: int = 0, curation: Curation | None = None,
                  start: dict | None = None, shuffle_block: int = SHUFFLE_BLOCK, caption_mix=None):
-        self.caption_mix = caption_mix  # training.captions.CaptionMix or None
+        self.caption_mix = caption_mix  # training.caption_mix.CaptionMix or None
         self.sources, self.tokenizer, self.batch_size, self.image_size = sources, tokenizer, batch_size, image_size
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.num_workers = max(num_workers, 1)

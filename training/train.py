@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from curation.common import UserError, atomic_path, output_lock, write_json_atomic
-from training.captions import parse_mix
+from training.caption_mix import parse_mix
 from training.checkpoint import load_checkpoint, resolve_resume, rng_state, save_checkpoint, set_rng_state
 from training.data import LoaderState, ShardStream, Unit, count_samples, expand_sources, load_curation, make_loader, read_raw, \
     usable_meta

@@ -16,7 +16,7 @@ from curation.captions import attach
 from curation.common import UserError
 from curation.sampling import uid_hash64
 from shard_factory import write_shards
-from training.captions import parse_mix
+from training.caption_mix import parse_mix
 from training.data import Position, ShardStream, Stats, expand_sources, load_curation
 from training.tokenizer import load_tokenizer
 
