@@ -82,8 +82,12 @@ def curated_report(folder: Path) -> str:
         out.append(_query(con, f"""SELECT status, count(*) AS images, count(DISTINCT shard) AS shards
                                    FROM read_parquet('{folder / 'curated.parquet'}') GROUP BY status ORDER BY status"""))
     if (folder / "stats.json").exists():
-        totals = json.loads((folder / "stats.json").read_text())["totals"]
+        stats = json.loads((folder / "stats.json").read_text())
+        totals = stats["totals"]
         out.append(format_table(list(totals), [tuple(totals.values())]))
+        if caps := stats.get("captions"):
+            cols = ["captioned", "uncaptioned", "unknown_uids", "duplicate_uids"]
+            out.append(format_table(["caption_source", *cols], [(k, *(v.get(c) for c in cols)) for k, v in sorted(caps.items())]))
     return "\n\n".join(out)
 
 
