@@ -50,6 +50,7 @@ def test_captioner_batches_equal_single_images(models):
     assert all(isinstance(t, str) and t for t in together)
 
 
+@pytest.mark.slow
 def test_recaption_and_fuse_attach_deterministically(models, curated, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(curated, other)
