@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     prompt = args.fuse_prompt or FUSE_PROMPT
     if "{alt}" not in prompt or "{caption}" not in prompt:
         raise UserError("--fuse-prompt must contain {alt} and {caption}")
-    workers = args.workers or (1 if args.ray_address is None and _default_workers() == 1 else _default_workers())
+    workers = args.workers if args.workers is not None else _default_workers()
     decoding = Decoding(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams, do_sample=args.sample,
                         seed=args.seed)
     for report in run_recaption(args.curated, args.model, args.source, prompt=args.prompt, decoding=decoding,
