@@ -154,36 +154,53 @@ def attach(curated: str | Path, source: str, captions: list[Path]) -> dict:
         return attach_locked(curated, source, captions)
 
 
-def attach_locked(curated: Path, source: str, captions: list[Path]) -> dict:
-    """`attach` for a caller that already holds CURATED's output lock."""
+def attach_locked(curated: Path, source: str, captions: list[Path], by_shard: bool = False) -> dict:
+    """`attach` for a caller that already holds CURATED's output lock. With `by_shard`, captions are one
+    part per shard named after it (`recaption`'s output): only that shard's part is held in memory."""
     from tqdm import tqdm
 
     t0 = time.time()
-    source, paths = check_source(source), shard_paths(curated)
-    cf = read_captions([Path(p) for p in captions])
+    source, paths, captions = check_source(source), shard_paths(curated), [Path(p) for p in captions]
+    cf = None if by_shard else read_captions(captions)
+    parts = {p.stem: p for p in captions}
+    fingerprint = "by-shard:" + "+".join(content_hash(p)[:16] for p in captions) if by_shard else cf.fingerprint
     jpath = _journal(curated, source)
     journal = read_json(jpath) if jpath.exists() else {}
-    if journal.get("fingerprint") != cf.fingerprint:
-        journal = {"fingerprint": cf.fingerprint, "done": {}}
+    if journal.get("fingerprint") != fingerprint:
+        journal = {"fingerprint": fingerprint, "done": {}}
     nbytes = 0
     todo = [p for p in paths if journal["done"].get(p.name, {}).get("shard") != _stat(p)]
     for path in tqdm(todo, desc=f"attach {source}", unit="shard", leave=False):
-        c = rewrite_shard(path, source, cf.by_uid)
+        own = cf or (read_captions([parts[path.stem]]) if path.stem in parts else CaptionFile({}, 0, 0, ""))
+        c = rewrite_shard(path, source, own.by_uid)
         nbytes += c.pop("bytes")
+        if by_shard:
+            c |= {"rows": own.rows, "duplicates": own.duplicates, "unknown": len(own.by_uid) - c["captioned"]}
         journal["done"][path.name] = c | {"shard": _stat(path)}
         write_json_atomic(jpath, journal)
     journal["done"] = {p.name: journal["done"][p.name] for p in paths}
-    stats = _stats_entry(cf, journal["done"].values(), len(paths))
+    stats = _stats_entry(cf, list(journal["done"].values()), len(paths))
+    if by_shard:  # parts named after no shard: all their captions are for unknown uids
+        stems = {q.stem for q in paths}
+        for orphan in (read_captions([p]) for p in captions if p.stem not in stems):
+            stats["captions_rows"] += orphan.rows
+            stats["unknown_uids"] += len(orphan.by_uid)
+            stats["duplicate_uids"] += orphan.duplicates
     stats.update(seconds=round(time.time() - t0, 3), bytes_rewritten=nbytes)
     _record(curated, source, stats)
     return stats
 
 
-def _stats_entry(cf: CaptionFile, done, shards: int) -> dict:
+def _stats_entry(cf: CaptionFile | None, done: list[dict], shards: int) -> dict:
+    """Counts for stats.json: from the whole captions file, or summed over per-shard parts (cf None)."""
     captioned = sum(d["captioned"] for d in done)
     uncaptioned = sum(d["uncaptioned"] for d in done)
-    return {"captions_rows": cf.rows, "captioned": captioned, "uncaptioned": uncaptioned,
-            "unknown_uids": len(cf.by_uid) - captioned, "duplicate_uids": cf.duplicates, "shards": shards}
+    if cf is None:
+        rows, dups, unknown = (sum(d[k] for d in done) for k in ("rows", "duplicates", "unknown"))
+    else:
+        rows, dups, unknown = cf.rows, cf.duplicates, len(cf.by_uid) - captioned
+    return {"captions_rows": rows, "captioned": captioned, "uncaptioned": uncaptioned, "unknown_uids": unknown,
+            "duplicate_uids": dups, "shards": shards}
 
 
 def _record(curated: Path, source: str, entry: dict) -> None:

@@ -204,11 +204,11 @@ def run_recaption(curated: str, model: str, source: str, *, prompt: str | None =
     reports = []
     with output_lock(cur):
         st = _stage(cur, "caption", model, prompt, decoding, shards, source, batch_size, workers, ray_address, overwrite)
-        reports.append(st | {"attach": attach_locked(cur, source, st["outputs"])})
+        reports.append(st | {"attach": attach_locked(cur, source, st["outputs"], by_shard=True)})
         if fuse_with is not None:
             fu = _stage(cur, "fuse", fuse_with, fuse_prompt, decoding, st["outputs"], fuse_source, batch_size,
                         workers, ray_address, overwrite)
-            reports.append(fu | {"attach": attach_locked(cur, fuse_source, fu["outputs"])})
+            reports.append(fu | {"attach": attach_locked(cur, fuse_source, fu["outputs"], by_shard=True)})
     return reports
 
 

@@ -121,3 +121,26 @@ def test_a_shard_replaced_after_attach_is_redone(curated, tmp_path):
     (curated / "shards" / "00001.tar").write_bytes(original)  # e.g. rebalanced or re-downloaded
     entry = attach(curated, "vecap", [caps])
     assert entry["captioned"] == 15 and all("captions" in m for m in _metas(curated).values())
+
+
+def test_per_shard_parts_give_the_same_shards_and_counts(curated, tmp_path):
+    from curation.captions import attach_locked
+
+    other = tmp_path / "other"
+    shutil.copytree(curated, other)
+    parts = []
+    for s, uids in enumerate([[0, 1, 2], [5, 6, 6, 9], [11]]):
+        parts.append(_captions(tmp_path / f"{s:05d}.parquet", [(f"u{i:06d}", f"c{i}") for i in uids]))
+    parts[2] = _captions(tmp_path / "00002.parquet", [("u000011", "c11"), ("u000001", "elsewhere")])
+    parts.append(_captions(tmp_path / "99999.parquet", [("ghost", "g")]))
+    a = attach_locked(curated, "vecap", parts, by_shard=True)
+    b = attach(other, "vecap", parts)
+    drop = ("seconds", "bytes_rewritten")
+    a_counts, b_counts = ({k: v for k, v in e.items() if k not in drop} for e in (a, b))
+    assert a_counts == {"captions_rows": 10, "captioned": 7, "uncaptioned": 8, "unknown_uids": 2, "duplicate_uids": 1,
+                        "shards": 3}
+    # as one file set, u000001's second caption is a repeat of a known uid, not a caption for an unknown one
+    assert b_counts == a_counts | {"unknown_uids": 1, "duplicate_uids": 2}
+    assert _metas(curated)["u000001"]["captions"] == {"vecap": "c1"}
+    for shard in (curated / "shards").glob("*.tar"):
+        assert shard.read_bytes() == (other / "shards" / shard.name).read_bytes()
