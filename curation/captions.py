@@ -7,6 +7,8 @@ replaced, a uid without a caption loses them), so rerunning gives the same bytes
 journalled per shard (with the rewritten shard's size and mtime) in `captions/.attach-<source>.json`,
 so an interrupted attach resumes with the shards not yet done, and a shard replaced since is redone. stats.json gains `captions.<source>`: captioned and uncaptioned images, captions
 whose uid is not in the set (`unknown_uids`) and repeated uids in the file (the first one is used).
+A captions file is held in memory as one uid -> caption map; `recaption`'s per-shard parts are
+attached shard by shard (`by_shard`), so only one shard's captions are held at a time.
 """
 from __future__ import annotations
 
