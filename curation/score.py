@@ -25,7 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation.captions import shard_paths, shard_samples
-from curation.common import UserError, content_hash, output_lock, read_json, write_json_atomic, write_parquet_atomic
+from curation.common import (UserError, content_hash, output_lock, read_json, write_bytes_atomic, write_json_atomic,
+                             write_parquet_atomic)
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 WORK = ".scores"
@@ -136,18 +137,27 @@ def passing_uids(scores: str | Path, min_score: float | None, top_fraction: floa
     return set(uids[keep].tolist()), {"scored_images": len(s), "passed_images": int(keep.sum())}
 
 
+def _read_parquet(path: str) -> pa.Table:
+    """A Parquet file from a local path or an object-store URL."""
+    from curation import storage
+
+    return pq.read_table(path if storage.is_local(path) else storage.open_input(path))
+
+
 def filter_index(index, scores: str | Path, min_score: float | None, top_fraction: float | None, out: Path):
-    """A filtered copy of `index` (balance_run.Index) in `out`: rows of passing uids, counts recomputed."""
+    """A filtered copy of `index` (balance_run.Index) in the local folder `out`: rows of passing uids,
+    counts recomputed."""
+    from curation import storage
     from curation.balance_run import FINGERPRINT_KEY, open_index
 
     passed, stats = passing_uids(scores, min_score, top_fraction)
-    entries = pq.read_table(index.path / "entries.parquet")
+    entries = _read_parquet(storage.join(index.path, "entries.parquet"))
     counts = np.zeros(entries.num_rows, dtype=np.int64)
     dropped_texts = 0
     uids_seen, uids_kept = set(), set()
     (out / "matches").mkdir(parents=True, exist_ok=True)
     for part in index.parts:
-        t = pq.read_table(part)
+        t = _read_parquet(part)
         ok = np.fromiter((u in passed for u in t.column("uid").to_pylist()), dtype=bool, count=t.num_rows)
         uids_seen.update(t.column("uid").to_pylist())
         kept = t.filter(pa.array(ok))
@@ -155,17 +165,17 @@ def filter_index(index, scores: str | Path, min_score: float | None, top_fractio
         dropped_texts += t.num_rows - kept.num_rows
         flat = pc.list_flatten(kept.column("entry_ids")).to_numpy(zero_copy_only=False)
         counts += np.bincount(flat, minlength=len(counts))[:len(counts)]
-        meta = {FINGERPRINT_KEY: (pq.read_schema(part).metadata or {}).get(FINGERPRINT_KEY, b"")}
-        write_parquet_atomic(out / "matches" / part.name, kept.replace_schema_metadata(meta))
-    shutil.copyfile(index.path / "entries.parquet", out / "entries.parquet")
+        meta = {FINGERPRINT_KEY: (t.schema.metadata or {}).get(FINGERPRINT_KEY, b"")}
+        write_parquet_atomic(out / "matches" / storage.name(part), kept.replace_schema_metadata(meta))
+    write_bytes_atomic(out / "entries.parquet", storage.read_bytes(storage.join(index.path, "entries.parquet")))
     write_parquet_atomic(out / "counts.parquet", entries.append_column("count", pa.array(counts, pa.int64())))
-    write_json_atomic(out / "manifest.json", {"complete": True, "filtered_from": str(index.path),
-                                              "parts": [p.name for p in index.parts], "pool": index.manifest.get("pool")})
+    write_json_atomic(out / "manifest.json", {**index.manifest, "complete": True, "filtered_from": str(index.path),
+                                              "parts": [storage.name(p) for p in index.parts]})
     stats |= {"index_images": len(uids_seen), "kept_images": len(uids_kept),
               "unscored_images": len(uids_seen - passed - _scored(scores)), "dropped_texts": dropped_texts,
-              "min_score": min_score, "top_fraction": top_fraction, "scores": str(Path(scores).resolve()),
+              "min_score": min_score, "top_fraction": top_fraction, "scores": str(scores),
               "scores_sha256": content_hash(scores)}
-    return open_index(out), stats
+    return open_index(str(out)), stats
 
 
 def _scored(scores: str | Path) -> set[str]:
