@@ -38,6 +38,16 @@ def check_source(name: str) -> str:
     return name
 
 
+def local_curated(curated: str | Path) -> Path:
+    """CURATED as a local Path (a plain path or file:// URL); object-store URLs are refused in one line."""
+    from curation import storage
+
+    if not storage.is_local(curated):
+        raise UserError(f"{curated}: captions, recaption and score work on a local CURATED folder only for now; "
+                        "copy it to local disk (or a mounted bucket) and run there")
+    return storage.local_path(curated)
+
+
 def shard_paths(curated: Path) -> list[Path]:
     """CURATED/shards/*.tar in name order; UserError when there are none."""
     found = sorted((curated / "shards").glob("*.tar"))
@@ -151,7 +161,7 @@ def _journal(curated: Path, source: str) -> Path:
 
 def attach(curated: str | Path, source: str, captions: list[Path]) -> dict:
     """Attach the captions to every shard (resuming an interrupted attach); returns the stats entry."""
-    curated = Path(curated)
+    curated = local_curated(curated)
     with output_lock(curated):
         return attach_locked(curated, source, captions)
 

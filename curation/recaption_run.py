@@ -20,7 +20,7 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.captions import attach_locked, check_source, shard_paths, shard_samples
+from curation.captions import attach_locked, check_source, local_curated, shard_paths, shard_samples
 from curation.common import UserError, ensure_ray, output_lock, read_json, write_json_atomic, write_parquet_atomic
 from curation.recaption import FUSE_PROMPT, Captioner, Decoding, Fuser, open_image
 
@@ -194,7 +194,7 @@ def run_recaption(curated: str, model: str, source: str, *, prompt: str | None =
                   ray_address: str | None = None, fuse_with: str | None = None, fuse_source: str = "vecap",
                   fuse_prompt: str = FUSE_PROMPT, overwrite: bool = False) -> list[dict]:
     """Caption every shard's images (then fuse, if asked) and attach the source(s); one report per stage."""
-    cur, decoding = Path(curated), decoding or Decoding()
+    cur, decoding = local_curated(curated), decoding or Decoding()
     check_source(source)
     if fuse_with is not None and check_source(fuse_source) == source:
         raise UserError(f"--fuse-source {fuse_source}: must differ from --source {source}")

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.captions import shard_paths, shard_samples
+from curation.captions import local_curated, shard_paths, shard_samples
 from curation.common import (UserError, content_hash, output_lock, read_json, write_bytes_atomic, write_json_atomic,
                              write_parquet_atomic)
 
@@ -84,7 +84,7 @@ def score_curated(curated: str | Path, model_dir: str, batch_size: int = 64, dev
     from curation.recaption import pick_device
     from training.eval import load_model
 
-    curated, device = Path(curated), pick_device(device)
+    curated, device = local_curated(curated), pick_device(device)
     shards = shard_paths(curated)
     model, tokenizer, processor = load_model(model_dir, device)
     work = curated / WORK

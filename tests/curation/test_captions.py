@@ -144,3 +144,13 @@ def test_per_shard_parts_give_the_same_shards_and_counts(curated, tmp_path):
     assert _metas(curated)["u000001"]["captions"] == {"vecap": "c1"}
     for shard in (curated / "shards").glob("*.tar"):
         assert shard.read_bytes() == (other / "shards" / shard.name).read_bytes()
+
+
+def test_object_store_curated_is_one_line_error(tmp_path, capsys):
+    caps = _captions(tmp_path / "c.parquet", [("u1", "c")])
+    for argv in (["captions", "add", "s3://bucket/CURATED", "--captions", str(caps), "--source", "vecap"],
+                 ["recaption", "s3://bucket/CURATED", "--model", str(tmp_path), "--source", "x", "--workers", "1"],
+                 ["score", "s3://bucket/CURATED", "--model", str(tmp_path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "local CURATED folder only" in err and "\n" not in err
