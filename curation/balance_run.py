@@ -294,14 +294,15 @@ def work_dir(out: str, identity: dict) -> Path:
 
 
 def check_pool(idx: Index) -> None:
-    """Refuse when a pool file build-index recorded changed since (size + mtime_ns locally, size + ETag on
-    object stores, whose listed and HEAD times differ in precision): balance would pair the INDEX's texts
-    with other images."""
+    """Refuse, before any work, when a pool file balance reads images from changed since build-index recorded
+    it (size + mtime_ns locally, size + ETag on object stores, whose listed and HEAD times differ in
+    precision): balance would pair the INDEX's texts with other images."""
+    image_column = _image_source(idx)
     recorded = (idx.manifest.get("inputs") or []) + (idx.manifest.get("image_files") or [])
     for fp in recorded:
         path = fp.get("path") if isinstance(fp, dict) else None
-        if not path or not path.endswith((".tar", ".parquet")):
-            continue
+        if not path or not (path.endswith(".tar") or (image_column and path.endswith(".parquet"))):
+            continue  # not read by balance (WAT, Parquet without images, img2dataset metadata)
         if not storage.exists(path):
             raise UserError(f"pool file {path} is gone since build-index made INDEX {idx.path}: restore or mount "
                             "it and rerun the same command")
@@ -322,6 +323,7 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
     if shard_size < 1:
         raise UserError(f"--shard-size must be >= 1, not {shard_size}")
     idx = open_index(index)
+    check_pool(idx)
     by_lang = balance.split_by_lang(idx.counts)
     th = balance.thresholds(by_lang, t, p)
     n_entries = int(idx.counts.column("entry_id").to_numpy().max()) + 1 if idx.counts.num_rows else 0
@@ -359,7 +361,6 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
             total = order_kept(work, shard_size)
             url_only = total == 0 or _url_only(idx, work / "kept.parquet")
             if not url_only:
-                check_pool(idx)
                 storage.makedirs(storage.join(out_p, "shards"))
                 groups = shards.source_groups(work / "kept.parquet", shard_size)
                 todo = [(str(out_p), str(work), lo, hi, total, shard_size, _image_source(idx), _tars_expected(idx))

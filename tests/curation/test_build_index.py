@@ -429,3 +429,16 @@ def test_fully_resumed_index_records_the_real_backend(ray_local, meta_dir, parqu
     first = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=10)
     again = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=10)
     assert again["resumed_parts"] == len(first["parts"]) and again["backend"] == first["backend"] != "auto"
+
+
+def test_overwrite_into_the_metadata_is_refused(tmp_path, parquet_pool, capsys):
+    """`build-index --metadata M --out M --overwrite` would empty META: refused in one line, META intact."""
+    from pool_factory import write_meta
+
+    meta = write_meta(tmp_path / "META")
+    before = {p.name: p.read_bytes() for p in meta.iterdir() if p.is_file() and p.name != ".lock"}
+    assert curate(["build-index", "--pool", str(parquet_pool), "--metadata", str(meta), "--out", str(meta),
+                   "--overwrite", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "which is (or holds) the input --metadata" in err
+    assert {p.name: p.read_bytes() for p in meta.iterdir() if p.is_file() and p.name != ".lock"} == before
