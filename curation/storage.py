@@ -506,7 +506,7 @@ class _LockObject:
                             f"ago); wait for it, or if that run is dead rerun after {self.stale_s:.0f}s without "
                             "a heartbeat, or choose another --out")
         self._write()
-        time.sleep(min(1.0, self.stale_s / 10))
+        time.sleep(min(0.25, self.stale_s / 10))  # longer than one request: a racing writer shows by then
         now = self._held()
         if not now or now.get("owner") != self.me["owner"]:
             raise UserError(f"{parent(self.url)}: another run took the lock object {self.url} at the same time; "

@@ -425,14 +425,6 @@ def test_killed_worker_is_restarted_and_output_is_identical(ray_local, meta_dir,
     assert not list((out / "matches").glob(".*.tmp"))
 
 
-def test_fully_resumed_index_records_the_real_backend(ray_local, meta_dir, parquet_pool, tmp_path):
-    """17.20: a rerun with every part journaled recorded backend `auto` instead of the one that ran."""
-    out = tmp_path / "I"
-    first = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=10)
-    again = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=10)
-    assert again["resumed_parts"] == len(first["parts"]) and again["backend"] == first["backend"] != "auto"
-
-
 def test_overwrite_into_the_metadata_is_refused(tmp_path, parquet_pool, capsys):
     """`build-index --metadata M --out M --overwrite` would empty META: refused in one line, META intact."""
     from pool_factory import write_meta
@@ -444,3 +436,11 @@ def test_overwrite_into_the_metadata_is_refused(tmp_path, parquet_pool, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "which is (or holds) the input --metadata" in err
     assert {p.name: p.read_bytes() for p in meta.iterdir() if p.is_file() and p.name != ".lock"} == before
+
+
+def test_fully_resumed_index_records_the_real_backend(ray_local, meta_dir, parquet_pool, tmp_path):
+    """17.20: a rerun with every part journaled recorded backend `auto` instead of the one that ran."""
+    out = tmp_path / "I"
+    first = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=10)
+    again = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=10)
+    assert again["resumed_parts"] == len(first["parts"]) and again["backend"] == first["backend"] != "auto"

@@ -81,8 +81,8 @@ def test_build_wiki_and_metadata_stats_under_a_hostile_folder(tmp_path, capsys):
     base.mkdir()
     dump = write_dump(base / "enwiki.xml.bz2", "en", EN_PAGES, compress=True)
     meta = base / "META"
-    run(capsys, "metadata", "build-wiki", "--dump", dump, "--lang", "en", "--out", meta, "--quiet", "--no-wordnet",
-        "--pmi-threshold", "0", "--tmp-dir", base / "tmp")
+    run(capsys, "metadata", "build-wiki", "--dump", dump, "--lang", "en", "--force-english", "--out", meta, "--quiet",
+        "--no-wordnet", "--pmi-threshold", "0", "--tmp-dir", base / "tmp")
     out = run(capsys, "metadata", "stats", meta, "--langs", "en")
     assert out.splitlines()[1].split()[0] == "en"
 
@@ -90,7 +90,7 @@ def test_build_wiki_and_metadata_stats_under_a_hostile_folder(tmp_path, capsys):
 def test_a_duckdb_database_path_with_a_question_mark_is_one_line(tmp_path, capsys):
     """DuckDB itself reads '?' in a database file name as URI options: refused, naming the path."""
     dump = write_dump(tmp_path / "enwiki.xml.bz2", "en", EN_PAGES, compress=True)
-    rc = curate(["metadata", "build-wiki", "--dump", str(dump), "--lang", "en", "--out", str(tmp_path / "META"),
+    rc = curate(["metadata", "build-wiki", "--dump", str(dump), "--lang", "en", "--force-english", "--out", str(tmp_path / "META"),
                  "--quiet", "--tmp-dir", str(tmp_path / "a?b")])
     err = capsys.readouterr().err
     assert rc == 2 and "holds '?'" in err and "Traceback" not in err
