@@ -1,6 +1,7 @@
 """Atomic training checkpoints: RUN/checkpoints/step_NNNNNNNN.pt, `--resume latest|PATH`.
 
-A checkpoint holds model, optimizer, scheduler and grad-scaler state, python/numpy/torch(/cuda) RNG
+Runs with `--fsdp` write sharded folders instead (training.dcp_checkpoint); `--resume latest` takes the
+newest finished file or committed folder. A checkpoint holds model, optimizer, scheduler and grad-scaler state, python/numpy/torch(/cuda) RNG
 states, step, and each rank's data-loader state (batches consumed, every worker's stream position),
 so a resumed run continues the exact sample stream. Files are written to a temp name and renamed.
 """
@@ -59,16 +60,24 @@ def list_checkpoints(run: str | os.PathLike) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
 
 
+def step_of(path: Path) -> int:
+    """The step in a checkpoint's name (step_NNNNNNNN.pt file or sharded step_NNNNNNNN folder)."""
+    return int(path.name.split("_")[1].split(".")[0])
+
+
 def resolve_resume(run: str | os.PathLike, resume: str | None) -> Path | None:
-    """Checkpoint path for --resume: 'latest' (None if the run has none yet) or an explicit file."""
+    """Checkpoint for --resume: 'latest' (newest finished file or committed sharded folder; None if the run
+    has none yet) or an explicit file or folder."""
+    from training.dcp_checkpoint import committed
+
     if not resume:
         return None
     if resume == "latest":
-        found = list_checkpoints(run)
+        found = sorted(list_checkpoints(run) + committed(run), key=step_of)
         return found[-1] if found else None
     path = Path(resume)
-    if not path.is_file():
-        raise UserError(f"--resume {resume}: checkpoint file not found; use --resume latest or a path under {checkpoint_dir(run)}")
+    if not path.exists():
+        raise UserError(f"--resume {resume}: checkpoint not found; use --resume latest or a path under {checkpoint_dir(run)}")
     return path
 
 

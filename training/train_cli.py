@@ -36,6 +36,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--log-samples", action="store_true", help="also write every consumed sample uid per step to RUN/samples/rank<R>.jsonl (data audits)")
     p.add_argument("--shuffle-block", type=int, default=1000, help="samples read and shuffled together within a shard (default 1000)")
+    p.add_argument("--fsdp", action="store_true", help="shard weights, gradients and AdamW state over the processes (FSDP2, per block and tower); sharded checkpoints")
+    p.add_argument("--lanes", type=int, default=None, help="parallel read streams the global sample order is built from (default: processes x workers of the first run; kept on resume)")
 
 
 def run_train(args: argparse.Namespace) -> int:
