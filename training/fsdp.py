@@ -2,8 +2,9 @@
 
 Parameters stay fp32 (master weights) and are sharded over the ranks; with `--precision bf16` they are
 all-gathered in bf16 for compute and gradients are reduce-scattered in fp32. The root is the
-`ClipForward` wrapper (its forward runs both towers), so the projections and the logit scale belong to
-the root unit and every sharded unit is entered through a `forward` call.
+`ClipForward` wrapper (its forward runs both towers), so the projections belong to the root unit and
+every sharded unit is entered through a `forward` call. fully_shard cannot shard scalars: the logit
+scale stays a plain replicated parameter whose gradient `average_replicated_grads` all-reduces.
 """
 from __future__ import annotations
 
@@ -15,16 +16,22 @@ from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 BYTES_PER_PARAM = 16
 
 
-def mixed_precision(precision: str) -> MixedPrecisionPolicy:
-    """bf16 compute with fp32 reduction and fp32 outputs for bf16; plain fp32 otherwise."""
+def mixed_precision(precision: str, root: bool = False) -> MixedPrecisionPolicy:
+    """bf16 compute with fp32 reduction for bf16 (the root also returns fp32 features); plain fp32 otherwise."""
     if precision == "bf16":
-        return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32, output_dtype=torch.float32)
+        return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32,
+                                    output_dtype=torch.float32 if root else None)
     return MixedPrecisionPolicy()
 
 
 def blocks(model: nn.Module) -> list[nn.Module]:
     """Every transformer block of both towers (children of each `encoder.layers`)."""
     return [layer for name, m in model.named_modules() if name.endswith("encoder.layers") for layer in m]
+
+
+def scalars(model: nn.Module) -> set[nn.Parameter]:
+    """Parameters fully_shard cannot shard (0-d: the logit scale, a SigLIP bias)."""
+    return {p for p in model.parameters() if p.ndim == 0}
 
 
 def shard(root: nn.Module, model: nn.Module, precision: str) -> nn.Module:
@@ -34,8 +41,20 @@ def shard(root: nn.Module, model: nn.Module, precision: str) -> nn.Module:
         fully_shard(block, mp_policy=policy)
     for tower in (model.text_model, model.vision_model):
         fully_shard(tower, mp_policy=policy)
-    fully_shard(root, mp_policy=policy)
+    fully_shard(root, mp_policy=mixed_precision(precision, root=True), ignored_params=scalars(model))
     return root
+
+
+def average_replicated_grads(model: nn.Module) -> None:
+    """Mean over ranks of the gradients fully_shard left alone (the scalars), as DDP would."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return
+    for p in model.parameters():
+        if p.ndim == 0 and p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= dist.get_world_size()
 
 
 def set_gradient_sync(module: nn.Module, sync: bool) -> None:

@@ -24,7 +24,7 @@ from training import run_state
 from training.checkpoint import resolve_resume
 from training.data import Unit, count_samples, expand_sources, load_curation, make_loader, read_raw, usable_meta
 from training.distributed import Dist, all_gather_object, all_reduce_mean, init_distributed
-from training.fsdp import full_value, memory_line, parameter_count, set_gradient_sync, shard
+from training.fsdp import average_replicated_grads, full_value, memory_line, parameter_count, set_gradient_sync, shard
 from training.stream import LaneStream, StepReader, StreamState, default_lanes, layout_problem
 from curation.sampling import keep_probability
 from training.loss import MAX_LOGIT_SCALE, clip_loss
@@ -239,6 +239,8 @@ class Trainer:
                     txts = torch.cat([c[1] for c in cached[:j]] + [txt] + [c[1] for c in cached[j + 1:]])
                     loss = clip_loss(imgs, txts, scale, cfg.local_loss, cfg.gather_with_grad)
                     self.scaler.scale(loss).backward()
+        if cfg.fsdp:
+            average_replicated_grads(self.model)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
