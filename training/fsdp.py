@@ -57,6 +57,14 @@ def average_replicated_grads(model: nn.Module) -> None:
             p.grad /= dist.get_world_size()
 
 
+def ensure_process_group(device: torch.device) -> None:
+    """A one-process group when none was started (fully_shard and DCP need one; torchrun starts it otherwise)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=dist.HashStore(), rank=0, world_size=1)
+
+
 def set_gradient_sync(module: nn.Module, sync: bool) -> None:
     """Skip (False) or do (True) the gradient reduce-scatter in the next backward (grad accumulation)."""
     if isinstance(module, FSDPModule):

@@ -7,6 +7,7 @@ another `--lanes`, `--model` or `--fsdp` setting.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -61,6 +62,9 @@ def check_compatible(ck: dict, tr, path: Path) -> None:
     problem = layout_problem(stream["lanes"], stream["global_batch"], world)
     if problem:
         raise UserError(f"{path}: {problem}")
+    if ck["world_size"] != world and not cfg.gather_with_grad and tr.d.is_main:
+        print(f"train: resuming on {world} processes (the checkpoint ran on {ck['world_size']}) without --gather-with-grad: "
+              "gradients scale with 1/processes (OpenCLIP's semantics); AdamW's steps agree up to its eps", file=sys.stderr)
     random_flags = [f for f in LAYOUT_RANDOM_FLAGS if getattr(cfg, f, None)]
     if random_flags and ck["world_size"] != world:
         flag = "--" + random_flags[0].replace("_", "-")

@@ -23,8 +23,8 @@ from curation.common import UserError, atomic_path, output_lock, write_json_atom
 from training import run_state
 from training.checkpoint import resolve_resume
 from training.data import Unit, count_samples, expand_sources, load_curation, make_loader, read_raw, usable_meta
-from training.distributed import Dist, all_gather_object, all_reduce_mean, init_distributed
-from training.fsdp import average_replicated_grads, full_value, memory_line, parameter_count, set_gradient_sync, shard
+from training.distributed import Dist, all_gather_object, all_reduce_mean, barrier, init_distributed
+from training.fsdp import average_replicated_grads, ensure_process_group, full_value, memory_line, parameter_count, set_gradient_sync, shard
 from training.stream import LaneStream, StepReader, StreamState, default_lanes, layout_problem
 from curation.sampling import keep_probability
 from training.loss import MAX_LOGIT_SCALE, clip_loss
@@ -167,6 +167,7 @@ class Trainer:
                 self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.forward = ClipForward(self.model)
         if cfg.fsdp:
+            ensure_process_group(d.device)
             self.forward = shard(self.forward, self.model, cfg.precision)
         elif d.world_size > 1:
             self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
@@ -192,8 +193,10 @@ class Trainer:
         self.last_checkpoint = path
         if self.d.is_main:
             _truncate_jsonl(self.run_dir / "metrics.jsonl", self.step)
-        if self.cfg.log_samples:
-            _truncate_jsonl(self.samples_path(), self.step)
+        if self.cfg.log_samples and self.d.is_main:  # every rank's log, also of ranks a smaller resumed run lacks
+            for log in self.samples_path().parent.glob("rank*.jsonl"):
+                _truncate_jsonl(log, self.step)
+        barrier()
         if self.d.is_main:
             print(f"train: resumed from {path} at step {self.step}", file=sys.stderr)
 

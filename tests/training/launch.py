@@ -9,10 +9,11 @@ from pathlib import Path
 
 
 def torchrun(nproc: int, *args, timeout: int = 300) -> subprocess.CompletedProcess:
-    """`torchrun --standalone --nproc_per_node nproc -m training.cli ARGS` on the CPU."""
+    """`torchrun --standalone --nproc_per_node nproc -m training.cli ARGS` on the CPU; one process runs without
+    torchrun, so its exit status and last stderr line are the CLI's own."""
     exe = Path(sys.executable).parent / "torchrun"
-    cmd = [str(exe) if exe.exists() else shutil.which("torchrun"), "--standalone", "--nproc_per_node", str(nproc),
-           "-m", "training.cli", *map(str, args), "--device", "cpu"]
+    launcher = [str(exe) if exe.exists() else shutil.which("torchrun"), "--standalone", "--nproc_per_node", str(nproc)]
+    cmd = [*(launcher if nproc > 1 else [sys.executable]), "-m", "training.cli", *map(str, args), "--device", "cpu"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
