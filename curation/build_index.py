@@ -14,6 +14,7 @@ these without re-reading matches.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.common import atomic_path, write_parquet_atomic
+from curation import storage
 from curation.lid import ALL_LANGUAGES, Detector, LanguageMap, LidMode
 from curation.matching import Matcher
 from curation.pool import Part, PoolColumns, ReadStats, read_part
@@ -192,28 +193,36 @@ class PartProcessor:
 
 
 def write_part(index: str | Path, part: int, result: PartResult) -> None:
-    """Put a part's counts and matches in place (each written to a temp name, then renamed)."""
-    index = Path(index)
+    """Put a part's counts and matches in place, each whole or not at all (curation.storage.open_output)."""
     nz = np.flatnonzero(result.counts)
-    with atomic_path(index / "counts" / f"{part_name(part)}.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, entry_id=nz.astype(np.int32), count=result.counts[nz])
-    write_parquet_atomic(index / "matches" / f"{part_name(part)}.parquet", result.matches)
+    buf = io.BytesIO()
+    np.savez(buf, entry_id=nz.astype(np.int32), count=result.counts[nz])
+    storage.write_bytes(storage.join(index, "counts", f"{part_name(part)}.npz"), buf.getvalue())
+    storage.write_parquet(storage.join(index, "matches", f"{part_name(part)}.parquet"), result.matches)
 
 
 def read_part_counts(index: str | Path, part: int, num_entries: int) -> np.ndarray:
     """Dense int64 counts of one finished part."""
     out = np.zeros(num_entries, dtype=np.int64)
-    with np.load(Path(index) / "counts" / f"{part_name(part)}.npz") as z:
+    with np.load(io.BytesIO(storage.read_bytes(storage.join(index, "counts", f"{part_name(part)}.npz")))) as z:
         out[z["entry_id"]] = z["count"]
     return out
 
 
-def match_files(index: str | Path) -> list[Path]:
-    return sorted((Path(index) / "matches").glob("part-*.parquet"))
+def match_files(index: str | Path) -> list[str]:
+    """The INDEX's matches/part-*.parquet files (paths or URLs), sorted."""
+    folder = storage.join(index, "matches")
+    if not storage.isdir(folder):
+        return []
+    return [u for u in storage.list_files(folder)
+            if storage.parent(u) == storage.normalize(folder) and storage.name(u).startswith("part-")
+            and u.endswith(".parquet")]
 
 
 def read_matches(index: str | Path) -> pa.Table:
     """All matches of an INDEX (for tests and small pools)."""
-    files = match_files(index)
-    return pa.concat_tables([pq.read_table(f) for f in files]) if files else MATCH_SCHEMA.empty_table()
+    tables = []
+    for f in match_files(index):
+        with storage.open_input(f) as fh:
+            tables.append(pq.read_table(fh))
+    return pa.concat_tables(tables) if tables else MATCH_SCHEMA.empty_table()

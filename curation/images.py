@@ -18,12 +18,13 @@ import io
 import lzma
 import tarfile
 import zlib
-from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
+
+from curation import storage
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
 KIND_TAR = "tar"
@@ -43,14 +44,14 @@ def source_kind(source: str, image_column: str | None, tars_expected: bool = Fal
     tars_expected (an img2dataset pool): a Parquet source's images are in its sibling tar even if that
     tar is not there now, so a moved tar is reported rather than taken for a URL-only source.
     """
-    p = Path(source)
-    if p.suffix == ".tar":
+    if source.endswith(".tar"):
         return KIND_TAR, source
-    if p.suffix == ".parquet":
+    if source.endswith(".parquet"):
         if image_column:
             return KIND_PARQUET, source
-        if tars_expected or p.with_suffix(".tar").exists():
-            return KIND_TAR, str(p.with_suffix(".tar"))
+        tar = source[: -len(".parquet")] + ".tar"
+        if tars_expected or storage.exists(tar):
+            return KIND_TAR, tar
     return KIND_URL, source
 
 
@@ -70,7 +71,7 @@ def read_tar_images(path: str, keys: set[str]) -> Iterator[tuple[str, bytes]]:
     remaining = set(keys)
     read_to = 0  # every member before this byte was read whole
     try:
-        with tarfile.open(path, mode="r|*") as tar:
+        with storage.open_input(path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
             for member in tar:
                 if not remaining:
                     break
@@ -92,7 +93,7 @@ def read_tar_images(path: str, keys: set[str]) -> Iterator[tuple[str, bytes]]:
 
 def _check_tar_end(path: str, offset: int) -> None:
     """An uncompressed tar ends with a zero block where its members end; anything else is a cut-off file."""
-    with open(path, "rb") as f:
+    with storage.open_input(path) as f:
         f.seek(offset)
         block = f.read(tarfile.BLOCKSIZE)
     if block != bytes(tarfile.BLOCKSIZE):
@@ -114,7 +115,7 @@ def read_parquet_images(path: str, column: str, rows: set[int], batch_rows: int 
     with the next row group (row groups are independent, so nothing readable is lost).
     """
     try:
-        f = pq.ParquetFile(path)
+        f = pq.ParquetFile(path if storage.is_local(path) else storage.open_input(path))
         if column not in f.schema_arrow.names:
             raise SourceUnreadable(f"no image column {column!r} (columns: {', '.join(f.schema_arrow.names)})")
     except SETUP_ERRORS:

@@ -34,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from curation import storage
 from curation.common import UserError
 
 BATCH_SCHEMA = pa.schema([
@@ -87,8 +88,8 @@ class ReadStats:
     errors: list = field(default_factory=list)
 
 
-def _format_of_file(path: Path) -> str | None:
-    name = path.name
+def _format_of_file(path: Path | str) -> str | None:
+    name = storage.name(path)
     if name.endswith(".warc.wat.gz") or name.endswith(".wat.gz"):
         return "wat"
     if name.endswith(".parquet"):
@@ -103,10 +104,45 @@ def _is_img2dataset_dir(path: Path) -> bool:
     return bool(parquets) and all(p.with_suffix(".tar").exists() for p in parquets)
 
 
-def expand_paths(paths: list[str]) -> list[tuple[Path, str]]:
-    """Pool arguments -> sorted, de-duplicated (file, format) pairs; raises UserError on a bad path."""
-    found: dict[Path, str] = {}
+def _expand_url(arg: str, found: dict[str, str]) -> None:
+    """One --pool URL (object, prefix or glob on an object store) -> (URL, format) entries of `found`."""
+    with storage.errors(arg, "--pool"):
+        matches = storage.glob(arg) if storage.has_magic(arg) else [storage.normalize(arg)]
+        if not matches:
+            raise UserError(f"--pool {arg}: no object matches this pattern; check the URL and the pattern")
+        for m in matches:
+            if storage.isdir(m):
+                files = storage.list_files(m)
+                top = {u for u in files if storage.parent(u) == m}
+                parquets = [u for u in top if u.endswith(".parquet")]
+                if parquets and all(u[: -len(".parquet")] + ".tar" in top for u in parquets):
+                    found.update({u: "img2dataset" for u in parquets})
+                    continue
+                pool = {u: _format_of_file(u) for u in files if _format_of_file(u)}
+                if not pool:
+                    raise UserError(f"--pool {arg}: the listing of {m} names no .parquet, .tar or .warc.wat.gz "
+                                    f"object ({len(files)} objects); check the prefix")
+                found.update(pool)
+            elif storage.isfile(m):
+                fmt = _format_of_file(m)
+                if fmt is None:
+                    raise UserError(f"--pool {m}: unknown file type (expected .parquet, .tar, .warc.wat.gz "
+                                    "or an img2dataset output folder)")
+                found[m] = fmt
+            else:
+                raise UserError(f"--pool {arg}: no such object or prefix; check the bucket and path")
+
+
+def expand_paths(paths: list[str]) -> list[tuple[str, str]]:
+    """Pool arguments -> sorted, de-duplicated (file, format) pairs; raises UserError on a bad path.
+
+    Local files are absolute paths, objects are URLs (curation.storage)."""
+    found: dict[str, str] = {}
     for arg in paths:
+        if not storage.is_local(arg):
+            _expand_url(arg, found)
+            continue
+        arg = str(storage.local_path(arg))
         matches = sorted(glob.glob(arg, recursive=True)) if glob.has_magic(arg) else [arg]
         if not matches:
             raise UserError(f"--pool {arg}: no file matches this pattern")
@@ -114,12 +150,12 @@ def expand_paths(paths: list[str]) -> list[tuple[Path, str]]:
             p = Path(m).resolve()
             if p.is_dir():
                 if _is_img2dataset_dir(p):
-                    found.update({q.resolve(): "img2dataset" for q in p.glob("*.parquet")})
+                    found.update({str(q.resolve()): "img2dataset" for q in p.glob("*.parquet")})
                     continue
                 files = [q for q in sorted(p.rglob("*")) if q.is_file() and _format_of_file(q)]
                 if not files:
                     raise UserError(f"--pool {arg}: folder has no .parquet, .tar or .warc.wat.gz files")
-                found.update({q.resolve(): _format_of_file(q) for q in files})
+                found.update({str(q.resolve()): _format_of_file(q) for q in files})
             elif p.is_file():
                 fmt = _format_of_file(p)
                 if fmt is None:
@@ -127,15 +163,20 @@ def expand_paths(paths: list[str]) -> list[tuple[Path, str]]:
                                     "or an img2dataset output folder)")
                 if fmt == "parquet" and p.with_suffix(".tar").exists() and _is_img2dataset_dir(p.parent):
                     fmt = "img2dataset"
-                found[p] = fmt
+                found[str(p)] = fmt
             else:
                 raise UserError(f"--pool {arg}: no such file or folder")
     return sorted(found.items())
 
 
+def parquet_file(path: str) -> pq.ParquetFile:
+    """A Parquet file by local path or URL (object stores: ranged reads of the footer and needed columns)."""
+    return pq.ParquetFile(path if storage.is_local(path) else storage.open_input(path))
+
+
 def parquet_schema(path: str | Path) -> tuple[pa.Schema, int]:
     try:
-        f = pq.ParquetFile(path)
+        f = parquet_file(str(path))
         return f.schema_arrow, f.metadata.num_rows
     except Exception as e:  # pyarrow raises several types for a bad footer
         raise UserError(f"{path}: not a readable Parquet file ({e}); remove it from --pool or replace it") from e
@@ -224,7 +265,7 @@ def _read_parquet(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterator[p
         wanted += ["status", "key"]
     done = 0  # rows of the part already handed on
     try:
-        f = pq.ParquetFile(part.path)
+        f = parquet_file(part.path)
         names = set(f.schema_arrow.names)
         wanted = list(dict.fromkeys(c for c in wanted if c in names))
         meta = f.metadata
@@ -320,7 +361,7 @@ def _read_webdataset(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterato
                            lang=field_of(cols.lang), key=key, row=row)
 
     try:
-        with tarfile.open(part.path, "r|*") as tar:
+        with storage.open_input(part.path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
             for member in tar:
                 if not member.isfile():
                     continue
@@ -352,7 +393,7 @@ def _clean(s: str) -> str:
 def _read_wat(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterator[pa.Table]:
     builder, row, target = _BatchBuilder(), 0, None
     try:
-        with gzip.open(part.path, "rb") as f:
+        with storage.open_input(part.path) as raw, gzip.open(raw, "rb") as f:
             for raw in io.BufferedReader(f, 1 << 20):
                 line = raw.strip()
                 if line.startswith(b"WARC-Target-URI:"):

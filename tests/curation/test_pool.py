@@ -1,6 +1,8 @@
 """Pool readers: format detection, column checks, deterministic parts, every format's rows, bad files."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -27,9 +29,9 @@ def test_expand_paths_detects_formats(parquet_pool, img2dataset_pool, webdataset
     files = expand_paths([str(parquet_pool), str(img2dataset_pool), str(webdataset_pool), str(wat_pool)])
     fmts = sorted(fmt for _, fmt in files)
     assert fmts == ["img2dataset", "parquet", "parquet", "wat", "webdataset"]
-    assert all(p.is_absolute() for p, _ in files)
+    assert all(Path(p).is_absolute() for p, _ in files)
     assert expand_paths([str(parquet_pool / "*.parquet")]) == expand_paths([str(parquet_pool)])
-    assert expand_paths([str(img2dataset_pool / "00000.parquet")]) == [(img2dataset_pool / "00000.parquet", "img2dataset")]
+    assert expand_paths([str(img2dataset_pool / "00000.parquet")]) == [(str(img2dataset_pool / "00000.parquet"), "img2dataset")]
 
 
 def test_expand_paths_errors(tmp_path):
