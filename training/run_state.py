@@ -27,19 +27,19 @@ def train_state(tr, rngs: list, stream: StreamState) -> dict:
             "config": asdict(tr.cfg)}
 
 
-def save(tr) -> Path:
+def save(tr):
     """Collective: checkpoint the trainer at its step; returns the checkpoint path."""
     from training.dcp_checkpoint import save_sharded
 
     stream = StreamState.combine(all_gather_object(tr.stream.to_dict()))
     state = train_state(tr, all_gather_object(rng_state()), stream)
     if tr.cfg.fsdp:
-        return save_sharded(tr.run_dir, tr.step, tr.forward, tr.optimizer, state, tr.d.is_main)
+        return save_sharded(tr.rundir.root, tr.step, tr.forward, tr.optimizer, state, tr.d.is_main)
     path = None
     if tr.d.is_main:
-        path = save_checkpoint(tr.run_dir, tr.step, {**state, "model": tr.model.state_dict(), "optimizer": tr.optimizer.state_dict()})
+        path = save_checkpoint(tr.rundir.root, tr.step, {**state, "model": tr.model.state_dict(), "optimizer": tr.optimizer.state_dict()})
     barrier()
-    return path or Path()
+    return path
 
 
 def check_compatible(ck: dict, tr, path: Path) -> None:
@@ -71,14 +71,15 @@ def check_compatible(ck: dict, tr, path: Path) -> None:
         raise UserError(f"{path} was written by {ck['world_size']} processes and {flag} draws per process; resume with {ck['world_size']} processes")
 
 
-def restore(tr, path: Path) -> None:
-    """Load `path` into the trainer (collective under --fsdp), after check_compatible."""
-    from training.dcp_checkpoint import COMMIT, TRAIN_STATE, is_committed, load_sharded
+def restore(tr, path) -> None:
+    """Load `path` (a .pt file or a sharded folder, local or URL) into the trainer (collective under --fsdp)."""
+    from curation import storage
+    from training.dcp_checkpoint import COMMIT, is_committed, load_sharded, read_train_state
 
-    if path.is_dir():
+    if storage.isdir(path):
         if not is_committed(path):
             raise UserError(f"{path}: sharded checkpoint has no {COMMIT} (its writing was cut short); pass a committed one or --resume latest")
-        ck = load_checkpoint(path / TRAIN_STATE)
+        ck = read_train_state(path)
         check_compatible(ck, tr, path)
         load_sharded(path, tr.forward, tr.optimizer)
     else:

@@ -20,7 +20,9 @@ import torch
 import torch.nn as nn
 
 from curation.common import UserError, atomic_path, output_lock, write_json_atomic
+from curation import storage
 from training import run_state
+from training.run_dir import RunDir, local_folder
 from training.checkpoint import resolve_resume
 from training.data import Unit, count_samples, expand_sources, load_curation, make_loader, read_raw, usable_meta
 from training.distributed import Dist, all_gather_object, all_reduce_mean, barrier, init_distributed
@@ -145,8 +147,10 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, d: Dist):
         self.cfg, self.d = cfg, d
-        self.run_dir = Path(cfg.out)
-        self.tokenizer = load_tokenizer(cfg.tokenizer)
+        self.rundir = RunDir(cfg.out, d.rank)
+        self.run_dir = self.rundir.local
+        self.tokenizer_dir = local_folder(cfg.tokenizer)
+        self.tokenizer = load_tokenizer(self.tokenizer_dir)
         self.sources = expand_sources(cfg.shards, cfg.shards_weights)
         self.curation = load_curation(self.sources, cfg.seed, cfg.curation_t)
         self.global_batch = cfg.batch_size * d.world_size * cfg.accum_freq
@@ -183,7 +187,7 @@ class Trainer:
     # ------------------------------------------------------------ checkpoints
 
     def restore(self) -> None:
-        path = resolve_resume(self.run_dir, self.cfg.resume)
+        path = resolve_resume(self.rundir.root, self.cfg.resume)
         if path is None:
             problem = layout_problem(self.stream.lanes, self.global_batch, self.d.world_size)
             if problem:
@@ -191,9 +195,10 @@ class Trainer:
             return
         run_state.restore(self, path)
         self.last_checkpoint = path
+        self.rundir.pull_logs()
         if self.d.is_main:
             _truncate_jsonl(self.run_dir / "metrics.jsonl", self.step)
-        if self.cfg.log_samples and self.d.is_main:  # every rank's log, also of ranks a smaller resumed run lacks
+        if self.cfg.log_samples and (self.d.is_main or self.rundir.url):  # every rank's log, also of ranks a smaller resumed run lacks
             for log in self.samples_path().parent.glob("rank*.jsonl"):
                 _truncate_jsonl(log, self.step)
         barrier()
@@ -202,6 +207,7 @@ class Trainer:
 
     def save(self) -> None:
         self.last_checkpoint = run_state.save(self)
+        self.rundir.push(self.d.world_size)
 
     def samples_path(self) -> Path:
         return self.run_dir / "samples" / f"rank{self.d.rank}.jsonl"
@@ -321,9 +327,11 @@ class Trainer:
         if cfg.fsdp:
             from training.export_sharded import export_sharded
 
-            summary["hf"] = str(export_sharded(self.model, cfg.tokenizer, self.image_size, self.run_dir / "hf", d.is_main))
+            summary["hf"] = str(export_sharded(self.model, self.tokenizer_dir, self.image_size, self.run_dir / "hf", d.is_main))
         if d.is_main:
             self.finish(summary)
+        self.rundir.push(d.world_size, ("plots", "hf", "eval.json"))
+        self.rundir.cleanup()
         return summary
 
     def finish(self, summary: dict) -> None:
@@ -333,7 +341,7 @@ class Trainer:
 
         plot_metrics(self.run_dir)
         if "hf" not in summary:
-            summary["hf"] = str(export_hf(self.model, self.cfg.tokenizer, self.image_size, self.run_dir / "hf"))
+            summary["hf"] = str(export_hf(self.model, self.tokenizer_dir, self.image_size, self.run_dir / "hf"))
         if self.cfg.eval_data:
             run_eval(self.run_dir / "hf", self.cfg.eval_data, self.run_dir / "eval.json")
         if self.stream.corrupt:
@@ -385,7 +393,7 @@ def train(cfg: TrainConfig) -> dict:
     """Validate, set up torchrun, lock RUN (rank 0), and train."""
     validate(cfg)
     d = init_distributed(cfg.device)
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    lock = output_lock(cfg.out) if d.is_main else contextlib.nullcontext()
+    storage.makedirs(cfg.out)
+    lock = (output_lock(cfg.out) if storage.is_local(cfg.out) else storage.lock(cfg.out)) if d.is_main else contextlib.nullcontext()
     with lock:
         return Trainer(cfg, d).run()
