@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balance, images, sampling, shards, storage
+from curation import balance, duck, images, sampling, shards, storage
 from curation.common import UserError, atomic_path, ensure_ray, prepare_output, write_parquet_atomic
 from curation.select import MATCH_COLUMNS, SelectStats, select_images
 
@@ -70,6 +70,9 @@ def _open_index(path: str) -> Index:
     if not storage.exists(storage.join(path, "manifest.json")):
         raise UserError(f"{path} is not an INDEX: no manifest.json (make one with `curate build-index`)")
     manifest = storage.read_json(storage.join(path, "manifest.json"))
+    if "complete" not in manifest and storage.exists(storage.join(path, "entries.parquet")):
+        raise UserError(f"{path} is a META folder (metadata entries), not an INDEX: make an INDEX with "
+                        "`curate build-index --metadata META --pool … --out INDEX` and pass that to --index")
     if not manifest.get("complete"):
         raise UserError(f"INDEX {path} is incomplete (manifest.json complete=false): "
                         "rerun the same `curate build-index` command to finish it")
@@ -141,22 +144,20 @@ class Executor:
         shared = shared or {}
         if not items:
             return []
-        bar = tqdm(total=len(items), desc=desc, unit="task", leave=False)
-        if self.ray is None:
-            out = []
-            for item in items:
-                out.append(fn(*item, **shared))
-                bar.update()
-            bar.close()
-            return out
-        remote = self.ray.remote(num_cpus=1)(fn)
-        refs = {k: self.ray.put(v) for k, v in shared.items()}
-        futures = [remote.remote(*item, **refs) for item in items]
-        pending = list(futures)
-        while pending:
-            done, pending = self.ray.wait(pending, num_returns=1)
-            bar.update(len(done))
-        bar.close()
+        with tqdm(total=len(items), desc=desc, unit="task", leave=False) as bar:  # closed on errors too
+            if self.ray is None:
+                out = []
+                for item in items:
+                    out.append(fn(*item, **shared))
+                    bar.update()
+                return out
+            remote = self.ray.remote(num_cpus=1)(fn)
+            refs = {k: self.ray.put(v) for k, v in shared.items()}
+            futures = [remote.remote(*item, **refs) for item in items]
+            pending = list(futures)
+            while pending:
+                done, pending = self.ray.wait(pending, num_returns=1)
+                bar.update(len(done))
         try:
             return self.ray.get(futures)
         except self.ray.exceptions.RayTaskError as e:
@@ -238,21 +239,14 @@ def read_bucket_stats(out: str, n_entries: int) -> SelectStats:
 def order_kept(work: Path, shard_size: int) -> int:
     """kept.parquet: images in (source, row) order; a row's position is its idx, the global sample
     number (shard = idx // shard_size, key = idx zero-padded). Returns the count."""
-    import duckdb
-
     out = work / "kept.parquet"
     if not out.exists():
         tmpdir = work / "duckdb"
         tmpdir.mkdir(exist_ok=True)
-        con = duckdb.connect()
-        con.execute(f"SET temp_directory='{tmpdir}'")
-        con.execute("SET preserve_insertion_order=true")
-        con.execute(f"SET memory_limit='{DUCKDB_MEMORY}'")
-        with atomic_path(out) as tmp:
-            con.execute(f"""
-                COPY (SELECT * EXCLUDE (uid_hash) FROM read_parquet('{work / "selected"}/*.parquet')
-                      ORDER BY source, "row")
-                TO '{tmp}' (FORMAT PARQUET, ROW_GROUP_SIZE 8192)""")
+        con = duck.connect(temp_directory=tmpdir, preserve_insertion_order=True, memory_limit=DUCKDB_MEMORY)
+        selected = duck.files(sorted((work / "selected").glob("*.parquet")))
+        duck.copy_parquet(con, 'SELECT * EXCLUDE (uid_hash) FROM read_parquet(?) ORDER BY source, "row"', [selected],
+                          out, row_group_size=8192)
         con.close()
         shutil.rmtree(tmpdir, ignore_errors=True)
     return pq.ParquetFile(out).metadata.num_rows
@@ -273,16 +267,16 @@ def _tars_expected(index: Index) -> bool:
 
 def _url_only(index: Index, kept: Path) -> bool:
     """True when no kept image can be read locally (WAT, Parquet without an image column)."""
-    import duckdb
-
-    sources = [r[0] for r in duckdb.sql(f"SELECT DISTINCT source FROM read_parquet('{kept}') LIMIT 1000").fetchall()]
+    con = duck.connect()
+    sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM read_parquet(?) LIMIT 1000", [str(kept)]).fetchall()]
+    con.close()
     return all(images.source_kind(s, _image_source(index), _tars_expected(index))[0] == images.KIND_URL
                for s in sources)
 
 
 def _clean_temps(out: str, work: Path) -> None:
     """Temp files of a killed run (local folders only: object stores never show an unfinished upload)."""
-    local = [Path(out), Path(out) / "shards"] if storage.is_local(out) else []
+    local = [Path(out), Path(out) / "shards", Path(out) / "plots"] if storage.is_local(out) else []
     for d in [*local, *(work / s for s in ("scatter", "selected", "pieces", "skipped")), work]:
         if d.is_dir():
             for tmp in d.glob(".*.tmp"):
@@ -298,14 +292,15 @@ def work_dir(out: str, identity: dict) -> Path:
 
 
 def check_pool(idx: Index) -> None:
-    """Refuse when a pool file build-index recorded changed since (size + mtime_ns locally, size + ETag on
-    object stores, whose listed and HEAD times differ in precision): balance would pair the INDEX's texts
-    with other images."""
+    """Refuse, before any work, when a pool file balance reads images from changed since build-index recorded
+    it (size + mtime_ns locally, size + ETag on object stores, whose listed and HEAD times differ in
+    precision): balance would pair the INDEX's texts with other images."""
+    image_column = _image_source(idx)
     recorded = (idx.manifest.get("inputs") or []) + (idx.manifest.get("image_files") or [])
     for fp in recorded:
         path = fp.get("path") if isinstance(fp, dict) else None
-        if not path or not path.endswith((".tar", ".parquet")):
-            continue
+        if not path or not (path.endswith(".tar") or (image_column and path.endswith(".parquet"))):
+            continue  # not read by balance (WAT, Parquet without images, img2dataset metadata)
         if not storage.exists(path):
             raise UserError(f"pool file {path} is gone since build-index made INDEX {idx.path}: restore or mount "
                             "it and rerun the same command")
@@ -326,6 +321,7 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
     if shard_size < 1:
         raise UserError(f"--shard-size must be >= 1, not {shard_size}")
     idx = open_index(index)
+    check_pool(idx)
     by_lang = balance.split_by_lang(idx.counts)
     th = balance.thresholds(by_lang, t, p)
     n_entries = int(idx.counts.column("entry_id").to_numpy().max()) + 1 if idx.counts.num_rows else 0
@@ -363,7 +359,6 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
             total = order_kept(work, shard_size)
             url_only = total == 0 or _url_only(idx, work / "kept.parquet")
             if not url_only:
-                check_pool(idx)
                 storage.makedirs(storage.join(out_p, "shards"))
                 groups = shards.source_groups(work / "kept.parquet", shard_size)
                 todo = [(str(out_p), str(work), lo, hi, total, shard_size, _image_source(idx), _tars_expected(idx))

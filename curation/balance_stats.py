@@ -86,7 +86,7 @@ def write_curated(out: str, url_only: bool, online: bool, shard_size: int, work:
 
 def write_sizes(folder: str | Path, per_shard: dict[int, int]) -> None:
     """shards/sizes.json {"00000.tar": n, ...}: OpenCLIP reads it to know the dataset size."""
-    present = {storage.name(u) for u in storage.glob(storage.join(folder, "*.tar"))}
+    present = {storage.name(u) for u in storage.glob_in(folder, "*.tar")}
     storage.write_json(storage.join(folder, "sizes.json"), {name: per_shard.get(int(name.split(".")[0]), 0)
                                                             for name in sorted(present)})
 

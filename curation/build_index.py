@@ -41,8 +41,10 @@ def part_name(part: int) -> str:
 
 
 def derive_uid(url: str | None, source: str, row: int) -> str:
-    """uid of a row without one: blake2b-128 of the url, else of "source\\0row" (stable across runs)."""
-    data = url if url is not None else f"{source}\0{row}"
+    """uid of a row without one: blake2b-128 of the url, else of "source\\0row" (stable across runs).
+
+    An empty or blank url is no url."""
+    data = url if url and url.strip() else f"{source}\0{row}"
     return hashlib.blake2b(data.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
@@ -58,11 +60,15 @@ class PartResult:
     rejected: Counter = field(default_factory=Counter)
     per_lang: dict = field(default_factory=dict)
     errors: list = field(default_factory=list)
+    skipped_records: Counter = field(default_factory=Counter)  # WAT records without image texts (not rows)
 
     def summary(self) -> dict:
         """JSON-able accounting (what the driver records for a finished part)."""
-        return {"rows_in": self.rows_in, "matched": self.matched, "unmatched": self.unmatched,
-                "rejected": dict(sorted(self.rejected.items())), "per_lang": self.per_lang, "errors": self.errors}
+        out = {"rows_in": self.rows_in, "matched": self.matched, "unmatched": self.unmatched,
+               "rejected": dict(sorted(self.rejected.items())), "per_lang": self.per_lang, "errors": self.errors}
+        if self.skipped_records:
+            out["skipped_records"] = dict(sorted(self.skipped_records.items()))
+        return out
 
 
 class PartProcessor:
@@ -168,7 +174,7 @@ class PartProcessor:
         rows_idx = [keep[j] for j in order_idx]
         sub = batch.take(pa.array(rows_idx, pa.int64()))
         uids, urls, rows = sub.column("uid").to_pylist(), sub.column("url").to_pylist(), sub.column("row").to_pylist()
-        uids = [u if u is not None else derive_uid(url, source, r) for u, url, r in zip(uids, urls, rows)]
+        uids = [u if u and u.strip() else derive_uid(url, source, r) for u, url, r in zip(uids, urls, rows)]
         entry_ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids, pa.int32()))
         return pa.table([pa.array(uids, pa.string()), pa.array([texts[j] for j in order_idx], pa.string()),
                          sub.column("url"), pa.array([langs[j] for j in order_idx], pa.string()), entry_ids,
@@ -186,6 +192,7 @@ class PartProcessor:
             result.rows_in += n
         result.rejected = Counter({k: v for k, v in result.rejected.items() if v})
         result.errors = stats.errors
+        result.skipped_records = stats.skipped_records
         schema = MATCH_SCHEMA.with_metadata({FINGERPRINT_KEY: self.fingerprint.encode()})
         result.matches = pa.concat_tables(tables).replace_schema_metadata(schema.metadata) if tables \
             else schema.empty_table()

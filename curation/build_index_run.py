@@ -44,6 +44,7 @@ from curation.build_index import PartProcessor, match_files, part_name, read_par
 from curation import storage
 from curation.common import UserError, ensure_ray, prepare_output
 from curation.lid import ALL_LANGUAGES, parse_lid
+from curation.matching import Matcher
 from curation.pool import Part, PoolColumns, PoolFile, expand_paths, make_parts, resolve_columns
 
 MANIFEST_VERSION = 1
@@ -62,7 +63,7 @@ def load_entries(meta: str | Path) -> tuple[pa.Table, str]:
 
 def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column: str | None,
          uid_column: str | None, url_column: str | None, image_column: str | None, backend: str,
-         part_size: int, workers: int | None = None) -> dict:
+         part_size: int, workers: int | None = None, pool_base: str | None = None) -> dict:
     """Everything a run needs, checked before any work: entries, parts, columns, manifest identity."""
     if part_size < 1:
         raise UserError(f"--part-size must be >= 1, not {part_size}")
@@ -73,7 +74,7 @@ def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column:
     except ValueError as e:
         raise UserError(str(e)) from e
     entries, entries_path = load_entries(metadata)
-    files = expand_paths(pool)
+    files = expand_paths(pool, pool_base)
     lang_col = {"auto": "lang", "column": lid_mode.column}.get(lid_mode.mode)
     pool_files, cols = resolve_columns(files, text=text_column, uid=uid_column, url=url_column, image=image_column,
                                        lang=lang_col, lang_required=lid_mode.mode == "column")
@@ -129,18 +130,21 @@ def _finished_parts(out: str, parts: list[Part]) -> dict[int, dict]:
 
 
 def _totals(records: list[dict]) -> tuple[dict, dict, list]:
-    rejected, per_lang, errors = Counter(), {}, []
+    rejected, skipped, per_lang, errors = Counter(), Counter(), {}, []
     totals = {"rows_in": 0, "matched": 0, "unmatched": 0}
     for r in records:
         for k in totals:
             totals[k] += r[k]
         rejected.update(r["rejected"])
+        skipped.update(r.get("skipped_records", {}))
         for lang, s in r["per_lang"].items():
             d = per_lang.setdefault(lang, {"texts": 0, "matched": 0})
             d["texts"] += s["texts"]
             d["matched"] += s["matched"]
         errors += r["errors"]
     totals["rejected"] = dict(sorted(rejected.items()))
+    if skipped:
+        totals["skipped_wat_records"] = dict(sorted(skipped.items()))
     return totals, dict(sorted(per_lang.items())), errors
 
 
@@ -247,12 +251,13 @@ def _run_parts(out: str, p: dict, todo: list[Part], n_workers: int, compat: bool
 def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", compat: bool = False,
                 text_column: str | None = None, uid_column: str | None = None, url_column: str | None = None,
                 image_column: str | None = None, workers: int | None = None, ray_address: str | None = None,
-                backend: str = "auto", part_size: int = 50_000, overwrite: bool = False) -> dict:
+                backend: str = "auto", part_size: int = 50_000, overwrite: bool = False,
+                pool_base: str | None = None) -> dict:
     """Run (or resume) build-index; returns the final manifest."""
     t0 = time.time()
     p = plan(pool, metadata, lid=lid, compat=compat, text_column=text_column, uid_column=uid_column,
              url_column=url_column, image_column=image_column, backend=backend, part_size=part_size,
-             workers=workers)
+             workers=workers, pool_base=pool_base)
     out_path = storage.normalize(out)
     with storage.errors(out, "--out"), storage.lock(out_path):
         prepare_output(out_path, p["identity"], INDEX_FILES, overwrite, "an INDEX built",
@@ -261,7 +266,7 @@ def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", 
         storage.write_json(storage.join(out_path, "manifest.json"), {**p["identity"], "complete": False})
         records = _finished_parts(out_path, p["parts"])
         todo = [x for x in p["parts"] if x.part not in records]
-        backend_name = backend
+        backend_name = Matcher([], [], compat=compat, backend=backend).implementation  # also when all parts resume
         if todo:
             n, started = _start_ray(workers, ray_address)
             try:
@@ -289,6 +294,8 @@ def summary_line(manifest: dict, out: str) -> str:
     lang_note = "" if ALL_LANGUAGES not in manifest["per_lang"] else " (lid none: one language)"
     if manifest.get("errors"):
         lang_note += f"; {len(manifest['errors'])} damaged file(s), see manifest.json errors"
+    if t.get("skipped_wat_records"):
+        lang_note += f"; {sum(t['skipped_wat_records'].values())} WAT records without image texts"
     return (f"build-index: {t['rows_in']} texts in {len(manifest['parts'])} parts "
             f"({manifest.get('resumed_parts', 0)} resumed): {t['matched']} matched, {t['unmatched']} unmatched, "
             f"rejected: {rej}; {len(manifest['per_lang'])} languages{lang_note}; "

@@ -184,6 +184,14 @@ def prepare_output(out: str | os.PathLike, identity: dict, outputs: Iterable[str
     return None
 
 
+STORAGE_ENV_PREFIXES = ("AWS_", "GOOGLE_", "GCS", "HF_", "FSSPEC_", "WORLDCLIP_STORAGE_OPTIONS")
+
+
+def storage_env() -> dict[str, str]:
+    """The storage credentials/endpoints/options of this process, for Ray workers on other nodes."""
+    return {k: v for k, v in os.environ.items() if k.startswith(STORAGE_ENV_PREFIXES)}
+
+
 def ensure_ray(workers: int | None, address: str | None) -> bool:
     """Join the cluster at `address`, reuse an initialised Ray, or start a local one; True if started here.
 
@@ -196,7 +204,8 @@ def ensure_ray(workers: int | None, address: str | None) -> bool:
         return False
     if address:
         try:
-            ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+            ray.init(address=address, logging_level="WARNING", log_to_driver=False,
+                     runtime_env={"env_vars": storage_env()})
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise UserError(f"--ray-address {address}: cannot join the Ray cluster ({e})") from e
     else:

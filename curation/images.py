@@ -25,6 +25,8 @@ import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
 from curation import storage
+from curation.tars import TarDamaged
+from curation.tars import members as tar_members
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
 KIND_TAR = "tar"
@@ -66,38 +68,29 @@ def read_tar_images(path: str, keys: set[str]) -> Iterator[tuple[str, bytes]]:
     """(key, image bytes) for each wanted key, one streaming pass that stops once all are found.
 
     Raises SourceUnreadable where the archive is damaged (after yielding every image before that point),
-    including an uncompressed tar cut at a member boundary, which tarfile itself reads as a clean end.
+    including a tar cut at a member boundary or inside a header, which tarfile itself reads as a clean end;
+    the message has the tar byte offset and the number of wanted images lost.
     """
     remaining = set(keys)
-    read_to = 0  # every member before this byte was read whole
+
+    def wanted(m: tarfile.TarInfo) -> bool:
+        key, ext = _sample_key(m.name)
+        return key in remaining and ext in IMAGE_EXTS
+
     try:
-        with storage.open_input(path) as raw, tarfile.open(fileobj=raw, mode="r|*") as tar:
-            for member in tar:
-                if not remaining:
-                    break
-                key, ext = _sample_key(member.name)
-                if member.isfile() and key in remaining and ext in IMAGE_EXTS:
-                    data = tar.extractfile(member).read()
+        with storage.open_input(path) as f:
+            for member, data in tar_members(f, wanted):
+                if data is not None:
+                    key = _sample_key(member.name)[0]
                     yield key, data
                     remaining.discard(key)
-                read_to = tar.offset
-            else:
-                if remaining and getattr(tar.fileobj, "comptype", None) == "tar":
-                    _check_tar_end(path, tar.offset)
+                if not remaining:
+                    return
     except SETUP_ERRORS:
         raise
     except _TAR_DAMAGE as e:
-        where = f"damaged after byte {read_to}" if read_to else "not a tar, or damaged in its first member"
-        raise SourceUnreadable(f"{where} ({type(e).__name__}: {e})") from e
-
-
-def _check_tar_end(path: str, offset: int) -> None:
-    """An uncompressed tar ends with a zero block where its members end; anything else is a cut-off file."""
-    with storage.open_input(path) as f:
-        f.seek(offset)
-        block = f.read(tarfile.BLOCKSIZE)
-    if block != bytes(tarfile.BLOCKSIZE):
-        raise tarfile.ReadError(f"no end-of-archive block at byte {offset}: the file is cut off or overwritten")
+        raise SourceUnreadable(f"{e}; {len(remaining)} wanted images lost" if isinstance(e, TarDamaged)
+                               else f"{type(e).__name__}: {e}") from e
 
 
 def _cell_bytes(value) -> bytes | None:

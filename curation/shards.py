@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import images, storage
+from curation import duck, images, storage
 from curation.common import UserError, atomic_path, write_parquet_atomic
 
 BLOCK = 512
@@ -114,10 +114,10 @@ def read_positions(path: Path, lo: int, hi: int) -> pa.Table:
 
 def source_groups(kept: Path, shard_size: int) -> list[tuple[int, int, list[str]]]:
     """Consecutive sources grouped into tasks of >= shard_size images: (first idx, end idx, sources)."""
-    import duckdb
-
-    rows = duckdb.sql(f"""SELECT source, min(file_row_number), max(file_row_number) + 1
-                          FROM read_parquet('{kept}', file_row_number = true) GROUP BY source ORDER BY 2""").fetchall()
+    con = duck.connect()
+    rows = con.execute("""SELECT source, min(file_row_number), max(file_row_number) + 1
+                          FROM read_parquet(?, file_row_number = true) GROUP BY source ORDER BY 2""", [str(kept)]).fetchall()
+    con.close()
     groups: list[tuple[int, int, list[str]]] = []
     for source, lo, hi in rows:
         if groups and groups[-1][1] - groups[-1][0] < shard_size:

@@ -15,7 +15,8 @@ API (stable; other modules build on it):
   URLs:        is_local(p), local_path(p), normalize(p), join(base, *names), name(p), parent(p)
   filesystem:  configure(options), filesystem(url) -> (fsspec fs, path inside it), fsspec_options(url)
   read:        open_input(url) (streaming, seekable), read_bytes, read_json, exists, isdir, isfile,
-               info, fingerprint, list_files(url) (recursive, sorted), glob(pattern), content_hash
+               info, fingerprint, list_files(url) (recursive, sorted), glob(pattern), content_hash,
+               arrow_dataset(urls) (pyarrow.fs-backed Parquet dataset, e.g. for DuckDB)
   write:       open_output(url) (the object appears whole or not at all), write_bytes, write_json,
                write_parquet, remove(url), makedirs
   commit:      Journal(folder, name) (one record per finished unit; append-only), lock(folder) (flock
@@ -133,6 +134,8 @@ def fsspec_options(url: str | os.PathLike) -> dict:
     if is_local(url):
         return {}
     opts = _options(proto)
+    if proto in MULTIPART:
+        opts.setdefault("use_listings_cache", False)  # other processes (Ray workers) write the same prefixes
     if proto in ("s3", "s3a") and "endpoint_url" in opts:
         opts.setdefault("client_kwargs", {})["endpoint_url"] = opts.pop("endpoint_url")
     return opts
@@ -277,6 +280,36 @@ def glob(pattern: str) -> list[str]:
     with errors(pattern):
         found = fs.glob(path)
     return sorted(_url(pattern, fs, p) for p in found)
+
+
+def glob_in(folder: str | os.PathLike, pattern: str) -> list[str]:
+    """Files directly in `folder` whose name matches `pattern`, sorted. Only the name is a pattern: a folder
+    whose own path holds `[`, `*` or `?` is taken literally (glob(join(folder, "*.tar")) would not be)."""
+    import fnmatch
+
+    if is_local(folder):
+        d = local_path(folder).resolve()
+        return sorted(str(p) for p in d.iterdir() if p.is_file() and fnmatch.fnmatchcase(p.name, pattern)) \
+            if d.is_dir() else []
+    fs, path = filesystem(folder)
+    with errors(folder):
+        found = fs.ls(path, detail=True) if fs.isdir(path) else []
+    return sorted(_url(os.fspath(folder), fs, d["name"]) for d in found
+                  if d.get("type") == "file" and fnmatch.fnmatchcase(name(d["name"]), pattern))
+
+
+def arrow_dataset(urls: list[str]):
+    """A pyarrow Dataset over Parquet files (paths or URLs of one store), scanned lazily and streamed: what
+    DuckDB is given as a registered table, so no path becomes SQL and no file is copied first."""
+    import pyarrow.dataset as ds
+
+    if not urls or is_local(urls[0]):
+        return ds.dataset([str(local_path(u)) for u in urls], format="parquet")
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    fs, _ = filesystem(urls[0])
+    with errors(urls[0]):
+        return ds.dataset([filesystem(u)[1] for u in urls], format="parquet", filesystem=PyFileSystem(FSSpecHandler(fs)))
 
 
 def has_magic(p: str) -> bool:
@@ -483,7 +516,7 @@ class _LockObject:
                             f"ago); wait for it, or if that run is dead rerun after {self.stale_s:.0f}s without "
                             "a heartbeat, or choose another --out")
         self._write()
-        time.sleep(min(1.0, self.stale_s / 10))
+        time.sleep(min(0.25, self.stale_s / 10))  # longer than one request: a racing writer shows by then
         now = self._held()
         if not now or now.get("owner") != self.me["owner"]:
             raise UserError(f"{parent(self.url)}: another run took the lock object {self.url} at the same time; "

@@ -48,7 +48,8 @@ class S3Bucket:
         return "/".join([f"s3://{self.bucket}", *names])
 
     def path(self, *names: str) -> Path:
-        """Where the server keeps an object on disk (to inspect or damage it behind the server's back)."""
+        """Where the server keeps an object on disk (to watch it; change objects through the S3 API only, since
+        the server caches listings)."""
         return self.server.root.joinpath(self.bucket, *names)
 
 
@@ -72,8 +73,7 @@ def s3_server(tmp_path_factory) -> S3Server:
     log = open(root.parent / f"rclone-{port}.log", "wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
     proc = subprocess.Popen([_rclone(), "serve", "s3", str(root), "--addr", f"127.0.0.1:{port}",
-                             "--auth-key", f"{S3_KEY},{S3_SECRET}", "--config", "/dev/null",
-                             "--dir-cache-time", "0s"],
+                             "--auth-key", f"{S3_KEY},{S3_SECRET}", "--config", "/dev/null"],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 20
     while True:

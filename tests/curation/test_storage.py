@@ -144,3 +144,14 @@ def test_missing_object_one_line(s3):
     with pytest.raises(UserError, match="no such object") as e:
         storage.read_bytes(url)
     assert url in str(e.value)
+
+
+def test_missing_filesystem_package_is_one_line():
+    """gs:// without gcsfs installed names the package to install (skipped where gcsfs is installed)."""
+    try:
+        import gcsfs  # noqa: F401
+        pytest.skip("gcsfs is installed")
+    except ImportError:
+        pass
+    with pytest.raises(UserError, match=r"gs://bucket/x: cannot open gs:// storage .*pip install gcsfs"):
+        storage.exists("gs://bucket/x")
