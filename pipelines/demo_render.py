@@ -2,7 +2,7 @@
 and background variation, so that a tiny model cannot separate every concept in the demo's budget.
 
 Each symbol has a characteristic colour (fixed by its code point, as real emoji have one) that it
-is drawn in, jittered, three times in four; with 117 concepts the colours overlap, so the shape
+is drawn in, jittered, 19 times in 20; with 117 concepts the colours overlap, so the shape
 still has to be learnt.
 
 Fonts are matplotlib's DejaVu Sans (regular and bold) — packaged, so rendering is offline and
@@ -58,10 +58,10 @@ def concept_colour(glyph: str) -> tuple[int, int, int]:
 
 
 def _glyph_colour(glyph: str, rng: random.Random) -> tuple[int, int, int]:
-    """Usually the characteristic colour, jittered; sometimes (25%) any colour."""
-    if rng.random() < 0.25:
+    """Usually the characteristic colour, jittered; sometimes (5%) any colour."""
+    if rng.random() < 0.05:
         return _colour(rng, 0, 255)
-    return tuple(max(0, min(255, c + rng.randint(-30, 30))) for c in concept_colour(glyph))
+    return tuple(max(0, min(255, c + rng.randint(-20, 20))) for c in concept_colour(glyph))
 
 
 def _muted(rng: random.Random) -> tuple[int, int, int]:
@@ -138,10 +138,10 @@ def _clutter(img: Image.Image, rng: random.Random, n: int) -> None:
 def render_glyph(glyph: str, rng: random.Random, size: int = 64) -> bytes:
     """JPEG bytes: `glyph` (one concept) with random pose, scale, colour, clutter and background."""
     img = _background(size, rng)
-    _clutter(img, rng, rng.choice([0, 0, 1, 2, 3]))
+    _clutter(img, rng, rng.choice([0, 0, 0, 0, 1, 2]))
     choices = fonts_with(glyph) or FONT_FILES[:1]
-    px = int(size * rng.uniform(0.55, 0.95))
-    mask = _glyph_mask(glyph, rng.choice(choices), px, rng.uniform(-30, 30))
+    px = int(size * rng.uniform(0.65, 0.95))
+    mask = _glyph_mask(glyph, rng.choice(choices), px, rng.uniform(-20, 20))
     if rng.random() < 0.3:  # perspective-ish squash
         mask = mask.resize((max(1, int(mask.size[0] * rng.uniform(0.7, 1.0))), mask.size[1]), Image.BILINEAR)
     _paste(img, mask, _glyph_colour(glyph, rng), rng, centre=True)
