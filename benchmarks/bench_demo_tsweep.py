@@ -3,10 +3,11 @@
 Reuses a finished `python -m pipelines.quickstart --out DEMO` (its INDEX, TOKENIZER, the unbalanced
 runs and its own balanced t): for every extra --t, `curate balance` writes DEMO/SWEEP/t<T>/CURATED
 and the tiny model is trained with the demo's exact settings (same steps × batch, tokenizer, seeds),
-then evaluated per class as the demo's ablation. Prints a Markdown table and writes
+then evaluated per class as the demo's ablation (the demo's own t and the unbalanced runs are read
+from DEMO/ABLATION/ablation.json). Prints a Markdown table and writes
 DEMO/SWEEP/sweep.json.
 
-    .venv/bin/python benchmarks/bench_demo_tsweep.py --demo demo_out --t 2 15 --seeds 3
+    .venv/bin/python benchmarks/bench_demo_tsweep.py --demo demo_out --t 4 8 --seeds 2
 """
 from __future__ import annotations
 
@@ -43,6 +44,16 @@ def sweep_point(p: quickstart.Pipeline, t: int, seeds: int) -> dict[int, Path]:
     return runs
 
 
+def per_class(run: Path, eval_dir: Path) -> dict[str, list[float]]:
+    """The run's per-class top-1 (ablation.per_class_top1), cached in RUN/per_class.json."""
+    cache = run / "per_class.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    result = ablation.per_class_top1(run / "hf", eval_dir)
+    write_json_atomic(cache, result)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", required=True, help="a finished quickstart output folder (FULL size)")
@@ -51,20 +62,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths = quickstart.Paths(Path(args.demo))
     p = quickstart.Pipeline(paths, quickstart.FULL, workers=2)
-    demo_t = json.loads((paths.balanced / "stats.json").read_text()).get("t") if (paths.balanced / "stats.json").is_file() else None
+    demo_t = int(json.loads((paths.balanced / "stats.json").read_text())["t"])
     points: dict[str, dict[int, Path]] = {f"t={t}": sweep_point(p, t, args.seeds) for t in args.t}
-    points[f"t={demo_t} (demo)"] = {s: paths.run("balanced", s) for s in range(args.seeds)}
-    points["keep all (unbalanced)"] = {s: paths.run("unbalanced", s) for s in range(args.seeds)}
     eval_dir = paths.demo / "eval"
-    per_run = {name: {s: ablation.per_class_top1(run / "hf", eval_dir) for s, run in runs.items()} for name, runs in points.items()}
+    per_run = {name: {s: per_class(run, eval_dir) for s, run in runs.items()} for name, runs in points.items()}
+    demo = json.loads((paths.ablation / "ablation.json").read_text())["per_class"]  # the demo's own runs, all seeds
+    per_run[f"t={demo_t} (demo)"] = demo["balanced"]
+    per_run["keep all (unbalanced)"] = demo["unbalanced"]
     summary = ablation.summarise(per_run)["buckets"]
-    shares = {f"t={t}": kept_share(paths.index, t) for t in args.t}
+    shares = {f"t={t}": kept_share(paths.index, t) for t in [*args.t, demo_t]}
+    shares[f"t={demo_t} (demo)"] = shares.pop(f"t={demo_t}")
     write_json_atomic(paths.root / "SWEEP" / "sweep.json", {"buckets": summary, "kept": shares, "per_class": per_run})
-    print("| setting | kept images | head | middle | tail | all |\n|---|---|---|---|---|---|")
+    print("| setting | seeds | kept images | head | middle | tail | all |\n|---|---|---|---|---|---|---|")
     for name, stats in summary.items():
         kept = shares.get(name)
         kept_s = f"{kept[0]} / {kept[1]} ({kept[0] / kept[1]:.0%})" if kept else ""
-        print(f"| {name} | {kept_s} | " + " | ".join(f"{stats[g]['mean']:.3f} ± {stats[g]['sd']:.3f}"
+        print(f"| {name} | {stats['all']['n']} | {kept_s} | " + " | ".join(f"{stats[g]['mean']:.3f} ± {stats[g]['sd']:.3f}"
                                                   for g in ("head", "middle", "tail", "all")) + " |")
     return 0
 
