@@ -30,6 +30,8 @@ def test_every_stage_ran_and_wrote_its_outputs(small_demo):
     for run in runs:
         assert (out / run / "hf" / "config.json").is_file()
         assert (out / run / "metrics.jsonl").read_text().strip()
+        assert (out / run / "eval.json").is_file() == run.endswith("_s0")  # train --eval-data on seed 0 only
+    for run in ("RUN_balanced_s0", "RUN_unbalanced_s0"):
         result = json.loads((out / run / "eval.json").read_text())
         assert set(result["zeroshot"]) >= {"en", "zh", "ja", "ar", "ko", "ru", "de", "es", "fr", "it"}
         assert result["retrieval"] is not None
