@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from PIL import Image
 
 from curation.common import UserError, read_json
 from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
+from curation.tars import members as tar_members
 from training.transforms import train_crop
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -58,7 +61,7 @@ def expand_sources(spec: str, weights: str | None = None) -> list[Source]:
             ws = [float(w) for w in weights.split("::")]
         except ValueError as e:
             raise UserError(f"--shards-weights {weights!r}: give numbers joined with '::', one per --shards part") from e
-        if len(ws) != len(parts) or any(w <= 0 for w in ws):
+        if len(ws) != len(parts) or not all(0 < w < math.inf for w in ws):
             raise UserError(f"--shards-weights {weights!r}: need {len(parts)} positive numbers joined with '::' (one per --shards part)")
     sources = []
     for part, w in zip(parts, ws):
@@ -184,6 +187,9 @@ def pass_units(sources: list[Source], seed: int, pass_index: int, n_workers: int
     return [Unit(urls[i], k, parts) for i in order for k in range(parts)]
 
 
+_WDS_META = re.compile(r"__[^/]*__($|/)")  # members webdataset's tar reader skips
+
+
 def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
     """Raw samples {__key__, ext: bytes} of a unit, in tar order (webdataset's tar reader and grouping).
 
@@ -191,7 +197,7 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iter
     (the trainer counts it as corrupt), or, without it, a UserError names the shard. A shard that cannot
     be opened at all (gone, unreadable) is always a UserError.
     """
-    from webdataset.tariterators import group_by_keys, tar_file_iterator
+    from webdataset.tariterators import group_by_keys
 
     i = -1
     try:
@@ -200,7 +206,8 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iter
         raise UserError(f"{unit.url}: cannot open this shard ({e.strerror or e}); restore it or leave it out of --shards") from e
     try:
         with f:
-            files = ({**x, "__url__": unit.url} for x in tar_file_iterator(f))
+            files = ({"fname": m.name, "data": data, "__url__": unit.url}
+                     for m, data in tar_members(f, lambda m: not _WDS_META.match(m.name)) if data is not None)
             for i, sample in enumerate(group_by_keys(files)):
                 if i % unit.parts == unit.part:
                     yield sample
