@@ -42,15 +42,20 @@ def t_for_share(index: Path, share: float, seed: int = 0, steps: int = 14) -> tu
     import pyarrow.parquet as pq
 
     top = int(pq.read_table(Path(index) / "counts.parquet", columns=["count"]).column("count").to_numpy().max())
-    lo, hi = 1.0, float(max(2, top))
-    best: tuple[int, float] | None = None
+    lo, hi = 1, max(2, top)
+    tried: dict[int, float] = {}
+
+    def got(t: int) -> float:
+        if t not in tried:
+            kept, total = kept_share(index, t, seed)
+            tried[t] = kept / max(1, total)
+        return tried[t]
+
     for _ in range(steps):
-        t = int(round((lo * hi) ** 0.5))
-        kept, total = kept_share(index, t, seed)
-        got = kept / max(1, total)
-        if best is None or abs(got - share) < abs(best[1] - share):
-            best = (t, got)
-        lo, hi = (t, hi) if got < share else (lo, t)
         if hi - lo <= 1:
             break
-    return best
+        t = min(hi - 1, max(lo + 1, int(round((lo * hi) ** 0.5))))
+        lo, hi = (t, hi) if got(t) < share else (lo, t)
+    got(lo), got(hi)  # the bracket's ends: small pools have few distinct counts
+    t = min(tried, key=lambda k: (abs(tried[k] - share), k))
+    return t, tried[t]
