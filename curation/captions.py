@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.common import UserError, content_hash, output_lock, read_json, write_json_atomic
+from curation.common import UserError
 from curation.shards import member, write_tar
 
 SOURCE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
@@ -38,19 +38,26 @@ def check_source(name: str) -> str:
     return name
 
 
-def local_curated(curated: str | Path) -> Path:
-    """CURATED as a local Path (a plain path or file:// URL); object-store URLs are refused in one line."""
+def curated_root(curated: str | Path) -> str:
+    """CURATED as a string: a local path (plain or file://) or an object-store URL (s3://, gs://, memory://)."""
     from curation import storage
 
-    if not storage.is_local(curated):
-        raise UserError(f"{curated}: captions, recaption and score work on a local CURATED folder only for now; "
-                        "copy it to local disk (or a mounted bucket) and run there")
-    return storage.local_path(curated)
+    return str(storage.local_path(curated)) if storage.is_local(curated) else storage.normalize(curated)
 
 
-def shard_paths(curated: Path) -> list[Path]:
-    """CURATED/shards/*.tar in name order; UserError when there are none."""
-    found = sorted((curated / "shards").glob("*.tar"))
+def stem(url: str) -> str:
+    """A shard or part's name without its extension (`…/00001.tar` -> `00001`)."""
+    from curation import storage
+
+    return storage.name(url).rsplit(".", 1)[0]
+
+
+def shard_paths(curated: str) -> list[str]:
+    """CURATED/shards/*.tar (paths or URLs) in name order; UserError when there are none."""
+    from curation import storage
+
+    with storage.errors(curated, "CURATED"):
+        found = storage.glob_in(storage.join(curated, "shards"), "*.tar")
     if not found:
         raise UserError(f"{curated} has no shards/*.tar: give a CURATED folder written by `curate balance` "
                         "(or `curate download`)")
@@ -67,13 +74,25 @@ class CaptionFile:
     fingerprint: str
 
 
-def read_captions(paths: list[Path]) -> CaptionFile:
+def _read_table(path: str) -> pa.Table:
+    """A captions Parquet file (path or URL), read through the storage layer."""
+    from curation import storage
+
+    if storage.is_local(path):
+        return pq.read_table(storage.local_path(path))
+    with storage.open_input(path) as f, storage.errors(path, "--captions"):
+        return pq.read_table(f)
+
+
+def read_captions(paths: list[str]) -> CaptionFile:
     """Read caption Parquet files (in the given order); null uids or captions are a UserError."""
+    from curation import storage
+
     by_uid: dict[str, str] = {}
     rows = dups = 0
     for path in paths:
         try:
-            t = pq.read_table(path)
+            t = _read_table(path)
         except (OSError, pa.ArrowException) as e:
             raise UserError(f"--captions {path}: not a readable Parquet file ({e})") from e
         if missing := [c for c in ("uid", "caption") if c not in t.column_names]:
@@ -89,14 +108,16 @@ def read_captions(paths: list[Path]) -> CaptionFile:
             else:
                 by_uid[uid] = str(cap)
         rows += t.num_rows
-    fp = "+".join(content_hash(p)[:16] for p in paths)
+    fp = "+".join(storage.content_hash(p)[:16] for p in paths)
     return CaptionFile(by_uid, rows, dups, fp)
 
 
-def _members(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(name, data) of a tar's regular members, in order."""
+def _members(path: str) -> Iterator[tuple[str, bytes]]:
+    """(name, data) of a tar's regular members, in order, streamed from a path or URL."""
+    from curation import storage
+
     try:
-        with tarfile.open(path, "r") as tf:
+        with storage.open_input(path) as f, storage.errors(path), tarfile.open(fileobj=f, mode="r") as tf:
             for m in tf:
                 if m.isreg():
                     yield m.name, tf.extractfile(m).read()
@@ -104,7 +125,7 @@ def _members(path: Path) -> Iterator[tuple[str, bytes]]:
         raise UserError(f"{path}: not a readable tar ({e}); restore the shard and rerun the same command") from e
 
 
-def shard_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+def shard_samples(path: str) -> Iterator[tuple[str, dict[str, bytes]]]:
     """(key, {extension: bytes}) per sample of a shard, members grouped by key (the name before the first dot)."""
     key, group = None, {}
     for name, data in _members(path):
@@ -128,8 +149,9 @@ def with_caption(meta: dict, source: str, caption: str | None) -> dict:
     return out
 
 
-def rewrite_shard(path: Path, source: str, by_uid: dict[str, str]) -> dict:
-    """Rewrite one shard with captions[source] from `by_uid`; returns counts and bytes written."""
+def rewrite_shard(path: str, source: str, by_uid: dict[str, str]) -> dict:
+    """Rewrite one shard (path or URL) with captions[source] from `by_uid`, whole under its own name (local:
+    temp file + rename; object stores: one upload read to the end first); returns counts and bytes written."""
     counts = {"captioned": 0, "uncaptioned": 0, "bytes": 0}
 
     def chunks() -> Iterator[bytes]:
@@ -148,53 +170,90 @@ def rewrite_shard(path: Path, source: str, by_uid: dict[str, str]) -> dict:
     return counts
 
 
-def _stat(path: Path) -> list[int]:
-    """Size and mtime of a shard as the journal records it: a shard replaced since (rebalanced,
-    re-downloaded) is rewritten again."""
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns]
+def _stat(path: str) -> list:
+    """Identity of a shard as the journal records it (local: size and mtime; object stores: size and ETag):
+    a shard replaced since (rebalanced, re-downloaded) is rewritten again."""
+    from curation import storage
+
+    if storage.is_local(path):
+        st = storage.local_path(path).stat()
+        return [st.st_size, st.st_mtime_ns]
+    fp = storage.fingerprint(path)
+    return [fp["size"], fp["etag"] or fp["mtime"]]
 
 
-def _journal(curated: Path, source: str) -> Path:
-    return curated / "captions" / f".attach-{source}.json"
+class AttachJournal:
+    """Which shards an attach of `source` finished, for the captions' `fingerprint`.
+
+    Local: one JSON file `captions/.attach-<source>.json` {fingerprint, done: {shard: record}}, rewritten
+    atomically after each shard. Object stores: a storage.Journal `captions/.attach-<source>.journal/` with
+    one object per shard (`<shard>.json`: the record plus the fingerprint), written after the shard: the
+    shard's commit. Records of another fingerprint are ignored.
+    """
+
+    def __init__(self, curated: str, source: str, fingerprint: str) -> None:
+        from curation import storage
+
+        self.fingerprint, self.local = fingerprint, storage.is_local(curated)
+        folder = storage.join(curated, "captions")
+        if self.local:
+            self.path = storage.join(folder, f".attach-{source}.json")
+            data = storage.read_json(self.path) if storage.exists(self.path) else {}
+            self.done = data["done"] if data.get("fingerprint") == fingerprint else {}
+        else:
+            self.journal = storage.Journal(folder, f".attach-{source}")
+            self.done = {r["name"]: r["record"] for r in self.journal.records() if r.get("fingerprint") == fingerprint}
+
+    def commit(self, shard: str, record: dict) -> None:
+        from curation import storage
+
+        name = storage.name(shard)
+        self.done[name] = record
+        if self.local:
+            storage.makedirs(storage.parent(self.path))
+            storage.write_json(self.path, {"fingerprint": self.fingerprint, "done": self.done})
+        else:
+            self.journal.append(stem(shard), {"name": name, "fingerprint": self.fingerprint, "record": record})
 
 
-def attach(curated: str | Path, source: str, captions: list[Path]) -> dict:
+def attach(curated: str | Path, source: str, captions: list[str]) -> dict:
     """Attach the captions to every shard (resuming an interrupted attach); returns the stats entry."""
-    curated = local_curated(curated)
-    with output_lock(curated):
+    from curation import storage
+
+    curated = curated_root(curated)
+    with storage.errors(curated, "CURATED"), storage.lock(curated):
         return attach_locked(curated, source, captions)
 
 
-def attach_locked(curated: Path, source: str, captions: list[Path], by_shard: bool = False) -> dict:
+def attach_locked(curated: str, source: str, captions: list[str], by_shard: bool = False) -> dict:
     """`attach` for a caller that already holds CURATED's output lock. With `by_shard`, captions are one
     part per shard named after it (`recaption`'s output): only that shard's part is held in memory."""
     from tqdm import tqdm
 
+    from curation import storage
+
     t0 = time.time()
-    source, paths, captions = check_source(source), shard_paths(curated), [Path(p) for p in captions]
+    curated = curated_root(curated)
+    source, paths, captions = check_source(source), shard_paths(curated), [str(p) for p in captions]
     cf = None if by_shard else read_captions(captions)
-    parts = {p.stem: p for p in captions}
-    fingerprint = "by-shard:" + "+".join(content_hash(p)[:16] for p in captions) if by_shard else cf.fingerprint
-    jpath = _journal(curated, source)
-    journal = read_json(jpath) if jpath.exists() else {}
-    if journal.get("fingerprint") != fingerprint:
-        journal = {"fingerprint": fingerprint, "done": {}}
+    parts = {stem(p): p for p in captions}
+    fingerprint = "by-shard:" + "+".join(storage.content_hash(p)[:16] for p in captions) if by_shard \
+        else cf.fingerprint
+    journal = AttachJournal(curated, source, fingerprint)
     nbytes = 0
-    todo = [p for p in paths if journal["done"].get(p.name, {}).get("shard") != _stat(p)]
+    todo = [p for p in paths if journal.done.get(storage.name(p), {}).get("shard") != _stat(p)]
     for path in tqdm(todo, desc=f"attach {source}", unit="shard", leave=False):
-        own = cf or (read_captions([parts[path.stem]]) if path.stem in parts else CaptionFile({}, 0, 0, ""))
+        own = cf or (read_captions([parts[stem(path)]]) if stem(path) in parts else CaptionFile({}, 0, 0, ""))
         c = rewrite_shard(path, source, own.by_uid)
         nbytes += c.pop("bytes")
         if by_shard:
             c |= {"rows": own.rows, "duplicates": own.duplicates, "unknown": len(own.by_uid) - c["captioned"]}
-        journal["done"][path.name] = c | {"shard": _stat(path)}
-        write_json_atomic(jpath, journal)
-    journal["done"] = {p.name: journal["done"][p.name] for p in paths}
-    stats = _stats_entry(cf, list(journal["done"].values()), len(paths))
+        journal.commit(path, c | {"shard": _stat(path)})
+    done = [journal.done[storage.name(p)] for p in paths]
+    stats = _stats_entry(cf, done, len(paths))
     if by_shard:  # parts named after no shard: all their captions are for unknown uids
-        stems = {q.stem for q in paths}
-        for orphan in (read_captions([p]) for p in captions if p.stem not in stems):
+        stems = {stem(q) for q in paths}
+        for orphan in (read_captions([p]) for p in captions if stem(p) not in stems):
             stats["captions_rows"] += orphan.rows
             stats["unknown_uids"] += len(orphan.by_uid)
             stats["duplicate_uids"] += orphan.duplicates
@@ -215,12 +274,14 @@ def _stats_entry(cf: CaptionFile | None, done: list[dict], shards: int) -> dict:
             "duplicate_uids": dups, "shards": shards}
 
 
-def _record(curated: Path, source: str, entry: dict) -> None:
+def _record(curated: str, source: str, entry: dict) -> None:
     """stats.json's captions.<source> = entry (stats.json is created if the set has none)."""
-    path = curated / "stats.json"
-    stats = read_json(path) if path.exists() else {}
+    from curation import storage
+
+    path = storage.join(curated, "stats.json")
+    stats = storage.read_json(path) if storage.exists(path) else {}
     stats.setdefault("captions", {})[source] = entry
-    write_json_atomic(path, stats)
+    storage.write_json(path, stats)
 
 
 def summary_line(source: str, entry: dict, curated: str) -> str:
