@@ -226,10 +226,10 @@ def test_file_and_memory_urls_equal_local(curated, tmp_path):
     caps = _captions(tmp_path / "c.parquet", ROWS)
     other = tmp_path / "other"
     shutil.copytree(curated, other)
+    upload(other, "memory://wc-captions/CUR")
     local = attach(curated, "vecap", [caps])
     assert _counts(attach(f"file://{other}", "vecap", [f"file://{caps}"])) == _counts(local)
     assert _local_shards(other) == _local_shards(curated)
-    upload(other, "memory://wc-captions/CUR")
     storage.write_bytes("memory://wc-captions/c.parquet", caps.read_bytes())
     try:
         mem = attach("memory://wc-captions/CUR", "vecap", ["memory://wc-captions/c.parquet"])
