@@ -1,11 +1,14 @@
 """Attach captions made elsewhere to a CURATED set: `KEY.json` gains `captions: {source: text}`.
 
-Each shard is rewritten member by member (the other members' bytes are copied unchanged, `KEY.txt`
-stays the alt-text), to a temporary name and renamed into place. The rewrite of a shard depends only
-on the shard and the captions file, not on earlier attaches of the same source (its old captions are
-replaced, a uid without a caption loses them), so rerunning gives the same bytes. Progress is
-journalled per shard (with the rewritten shard's size and mtime) in `captions/.attach-<source>.json`,
-so an interrupted attach resumes with the shards not yet done, and a shard replaced since is redone. stats.json gains `captions.<source>`: captioned and uncaptioned images, captions
+CURATED and the captions files are local paths or URLs (curation.storage). Each shard is streamed and
+rewritten member by member (the other members' bytes are copied unchanged, `KEY.txt` stays the
+alt-text), whole under its own name: locally a temporary name renamed into place, on object stores one
+upload that becomes visible when complete. The rewrite of a shard depends only on the shard and the
+captions file, not on earlier attaches of the same source (its old captions are replaced, a uid without
+a caption loses them), so rerunning gives the same bytes. Progress is journalled per shard (with the
+rewritten shard's size and mtime, or ETag) in `captions/.attach-<source>.json` (object stores: one
+journal object per shard, AttachJournal), so an interrupted attach resumes with the shards not yet
+committed, and a shard replaced since is redone. stats.json gains `captions.<source>`: captioned and uncaptioned images, captions
 whose uid is not in the set (`unknown_uids`) and repeated uids in the file (the first one is used).
 A captions file is held in memory as one uid -> caption map; `recaption`'s per-shard parts are
 attached shard by shard (`by_shard`), so only one shard's captions are held at a time.
