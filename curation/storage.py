@@ -139,6 +139,10 @@ def filesystem(url: str | os.PathLike):
     opts = _options(proto)
     if proto in MULTIPART:
         opts.setdefault("use_listings_cache", False)  # other processes (Ray workers) write the same prefixes
+    if proto in ("s3", "s3a"):  # S3-compatible servers (MinIO, rclone, Ceph) reject botocore's new default checksums
+        cfg = opts.setdefault("config_kwargs", {})
+        for k in ("response_checksum_validation", "request_checksum_calculation"):
+            cfg.setdefault(k, os.environ.get(f"AWS_{k.upper()}", "when_required"))
     if proto in ("s3", "s3a") and "endpoint_url" in opts:
         opts.setdefault("client_kwargs", {})["endpoint_url"] = opts.pop("endpoint_url")
     try:
