@@ -8,13 +8,16 @@ captions file, not on earlier attaches of the same source (its old captions are 
 a caption loses them), so rerunning gives the same bytes. Progress is journalled per shard (with the
 rewritten shard's size and mtime, or ETag) in `captions/.attach-<source>.json` (object stores: one
 journal object per shard, AttachJournal), so an interrupted attach resumes with the shards not yet
-committed, and a shard replaced since is redone. stats.json gains `captions.<source>`: captioned and uncaptioned images, captions
-whose uid is not in the set (`unknown_uids`) and repeated uids in the file (the first one is used).
-A captions file is held in memory as one uid -> caption map; `recaption`'s per-shard parts are
-attached shard by shard (`by_shard`), so only one shard's captions are held at a time.
+committed, and a shard replaced since is redone. stats.json gains `captions.<source>`: captioned and
+uncaptioned images, captions whose uid is not in the set (`unknown_uids`) and repeated uids in the file
+(the first one is used).
+A captions file is streamed by record batch into an SQLite file on local scratch (DiskCaptions) and
+looked up there per sample, so memory does not grow with it; `recaption`'s per-shard parts are attached
+shard by shard (`by_shard`), so only one shard's captions are held in memory at a time.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tarfile
@@ -67,50 +70,124 @@ def shard_paths(curated: str) -> list[str]:
     return found
 
 
+class MemoryCaptions(dict):
+    """uid -> caption in memory (one shard's part)."""
+
+    def add(self, uids: list[str], captions: list) -> int:
+        """Add pairs, the first of a repeated uid winning; returns how many uids were new."""
+        n = len(self)
+        for uid, cap in zip(uids, captions):
+            self.setdefault(uid, str(cap))
+        return len(self) - n
+
+    def close(self) -> None:
+        pass
+
+
+class DiskCaptions:
+    """uid -> caption in an SQLite file on local scratch (WORLDCLIP_SCRATCH, default the temp folder), so a
+    whole captions file costs a few MB of memory whatever its size; the file is removed by close()."""
+
+    def __init__(self) -> None:
+        import os
+        import sqlite3
+        import tempfile
+
+        scratch = os.environ.get("WORLDCLIP_SCRATCH") or tempfile.gettempdir()
+        os.makedirs(scratch, exist_ok=True)
+        fd, self.path = tempfile.mkstemp(prefix="worldclip-captions-", suffix=".sqlite", dir=scratch)
+        os.close(fd)
+        self.db = sqlite3.connect(self.path)
+        self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
+                              "CREATE TABLE c (uid TEXT PRIMARY KEY, caption TEXT NOT NULL) WITHOUT ROWID;")
+        self.n = 0
+
+    def add(self, uids: list[str], captions: list) -> int:
+        before = self.db.total_changes
+        self.db.executemany("INSERT OR IGNORE INTO c VALUES (?, ?)", ((u, str(c)) for u, c in zip(uids, captions)))
+        self.db.commit()
+        added = self.db.total_changes - before
+        self.n += added
+        return added
+
+    def get(self, uid: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT caption FROM c WHERE uid = ?", (uid,)).fetchone()
+        return row[0] if row else default
+
+    def __len__(self) -> int:
+        return self.n
+
+    def close(self) -> None:
+        import os
+
+        self.db.close()
+        os.remove(self.path)
+
+
 @dataclass
 class CaptionFile:
-    """uid -> caption from a Parquet file with columns uid and caption (first of a repeated uid wins)."""
+    """uid -> caption from Parquet files with columns uid and caption (first of a repeated uid wins)."""
 
-    by_uid: dict[str, str]
+    by_uid: MemoryCaptions | DiskCaptions
     rows: int
     duplicates: int
     fingerprint: str
 
 
-def _read_table(path: str) -> pa.Table:
-    """A captions Parquet file (path or URL), read through the storage layer."""
+def read_table(path: str) -> pa.Table:
+    """A whole (small) Parquet file, e.g. one shard's caption or score part, from a path or URL."""
     from curation import storage
 
     if storage.is_local(path):
         return pq.read_table(storage.local_path(path))
-    with storage.open_input(path) as f, storage.errors(path, "--captions"):
+    with storage.open_input(path) as f, storage.errors(path):
         return pq.read_table(f)
 
 
-def read_captions(paths: list[str]) -> CaptionFile:
-    """Read caption Parquet files (in the given order); null uids or captions are a UserError."""
+def _batches(path: str) -> Iterator[tuple[int, list[str], list]]:
+    """(first row, uids as strings, captions) per record batch of a captions Parquet file (path or URL),
+    streamed; a missing column or a null is a UserError naming file and row."""
     from curation import storage
 
-    by_uid: dict[str, str] = {}
-    rows = dups = 0
-    for path in paths:
+    with contextlib.ExitStack() as stack:
         try:
-            t = _read_table(path)
+            if storage.is_local(path):
+                pf = pq.ParquetFile(storage.local_path(path))
+            else:
+                f = stack.enter_context(storage.open_input(path))
+                stack.enter_context(storage.errors(path, "--captions"))
+                pf = pq.ParquetFile(f)
+            names = pf.schema_arrow.names
+            if missing := [c for c in ("uid", "caption") if c not in names]:
+                raise UserError(f"--captions {path}: no column(s) {', '.join(missing)}; columns found: "
+                                f"{', '.join(names)} (write uid and caption)")
+            row = 0
+            for b in pf.iter_batches(batch_size=1 << 14, columns=["uid", "caption"]):
+                for col in ("uid", "caption"):
+                    if b.column(col).null_count:
+                        at = row + pc.index(pc.is_null(b.column(col)), True).as_py()
+                        raise UserError(f"--captions {path}: row {at}: {col} is null; drop the row or fill it")
+                yield row, b.column("uid").cast(pa.string()).to_pylist(), b.column("caption").to_pylist()
+                row += b.num_rows
         except (OSError, pa.ArrowException) as e:
             raise UserError(f"--captions {path}: not a readable Parquet file ({e})") from e
-        if missing := [c for c in ("uid", "caption") if c not in t.column_names]:
-            raise UserError(f"--captions {path}: no column(s) {', '.join(missing)}; columns found: "
-                            f"{', '.join(t.column_names)} (write uid and caption)")
-        for col in ("uid", "caption"):
-            if t.column(col).null_count:
-                row = pc.index(pc.is_null(t.column(col)), True).as_py()
-                raise UserError(f"--captions {path}: row {row}: {col} is null; drop the row or fill it")
-        for uid, cap in zip(t.column("uid").cast(pa.string()).to_pylist(), t.column("caption").to_pylist()):
-            if uid in by_uid:
-                dups += 1
-            else:
-                by_uid[uid] = str(cap)
-        rows += t.num_rows
+
+
+def read_captions(paths: list[str], on_disk: bool = False) -> CaptionFile:
+    """Read caption Parquet files (in the given order), streamed, into memory or (`on_disk`) a DiskCaptions;
+    null uids or captions are a UserError."""
+    from curation import storage
+
+    by_uid = DiskCaptions() if on_disk else MemoryCaptions()
+    rows = dups = 0
+    try:
+        for path in paths:
+            for _, uids, caps in _batches(path):
+                dups += len(uids) - by_uid.add(uids, caps)
+                rows += len(uids)
+    except BaseException:
+        by_uid.close()
+        raise
     fp = "+".join(storage.content_hash(p)[:16] for p in paths)
     return CaptionFile(by_uid, rows, dups, fp)
 
@@ -152,7 +229,7 @@ def with_caption(meta: dict, source: str, caption: str | None) -> dict:
     return out
 
 
-def rewrite_shard(path: str, source: str, by_uid: dict[str, str]) -> dict:
+def rewrite_shard(path: str, source: str, by_uid: MemoryCaptions | DiskCaptions | dict) -> dict:
     """Rewrite one shard (path or URL) with captions[source] from `by_uid`, whole under its own name (local:
     temp file + rename; object stores: one upload read to the end first); returns counts and bytes written."""
     counts = {"captioned": 0, "uncaptioned": 0, "bytes": 0}
@@ -230,15 +307,27 @@ def attach(curated: str | Path, source: str, captions: list[str]) -> dict:
 
 def attach_locked(curated: str, source: str, captions: list[str], by_shard: bool = False) -> dict:
     """`attach` for a caller that already holds CURATED's output lock. With `by_shard`, captions are one
-    part per shard named after it (`recaption`'s output): only that shard's part is held in memory."""
+    part per shard named after it (`recaption`'s output): only that shard's part is held in memory; a
+    whole captions file is looked up on local scratch (DiskCaptions), so memory stays bounded either way."""
+    t0 = time.time()
+    curated = curated_root(curated)
+    source, paths, captions = check_source(source), shard_paths(curated), [str(p) for p in captions]
+    cf = None if by_shard else read_captions(captions, on_disk=True)
+    try:
+        return _attach(curated, source, paths, captions, cf, t0)
+    finally:
+        if cf is not None:
+            cf.by_uid.close()
+
+
+def _attach(curated: str, source: str, paths: list[str], captions: list[str], cf: CaptionFile | None,
+            t0: float) -> dict:
+    """attach_locked's work: rewrite the shards not yet committed, then record the stats."""
     from tqdm import tqdm
 
     from curation import storage
 
-    t0 = time.time()
-    curated = curated_root(curated)
-    source, paths, captions = check_source(source), shard_paths(curated), [str(p) for p in captions]
-    cf = None if by_shard else read_captions(captions)
+    by_shard = cf is None
     parts = {stem(p): p for p in captions}
     fingerprint = "by-shard:" + "+".join(storage.content_hash(p)[:16] for p in captions) if by_shard \
         else cf.fingerprint
@@ -246,7 +335,8 @@ def attach_locked(curated: str, source: str, captions: list[str], by_shard: bool
     nbytes = 0
     todo = [p for p in paths if journal.done.get(storage.name(p), {}).get("shard") != _stat(p)]
     for path in tqdm(todo, desc=f"attach {source}", unit="shard", leave=False):
-        own = cf or (read_captions([parts[stem(path)]]) if stem(path) in parts else CaptionFile({}, 0, 0, ""))
+        own = cf or (read_captions([parts[stem(path)]]) if stem(path) in parts
+                     else CaptionFile(MemoryCaptions(), 0, 0, ""))
         c = rewrite_shard(path, source, own.by_uid)
         nbytes += c.pop("bytes")
         if by_shard:

@@ -19,7 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from curation import storage
-from curation.captions import _read_table, attach_locked, check_source, curated_root, shard_paths, shard_samples, stem
+from curation.captions import (attach_locked, check_source, curated_root, read_table, shard_paths, shard_samples,
+                               stem)
 from curation.common import UserError, ensure_ray
 from curation.recaption import FUSE_PROMPT, Captioner, Decoding, Fuser, open_image
 
@@ -84,7 +85,7 @@ class Worker:
         return len(uids)
 
     def _fuse(self, part: str, out: str, batch_size: int, seed: int) -> int:
-        t = _read_table(part)
+        t = read_table(part)
         alts, caps, fused = t.column("alt").to_pylist(), t.column("caption").to_pylist(), []
         for lo in range(0, t.num_rows, batch_size):
             fused += self.model.fuse(alts[lo:lo + batch_size], caps[lo:lo + batch_size], seed + lo)

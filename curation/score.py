@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation import storage
-from curation.captions import _read_table, curated_root, shard_paths, shard_samples, stem
+from curation.captions import curated_root, read_table, shard_paths, shard_samples, stem
 from curation.common import UserError, content_hash, write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -97,7 +97,7 @@ def score_curated(curated: str | Path, model_dir: str, batch_size: int = 64, dev
             if f"{stem(shard)}.parquet" not in done:
                 storage.write_parquet(storage.join(work, f"{stem(shard)}.parquet"),
                                       score_shard(model, tokenizer, processor, shard, batch_size, device))
-        table = pa.concat_tables([_read_table(storage.join(work, f"{stem(s)}.parquet")) for s in shards])
+        table = pa.concat_tables([read_table(storage.join(work, f"{stem(s)}.parquet")) for s in shards])
         storage.write_parquet(storage.join(curated, "scores.parquet"), table.replace_schema_metadata(
             {b"worldclip.score_model": identity["model"].encode()}))
         storage.remove(work)

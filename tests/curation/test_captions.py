@@ -237,3 +237,22 @@ def test_file_and_memory_urls_equal_local(curated, tmp_path):
         assert _bucket_shards("memory://wc-captions/CUR") == _local_shards(curated)
     finally:
         storage.remove("memory://wc-captions")
+
+
+def test_a_large_captions_file_is_not_held_in_memory(curated, tmp_path):
+    import tracemalloc
+
+    n = 300_000  # held as a dict: a 52 MB peak; streamed into the on-disk lookup: about 5 MB
+    uids = [f"u{i:06d}" for i in range(n)]
+    caps = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"uid": uids, "caption": [f"a long enough caption number {i}" for i in range(n)]}), caps)
+    del uids
+    tracemalloc.start()
+    try:
+        entry = attach(curated, "vecap", [caps])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (entry["captioned"], entry["unknown_uids"], entry["captions_rows"]) == (15, n - 15, n)
+    assert _metas(curated)["u000007"]["captions"] == {"vecap": "a long enough caption number 7"}
+    assert peak < 12e6, f"peak {peak / 1e6:.1f} MB of Python objects"
