@@ -342,28 +342,35 @@ def content_hash(url: str | os.PathLike, algo: str = "sha256") -> str:
     return h.hexdigest()
 
 
-def local_copy(url: str | os.PathLike) -> str:
+def local_copy(url: str | os.PathLike, flag: str = "") -> str:
     """A local folder with the files below `url`, for libraries that read only local files (transformers'
     from_pretrained): a local path as it is; a URL copied once per machine into WORLDCLIP_SCRATCH (default
-    the temp folder), keyed by the URL and its objects' fingerprints, so a changed folder is copied anew."""
+    the temp folder), keyed by the URL and its objects' fingerprints, so a changed folder is copied anew.
+    `flag` (e.g. "--model") starts the error line when nothing is there or a read fails."""
     import shutil
 
     if is_local(url):
         return str(local_path(url))
-    base, files = normalize(url), list_files(url)
+    prefix = f"{flag} " if flag else ""
+    with errors(url, flag):
+        base, files = normalize(url), list_files(url)
     if not files:
-        raise UserError(f"{url}: no such object or folder; check the URL (list it with e.g. `rclone ls` or `aws s3 ls`)")
+        raise UserError(f"{prefix}{url}: no such object or folder; check the URL (list it with e.g. `rclone ls` or `aws s3 ls`)")
     key = hashlib.sha256(json.dumps([base, [fingerprint(u) for u in files]]).encode()).hexdigest()[:16]
     dest = Path(os.environ.get("WORLDCLIP_SCRATCH") or tempfile.gettempdir()) / "worldclip-copies" / key
     if dest.is_dir():
         return str(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=dest.parent))
-    for u in files:
-        target = tmp / normalize(u)[len(base):].lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open_input(u) as src, open(target, "wb") as out, errors(u):
-            shutil.copyfileobj(src, out, 1 << 20)
+    try:
+        for u in files:
+            target = tmp / normalize(u)[len(base):].lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with errors(u, flag), open_input(u) as src, open(target, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         os.rename(tmp, dest)
     except OSError:  # another process copied it first

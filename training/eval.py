@@ -3,8 +3,11 @@
     run_eval(model_dir, data, out_json=None, langs=None, batch_size=64, workers=0,
              classnames=None, device=None) -> dict
 
-`model_dir` is a folder written by `export_hf` (RUN/hf) or any local MetaClip2/CLIP checkpoint;
-`data` an image folder or WebDataset shards (training/eval_data.py). Images go through the
+`model_dir` is a folder written by `export_hf` (RUN/hf) or any MetaClip2/CLIP checkpoint folder;
+`data` an image folder or WebDataset shards (training/eval_data.py). Both may be URLs (s3://, gs://,
+hf://, file://; curation/storage.py): the data is streamed from the store; the model folder, which
+transformers reads only from local disk, is copied once per machine (storage.local_copy). `out_json`
+may be a URL too (written as one whole object). Images go through the
 folder's own image processor with its PIL backend (as training's eval transform and OpenAI CLIP;
 torchvision's bicubic differs slightly), texts through its tokenizer (truncated to the context length).
 Metrics (docs/evaluation.md): zero-shot top-1/top-5 accuracy and mean per-class recall per
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from curation import storage
 from curation.common import UserError, write_json_atomic
 from training.eval_data import EvalSource, open_source
 from training.eval_templates import TEMPLATES, resolve_lang, templates_for
@@ -78,21 +82,31 @@ def zeroshot_metrics(image_emb: torch.Tensor, labels: torch.Tensor, classifier: 
             "classes": num_classes}
 
 
+def model_folder(model_dir: str | os.PathLike) -> tuple[Path, str]:
+    """(local folder, name for messages) of --model: a local path as it is; a URL copied once per machine
+    (storage.local_copy; transformers loads only local files)."""
+    url = os.fspath(model_dir)
+    local = storage.is_local(url)
+    where = str(storage.local_path(url)) if local else url
+    with storage.errors(url, "--model"):
+        if not storage.isfile(storage.join(url, "config.json")):
+            raise UserError(f"--model {where}: no model there (config.json missing); give the folder `train` exported, e.g. RUN/hf")
+        return (storage.local_path(url) if local else Path(storage.local_copy(url, "--model"))), where
+
+
 def load_model(model_dir: str | os.PathLike, device: str):
-    """(model, tokenizer, image processor) from a local Hugging Face folder, offline."""
+    """(model, tokenizer, image processor) from a Hugging Face folder (local or a URL), offline."""
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-    path = Path(model_dir)
-    if not (path / "config.json").is_file():
-        raise UserError(f"--model {path}: no model there (config.json missing); give the folder `train` exported, e.g. RUN/hf")
+    path, where = model_folder(model_dir)
     try:
         model = AutoModel.from_pretrained(str(path), local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True, backend="pil")
     except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"--model {path}: cannot load model, tokenizer and image processor ({e})") from e
+        raise UserError(f"--model {where}: cannot load model, tokenizer and image processor ({e})") from e
     if not hasattr(model, "get_image_features"):
-        raise UserError(f"--model {path}: {type(model).__name__} is not a CLIP-style model with image and text towers")
+        raise UserError(f"--model {where}: {type(model).__name__} is not a CLIP-style model with image and text towers")
     return model.to(device).eval(), tokenizer, processor
 
 
@@ -279,7 +293,7 @@ def retrieval_results(model, tokenizer, emb: Embedded, captioned: list[int], bat
     return overall, per_lang
 
 
-def summary_line(result: dict, out: Path) -> str:
+def summary_line(result: dict, out: Path | str) -> str:
     parts = [f"eval: {result['counts']['images']} images"]
     for lang, m in result["zeroshot"].items():
         parts.append(f"zero-shot {lang} top1 {m['top1']:.3f} top5 {m['top5']:.3f}")
@@ -305,7 +319,10 @@ def run_eval(model_dir: str | os.PathLike, data: str | os.PathLike, out_json: st
     if workers < 0:
         raise UserError(f"--workers {workers}: must be 0 or more")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    out = Path(out_json) if out_json is not None else Path(model_dir).resolve().parent / "eval.json"
+    if out_json is None:  # next to the model folder
+        out_json = (storage.local_path(model_dir).resolve().parent / "eval.json" if storage.is_local(model_dir)
+                    else storage.join(storage.parent(storage.normalize(model_dir)), "eval.json"))
+    out = storage.local_path(out_json) if storage.is_local(out_json) else os.fspath(out_json)
     source = open_source(data, classnames)
     choose_langs(source, langs)
     model, tokenizer, processor = load_model(model_dir, device)
@@ -314,6 +331,10 @@ def run_eval(model_dir: str | os.PathLike, data: str | os.PathLike, out_json: st
     seconds = time.perf_counter() - start
     result = {"model": str(model_dir), "data": str(data), "format": source.kind, **result,
               "seconds": round(seconds, 3), "images_per_s": result["counts"]["images"] / max(seconds, 1e-9)}
-    write_json_atomic(out, result)
+    if isinstance(out, Path):
+        write_json_atomic(out, result)
+    else:
+        with storage.errors(out, "--out"):
+            storage.write_json(out, result)
     print(summary_line(result, out), file=sys.stderr)
     return result

@@ -13,8 +13,6 @@ reader; for retrieval sets each `.txt` is split into its lines (several captions
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from curation.common import UserError
 
 CLASSNAMES = "classnames.txt"
@@ -23,7 +21,7 @@ TYPE = "dataset_type.txt"
 SPLIT = "test"
 
 
-def is_clip_benchmark(root: Path, split: str = SPLIT) -> bool:
+def is_clip_benchmark(root, split: str = SPLIT) -> bool:
     return (root / split / "nshards.txt").is_file()
 
 
@@ -32,11 +30,11 @@ def as_format_template(template: str) -> str:
     return template.replace("{", "{{").replace("}", "}}").replace("{{c}}", "{}")
 
 
-def _lines(path: Path) -> list[str]:
+def _lines(path) -> list[str]:
     return [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
 
 
-def open_clip_benchmark(root: Path, classnames: dict[str, list[str]] | None = None, split: str = SPLIT):
+def open_clip_benchmark(root, classnames: dict[str, list[str]] | None = None, split: str = SPLIT):
     """The EvalSource of a CLIP_benchmark WebDataset folder (see the module docstring); `classnames`
     (from --classnames) replaces the folder's own names."""
     from training.eval_data import EvalSource, read_classnames

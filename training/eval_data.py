@@ -11,21 +11,121 @@ Accepted layouts (see docs/evaluation.md):
   folder of `*.tar`. A sample has an image (jpg/jpeg/png/webp), optionally `.txt` (a caption, for
   retrieval), `.cls` or a `.json` field label/class/cls/class_id/target (for classification) and a json
   `lang` (for per-language retrieval). Class names are looked up next to the shards, as above.
+
+Every layout may also be a URL (s3://, gs://, hf://, file://, memory://; curation/storage.py): folders are
+listed once each and every image and shard is streamed from the store, never copied to local disk first.
+Local paths are handled by pathlib exactly as before; a URL by `RemotePath`, which offers the few pathlib
+operations this module and training/eval_clipbench.py use.
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterator
+from pathlib import Path, PurePosixPath
+from typing import Iterator, Union
 
-from curation.common import UserError, read_json
+from curation import storage
+from curation.common import UserError
 from training.data import IMAGE_EXTS, Unit, read_raw
 from training.eval_clipbench import is_clip_benchmark, open_clip_benchmark
 
 LABEL_FIELDS = ("label", "class", "cls", "class_id", "target")
+
+
+class RemotePath:
+    """A file or folder in an object store, with the pathlib operations evaluation needs. Folder listings
+    are cached (shared by every RemotePath made from this one), so a folder of shards or of class folders
+    costs one listing request; files are read through curation.storage (failures: one line naming the URL)."""
+
+    def __init__(self, url: str, listings: dict | None = None):
+        self.url = storage.normalize(url).rstrip("/")
+        self._listings = listings if listings is not None else {}  # folder URL -> {name: is a folder}
+
+    def __truediv__(self, name: str) -> "RemotePath":
+        return RemotePath(storage.join(self.url, name), self._listings)
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __repr__(self) -> str:
+        return f"RemotePath({self.url!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RemotePath) and other.url == self.url
+
+    def __lt__(self, other: "RemotePath") -> bool:
+        return self.url < other.url
+
+    def __hash__(self) -> int:
+        return hash(self.url)
+
+    @property
+    def name(self) -> str:
+        return storage.name(self.url)
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.name).suffix
+
+    @property
+    def parent(self) -> "RemotePath":
+        return RemotePath(storage.parent(self.url), self._listings)
+
+    def _children(self) -> dict[str, bool]:
+        if self.url not in self._listings:
+            fs, path = storage.filesystem(self.url)
+            with storage.errors(self.url):
+                try:
+                    entries = fs.ls(path, detail=True) if fs.isdir(path) else []
+                except FileNotFoundError:
+                    entries = []
+            self._listings[self.url] = {storage.name(e["name"]): e.get("type") == "directory" for e in entries}
+        return self._listings[self.url]
+
+    def _kind(self) -> bool | None:
+        """True: a folder, False: a file, None: nothing there."""
+        if "/" not in self.url.split("://", 1)[1]:  # a bucket
+            return True if storage.isdir(self.url) else None
+        return self.parent._children().get(self.name)
+
+    def is_dir(self) -> bool:
+        return self._kind() is True
+
+    def is_file(self) -> bool:
+        return self._kind() is False
+
+    def exists(self) -> bool:
+        return self._kind() is not None
+
+    def iterdir(self) -> Iterator["RemotePath"]:
+        return (self / n for n in sorted(self._children()))
+
+    def glob(self, pattern: str) -> list["RemotePath"]:
+        """Files directly in this folder whose name matches `pattern` (a name pattern only)."""
+        return [self / n for n, folder in sorted(self._children().items()) if not folder and fnmatch.fnmatchcase(n, pattern)]
+
+    def relative_to(self, base: str) -> str:
+        return self.url[len(storage.normalize(base).rstrip("/")) + 1:]
+
+    def read_bytes(self) -> bytes:
+        return storage.read_bytes(self.url)
+
+    def read_text(self, encoding: str = "utf-8") -> str:
+        return self.read_bytes().decode(encoding)
+
+
+AnyPath = Union[Path, RemotePath]
+
+
+def location(spec: str | os.PathLike, listings: dict | None = None) -> AnyPath:
+    """A plain path or file:// URL as a Path; any other URL as a RemotePath."""
+    s = os.fspath(spec) if not isinstance(spec, RemotePath) else spec.url
+    if storage.is_local(s):
+        return storage.local_path(s)
+    return RemotePath(s, listings)
 
 
 @dataclass
@@ -45,7 +145,7 @@ class EvalSource:
 
     kind: str
     location: str
-    files: list[Path]
+    files: list[AnyPath]
     classnames: dict[str, list[str]]
     labels: list[int] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
@@ -74,12 +174,12 @@ class EvalSource:
         return len(next(iter(self.classnames.values()), []))
 
 
-def read_classnames(folder: Path) -> dict[str, list[str]]:
+def read_classnames(folder: AnyPath) -> dict[str, list[str]]:
     """{lang: names} from `classnames.json` and/or `classnames.<lang>.txt` in `folder` (empty if none)."""
     names: dict[str, list[str]] = {}
     js = folder / "classnames.json"
     if js.is_file():
-        obj = read_json(js)
+        obj = storage.read_json(str(js))
         if not isinstance(obj, dict) or not all(isinstance(v, list) and all(isinstance(s, str) for s in v) for v in obj.values()):
             raise UserError(f"{js}: expected {{\"<lang>\": [\"<class name>\", ...], ...}}")
         names.update(obj)
@@ -100,7 +200,7 @@ def read_classnames(folder: Path) -> dict[str, list[str]]:
     return names
 
 
-def open_folder(root: Path, classnames: dict[str, list[str]]) -> EvalSource:
+def open_folder(root: AnyPath, classnames: dict[str, list[str]]) -> EvalSource:
     """An image-folder source: one sub-folder per class."""
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not class_dirs:
@@ -130,13 +230,14 @@ def open_folder(root: Path, classnames: dict[str, list[str]]) -> EvalSource:
     return source
 
 
-def expand_shards(spec: str) -> list[Path]:
-    """Shard paths from a .tar, a folder of .tar, a brace pattern, or several joined with `::`."""
+def expand_shards(spec: str, listings: dict | None = None) -> list[AnyPath]:
+    """Shard paths from a .tar, a folder of .tar, a brace pattern, or several joined with `::` (URLs too)."""
     import braceexpand
 
-    shards: list[Path] = []
+    listings = {} if listings is None else listings
+    shards: list[AnyPath] = []
     for part in spec.split("::"):
-        p = Path(part)
+        p = location(part, listings)
         if p.is_dir():
             found = sorted(p.glob("*.tar"))
             if not found:
@@ -144,9 +245,10 @@ def expand_shards(spec: str) -> list[Path]:
             shards.extend(found)
             continue
         for s in braceexpand.braceexpand(part):
-            if not Path(s).is_file():
+            shard = location(s, listings)
+            if not shard.is_file():
                 raise UserError(f"shard {s} not found (from --data {spec})")
-            shards.append(Path(s))
+            shards.append(shard)
     return shards
 
 
@@ -169,7 +271,7 @@ def parse_label(sample: dict, where: str) -> int | None:
     return value
 
 
-def shard_records(shard: Path, num_classes: int, split_captions: bool = False) -> Iterator[Record]:
+def shard_records(shard: AnyPath, num_classes: int, split_captions: bool = False) -> Iterator[Record]:
     """Records of one WebDataset shard; a corrupt tar is a UserError naming the shard. With
     split_captions, `text` is the list of the .txt's non-empty lines (several captions per image)."""
     for s in read_raw(Unit(str(shard))):
@@ -197,22 +299,23 @@ def open_source(data: str | os.PathLike, classnames: str | os.PathLike | None = 
     folder of the first shard).
     """
     spec = str(data)
-    root = Path(spec)
+    listings: dict = {}
+    root = location(spec, listings) if "::" not in spec else None  # parts may differ in kind (a path, a URL)
     if classnames is not None:
-        where = Path(classnames)
+        where = location(classnames)
         if not where.is_dir():
             raise UserError(f"--classnames {where}: not a folder; give the folder holding classnames.json or classnames.<lang>.txt")
         names = read_classnames(where)
         if not names:
             raise UserError(f"--classnames {where}: no classnames.json or classnames.<lang>.txt there")
-    if root.is_dir() and is_clip_benchmark(root):
+    if root is not None and root.is_dir() and is_clip_benchmark(root):
         return open_clip_benchmark(root, names if classnames is not None else None)
-    if root.is_dir() and not any(root.glob("*.tar")):
+    if root is not None and root.is_dir() and not any(root.glob("*.tar")):
         return open_folder(root, names if classnames is not None else read_classnames(root))
-    if not root.exists() and "{" not in spec and "::" not in spec:
+    if root is not None and "{" not in spec and not root.exists():
         raise UserError(f"--data {spec}: not found; give an image folder, a .tar shard, a brace pattern or a folder of shards")
-    shards = expand_shards(spec)
+    shards = expand_shards(spec, listings)
     if classnames is None:
-        first = Path(spec.split("::")[0])
+        first = location(spec.split("::")[0], listings)
         names = read_classnames(first if first.is_dir() else shards[0].parent)
     return EvalSource("webdataset", spec, shards, names)

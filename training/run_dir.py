@@ -65,21 +65,3 @@ class RunDir:
         if self.url is not None:
             shutil.rmtree(self.local, ignore_errors=True)
 
-
-def local_folder(url: str) -> str:
-    """A small folder (a tokenizer) as a local path: itself when local, else its files downloaded once per process."""
-    if storage.is_local(url):
-        return str(storage.local_path(url))
-    base = storage.normalize(url)
-    with storage.errors(url, "--tokenizer"):
-        files = storage.list_files(base)
-    if not files:
-        from curation.common import UserError
-
-        raise UserError(f"--tokenizer {url}: no files there; give the folder that holds sentencepiece.bpe.model")
-    target = Path(tempfile.mkdtemp(prefix="worldclip-tokenizer-"))
-    for f in files:
-        dest = target / f[len(base) + 1:]
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(storage.read_bytes(f))
-    return str(target)

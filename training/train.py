@@ -23,7 +23,7 @@ from curation.common import UserError, atomic_path, output_lock, write_json_atom
 from curation import storage
 from training import run_state
 from training.caption_mix import parse_mix
-from training.run_dir import RunDir, local_folder
+from training.run_dir import RunDir
 from training.checkpoint import resolve_resume
 from training.data import Unit, count_samples, expand_sources, load_curation, make_loader, read_raw, usable_meta
 from training.distributed import Dist, all_gather_object, all_reduce_mean, barrier, init_distributed
@@ -152,7 +152,7 @@ class Trainer:
         self.cfg, self.d = cfg, d
         self.rundir = RunDir(cfg.out, d.rank)
         self.run_dir = self.rundir.local
-        self.tokenizer_dir = local_folder(cfg.tokenizer)
+        self.tokenizer_dir = storage.local_copy(cfg.tokenizer, "--tokenizer")
         self.tokenizer = load_tokenizer(self.tokenizer_dir)
         self.sources = expand_sources(cfg.shards, cfg.shards_weights)
         self.curation = load_curation(self.sources, cfg.seed, cfg.curation_t)

@@ -286,3 +286,52 @@ def test_eval_after_training_beats_chance_in_every_language(tmp_path):
     assert sorted(result["zeroshot"]) == sorted(langs) and result["counts"]["images"] == 24
     for lang in langs:
         assert result["zeroshot"][lang]["top1"] >= 3 / len(COLOURS), (lang, result["zeroshot"][lang])
+
+
+# --- model and data in object storage ---
+
+def upload(folder, url: str) -> None:
+    from curation import storage
+
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        storage.write_bytes(storage.join(url, f.relative_to(folder).as_posix()), f.read_bytes())
+
+
+@pytest.mark.slow
+def test_eval_with_model_and_data_in_a_bucket_matches_the_local_run(s3, model_dir, tmp_path, capsys, monkeypatch):
+    """A real S3 server (rclone on 127.0.0.1): `train eval --model s3://… --data s3://…` writes the local
+    run's numbers to s3://…/eval.json; the model is copied once; a missing object is one line naming it."""
+    from curation import storage
+
+    monkeypatch.setenv("WORLDCLIP_SCRATCH", str(tmp_path / "scratch"))
+    images = make_folder(tmp_path / "d", ["0", "1", "2"], 2, names={"en": ["cat", "dog", "car"], "de": ["Katze", "Hund", "Auto"]})
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    samples = [{"__key__": f"s{i:03d}", "jpg": colour_bytes(COLOURS[i], "JPEG"), "txt": CORPUS[i],
+                "json": {"label": i % 3, "lang": "en" if i % 2 else "de"}} for i in range(8)]
+    write_shard(shards / "00000.tar", samples[:5])
+    write_shard(shards / "00001.tar", samples[5:])
+    (shards / "classnames.en.txt").write_text("cat\ndog\ncar\n")
+    for folder, name in ((model_dir, "run/hf"), (images, "d"), (shards, "shards")):
+        upload(folder, s3.url(name))
+    keys = ("format", "counts", "zeroshot", "retrieval", "retrieval_by_lang")
+    cases = [(images, s3.url("d"), 0), (shards / "{00000..00001}.tar", s3.url("shards", "{00000..00001}.tar"), 0),
+             (shards, s3.url("shards"), 2)]
+    for local_data, url, workers in cases:
+        local = run_eval(model_dir, local_data, tmp_path / "local.json", batch_size=4, workers=workers, device="cpu")
+        argv = ["eval", "--model", s3.url("run", "hf"), "--data", url, "--batch-size", "4", "--workers", str(workers),
+                "--device", "cpu"]
+        assert cli.main(argv) == 0, capsys.readouterr().err
+        remote = storage.read_json(s3.url("run", "eval.json"))
+        assert {k: remote[k] for k in keys} == {k: json.loads(json.dumps(local))[k] for k in keys}, url
+        assert remote["model"] == s3.url("run", "hf") and remote["data"] == url
+    assert len(list((tmp_path / "scratch" / "worldclip-copies").iterdir())) == 1  # one copy of the model
+    capsys.readouterr()
+    for argv, named in [
+        (["--model", s3.url("run", "hf"), "--data", s3.url("shards", "{00000..00002}.tar")], s3.url("shards", "00002.tar")),
+        (["--model", s3.url("nope"), "--data", s3.url("d")], s3.url("nope")),
+        (["--model", s3.url("run", "hf"), "--data", s3.url("d2")], s3.url("d2")),
+    ]:
+        assert cli.main(["eval", *argv, "--device", "cpu"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and named in err and "Traceback" not in err, err

@@ -110,3 +110,50 @@ def test_shard_specs_and_classnames_override(tmp_path):
         open_source(spec, classnames=names / "classnames.ko.txt")
     with pytest.raises(UserError, match="00003.tar not found"):
         expand_shards(f"{tmp_path}/{{00000..00003}}.tar")
+
+
+def upload(folder_path, url: str) -> None:
+    from curation import storage
+
+    for f in sorted(p for p in folder_path.rglob("*") if p.is_file()):
+        storage.write_bytes(storage.join(url, f.relative_to(folder_path).as_posix()), f.read_bytes())
+
+
+def test_every_layout_reads_the_same_from_a_url(tmp_path):
+    """memory:// (any fsspec store): an image folder, a shard folder, a brace pattern, --classnames, and
+    the CLIP_benchmark layout give the records the local paths give; a missing object is one line naming it."""
+    import uuid
+
+    def same(local, url, **kw):
+        a, b = open_source(local, **kw), open_source(url, **kw)
+        assert (a.kind, a.classnames, a.templates, a.labels) == (b.kind, b.classnames, b.templates, b.labels)
+        assert [vars(r) for r in a.records()] == [vars(r) for r in b.records()]
+        assert [vars(r) for r in a.records(1, 2)] == [vars(r) for r in b.records(1, 2)]
+
+    base = f"memory://evaldata-{uuid.uuid4().hex[:8]}"
+    images = folder(tmp_path / "img", ["zebra", "cat"], {"en": ["cat", "zebra"], "de": ["Katze", "Zebra"]}, per_class=2)
+    (images / "cat" / "notes.md").write_text("not an image")
+    shards = tmp_path / "wds"
+    shards.mkdir()
+    for i in range(3):
+        shard(shards / f"{i:05d}.tar", [{"__key__": f"k{i}", "jpg": b"i", "txt": f"t{i}", "cls": str(i % 2)}])
+    (shards / "classnames.en.txt").write_text("cat\ndog\n")
+    bench = tmp_path / "bench"
+    (bench / "test").mkdir(parents=True)
+    shard(bench / "test" / "0.tar", [{"__key__": "b0", "webp": b"i", "cls": "1"}])
+    (bench / "test" / "nshards.txt").write_text("1\n")
+    (bench / "classnames.txt").write_text("cat\ndog\n")
+    (bench / "zeroshot_classification_templates.txt").write_text("a photo of a {c}.\n")
+    for name in ("img", "wds", "bench"):
+        upload(tmp_path / name, f"{base}/{name}")
+    same(images, f"{base}/img")
+    assert open_source(f"{base}/img").skipped == {"not_an_image_file": 1}
+    same(shards, f"{base}/wds")
+    same(f"{shards}/{{00000..00001}}.tar::{shards}/00002.tar", f"{base}/wds/{{00000..00001}}.tar::{base}/wds/00002.tar")
+    same(shards / "00001.tar", f"{base}/wds/00001.tar", classnames=f"{base}/img")
+    same(f"{shards}/00000.tar::{shards}/00002.tar", f"{shards}/00000.tar::{base}/wds/00002.tar")  # a path and a URL
+    same(bench, f"{base}/bench")
+    with pytest.raises(UserError, match=f"shard {base}/wds/00003.tar not found"):
+        open_source(f"{base}/wds/{{00000..00003}}.tar")
+    with pytest.raises(UserError, match=f"--data {base}/nothing: not found"):
+        open_source(f"{base}/nothing")
