@@ -39,7 +39,8 @@ def test_train_from_and_to_s3_resumes_like_the_local_run(s3, online_shards, toke
     common = ["--steps", 4, "--batch-size", 4, "--workers", 1, "--save-every", 2, "--log-samples", "--shuffle-block", 8,
               "--seed", 4, "--lr", 1e-3, "--warmup", 1, *(["--fsdp"] if fsdp else [])]
     local = tmp_path / "local"
-    r = torchrun(1, "--shards", online_shards, "--tokenizer", tokenizer_dir, "--out", local, *common)
+    r = torchrun(1, "--shards", online_shards, "--tokenizer", tokenizer_dir, "--out", local, *common,
+                 "--eval-data", online_shards)
     assert r.returncode == 0, r.stderr[-3000:]
 
     run = s3.url("run")
@@ -49,7 +50,8 @@ def test_train_from_and_to_s3_resumes_like_the_local_run(s3, online_shards, toke
     last = storage.join(run, "checkpoints", "step_00000004" + ("" if fsdp else ".pt"))
     storage.remove(last)  # as if killed before the last checkpoint was committed
     storage.remove(storage.join(run, "hf"))
-    r = torchrun(1, *remote, "--resume", "latest")
+    eval_data = s3.url("curated", "shards", "{00000..00003}.tar")
+    r = torchrun(1, *remote, "--resume", "latest", "--eval-data", eval_data)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "resumed from s3://" in r.stderr and "step_00000002" in r.stderr
 
@@ -61,3 +63,5 @@ def test_train_from_and_to_s3_resumes_like_the_local_run(s3, online_shards, toke
     if fsdp:
         assert storage.isfile(storage.join(last, "COMMIT.json")) and storage.isfile(storage.join(last, ".metadata"))
     assert storage.isfile(storage.join(run, "hf", "config.json"))
+    evaluated, expected = storage.read_json(storage.join(run, "eval.json")), json.loads((local / "eval.json").read_text())
+    assert evaluated["data"] == eval_data and evaluated["counts"] == expected["counts"] and evaluated["retrieval"]
