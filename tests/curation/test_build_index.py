@@ -207,6 +207,21 @@ def test_identical_index_for_any_workers_and_part_size(ray_local, meta_dir, tmp_
     assert states[0] == states[1] == states[2]
 
 
+def test_in_process_run_equals_ray_run_byte_for_byte(ray_local, meta_dir, tmp_path, monkeypatch):
+    """--workers 1 runs without Ray; its part files and counts are the bytes a Ray run writes."""
+    import curation.build_index_run as run
+
+    pool = write_parquet_pool(tmp_path / "pool", repeated_pool(20), files=2, row_group_size=9)
+    build_index([str(pool)], str(meta_dir), str(tmp_path / "ray"), workers=2, part_size=11)
+    monkeypatch.setattr(run, "_start_ray", lambda *a: pytest.fail("--workers 1 started Ray"))
+    build_index([str(pool)], str(meta_dir), str(tmp_path / "local"), workers=1, part_size=11)
+    files = sorted(str(f.relative_to(tmp_path / "ray")) for f in (tmp_path / "ray").rglob("*")
+                   if f.is_file() and f.suffix in (".parquet", ".npz"))
+    assert len(files) > 4
+    for f in files:
+        assert (tmp_path / "local" / f).read_bytes() == (tmp_path / "ray" / f).read_bytes(), f
+
+
 def test_every_format_in_one_run(ray_local, meta_dir, parquet_pool, img2dataset_pool, webdataset_pool, wat_pool,
                                  tmp_path):
     out = tmp_path / "index"
@@ -403,7 +418,7 @@ def test_killed_worker_is_restarted_and_output_is_identical(ray_local, meta_dir,
     pool = _big_pool(tmp_path / "pool", 200_000)
     out, result = tmp_path / "index", {}
     run = threading.Thread(target=lambda: result.update(build_index(
-        [str(pool)], str(meta_dir), str(out), part_size=5000, workers=1, backend="pyahocorasick")))
+        [str(pool)], str(meta_dir), str(out), part_size=5000, workers=2, backend="pyahocorasick")))
     run.start()
     journal, killed, deadline = out / "parts.jsonl", [], time.time() + 120
     while not killed and time.time() < deadline and run.is_alive():
