@@ -36,6 +36,7 @@ MATCH_SCHEMA = pa.schema([
     ("entry_ids", pa.list_(pa.int32())), ("source", pa.string()), ("row", pa.int64()), ("key", pa.string()),
 ])
 FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
+MATCH_PARQUET = {"compression": "zstd", "compression_level": 1, "use_dictionary": ["lang", "source"]}  # BENCHMARKS.md
 
 
 def part_name(part: int) -> str:
@@ -197,7 +198,7 @@ class PartProcessor:
         np.cumsum(lens, out=offsets[1:])
         ids = flat[np.repeat(starts[order] - offsets[:-1], lens) + np.arange(int(offsets[-1]))]
         order_idx = idx[order]
-        sub = batch.take(keep[order_idx])
+        sub = batch.select(["uid", "url", "row", "key"]).take(keep[order_idx])
         entry_ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids, pa.int32()))
         return pa.table([fill_uids(sub, source), texts.take(order_idx), sub.column("url"),
                          pa.array(self.labels, pa.string()).take(codes[order_idx]), entry_ids,
@@ -228,7 +229,8 @@ def write_part(index: str | Path, part: int, result: PartResult) -> None:
     buf = io.BytesIO()
     np.savez(buf, entry_id=nz.astype(np.int32), count=result.counts[nz])
     storage.write_bytes(storage.join(index, "counts", f"{part_name(part)}.npz"), buf.getvalue())
-    storage.write_parquet(storage.join(index, "matches", f"{part_name(part)}.parquet"), result.matches)
+    storage.write_parquet(storage.join(index, "matches", f"{part_name(part)}.parquet"), result.matches,
+                          **MATCH_PARQUET)
 
 
 def read_part_counts(index: str | Path, part: int, num_entries: int) -> np.ndarray:
