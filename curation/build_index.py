@@ -44,14 +44,17 @@ def part_name(part: int) -> str:
 
 
 def fill_uids(rows: pa.Table, source: str) -> pa.Array:
-    """The uid column of `rows` (uid, url, row), a derive_uid where the uid is null or blank."""
+    """The uid column of `rows` (uid, url, row), derive_uid's value where the uid is null or blank."""
     uids = rows.column("uid").combine_chunks()
     missing = ~nonblank(uids)
     todo = np.flatnonzero(missing)
     if not len(todo):
         return uids
-    derived = [derive_uid(url, source, r) for url, r in zip(rows.column("url").take(todo).to_pylist(),
-                                                            rows.column("row").take(todo).to_pylist())]
+    urls = rows.column("url").combine_chunks().take(todo)
+    prefix = f"{source}\0".encode("utf-8", "surrogatepass")
+    data = [u if ok else prefix + str(r).encode() for u, ok, r in
+            zip(urls.cast(pa.binary()).to_pylist(), nonblank(urls).tolist(), rows.column("row").take(todo).to_pylist())]
+    derived = [hashlib.blake2b(d, digest_size=16).hexdigest() for d in data]
     return pc.replace_with_mask(uids, pa.array(missing), pa.array(derived, pa.string()))
 
 

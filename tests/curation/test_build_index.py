@@ -17,9 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
-from curation.build_index import MATCH_SCHEMA, PartProcessor, derive_uid, read_matches
+from curation.build_index import MATCH_SCHEMA, PartProcessor, derive_uid, fill_uids, read_matches
 from curation.build_index_run import build_index, summary_line
 from curation.cli import main as curate
 from curation.common import UserError, content_hash, output_lock
@@ -137,6 +139,18 @@ def test_uid_derivation():
     assert derive_uid("http://a/x.jpg", "/p", 3) == hashlib.blake2b(b"http://a/x.jpg", digest_size=16).hexdigest()
     assert derive_uid(None, "/p", 3) == hashlib.blake2b(b"/p\x003", digest_size=16).hexdigest()
 
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["", " ", "\u3000", "u1"])),
+                          st.one_of(st.none(), st.sampled_from(["", "\u00a0", "http://a/é.jpg", " http://b "]))),
+                max_size=8), st.sampled_from(["/p", "/tmp/\udcff\u00e9.parquet"]))
+@settings(max_examples=100, deadline=None)
+def test_columnar_uids_equal_derive_uid(rows, source):
+    table = pa.table({"uid": pa.array([u for u, _ in rows], pa.string()),
+                      "url": pa.array([u for _, u in rows], pa.string()),
+                      "row": pa.array(range(7, 7 + len(rows)), pa.int64())})
+    expected = [u if u and u.strip() else derive_uid(url, source, 7 + i) for i, (u, url) in enumerate(rows)]
+    assert fill_uids(table, source).to_pylist() == expected
 
 
 def test_empty_uid_is_a_missing_uid(tmp_path):
