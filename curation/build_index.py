@@ -172,7 +172,7 @@ class PartProcessor:
             if not len(idx):
                 continue
             lang = self.labels[code]
-            res = self.matcher(lang).match(texts.take(idx).to_pylist())
+            res = self.matcher(lang).match_array(texts.take(idx))
             lengths = np.diff(res.offsets)
             nz = np.flatnonzero(lengths)
             stats = result.per_lang.setdefault(lang, {"texts": 0, "matched": 0})
