@@ -17,6 +17,11 @@ def strip(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.utf8_trim(values, characters=PY_WHITESPACE)
 
 
+def nonempty(values: pa.Array) -> np.ndarray:
+    """bool per value: not null and not ""."""
+    return pc.fill_null(pc.greater(pc.utf8_length(values), 0), False).to_numpy(zero_copy_only=False)
+
+
 def nonblank(values: pa.Array) -> np.ndarray:
     """bool per value: not null and not empty after `str.strip()`."""
-    return pc.fill_null(pc.greater(pc.utf8_length(strip(values)), 0), False).to_numpy(zero_copy_only=False)
+    return nonempty(strip(values))

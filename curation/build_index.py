@@ -1,11 +1,11 @@
 """The core of build-index: one part of the pool -> its matched texts, per-entry counts and accounting.
 
 Pure over Arrow/numpy except `write_part`, which puts a part's two files in place atomically.
-Per batch, columnar (Arrow/numpy; Python objects only for the matcher's input and derived uids):
-text = Python `str.strip()` (curation.arrow_text); empty/whitespace/null -> rejected "empty_text"; the language
-comes from the --lid mode (curation.lid) mapped to a metadata language, else rejected
-"no_metadata_language"; the text is matched against its language's entries only (one Matcher per
-language, built on first use and kept); counts c_e = number of texts that matched e.
+Per batch, columnar (Arrow/numpy; Python objects only for the matcher's distinct texts and derived
+uids): text = Python `str.strip()` (curation.arrow_text); empty/whitespace/null -> rejected
+"empty_text"; the language comes from the --lid mode (curation.lid) mapped to a metadata language,
+else rejected "no_metadata_language"; the text is matched against its language's entries only (one
+Matcher per language, built on first use and kept); counts c_e = number of texts that matched e.
 
 Outputs of a part (INDEX contract): `matches/part-NNNNN.parquet` (MATCH_SCHEMA, matched texts
 only, schema metadata `worldclip.metadata_fingerprint`) and `counts/part-NNNNN.npz` (sparse
@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation import storage
-from curation.arrow_text import nonblank, strip
+from curation.arrow_text import nonblank, nonempty, strip
 from curation.lid import ALL_LANGUAGES, Detector, LanguageMap, LidMode
 from curation.matching import Matcher
 from curation.pool import Part, PoolColumns, ReadStats, read_part
@@ -52,8 +52,9 @@ def fill_uids(rows: pa.Table, source: str) -> pa.Array:
         return uids
     urls = rows.column("url").combine_chunks().take(todo)
     prefix = f"{source}\0".encode("utf-8", "surrogatepass")
-    data = [u if ok else prefix + str(r).encode() for u, ok, r in
-            zip(urls.cast(pa.binary()).to_pylist(), nonblank(urls).tolist(), rows.column("row").take(todo).to_pylist())]
+    rownums = rows.column("row").take(todo).to_pylist()
+    data = [u if ok else prefix + str(r).encode()
+            for u, ok, r in zip(urls.cast(pa.binary()).to_pylist(), nonblank(urls).tolist(), rownums)]
     derived = [hashlib.blake2b(d, digest_size=16).hexdigest() for d in data]
     return pc.replace_with_mask(uids, pa.array(missing), pa.array(derived, pa.string()))
 
@@ -158,8 +159,7 @@ class PartProcessor:
         n = batch.num_rows
         result.rows_in += n
         stripped = strip(batch.column("text"))
-        keep = np.flatnonzero(pc.fill_null(pc.greater(pc.utf8_length(stripped), 0), False)
-                              .to_numpy(zero_copy_only=False))
+        keep = np.flatnonzero(nonempty(stripped))
         result.rejected["empty_text"] += n - len(keep)
         texts = stripped.take(keep)
         codes = self.language_codes(texts, batch.column("lang").combine_chunks().take(keep))
