@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from curation.common import UserError, read_json
+from curation import storage
+from curation.common import UserError
 from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
 from curation.tars import members as tar_members
 from training.transforms import train_crop
@@ -66,11 +67,20 @@ def expand_sources(spec: str, weights: str | None = None) -> list[Source]:
     sources = []
     for part, w in zip(parts, ws):
         urls = list(braceexpand.braceexpand(part.strip()))
-        missing = [u for u in urls if not os.path.isfile(u)]
+        missing = [u for u in urls if not storage.local_path(u).is_file()] if storage.is_local(part) else missing_objects(urls)
         if missing:
             raise UserError(f"--shards: {len(missing)} of {len(urls)} shard files not found, first {missing[0]}; check the path and the {{a..b}} range")
         sources.append(Source(urls, w))
     return sources
+
+
+def missing_objects(urls: list[str]) -> list[str]:
+    """The URLs that are not objects in the store (one listing per folder, not one request per shard)."""
+    present: set[str] = set()
+    for folder in sorted({storage.parent(u) for u in urls}):
+        with storage.errors(folder, "--shards"):
+            present.update(storage.normalize(f) for f in storage.list_files(folder))
+    return [u for u in urls if storage.normalize(u) not in present]
 
 
 def count_samples(urls: list[str]) -> int:
@@ -78,7 +88,7 @@ def count_samples(urls: list[str]) -> int:
     n = 0
     for url in urls:
         try:
-            with tarfile.open(url, "r") as tf:
+            with storage.open_input(url) as f, tarfile.open(fileobj=f, mode="r") as tf:
                 n += len({m.name.rsplit("/", 1)[-1].split(".", 1)[0] for m in tf.getmembers() if m.isreg()})
         except tarfile.TarError as e:
             raise UserError(f"{url}: not a readable tar file ({e})") from e
@@ -96,7 +106,14 @@ def _entry_probabilities(counts, t: float | None, p: float | None) -> np.ndarray
     return np.asarray(p_entry, dtype=np.float64)
 
 
-def _counts_table(curated: Path, conf: dict):
+def _curated_folder(shard: str) -> str | Path:
+    """CURATED of CURATED/shards/NNNNN.tar (a resolved Path locally, else a URL)."""
+    if storage.is_local(shard):
+        return storage.local_path(shard).resolve().parent.parent
+    return storage.parent(storage.parent(shard))
+
+
+def _counts_table(curated: str | Path, conf: dict):
     """entry_id / lang / count table named by curation.json (a parquet path or inline per-language dict)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -109,10 +126,11 @@ def _counts_table(curated: Path, conf: dict):
             for e, c in items:
                 ids.append(int(e)), langs.append(lang), cs.append(int(c))
         return pa.table({"entry_id": pa.array(ids, pa.int32()), "lang": langs, "count": pa.array(cs, pa.int64())})
-    path = curated / (counts if isinstance(counts, str) else "counts.parquet")
-    if not path.exists():
-        raise UserError(f"{curated / 'curation.json'}: online curation needs per-entry counts, but {path} is missing; rerun `curate balance --online`")
-    return pq.read_table(path)
+    path = storage.join(curated, counts if isinstance(counts, str) else "counts.parquet")
+    if not storage.exists(path):
+        raise UserError(f"{storage.join(curated, 'curation.json')}: online curation needs per-entry counts, but {path} is missing; rerun `curate balance --online`")
+    with storage.open_input(path) as f:
+        return pq.read_table(f)
 
 
 @dataclass
@@ -145,9 +163,9 @@ def load_curation(sources: list[Source], seed: int, t: float | None = None) -> C
     """Curation from `<shards dir>/../curation.json` when it says online (all sources must agree)."""
     confs = []
     for s in sources:
-        curated = Path(s.urls[0]).resolve().parent.parent
-        path = curated / "curation.json"
-        conf = read_json(path) if path.exists() else {}
+        curated = _curated_folder(s.urls[0])
+        path = storage.join(curated, "curation.json")
+        conf = storage.read_json(path) if storage.exists(path) else {}
         confs.append((curated, conf if conf.get("online") else None))
     online = [c for c in confs if c[1] is not None]
     if not online:
@@ -201,9 +219,11 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iter
 
     i = -1
     try:
-        f = open(unit.url, "rb")
+        f = open(storage.local_path(unit.url), "rb") if storage.is_local(unit.url) else storage.open_input(unit.url)
     except OSError as e:
         raise UserError(f"{unit.url}: cannot open this shard ({e.strerror or e}); restore it or leave it out of --shards") from e
+    except UserError as e:
+        raise UserError(f"{e}; restore it or leave it out of --shards") from e
     try:
         with f:
             files = ({"fname": m.name, "data": data, "__url__": unit.url}
@@ -226,11 +246,12 @@ class Stats:
     dropped: int = 0
     corrupt: int = 0
     first_corrupt: str = ""
+    caption_fallback: int = 0  # --caption-mix drew a source the sample lacks: alt-text used
 
     def take(self) -> dict:
         """The counters as a dict, then zeroed (the generator keeps this same object)."""
         out = vars(self).copy()
-        self.seen = self.dropped = self.corrupt = 0
+        self.seen = self.dropped = self.corrupt = self.caption_fallback = 0
         self.first_corrupt = ""
         return out
 
@@ -258,7 +279,8 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     def __init__(self, sources: list[Source], tokenizer, batch_size: int, image_size: int, seed: int = 0,
                  rank: int = 0, world_size: int = 1, num_workers: int = 0, curation: Curation | None = None,
-                 start: dict | None = None, shuffle_block: int = SHUFFLE_BLOCK):
+                 start: dict | None = None, shuffle_block: int = SHUFFLE_BLOCK, caption_mix=None):
+        self.caption_mix = caption_mix  # training.caption_mix.CaptionMix or None
         self.sources, self.tokenizer, self.batch_size, self.image_size = sources, tokenizer, batch_size, image_size
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.num_workers = max(num_workers, 1)
@@ -380,6 +402,9 @@ class ShardStream(torch.utils.data.IterableDataset):
                 stats.bad(f"{url} key {key}: .txt is not UTF-8 (bad byte at {e.start})")
                 return None
             text = text if isinstance(text, str) else None
+        if text is not None and self.caption_mix is not None:
+            text, fell_back = self.caption_mix.pick(meta, text, raw["__uid_key__"], epoch)
+            stats.caption_fallback += fell_back
         ext = next((e for e in IMAGE_EXTS if e in raw), None)
         if text is None or ext is None:
             stats.bad(f"{url} key {key}: no {'image' if ext is None else 'caption'}")
@@ -471,6 +496,8 @@ def make_loader(dataset: ShardStream, num_workers: int, pin_memory: bool = False
     kwargs: dict[str, Any] = {}
     if num_workers > 0:
         kwargs.update(prefetch_factor=4, worker_init_fn=_worker_init, persistent_workers=False)
+        if any(not storage.is_local(u) for src in dataset.sources for u in src.urls[:1]):
+            kwargs["multiprocessing_context"] = "spawn"  # fsspec's async loop (s3fs, gcsfs) does not survive fork
     return Loader(dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
 
 
@@ -484,6 +511,7 @@ class LoaderState:
     dropped: int = 0
     corrupt: int = 0
     first_corrupt: str = ""
+    caption_fallback: int = 0
 
     def update(self, batch: dict) -> None:
         self.batches += 1
@@ -493,12 +521,15 @@ class LoaderState:
         self.dropped += s["dropped"]
         self.corrupt += s["corrupt"]
         self.first_corrupt = self.first_corrupt or s["first_corrupt"]
+        self.caption_fallback += s.get("caption_fallback", 0)
 
     def to_dict(self) -> dict:
         return {"batches": self.batches, "workers": {str(k): v for k, v in self.workers.items()}, "seen": self.seen,
-                "dropped": self.dropped, "corrupt": self.corrupt, "first_corrupt": self.first_corrupt}
+                "dropped": self.dropped, "corrupt": self.corrupt, "first_corrupt": self.first_corrupt,
+                "caption_fallback": self.caption_fallback}
 
     @classmethod
     def from_dict(cls, d: dict) -> "LoaderState":
         return cls(batches=d["batches"], workers={int(k): v for k, v in d["workers"].items()}, seen=d["seen"],
-                   dropped=d["dropped"], corrupt=d["corrupt"], first_corrupt=d.get("first_corrupt", ""))
+                   dropped=d["dropped"], corrupt=d["corrupt"], first_corrupt=d.get("first_corrupt", ""),
+                   caption_fallback=d.get("caption_fallback", 0))
