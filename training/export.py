@@ -43,7 +43,7 @@ def export_hf(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir:
     """Write model + tokenizer + image processor to `out_dir` atomically; return `out_dir`."""
     from transformers import CLIPProcessor
 
-    from training.tokenizer import SPM_FILE, load_tokenizer
+    from training.tokenizer import SPM_FILE, load_tokenizer, tokenizer_dir as resolve_tokenizer
     from training.transforms import clip_image_processor
 
     model = unwrap(model)
@@ -63,7 +63,7 @@ def export_hf(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir:
         model.save_pretrained(tmp, safe_serialization=True)
         CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(tmp)
         image_processor.save_pretrained(tmp)
-        spm = Path(tokenizer_dir) / SPM_FILE
+        spm = resolve_tokenizer(tokenizer_dir) / SPM_FILE
         if spm.is_file():
             shutil.copyfile(spm, tmp / SPM_FILE)
         for f in tmp.iterdir():
