@@ -9,7 +9,7 @@ from training.models import PRESETS
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Every `train` flag, with help."""
     p.add_argument("--shards", required=True, help="WebDataset shards in brace notation, e.g. 'CURATED/shards/{00000..00099}.tar'; join several sources with '::'")
-    p.add_argument("--shards-weights", default=None, help="sampling weight per '::' source, e.g. '1::3' (weighted shard draws with replacement, as OpenCLIP's upsampling factors)")
+    p.add_argument("--shards-weights", default=None, help="upsampling factor per '::' source, as OpenCLIP's: shards are drawn with replacement, each with its source's factor as weight ('1::1' samples sources in proportion to their shard counts, '1::10' makes each shard of the second ten times as likely)")
     p.add_argument("--model", default="tiny", choices=list(PRESETS), help="MetaCLIP 2 worldwide architecture preset (tiny for tests and the demo)")
     p.add_argument("--tokenizer", required=True, help="directory with XLM-V's sentencepiece.bpe.model (or a `train tokenizer` output), or facebook/xlm-v-base from the local HF cache")
     p.add_argument("--out", required=True, help="run directory: checkpoints/, metrics.jsonl, plots/, hf/ (exported model)")
