@@ -8,6 +8,9 @@ from training.models import PRESETS
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Every `train` flag, with help."""
+    from training.loggers import SINKS
+    from training.loss import LOSSES
+
     p.add_argument("--shards", required=True, help="WebDataset shards in brace notation, e.g. 'CURATED/shards/{00000..00099}.tar'; join several sources with '::'")
     p.add_argument("--shards-weights", default=None, help="upsampling factor per '::' source, as OpenCLIP's: shards are drawn with replacement, each with its source's factor as weight ('1::1' samples sources in proportion to their shard counts, '1::10' makes each shard of the second ten times as likely)")
     p.add_argument("--model", default="tiny", choices=list(PRESETS), help="MetaCLIP 2 worldwide architecture preset (tiny for tests and the demo)")
@@ -35,6 +38,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=int, default=None, help="input resolution (default: the preset's; must be a multiple of the patch size)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--log-samples", action="store_true", help="also write every consumed sample uid per step to RUN/samples/rank<R>.jsonl (data audits)")
+    p.add_argument("--overwrite", action="store_true", help="start RUN again: delete what an earlier train wrote there (checkpoints, logs, plots, hf/); without it or --resume, a RUN holding a run is refused")
+    p.add_argument("--loss", default="clip", choices=list(LOSSES), help="clip: softmax contrastive (InfoNCE); siglip: pairwise sigmoid loss with a learnt bias (scale ln 10, bias -10 at init)")
+    p.add_argument("--patch-dropout", type=float, default=0.0, help="fraction of image patches dropped in training (FLIP; e.g. 0.5); evaluation sees all patches")
+    p.add_argument("--lock-image", action="store_true", help="freeze the image tower and its projection (LiT); usually with --init-from")
+    p.add_argument("--init-from", default=None, metavar="DIR", help="initialise the towers from a local Hugging Face MetaClip2/CLIP folder (e.g. RUN/hf or a MetaCLIP 2 release); shapes and activation must match --model")
+    p.add_argument("--layer-decay", type=float, default=None, help="layer-wise learning-rate decay per tower (e.g. 0.75): block i of L trains at lr x decay^(L - i)")
+    p.add_argument("--log", nargs="+", default=[], choices=list(SINKS), help="also log metrics to TensorBoard (RUN/tensorboard) and/or W&B (offline, RUN/wandb); each needs its package")
     p.add_argument("--shuffle-block", type=int, default=1000, help="samples read and shuffled together within a shard (default 1000)")
 
 

@@ -1,0 +1,104 @@
+"""The two towers of a MetaClip2Model by parameter name: lock the image tower (LiT), initialise towers from a folder.
+
+`--init-from DIR` reads a local Hugging Face folder (MetaClip2Model or CLIPModel, or one tower of either:
+`model.safetensors`, sharded `model.safetensors.index.json`, or `pytorch_model.bin`). Each tower, and the
+loss head (logit scale, SigLIP's bias), is copied when the folder holds all of its weights with the same
+shapes and activation as the --model preset; a tower the folder holds only in part is an error.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from curation.common import UserError
+
+TOWERS = {"vision": ("vision_model.", "visual_projection."), "text": ("text_model.", "text_projection.")}
+
+
+def tower_of(name: str) -> str:
+    """'vision', 'text' or 'head' (logit scale and bias) for a parameter name."""
+    return next((t for t, prefixes in TOWERS.items() if name.startswith(prefixes)), "head")
+
+
+def lock_image_tower(model: nn.Module) -> int:
+    """Freeze the image tower and its projection (LiT); returns the number of frozen parameters."""
+    frozen = 0
+    for name, p in model.named_parameters():
+        if tower_of(name) == "vision":
+            p.requires_grad_(False)
+            frozen += p.numel()
+    return frozen
+
+
+def _weight_files(folder: Path) -> list[Path]:
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        return sorted({folder / f for f in json.loads(index.read_text())["weight_map"].values()})
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / name).is_file():
+            return [folder / name]
+    raise UserError(f"--init-from {folder}: no model.safetensors or pytorch_model.bin; pass a Hugging Face model folder (e.g. RUN/hf)")
+
+
+def read_weights(folder: Path, wanted: set[str]) -> dict[str, torch.Tensor]:
+    """The tensors named in `wanted` that the folder's weight files hold."""
+    from safetensors import safe_open
+
+    out: dict[str, torch.Tensor] = {}
+    for f in _weight_files(folder):
+        if f.suffix == ".safetensors":
+            with safe_open(str(f), framework="pt") as st:
+                out.update({k: st.get_tensor(k) for k in st.keys() if k in wanted})
+        else:
+            out.update({k: v for k, v in torch.load(f, map_location="cpu", weights_only=True).items() if k in wanted})
+    return out
+
+
+def _activations(folder: Path) -> dict[str, str]:
+    """hidden_act per tower from the folder's config.json (CLIP's default, quick_gelu, where it is not written)."""
+    path = folder / "config.json"
+    if not path.is_file():
+        return {}
+    conf = json.loads(path.read_text())
+    if "vision_config" in conf or "text_config" in conf:
+        return {t: (conf.get(f"{t}_config") or {}).get("hidden_act", "quick_gelu") for t in TOWERS}
+    tower = "vision" if "patch_size" in conf else "text"
+    return {tower: conf.get("hidden_act", "quick_gelu")}
+
+
+def init_from(model: nn.Module, folder: str) -> list[str]:
+    """Copy the towers (and loss head) that `folder` holds completely into `model`; returns their names."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise UserError(f"--init-from {folder}: folder not found; pass a local Hugging Face model folder (e.g. RUN/hf)")
+    own = model.state_dict()
+    found = read_weights(path, set(own))
+    acts = _activations(path)
+    loaded = []
+    for part in ("vision", "text", "head"):
+        names = [k for k in own if tower_of(k) == part]
+        have = [k for k in names if k in found]
+        if not have:
+            continue
+        if len(have) < len(names):
+            if part == "head":
+                continue
+            missing = next(k for k in names if k not in found)
+            raise UserError(f"--init-from {folder}: the {part} tower is incomplete (no {missing}); pass a folder with the whole tower")
+        act = getattr(model.config, f"{part}_config").hidden_act if part != "head" else None
+        if act and acts.get(part, act) != act:
+            raise UserError(f"--init-from {folder}: its {part} tower uses {acts[part]} but the --model preset uses {act}; choose the matching preset")
+        for k in names:
+            if found[k].shape != own[k].shape:
+                raise UserError(f"--init-from {folder}: {k} has shape {tuple(found[k].shape)}, the --model preset "
+                                f"{tuple(own[k].shape)}; choose the preset (and --image-size, tokenizer) it was trained with")
+        with torch.no_grad():
+            for k in names:
+                own[k].copy_(found[k])
+        loaded.append(part)
+    if not loaded:
+        raise UserError(f"--init-from {folder}: holds no weights of a MetaClip2/CLIP tower")
+    return loaded
