@@ -39,7 +39,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--log-samples", action="store_true", help="also write every consumed sample uid per step to RUN/samples/rank<R>.jsonl (data audits)")
     p.add_argument("--overwrite", action="store_true", help="start RUN again: delete what an earlier train wrote there (checkpoints, logs, plots, hf/); without it or --resume, a RUN holding a run is refused")
-    p.add_argument("--loss", default="clip", choices=list(LOSSES), help="clip: softmax contrastive (InfoNCE); siglip: pairwise sigmoid loss with a learnt bias (scale ln 10, bias -10 at init)")
+    p.add_argument("--loss", default="clip", choices=list(LOSSES), help="clip: softmax contrastive (InfoNCE, default); siglip: pairwise sigmoid loss with a learnt bias (scale ln 10, bias -10 at init; texts of all processes are gathered with gradient, --local-loss and --gather-with-grad apply to clip)")
     p.add_argument("--patch-dropout", type=float, default=0.0, help="fraction of image patches dropped in training (FLIP; e.g. 0.5); evaluation sees all patches")
     p.add_argument("--lock-image", action="store_true", help="freeze the image tower and its projection (LiT); usually with --init-from")
     p.add_argument("--init-from", default=None, metavar="DIR", help="initialise the towers from a local Hugging Face MetaClip2/CLIP folder (e.g. RUN/hf or a MetaCLIP 2 release); shapes and activation must match --model")
