@@ -43,6 +43,7 @@ def export_hf(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir:
     """Write model + tokenizer + image processor to `out_dir` atomically; return `out_dir`."""
     from transformers import CLIPProcessor
 
+    from training.loss import hf_state_dict
     from training.tokenizer import SPM_FILE, load_tokenizer, tokenizer_dir as resolve_tokenizer
     from training.transforms import clip_image_processor
 
@@ -60,7 +61,7 @@ def export_hf(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir:
     image_processor = clip_image_processor(image_size)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, state_dict=hf_state_dict(model))
         CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(tmp)
         image_processor.save_pretrained(tmp)
         spm = resolve_tokenizer(tokenizer_dir) / SPM_FILE

@@ -108,3 +108,11 @@ def init_loss_parameters(model: torch.nn.Module, loss: str) -> None:
         with torch.no_grad():
             model.logit_scale.fill_(SIGLIP_INIT_SCALE)
         model.logit_bias = torch.nn.Parameter(torch.tensor(SIGLIP_INIT_BIAS, device=model.logit_scale.device))
+
+
+def hf_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
+    """The weights MetaClip2Model knows (None: all of them); SigLIP's bias goes to `config.logit_bias` instead."""
+    if not hasattr(model, "logit_bias"):
+        return None
+    model.config.logit_bias = float(model.logit_bias.detach())
+    return {k: v for k, v in model.state_dict().items() if k != "logit_bias"}

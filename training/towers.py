@@ -3,7 +3,8 @@
 `--init-from DIR` reads a local Hugging Face folder (MetaClip2Model or CLIPModel, or one tower of either:
 `model.safetensors`, sharded `model.safetensors.index.json`, or `pytorch_model.bin`). Each tower, and the
 loss head (logit scale, SigLIP's bias), is copied when the folder holds all of its weights with the same
-shapes and activation as the --model preset; a tower the folder holds only in part is an error.
+shapes and activation as the --model preset; a tower the folder holds only in part is an error. SigLIP's
+bias is read from `config.json`'s `logit_bias`, where `train` exports it.
 """
 from __future__ import annotations
 
@@ -57,12 +58,16 @@ def read_weights(folder: Path, wanted: set[str]) -> dict[str, torch.Tensor]:
     return out
 
 
+def _config(folder: Path) -> dict:
+    path = folder / "config.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def _activations(folder: Path) -> dict[str, str]:
     """hidden_act per tower from the folder's config.json (CLIP's default, quick_gelu, where it is not written)."""
-    path = folder / "config.json"
-    if not path.is_file():
+    conf = _config(folder)
+    if not conf:
         return {}
-    conf = json.loads(path.read_text())
     if "vision_config" in conf or "text_config" in conf:
         return {t: (conf.get(f"{t}_config") or {}).get("hidden_act", "quick_gelu") for t in TOWERS}
     tower = "vision" if "patch_size" in conf else "text"
@@ -76,6 +81,9 @@ def init_from(model: nn.Module, folder: str) -> list[str]:
         raise UserError(f"--init-from {folder}: folder not found; pass a local Hugging Face model folder (e.g. RUN/hf)")
     own = model.state_dict()
     found = read_weights(path, set(own))
+    bias = _config(path).get("logit_bias")
+    if "logit_bias" in own and "logit_bias" not in found and bias is not None:
+        found["logit_bias"] = torch.tensor(float(bias))
     acts = _activations(path)
     loaded = []
     for part in ("vision", "text", "head"):

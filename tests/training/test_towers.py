@@ -93,3 +93,24 @@ def test_lit_run_keeps_the_initial_image_tower_and_trains_the_text(shards, token
     text = [k for k in a if tower_of(k) == "text"]
     assert vision and all(torch.equal(a[k], b[k]) for k in vision)
     assert sum(not torch.equal(a[k], b[k]) for k in text) > len(text) // 2
+
+
+def test_a_siglip_export_keeps_the_bias_in_its_config_and_initialises_it(tokenizer_dir, tmp_path):
+    import json
+
+    from training.export import export_hf
+    from training.loss import init_loss_parameters
+    from training.tokenizer import load_tokenizer, special_ids
+
+    tok = load_tokenizer(tokenizer_dir)
+    src = build_model("tiny", len(tok), **special_ids(tok))
+    init_loss_parameters(src, "siglip")
+    with torch.no_grad():
+        src.logit_bias.fill_(-7.5)
+    export_hf(src, tokenizer_dir, 32, tmp_path / "hf")
+    assert "logit_bias" not in load_file(tmp_path / "hf" / "model.safetensors")  # MetaClip2Model loads it without unexpected keys
+    assert json.loads((tmp_path / "hf" / "config.json").read_text())["logit_bias"] == -7.5
+    dst = build_model("tiny", len(tok), **special_ids(tok))
+    init_loss_parameters(dst, "siglip")
+    assert init_from(dst, str(tmp_path / "hf")) == ["vision", "text", "head"]
+    assert dst.logit_bias.item() == -7.5 and torch.equal(dst.logit_scale, src.logit_scale)
