@@ -211,8 +211,13 @@ class Trainer:
             raise UserError(f"{path} was written by {ck['world_size']} processes; resume with the same --nproc_per_node")
         if ck["model_name"] != self.cfg.model:
             raise UserError(f"{path} holds a {ck['model_name']} model, not --model {self.cfg.model}")
-        self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
+        try:
+            self.model.load_state_dict(ck["model"])
+            self.optimizer.load_state_dict(ck["optimizer"])
+        except (RuntimeError, ValueError) as e:
+            flags = {k: ck["config"].get(k) for k in ("loss", "lock_image", "layer_decay", "image_size") if ck["config"].get(k) != getattr(self.cfg, k)}
+            raise UserError(f"{path} does not fit this run's model or optimizer ({str(e).splitlines()[0][:120]}); resume with the "
+                            f"flags it was written with{': ' + ', '.join(f'{k}={v}' for k, v in flags.items()) if flags else ''}") from e
         self.scheduler.load_state_dict(ck["scheduler"])
         self.scaler.load_state_dict(ck["scaler"])
         set_rng_state(ck["rng"][self.d.rank])

@@ -62,3 +62,13 @@ def test_resume_after_kill_during_first_checkpoint_save_logs_each_step_once(shar
     assert steps(killed / "metrics.jsonl") == [1, 2, 3, 4]
     assert (killed / "samples" / "rank0.jsonl").read_text() == (straight / "samples" / "rank0.jsonl").read_text()
     assert not list((killed / "checkpoints").glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_resume_with_other_model_or_optimizer_flags_is_one_line(shards, tokenizer_dir, tmp_path):
+    run = tmp_path / "run"
+    train(base(shards, tokenizer_dir, run))
+    with pytest.raises(UserError, match="resume with the flags it was written with: loss=clip"):
+        train(base(shards, tokenizer_dir, run, steps=3, resume="latest", loss="siglip"))
+    with pytest.raises(UserError, match="layer_decay=None"):
+        train(base(shards, tokenizer_dir, run, steps=3, resume="latest", layer_decay=0.5))
