@@ -1,16 +1,23 @@
 """Warn when one optimiser step asks for more samples than one pass over the shards holds."""
 from __future__ import annotations
 
+from curation.common import UserError
 from training.data import Source, count_samples
 
 
 def pass_size(sources: list[Source], global_batch: int, epoch_size: float | None) -> float | None:
     """Samples in one pass: the known epoch size, else counted from tar headers when there are fewer shards than
-    the global batch (otherwise the data is taken to be large enough: a shard holds at least one sample)."""
+    the global batch (otherwise the data is taken to be large enough: a shard holds at least one sample); None when
+    unknown or a shard cannot be read to the end."""
     if epoch_size is not None:
         return epoch_size
     urls = [u for s in sources for u in s.urls]
-    return float(count_samples(urls)) if len(urls) < global_batch else None
+    if len(urls) >= global_batch:
+        return None
+    try:
+        return float(count_samples(urls))
+    except UserError:  # a damaged shard: training reports it as corrupt samples
+        return None
 
 
 def batch_warning(global_batch: int, batch_size: int, world_size: int, accum_freq: int, size: float | None) -> str | None:
