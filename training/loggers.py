@@ -1,13 +1,14 @@
 """Metric sinks besides RUN/metrics.jsonl: `--log tensorboard` (RUN/tensorboard) and `--log wandb` (offline, RUN/wandb).
 
 Both are optional installs. A resumed run continues the same logs: TensorBoard drops the events after
-the resumed step (purge_step); W&B resumes the run whose id is derived from RUN's path. W&B runs offline
-unless WANDB_MODE says otherwise; upload later with `wandb sync RUN/wandb/offline-run-*`.
+the resumed step (purge_step); W&B resumes the run whose id RUN/wandb/run_id keeps (a fresh run gets a new
+one). W&B runs offline unless WANDB_MODE says otherwise; upload later with
+`wandb sync RUN/wandb/offline-run-*`.
 """
 from __future__ import annotations
 
-import hashlib
 import os
+import uuid
 from pathlib import Path
 
 from curation.common import UserError
@@ -45,8 +46,8 @@ class WandB:
             raise UserError("--log wandb needs the wandb package: pip install wandb") from e
         os.environ.setdefault("WANDB_MODE", "offline")
         os.environ.setdefault("WANDB_SILENT", "true")
-        run_id = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]
-        self.run = wandb.init(project="worldclip", name=run_dir.name, id=run_id, resume="allow", dir=str(run_dir), config=config)
+        self.run = wandb.init(project="worldclip", name=run_dir.name, id=_run_id(run_dir / "wandb", resumed_step), resume="allow",
+                              dir=str(run_dir), config=config)
 
     def log(self, row: dict) -> None:
         self.run.log({f"train/{k}": v for k, v in row.items() if k != "step"}, step=row["step"])
@@ -57,6 +58,17 @@ class WandB:
 
         self.run.finish()
         wandb.teardown()
+
+
+def _run_id(folder: Path, resumed_step: int) -> str:
+    """The W&B run id kept in `folder`: reused when resuming, new for a fresh run (so --overwrite starts a new W&B run)."""
+    path = folder / "run_id"
+    if resumed_step and path.is_file():
+        return path.read_text().strip()
+    folder.mkdir(parents=True, exist_ok=True)
+    run_id = uuid.uuid4().hex[:16]
+    path.write_text(run_id)
+    return run_id
 
 
 class MetricSinks:

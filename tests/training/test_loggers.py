@@ -37,6 +37,12 @@ def test_wandb_writes_an_offline_run(tmp_path, monkeypatch):
     sinks.close()
     runs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(runs) == 1 and b"train/loss" in runs[0].read_bytes()
+    run_id = (tmp_path / "wandb" / "run_id").read_text()
+    assert runs[0].name == f"run-{run_id}.wandb"
+    MetricSinks(["wandb"], tmp_path, {}, resumed_step=2).close()
+    assert (tmp_path / "wandb" / "run_id").read_text() == run_id  # a resume continues the W&B run
+    MetricSinks(["wandb"], tmp_path, {}).close()
+    assert (tmp_path / "wandb" / "run_id").read_text() != run_id  # a fresh run (--overwrite) starts another
 
 
 def test_missing_package_is_a_one_line_error(tmp_path, monkeypatch):
