@@ -72,7 +72,7 @@ def tokenizer_dir(path: str | os.PathLike) -> Path:
         return p
     folder = snapshot(str(path))
     if folder is None:
-        raise UserError(f"--tokenizer {path}: not in the local Hugging Face cache ({hub_cache()}); {WHERE}")
+        raise UserError(f"--tokenizer {path}: no such directory, and not in the local Hugging Face cache ({hub_cache()}); {WHERE}")
     return folder
 
 
