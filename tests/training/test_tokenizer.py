@@ -82,3 +82,14 @@ def test_garbage_sentencepiece_model_is_one_line(shards, tmp_path):
                         str(tmp_path / "run"), "--steps", "1"], capture_output=True, text=True)
     assert r.returncode == 2 and "is not a SentencePiece model" in r.stderr
     assert "Traceback" not in r.stderr and "tiktoken" not in r.stderr
+
+
+@pytest.mark.slow
+def test_train_with_the_cached_hub_id_exports_its_sentencepiece_model(shards, tokenizer_dir, tmp_path, monkeypatch):
+    from test_hf_cache import cached_repo
+    from training.train import TrainConfig, train
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    cached_repo(tmp_path / "hub", "facebook/xlm-v-base", {SPM_FILE: (tokenizer_dir / SPM_FILE).read_bytes()})
+    train(TrainConfig(shards=shards, tokenizer="facebook/xlm-v-base", out=str(tmp_path / "run"), steps=1, batch_size=4, workers=0))
+    assert (tmp_path / "run" / "hf" / SPM_FILE).read_bytes() == (tokenizer_dir / SPM_FILE).read_bytes()
