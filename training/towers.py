@@ -59,6 +59,7 @@ def read_weights(folder: Path, wanted: set[str]) -> dict[str, torch.Tensor]:
 
 
 def _config(folder: Path) -> dict:
+    """The folder's config.json ({} without one)."""
     path = folder / "config.json"
     return json.loads(path.read_text()) if path.is_file() else {}
 
@@ -74,6 +75,27 @@ def _activations(folder: Path) -> dict[str, str]:
     return {tower: conf.get("hidden_act", "quick_gelu")}
 
 
+def _checked_parts(model: nn.Module, own: dict, found: dict, acts: dict[str, str], folder: str) -> list[str]:
+    """Parts ('vision', 'text', 'head') that `found` holds completely and that fit `model`; UserError otherwise."""
+    parts = []
+    for part in ("vision", "text", "head"):
+        names = [k for k in own if tower_of(k) == part]
+        missing = [k for k in names if k not in found]
+        if len(missing) == len(names) or (missing and part == "head"):
+            continue
+        if missing:
+            raise UserError(f"--init-from {folder}: the {part} tower is incomplete (no {missing[0]}); pass a folder with the whole tower")
+        act = getattr(model.config, f"{part}_config").hidden_act if part != "head" else None
+        if act and acts.get(part, act) != act:
+            raise UserError(f"--init-from {folder}: its {part} tower uses {acts[part]} but the --model preset uses {act}; choose the matching preset")
+        bad = next((k for k in names if found[k].shape != own[k].shape), None)
+        if bad:
+            raise UserError(f"--init-from {folder}: {bad} has shape {tuple(found[bad].shape)}, the --model preset "
+                            f"{tuple(own[bad].shape)}; choose the preset (and --image-size, tokenizer) it was trained with")
+        parts.append(part)
+    return parts
+
+
 def init_from(model: nn.Module, folder: str) -> list[str]:
     """Copy the towers (and loss head) that `folder` holds completely into `model`; returns their names."""
     path = Path(folder)
@@ -84,29 +106,11 @@ def init_from(model: nn.Module, folder: str) -> list[str]:
     bias = _config(path).get("logit_bias")
     if "logit_bias" in own and "logit_bias" not in found and bias is not None:
         found["logit_bias"] = torch.tensor(float(bias))
-    acts = _activations(path)
-    loaded = []
-    for part in ("vision", "text", "head"):
-        names = [k for k in own if tower_of(k) == part]
-        have = [k for k in names if k in found]
-        if not have:
-            continue
-        if len(have) < len(names):
-            if part == "head":
-                continue
-            missing = next(k for k in names if k not in found)
-            raise UserError(f"--init-from {folder}: the {part} tower is incomplete (no {missing}); pass a folder with the whole tower")
-        act = getattr(model.config, f"{part}_config").hidden_act if part != "head" else None
-        if act and acts.get(part, act) != act:
-            raise UserError(f"--init-from {folder}: its {part} tower uses {acts[part]} but the --model preset uses {act}; choose the matching preset")
-        for k in names:
-            if found[k].shape != own[k].shape:
-                raise UserError(f"--init-from {folder}: {k} has shape {tuple(found[k].shape)}, the --model preset "
-                                f"{tuple(own[k].shape)}; choose the preset (and --image-size, tokenizer) it was trained with")
-        with torch.no_grad():
-            for k in names:
-                own[k].copy_(found[k])
-        loaded.append(part)
-    if not loaded:
+    parts = _checked_parts(model, own, found, _activations(path), folder)
+    if not parts:
         raise UserError(f"--init-from {folder}: holds no weights of a MetaClip2/CLIP tower")
-    return loaded
+    with torch.no_grad():
+        for k, v in own.items():
+            if tower_of(k) in parts:
+                v.copy_(found[k])
+    return parts
