@@ -24,7 +24,7 @@ class TensorBoard:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:
             raise UserError("--log tensorboard needs the tensorboard package: pip install tensorboard") from e
-        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=resumed_step + 1 if resumed_step else None)
+        self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"), purge_step=resumed_step + 1)
 
     def log(self, row: dict) -> None:
         for key, value in row.items():
