@@ -76,10 +76,6 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(shards, token
     assert ck["step"] == int(kept[-1].stem.split("_")[1])
 
 
-def first_rows(run, n=1):
-    return rows(run)[:n]
-
-
 @pytest.mark.slow
 def test_features_change_what_they_should(shards, tokenizer_dir, tmp_path, capsys):
     import torch
