@@ -1,10 +1,12 @@
-"""Benchmark `build-wiki`'s bounded-memory counting: wall time and peak RSS on a synthetic
-Zipfian dump, with no spill (a budget larger than the counts) and with a small budget that forces
-many spilled runs. Each configuration runs in its own process so that its peak RSS is its own;
-the entries.parquet files must be byte-identical.
+"""Benchmark `build-wiki`'s bounded-memory counting: wall time, CPU time (article text MB per CPU
+second: steadier than wall time on a shared machine) and peak RSS on a synthetic Zipfian dump, with
+no spill (a budget larger than the counts) and with a small budget that forces many spilled runs.
+Each configuration runs in its own process so that its peak RSS is its own; the entries.parquet
+files must be byte-identical.
 
     .venv/bin/python benchmarks/bench_wiki.py [--mb 20] [--small-mib 8]
     .venv/bin/python benchmarks/bench_wiki.py --titles   # title counting: automaton walk vs Matcher
+    .venv/bin/python benchmarks/bench_wiki.py --segmenters   # no-space languages' segmenters
 """
 from __future__ import annotations
 
@@ -25,9 +27,10 @@ from metadata.wiki import build_wiki
 from metadata.wiki_counts import max_ngrams_for
 dump, out, work, mib = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 t = time.perf_counter()
-r = build_wiki(dump, "en", out, pmi_threshold=8.0, use_wordnet=False, progress=False,
+r = build_wiki(dump, "en", out, pmi_threshold=8.0, use_wordnet=False, force_english=True, progress=False,
                max_ngrams=max_ngrams_for(mib), memory_limit_mib=max(mib, 64), tmp_dir=work)
-print(json.dumps({"wall_s": time.perf_counter() - t, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"wall_s": time.perf_counter() - t, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024,
                   **{k: v for k, v in r["stats"].items() if k != "caps"}}))
 """
 
@@ -108,14 +111,48 @@ def bench_titles() -> None:
         print(f"| {name} | {len(titles)} | {sum(old)} | {t_old:.2f} | {t_new:.2f} | {t_scan:.2f} |")
 
 
+def bench_segmenters() -> None:
+    """CPU throughput of each no-space language's default segmenter on chunks of 20 random words
+    (wordfreq's ja/zh lists, pythainlp's Thai words, a few words of the other scripts), warmed up."""
+    import random
+
+    import wordfreq
+    from pythainlp.corpus import thai_words
+
+    from metadata import segmenters
+
+    rng = random.Random(0)
+    samples = {
+        "ja": list(wordfreq.iter_wordlist("ja", "best"))[:5000], "zh": list(wordfreq.iter_wordlist("zh", "best"))[:5000],
+        "th": sorted(thai_words())[:5000], "lo": ["ພາສາລາວ", "ມີ", "ຄວາມ", "ສວຍງາມ", "ປະເທດ", "ລາວ", "ເມືອງ", "ຫຼວງ"],
+        "km": ["ខ្ញុំ", "ស្រឡាញ់", "ប្រទេស", "កម្ពុជា", "ភ្នំពេញ", "រាជធានី"], "bo": ["བཀྲ་", "ཤིས་", "བདེ་", "ལེགས་", "བོད་", "ཡིག་"],
+        "my": ["မြန်မာ", "စာ", "ကျောင်း", "သား", "ရန်ကုန်", "မြို့"],
+    }
+    print("| language | segmenter | = reference | k chars per CPU s |")
+    print("|---|---|---|---|")
+    for lang, words in samples.items():
+        chosen = segmenters.SEGMENTERS[lang][0]
+        segment = segmenters.load(chosen.name)
+        chunks = ["".join(rng.choices(words, k=20)) for _ in range(300)]
+        segment(chunks[0])
+        t = time.process_time()
+        for chunk in chunks:
+            segment(chunk)
+        rate = sum(map(len, chunks)) / (time.process_time() - t) / 1e3
+        print(f"| {lang} | {chosen.name} | {'yes' if chosen.reference else 'no'} | {rate:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=float, default=20, help="uncompressed article text in MB (default 20)")
     parser.add_argument("--small-mib", type=int, default=8, help="the small --memory-budget in MiB (default 8)")
     parser.add_argument("--titles", action="store_true", help="benchmark title counting instead")
+    parser.add_argument("--segmenters", action="store_true", help="benchmark the no-space languages' segmenters instead")
     args = parser.parse_args()
     if args.titles:
         return bench_titles()
+    if args.segmenters:
+        return bench_segmenters()
     root = Path(tempfile.mkdtemp(prefix="bench-wiki-"))
     try:
         t = time.perf_counter()
@@ -125,11 +162,12 @@ def main() -> None:
         results = {}
         for name, mib in (("no spill (budget 4096 MiB)", 4096), (f"small budget ({args.small_mib} MiB)", args.small_mib)):
             results[name] = run(root / "en.xml.bz2", root / name.split()[0], root / "work", mib)
-        print("| configuration | wall s | peak RSS MiB | runs | peak n-grams in memory | distinct unigrams | distinct bigrams |")
-        print("|---|---|---|---|---|---|---|")
+        print("| configuration | wall s | CPU s | text MB/s (CPU) | peak RSS MiB | runs | peak n-grams in memory | "
+              "distinct unigrams | distinct bigrams |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for name, r in results.items():
-            print(f"| {name} | {r['wall_s']:.1f} | {r['peak_rss_mib']:.0f} | {r['runs']} | {r['peak_ngrams_in_memory']} | "
-                  f"{r['distinct_unigrams']} | {r['distinct_bigrams']} |")
+            print(f"| {name} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {size / 1e6 / r['cpu_s']:.2f} | {r['peak_rss_mib']:.0f} | "
+                  f"{r['runs']} | {r['peak_ngrams_in_memory']} | {r['distinct_unigrams']} | {r['distinct_bigrams']} |")
         a, b = (root / "no" / "entries.parquet").read_bytes(), (root / "small" / "entries.parquet").read_bytes()
         print(f"entries.parquet byte-identical: {a == b}")
         if a != b:

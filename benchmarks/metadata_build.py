@@ -81,7 +81,8 @@ def bench_wiki(work: Path, pages: int) -> None:
     dump = write_dump(work / "enwiki.xml.bz2", "en", [
         {"title": titles[i].capitalize(), "text": "\n".join(rng.sample(glosses, 20))} for i in range(pages)], compress=True)
     t0, cpu0 = time.perf_counter(), time.process_time()
-    result = build_wiki(str(dump), "en", str(work / "M_wiki"), pmi_threshold=10.0, use_wordnet=False, progress=False)
+    result = build_wiki(str(dump), "en", str(work / "M_wiki"), pmi_threshold=10.0, use_wordnet=False, force_english=True,
+                        progress=False)
     s = result["stats"]
     print(f"build-wiki: {s['pages']} articles, {s['tokens']} tokens ({dump.stat().st_size / 2**20:.1f} MiB bz2), "
           f"{result['summary'].n_added} entries, {time.perf_counter() - t0:.1f} s wall ({time.process_time() - cpu0:.1f} s CPU)")

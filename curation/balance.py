@@ -12,6 +12,7 @@ never kept; the reference divides 0 by 0 only for entries nobody matched).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,8 +73,8 @@ def split_by_lang(counts: pa.Table) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def thresholds(by_lang: dict[str, tuple[np.ndarray, np.ndarray]], t: float | None = None,
                p: float | None = None) -> Thresholds:
     """t_L per language: t for English, p_to_t(C_L, p) elsewhere, p = --p or t_to_p(C_en, t)."""
-    if t is not None and not t > 0:
-        raise UserError(f"--t must be > 0 (got {t}): it is the English head/tail threshold, e.g. --t 20000")
+    if t is not None and not (t > 0 and math.isfinite(t)):
+        raise UserError(f"--t must be a finite number > 0 (got {t}): it is the English head/tail threshold, e.g. --t 20000")
     if p is not None and not 0 <= p <= 1:
         raise UserError(f"--p must be a tail share in [0, 1] (got {p})")
     if t is None and p is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from curation.flags import POSITIVE, POSITIVE_INT, SHARE
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -14,18 +16,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "`curate download`). Draws depend on (seed, uid) only. Rerunning the same command resumes.")
     p.add_argument("--index", required=True, metavar="INDEX", help="INDEX folder made by `curate build-index`")
     p.add_argument("--out", required=True, metavar="CURATED", help="output folder")
-    p.add_argument("--t", type=float, default=None,
+    p.add_argument("--t", type=POSITIVE, default=None,
                    help="English head/tail threshold t: entries matched more often are subsampled to about t "
                         "(MetaCLIP: 20000 for a 400M-pair set, 170000 for 2.5B); required unless --p is given")
-    p.add_argument("--p", type=float, default=None,
+    p.add_argument("--p", type=SHARE, default=None,
                    help="tail share for the non-English languages instead of t_to_p(C_en, t) (needed when the "
                         "INDEX has no English); without --t English uses p_to_t(C_en, p) too")
     p.add_argument("--seed", type=int, default=0, help="seed of every draw (default: 0)")
-    p.add_argument("--shard-size", type=int, default=10000, metavar="N", help="samples per shard (default: 10000)")
+    p.add_argument("--shard-size", type=POSITIVE_INT, default=10000, metavar="N", help="samples per shard (default: 10000)")
     p.add_argument("--online", action="store_true",
                    help="write every matched image and curation.json + counts.parquet so training re-draws a "
                         "balanced subset each epoch")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=POSITIVE_INT, default=None,
                    help="parallel Ray workers (1 = run in this process; default: all CPUs)")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="join this running Ray cluster (e.g. 10.0.0.1:6379) instead of starting a local one")

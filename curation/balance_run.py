@@ -13,12 +13,20 @@ Stages (work files under CURATED/.work, each written atomically, so a rerun skip
   5. curated.parquet, thresholds.parquet, stats.json, plots/, curation.json + counts.parquet (--online)
 Every draw depends on (seed, uid) only, so the output is the same for any worker count or INDEX
 part size; shard bytes are deterministic too.
+
+INDEX and CURATED may be URLs (curation.storage): INDEX parts and pool files are streamed from the
+store, shards and outputs are uploaded whole under their final names, manifest.json (complete) last.
+With an object-store --out the .work files live on local scratch (WORLDCLIP_SCRATCH, default the temp
+folder), keyed by the --out URL, so a rerun on the same machine resumes from them.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +36,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balance, images, sampling, shards
-from curation.common import (UserError, atomic_path, content_hash, ensure_ray, output_lock, prepare_output,
-                             read_json, write_json_atomic, write_parquet_atomic)
+from curation import balance, duck, images, sampling, shards, storage
+from curation.common import UserError, atomic_path, ensure_ray, prepare_output, write_parquet_atomic
 from curation.select import MATCH_COLUMNS, SelectStats, select_images
 
 VERSION = 1
@@ -45,9 +52,9 @@ OUTPUTS = ("shards", "plots", "curated.parquet", "thresholds.parquet", "stats.js
 
 @dataclass
 class Index:
-    path: Path
+    path: str
     manifest: dict
-    parts: list[Path]
+    parts: list[str]
     fingerprint: str
     counts: pa.Table
     rows: int
@@ -55,28 +62,38 @@ class Index:
 
 def open_index(path: str | Path) -> Index:
     """Check an INDEX folder (complete, all parts present, one metadata version) and load its counts."""
-    path = Path(path)
-    if not (path / "manifest.json").exists():
+    with storage.errors(path, "--index"):
+        return _open_index(storage.normalize(path))
+
+
+def _open_index(path: str) -> Index:
+    if not storage.exists(storage.join(path, "manifest.json")):
         raise UserError(f"{path} is not an INDEX: no manifest.json (make one with `curate build-index`)")
-    manifest = read_json(path / "manifest.json")
+    manifest = storage.read_json(storage.join(path, "manifest.json"))
+    if "complete" not in manifest and storage.exists(storage.join(path, "entries.parquet")):
+        raise UserError(f"{path} is a META folder (metadata entries), not an INDEX: make an INDEX with "
+                        "`curate build-index --metadata META --pool … --out INDEX` and pass that to --index")
     if not manifest.get("complete"):
         raise UserError(f"INDEX {path} is incomplete (manifest.json complete=false): "
                         "rerun the same `curate build-index` command to finish it")
     listed = manifest.get("parts") or {}
     names = sorted(listed) if isinstance(listed, dict) else sorted(str(x) for x in listed)
-    parts = [path / "matches" / (n if n.endswith(".parquet") else f"{n}.parquet") for n in names]
-    missing = [str(p) for p in parts if not p.exists()]
+    parts = [storage.join(path, "matches", n if n.endswith(".parquet") else f"{n}.parquet") for n in names]
+    present = set(storage.list_files(storage.join(path, "matches"))) if storage.isdir(storage.join(path, "matches")) \
+        else set()
+    missing = [p for p in parts if p not in present]
     if missing:
         raise UserError(f"INDEX {path} lists {len(missing)} part(s) that are missing, e.g. {missing[0]}: "
                         "rerun `curate build-index` on it to redo them")
     for name in ("entries.parquet", "counts.parquet"):
-        if not (path / name).exists():
+        if not storage.exists(storage.join(path, name)):
             raise UserError(f"INDEX {path} has no {name}: rerun `curate build-index` to finish it")
-    fingerprint = content_hash(path / "entries.parquet")
+    fingerprint = storage.content_hash(storage.join(path, "entries.parquet"))
     rows = 0
     for p in parts:
         try:
-            meta, schema = pq.ParquetFile(p).metadata, pq.read_schema(p)
+            f = pq.ParquetFile(p if storage.is_local(p) else storage.open_input(p))
+            meta, schema = f.metadata, f.schema_arrow
         except (OSError, pa.ArrowException) as e:
             raise UserError(f"{p}: not a readable Parquet file ({e}); rerun `curate build-index --overwrite`") from e
         if absent := [c for c in MATCH_COLUMNS if c not in schema.names]:
@@ -85,16 +102,17 @@ def open_index(path: str | Path) -> Index:
         found = (schema.metadata or {}).get(FINGERPRINT_KEY, b"").decode()
         if found != fingerprint:
             raise UserError(f"INDEX from another metadata version: {p} was matched against metadata "
-                            f"{found[:12] or '(none)'}… but {path / 'entries.parquet'} is {fingerprint[:12]}…; "
+                            f"{found[:12] or '(none)'}… but {storage.join(path, 'entries.parquet')} is {fingerprint[:12]}…; "
                             "rebuild the INDEX with `curate build-index --overwrite`")
         rows += meta.num_rows
-    counts = _read_counts(path / "counts.parquet")
+    counts = _read_counts(storage.join(path, "counts.parquet"))
     return Index(path, manifest, parts, fingerprint, counts, rows)
 
 
-def _read_counts(path: Path) -> pa.Table:
+def _read_counts(path: str) -> pa.Table:
     """counts.parquet as written by build-index: integer, non-negative counts (NaN/inf/negative refused)."""
-    counts = pq.read_table(path, columns=["entry_id", "lang", "count"])
+    with storage.open_input(path) as f:
+        counts = pq.read_table(f, columns=["entry_id", "lang", "count"])
     col = counts.column("count")
     if not pa.types.is_integer(col.type):
         raise UserError(f"{path}: column 'count' is {col.type}, expected integers as build-index writes them "
@@ -160,7 +178,8 @@ def scatter_part(part: str, out: str, bits: int) -> int:
     """Copy one INDEX part with uid_hash as an Arrow IPC file, one record batch per bucket (top `bits` of
     the hash); the schema metadata lists the buckets in batch order. Uncompressed IPC, read back
     memory-mapped: the scratch copy costs disk (about the INDEX's uncompressed size), not time."""
-    t = pq.read_table(part, columns=MATCH_COLUMNS)
+    with storage.open_input(part) as f:
+        t = pq.read_table(f, columns=MATCH_COLUMNS)
     h = sampling.uid_hash64(t.column("uid"))
     bucket = (h >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(h), np.int64)
     order = np.argsort(bucket, kind="stable")
@@ -222,21 +241,14 @@ def read_bucket_stats(out: str, n_entries: int) -> SelectStats:
 def order_kept(work: Path, shard_size: int) -> int:
     """kept.parquet: images in (source, row) order; a row's position is its idx, the global sample
     number (shard = idx // shard_size, key = idx zero-padded). Returns the count."""
-    import duckdb
-
     out = work / "kept.parquet"
     if not out.exists():
         tmpdir = work / "duckdb"
         tmpdir.mkdir(exist_ok=True)
-        con = duckdb.connect()
-        con.execute(f"SET temp_directory='{tmpdir}'")
-        con.execute("SET preserve_insertion_order=true")
-        con.execute(f"SET memory_limit='{DUCKDB_MEMORY}'")
-        with atomic_path(out) as tmp:
-            con.execute(f"""
-                COPY (SELECT * EXCLUDE (uid_hash) FROM read_parquet('{work / "selected"}/*.parquet')
-                      ORDER BY source, "row")
-                TO '{tmp}' (FORMAT PARQUET, ROW_GROUP_SIZE 8192)""")
+        con = duck.connect(temp_directory=tmpdir, preserve_insertion_order=True, memory_limit=DUCKDB_MEMORY)
+        selected = duck.files(sorted((work / "selected").glob("*.parquet")))
+        duck.copy_parquet(con, 'SELECT * EXCLUDE (uid_hash) FROM read_parquet(?) ORDER BY source, "row"', [selected],
+                          out, row_group_size=8192)
         con.close()
         shutil.rmtree(tmpdir, ignore_errors=True)
     return pq.ParquetFile(out).metadata.num_rows
@@ -257,18 +269,49 @@ def _tars_expected(index: Index) -> bool:
 
 def _url_only(index: Index, kept: Path) -> bool:
     """True when no kept image can be read locally (WAT, Parquet without an image column)."""
-    import duckdb
-
-    sources = [r[0] for r in duckdb.sql(f"SELECT DISTINCT source FROM read_parquet('{kept}') LIMIT 1000").fetchall()]
+    con = duck.connect()
+    sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM read_parquet(?) LIMIT 1000", [str(kept)]).fetchall()]
+    con.close()
     return all(images.source_kind(s, _image_source(index), _tars_expected(index))[0] == images.KIND_URL
                for s in sources)
 
 
-def _clean_temps(out: Path) -> None:
-    for d in [out, out / "shards", *(out / WORK / s for s in ("scatter", "selected", "pieces", "skipped")), out / WORK]:
+def _clean_temps(out: str, work: Path) -> None:
+    """Temp files of a killed run (local folders only: object stores never show an unfinished upload)."""
+    local = [Path(out), Path(out) / "shards", Path(out) / "plots"] if storage.is_local(out) else []
+    for d in [*local, *(work / s for s in ("scatter", "selected", "pieces", "skipped")), work]:
         if d.is_dir():
             for tmp in d.glob(".*.tmp"):
                 tmp.unlink()
+
+
+def work_dir(out: str, identity: dict) -> Path:
+    """CURATED/.work for a local --out; for an object store, local scratch keyed by the URL and identity."""
+    if storage.is_local(out):
+        return Path(out) / WORK
+    key = hashlib.sha256(json.dumps([out, identity], sort_keys=True).encode()).hexdigest()[:16]
+    return Path(os.environ.get("WORLDCLIP_SCRATCH") or tempfile.gettempdir()) / f"worldclip-balance-{key}"
+
+
+def check_pool(idx: Index) -> None:
+    """Refuse, before any work, when a pool file balance reads images from changed since build-index recorded
+    it (size + mtime_ns locally, size + ETag on object stores, whose listed and HEAD times differ in
+    precision): balance would pair the INDEX's texts with other images."""
+    image_column = _image_source(idx)
+    recorded = (idx.manifest.get("inputs") or []) + (idx.manifest.get("image_files") or [])
+    for fp in recorded:
+        path = fp.get("path") if isinstance(fp, dict) else None
+        if not path or not (path.endswith(".tar") or (image_column and path.endswith(".parquet"))):
+            continue  # not read by balance (WAT, Parquet without images, img2dataset metadata)
+        if not storage.exists(path):
+            raise UserError(f"pool file {path} is gone since build-index made INDEX {idx.path}: restore or mount "
+                            "it and rerun the same command")
+        now = storage.fingerprint(path)
+        changed = [k for k in ("size", "mtime_ns", "etag") if k in fp and fp[k] != now.get(k)]
+        if changed:
+            raise UserError(f"pool file {path} changed since build-index made INDEX {idx.path} ({', '.join(changed)} "
+                            "differ): its images may no longer match the INDEX's texts; restore it, or rebuild the "
+                            "INDEX with `curate build-index … --overwrite` on the current pool")
 
 
 def run_balance(index: str, out: str, *, t: float | None = None, p: float | None = None, seed: int = 0,
@@ -280,30 +323,33 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
     if shard_size < 1:
         raise UserError(f"--shard-size must be >= 1, not {shard_size}")
     idx = open_index(index)
+    check_pool(idx)
     by_lang = balance.split_by_lang(idx.counts)
     th = balance.thresholds(by_lang, t, p)
     n_entries = int(idx.counts.column("entry_id").to_numpy().max()) + 1 if idx.counts.num_rows else 0
     p_entry = np.zeros(n_entries, dtype=np.float64)
     for lang, (ids, c) in by_lang.items():
         p_entry[ids] = balance.count_to_prob(c, th.t[lang])
-    out_p = Path(out)
+    out_p = storage.normalize(out)
     identity = {"version": VERSION,
-                "index": {"path": str(idx.path.resolve()), "metadata_fingerprint": idx.fingerprint,
-                          "manifest": content_hash(idx.path / "manifest.json")},
+                "index": {"path": idx.path, "metadata_fingerprint": idx.fingerprint,
+                          "manifest": storage.content_hash(storage.join(idx.path, "manifest.json"))},
                 "options": {"t": t, "p": p, "seed": seed, "shard_size": shard_size, "online": online}}
-    with output_lock(out_p):
-        old = prepare_output(out_p, identity, OUTPUTS, overwrite, "a CURATED made")
+    with storage.errors(out_p, "--out"), storage.lock(out_p):
+        old = prepare_output(out_p, identity, OUTPUTS, overwrite, "a CURATED made", inputs={"--index": [idx.path]})
         if old is not None and old.get("complete"):
-            return json.loads((out_p / "stats.json").read_text())
-        write_json_atomic(out_p / "manifest.json", {**identity, "complete": False})
-        _clean_temps(out_p)
-        work = out_p / WORK
+            return storage.read_json(storage.join(out_p, "stats.json"))
+        work = work_dir(out_p, identity)
+        if old is None and not storage.is_local(out_p):
+            shutil.rmtree(work, ignore_errors=True)
+        storage.write_json(storage.join(out_p, "manifest.json"), {**identity, "complete": False})
+        _clean_temps(out_p, work)
         for d in ("scatter", "selected", "pieces", "skipped"):
             (work / d).mkdir(parents=True, exist_ok=True)
         ex = Executor(workers, ray_address)
         try:
             bits = max(0, math.ceil(math.log2(max(idx.rows, 1) / rows_per_bucket))) if idx.rows > rows_per_bucket else 0
-            scat = [str(work / "scatter" / f"{pth.stem}.arrow") for pth in idx.parts]
+            scat = [str(work / "scatter" / f"{storage.name(pth).rsplit('.', 1)[0]}.arrow") for pth in idx.parts]
             todo = [(str(pth), s, bits) for pth, s in zip(idx.parts, scat) if not Path(s).exists()]
             ex.map(scatter_part, todo, "scatter")
             outs = [str(work / "selected" / f"bucket-{b:05d}") for b in range(1 << bits)]
@@ -315,7 +361,7 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
             total = order_kept(work, shard_size)
             url_only = total == 0 or _url_only(idx, work / "kept.parquet")
             if not url_only:
-                (out_p / "shards").mkdir(exist_ok=True)
+                storage.makedirs(storage.join(out_p, "shards"))
                 groups = shards.source_groups(work / "kept.parquet", shard_size)
                 todo = [(str(out_p), str(work), lo, hi, total, shard_size, _image_source(idx), _tars_expected(idx))
                         for lo, hi, _ in groups if not (work / "skipped" / f"group-{lo:012d}.parquet").exists()]
@@ -325,8 +371,9 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
             ex.close()
         from curation import balance_stats
 
-        stats = balance_stats.write_outputs(out_p, idx, th, by_lang, st, total, url_only, identity, time.time() - t0)
-        write_json_atomic(out_p / "manifest.json", {**identity, "complete": True})
+        stats = balance_stats.write_outputs(out_p, idx, th, by_lang, st, total, url_only, identity, time.time() - t0,
+                                            work=work)
+        storage.write_json(storage.join(out_p, "manifest.json"), {**identity, "complete": True})
         shutil.rmtree(work, ignore_errors=True)
     return stats
 

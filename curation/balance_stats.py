@@ -19,8 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balance, plots, shards
-from curation.common import atomic_path, write_json_atomic, write_parquet_atomic
+from curation import balance, plots, shards, storage
 from curation.select import TEXT_STRUCT, SelectStats
 
 WORK = ".work"
@@ -34,10 +33,10 @@ def _number(x: float) -> float | int:
     return int(x) if float(x).is_integer() else float(x)
 
 
-def write_curated(out: Path, url_only: bool, online: bool, shard_size: int) -> dict[str, int]:
+def write_curated(out: str, url_only: bool, online: bool, shard_size: int, work: Path | None = None) -> dict[str, int]:
     """curated.parquet: kept images in shard order with shard, key and status (streamed from kept.parquet,
     whose row position is the sample index); writes shards/sizes.json; returns status counts."""
-    work = out / WORK
+    work = work or Path(out) / WORK
     skipped = [pq.read_table(p) for p in sorted((work / "skipped").glob("group-*.parquet"))]
     skip_idx = np.concatenate([t.column("idx").to_numpy() for t in skipped] + [np.zeros(0, np.int64)])
     skip_status = np.concatenate([np.asarray(t.column("status").to_pylist(), dtype=object) for t in skipped]
@@ -50,7 +49,7 @@ def write_curated(out: Path, url_only: bool, online: bool, shard_size: int) -> d
     pos = 0
     cols = ["uid", "url", "lang", "text", "entry_ids", "texts"]
     schema = CURATED_SCHEMA if not online else CURATED_SCHEMA.append(pa.field("keep", pa.bool_()))
-    with atomic_path(out / "curated.parquet") as tmp:
+    with storage.open_output(storage.join(out, "curated.parquet")) as tmp:
         writer = None
         for batch in src.iter_batches(batch_size=65536):
             n = batch.num_rows
@@ -81,22 +80,23 @@ def write_curated(out: Path, url_only: bool, online: bool, shard_size: int) -> d
         else:
             writer.close()
     if not url_only:
-        write_sizes(out / "shards", sizes)
+        write_sizes(storage.join(out, "shards"), sizes)
     return counts
 
 
-def write_sizes(folder: Path, per_shard: dict[int, int]) -> None:
+def write_sizes(folder: str | Path, per_shard: dict[int, int]) -> None:
     """shards/sizes.json {"00000.tar": n, ...}: OpenCLIP reads it to know the dataset size."""
-    present = {p.name for p in folder.glob("*.tar")}
-    write_json_atomic(folder / "sizes.json", {name: per_shard.get(int(name.split(".")[0]), 0)
-                                              for name in sorted(present)})
+    present = {storage.name(u) for u in storage.glob_in(folder, "*.tar")}
+    storage.write_json(storage.join(folder, "sizes.json"), {name: per_shard.get(int(name.split(".")[0]), 0)
+                                                            for name in sorted(present)})
 
 
-def write_outputs(out: Path, idx, th: balance.Thresholds, by_lang: dict, st: SelectStats, total: int,
-                  url_only: bool, identity: dict, seconds: float) -> dict:
-    """Write every summary output; returns stats.json's content."""
+def write_outputs(out: str, idx, th: balance.Thresholds, by_lang: dict, st: SelectStats, total: int,
+                  url_only: bool, identity: dict, seconds: float, work: Path | None = None) -> dict:
+    """Write every summary output (`work`: balance's work folder, default out/.work); returns stats.json's content."""
     opts = identity["options"]
-    status = write_curated(out, url_only, opts["online"], opts["shard_size"])
+    work = work or Path(out) / WORK
+    status = write_curated(out, url_only, opts["online"], opts["shard_size"], work)
     after = st.counts_after if st.counts_after is not None else np.zeros(0, np.int64)
     per_lang, rows = {}, []
     for lang, (ids, c) in sorted(by_lang.items()):
@@ -116,7 +116,7 @@ def write_outputs(out: Path, idx, th: balance.Thresholds, by_lang: dict, st: Sel
                      "tail_share": balance.t_to_p(c, t_l) if c.sum() else 0.0, "entries": len(ids),
                      "entries_matched": d["entries_matched"], "head_entries": d["head_entries"],
                      "matched_texts": d["matched_texts"], "images": d["images"], "kept": d["kept_images"]})
-    write_parquet_atomic(out / "thresholds.parquet", pa.Table.from_pylist(rows, schema=pa.schema([
+    storage.write_parquet(storage.join(out, "thresholds.parquet"), pa.Table.from_pylist(rows, schema=pa.schema([
         ("lang", pa.string()), ("t", pa.float64()), ("p", pa.float64()), ("tail_share", pa.float64()),
         ("entries", pa.int64()), ("entries_matched", pa.int64()), ("head_entries", pa.int64()),
         ("matched_texts", pa.int64()), ("images", pa.int64()), ("kept", pa.int64())])))
@@ -126,14 +126,14 @@ def write_outputs(out: Path, idx, th: balance.Thresholds, by_lang: dict, st: Sel
               "corrupt_images": status.get("corrupt", 0), "missing_images": status.get("missing", 0),
               "source_unreadable_images": status.get(shards.UNREADABLE, 0),
               "url_only_images": status.get("url-only", 0), "failed_downloads": None}
-    unreadable = shards.unreadable_sources(sorted((out / WORK / "skipped").glob("group-*.parquet")))
+    unreadable = shards.unreadable_sources(sorted((work / "skipped").glob("group-*.parquet")))
     stats = {"t": opts["t"], "p": th.p, "seed": opts["seed"], "online": opts["online"], "url_only": url_only,
              "totals": totals, "unreadable_sources": unreadable, "per_lang": per_lang, "seconds": seconds}
     if opts["online"]:
-        write_parquet_atomic(out / "counts.parquet", idx.counts.select(["entry_id", "lang", "count"]))
-        write_json_atomic(out / "curation.json", {"online": True, "t": opts["t"], "p": th.p, "seed": opts["seed"],
+        storage.write_parquet(storage.join(out, "counts.parquet"), idx.counts.select(["entry_id", "lang", "count"]))
+        storage.write_json(storage.join(out, "curation.json"), {"online": True, "t": opts["t"], "p": th.p, "seed": opts["seed"],
                                                  "thresholds": {k: _number(v) for k, v in th.t.items()},
                                                  "counts": "counts.parquet"})
-    plots.write_plots(out / "plots", by_lang, after, th.t, per_lang)
-    write_json_atomic(out / "stats.json", stats)
+    plots.write_plots(storage.join(out, "plots"), by_lang, after, th.t, per_lang)
+    storage.write_json(storage.join(out, "stats.json"), stats)
     return stats

@@ -14,6 +14,7 @@ these without re-reading matches.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.common import atomic_path, write_parquet_atomic
+from curation import storage
 from curation.lid import ALL_LANGUAGES, Detector, LanguageMap, LidMode
 from curation.matching import Matcher
 from curation.pool import Part, PoolColumns, ReadStats, read_part
@@ -40,8 +41,10 @@ def part_name(part: int) -> str:
 
 
 def derive_uid(url: str | None, source: str, row: int) -> str:
-    """uid of a row without one: blake2b-128 of the url, else of "source\\0row" (stable across runs)."""
-    data = url if url is not None else f"{source}\0{row}"
+    """uid of a row without one: blake2b-128 of the url, else of "source\\0row" (stable across runs).
+
+    An empty or blank url is no url."""
+    data = url if url and url.strip() else f"{source}\0{row}"
     return hashlib.blake2b(data.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
@@ -57,11 +60,15 @@ class PartResult:
     rejected: Counter = field(default_factory=Counter)
     per_lang: dict = field(default_factory=dict)
     errors: list = field(default_factory=list)
+    skipped_records: Counter = field(default_factory=Counter)  # WAT records without image texts (not rows)
 
     def summary(self) -> dict:
         """JSON-able accounting (what the driver records for a finished part)."""
-        return {"rows_in": self.rows_in, "matched": self.matched, "unmatched": self.unmatched,
-                "rejected": dict(sorted(self.rejected.items())), "per_lang": self.per_lang, "errors": self.errors}
+        out = {"rows_in": self.rows_in, "matched": self.matched, "unmatched": self.unmatched,
+               "rejected": dict(sorted(self.rejected.items())), "per_lang": self.per_lang, "errors": self.errors}
+        if self.skipped_records:
+            out["skipped_records"] = dict(sorted(self.skipped_records.items()))
+        return out
 
 
 class PartProcessor:
@@ -167,7 +174,7 @@ class PartProcessor:
         rows_idx = [keep[j] for j in order_idx]
         sub = batch.take(pa.array(rows_idx, pa.int64()))
         uids, urls, rows = sub.column("uid").to_pylist(), sub.column("url").to_pylist(), sub.column("row").to_pylist()
-        uids = [u if u is not None else derive_uid(url, source, r) for u, url, r in zip(uids, urls, rows)]
+        uids = [u if u and u.strip() else derive_uid(url, source, r) for u, url, r in zip(uids, urls, rows)]
         entry_ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids, pa.int32()))
         return pa.table([pa.array(uids, pa.string()), pa.array([texts[j] for j in order_idx], pa.string()),
                          sub.column("url"), pa.array([langs[j] for j in order_idx], pa.string()), entry_ids,
@@ -185,6 +192,7 @@ class PartProcessor:
             result.rows_in += n
         result.rejected = Counter({k: v for k, v in result.rejected.items() if v})
         result.errors = stats.errors
+        result.skipped_records = stats.skipped_records
         schema = MATCH_SCHEMA.with_metadata({FINGERPRINT_KEY: self.fingerprint.encode()})
         result.matches = pa.concat_tables(tables).replace_schema_metadata(schema.metadata) if tables \
             else schema.empty_table()
@@ -192,28 +200,36 @@ class PartProcessor:
 
 
 def write_part(index: str | Path, part: int, result: PartResult) -> None:
-    """Put a part's counts and matches in place (each written to a temp name, then renamed)."""
-    index = Path(index)
+    """Put a part's counts and matches in place, each whole or not at all (curation.storage.open_output)."""
     nz = np.flatnonzero(result.counts)
-    with atomic_path(index / "counts" / f"{part_name(part)}.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, entry_id=nz.astype(np.int32), count=result.counts[nz])
-    write_parquet_atomic(index / "matches" / f"{part_name(part)}.parquet", result.matches)
+    buf = io.BytesIO()
+    np.savez(buf, entry_id=nz.astype(np.int32), count=result.counts[nz])
+    storage.write_bytes(storage.join(index, "counts", f"{part_name(part)}.npz"), buf.getvalue())
+    storage.write_parquet(storage.join(index, "matches", f"{part_name(part)}.parquet"), result.matches)
 
 
 def read_part_counts(index: str | Path, part: int, num_entries: int) -> np.ndarray:
     """Dense int64 counts of one finished part."""
     out = np.zeros(num_entries, dtype=np.int64)
-    with np.load(Path(index) / "counts" / f"{part_name(part)}.npz") as z:
+    with np.load(io.BytesIO(storage.read_bytes(storage.join(index, "counts", f"{part_name(part)}.npz")))) as z:
         out[z["entry_id"]] = z["count"]
     return out
 
 
-def match_files(index: str | Path) -> list[Path]:
-    return sorted((Path(index) / "matches").glob("part-*.parquet"))
+def match_files(index: str | Path) -> list[str]:
+    """The INDEX's matches/part-*.parquet files (paths or URLs), sorted."""
+    folder = storage.join(index, "matches")
+    if not storage.isdir(folder):
+        return []
+    return [u for u in storage.list_files(folder)
+            if storage.parent(u) == storage.normalize(folder) and storage.name(u).startswith("part-")
+            and u.endswith(".parquet")]
 
 
 def read_matches(index: str | Path) -> pa.Table:
     """All matches of an INDEX (for tests and small pools)."""
-    files = match_files(index)
-    return pa.concat_tables([pq.read_table(f) for f in files]) if files else MATCH_SCHEMA.empty_table()
+    tables = []
+    for f in match_files(index):
+        with storage.open_input(f) as fh:
+            tables.append(pq.read_table(fh))
+    return pa.concat_tables(tables) if tables else MATCH_SCHEMA.empty_table()

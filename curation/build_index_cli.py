@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from curation.flags import POSITIVE_INT
+
 
 def _backends() -> list[str]:
     from curation import matching
@@ -18,7 +20,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "command resumes an interrupted run.")
     p.add_argument("--pool", nargs="+", required=True, metavar="PATH",
                    help="Parquet files/folders/globs, img2dataset output folders, WebDataset .tar files, "
-                        "Common Crawl .warc.wat.gz files")
+                        "Common Crawl .warc.wat.gz files or a wat.paths.gz listing (with --pool-base); local "
+                        "paths or URLs (s3://, gs://, hf://, file://), globs allowed")
+    p.add_argument("--pool-base", default=None, metavar="URL",
+                   help="what the lines of a Common Crawl listing given to --pool (wat.paths.gz) are relative to, "
+                        "e.g. s3://commoncrawl/ or a local mirror folder")
     p.add_argument("--metadata", required=True, metavar="META", help="metadata folder holding entries.parquet")
     p.add_argument("--out", required=True, metavar="INDEX", help="output INDEX folder")
     p.add_argument("--lid", default="auto", metavar="auto|fasttext|none|column:NAME",
@@ -34,16 +40,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--url-column", default=None, help="image URL column (default: url if present)")
     p.add_argument("--image-column", default=None,
                    help="image-bytes column of a Parquet pool (default: image/jpg/png/webp/image_bytes if present)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=POSITIVE_INT, default=None,
                    help="Ray workers (one matcher actor per CPU; default: all CPUs of the machine or cluster)")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="join this running Ray cluster (e.g. 10.0.0.1:6379) instead of starting a local one")
     p.add_argument("--backend", default="auto", choices=_backends(), help="substring matcher backend; every backend gives the same matches. auto = ngram: hashed "
                         "n-gram lookups walked by a C kernel built at install (a numpy walk without a compiler); "
                         "pyahocorasick = MetaCLIP's loop; ahocorasick_rs = one batched automaton (default: auto)")
-    p.add_argument("--part-size", type=int, default=50_000, metavar="ROWS",
+    p.add_argument("--part-size", type=POSITIVE_INT, default=50_000, metavar="ROWS",
                    help="rows per part of Parquet/img2dataset files, the unit of work and of resume "
-                        "(tar and WAT files are one part each) (default: 50000)")
+                        "(a tar is one part, a WAT file one part per 64 MiB) (default: 50000)")
     p.add_argument("--overwrite", action="store_true", help="delete an existing INDEX in --out and start over")
     p.set_defaults(func=run)
 
@@ -54,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = build_index(args.pool, args.metadata, args.out, lid=args.lid, compat=args.compat == "metaclip",
                            text_column=args.text_column, uid_column=args.uid_column, url_column=args.url_column,
                            image_column=args.image_column, workers=args.workers, ray_address=args.ray_address,
-                           backend=args.backend, part_size=args.part_size, overwrite=args.overwrite)
+                           backend=args.backend, part_size=args.part_size, overwrite=args.overwrite,
+                           pool_base=args.pool_base)
     print(summary_line(manifest, args.out))
     return 0

@@ -6,6 +6,8 @@ INDEX layout (DESIGN.md "INDEX" + the build-index/balance contract):
   parts.jsonl                 journal: one line per finished part, appended (fsync) by the driver
                               only after both files of the part are in place
   entries.parquet, counts.parquet, manifest.json             (written by the driver, atomically)
+On an object store (--out s3://…) the journal is parts.journal/part-NNNNN.json, one object per finished
+part (no append there), and the lock is a lock object (curation.storage); each file is uploaded whole.
 A part is finished when it is in the journal and its files exist; a rerun of the same command skips
 finished parts and redoes the rest (a half-written part left only a temp file, which is removed).
 manifest.json is written at the start (complete: false, so a changed rerun is recognised) and at the
@@ -31,9 +33,6 @@ missing_text / undecodable_text (WebDataset sample without a UTF-8 .txt), bad_ur
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -42,27 +41,29 @@ import numpy as np
 import pyarrow as pa
 
 from curation.build_index import PartProcessor, match_files, part_name, read_part_counts, write_part
-from curation.common import (UserError, atomic_path, content_hash, ensure_ray, file_fingerprint, output_lock,
-                             prepare_output, write_json_atomic, write_parquet_atomic)
+from curation import storage
+from curation.common import UserError, ensure_ray, prepare_output
 from curation.lid import ALL_LANGUAGES, parse_lid
-from curation.pool import Part, PoolColumns, expand_paths, make_parts, resolve_columns
+from curation.matching import Matcher
+from curation.pool import Part, PoolColumns, PoolFile, expand_paths, make_parts, resolve_columns
 
 MANIFEST_VERSION = 1
 IN_FLIGHT_PER_WORKER = 2
-INDEX_FILES = ("matches", "counts", "parts.jsonl", "entries.parquet", "counts.parquet", "manifest.json")
+INDEX_FILES = ("matches", "counts", "parts.jsonl", "parts.journal", "entries.parquet", "counts.parquet",
+               "manifest.json")
 
 
-def load_entries(meta: str | Path) -> tuple[pa.Table, Path]:
+def load_entries(meta: str | Path) -> tuple[pa.Table, str]:
     """META's entries (validated by metadata.store: dense int32 ids in file order); returns (table, file)."""
     from metadata.store import ENTRIES, load_entries as store_load
 
     table = store_load(meta)
-    return table.select(["entry_id", "lang", "entry"]), Path(meta) / ENTRIES
+    return table.select(["entry_id", "lang", "entry"]), storage.join(storage.normalize(meta), ENTRIES)
 
 
 def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column: str | None,
          uid_column: str | None, url_column: str | None, image_column: str | None, backend: str,
-         part_size: int, workers: int | None = None) -> dict:
+         part_size: int, workers: int | None = None, pool_base: str | None = None) -> dict:
     """Everything a run needs, checked before any work: entries, parts, columns, manifest identity."""
     if part_size < 1:
         raise UserError(f"--part-size must be >= 1, not {part_size}")
@@ -73,7 +74,7 @@ def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column:
     except ValueError as e:
         raise UserError(str(e)) from e
     entries, entries_path = load_entries(metadata)
-    files = expand_paths(pool)
+    files = expand_paths(pool, pool_base)
     lang_col = {"auto": "lang", "column": lid_mode.column}.get(lid_mode.mode)
     pool_files, cols = resolve_columns(files, text=text_column, uid=uid_column, url=url_column, image=image_column,
                                        lang=lang_col, lang_required=lid_mode.mode == "column")
@@ -83,12 +84,14 @@ def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column:
                "img2dataset_text_column": cols.text_for("img2dataset"), "uid_column": cols.uid,
                "url_column": cols.url, "image_column": cols.image, "lang_column": cols.lang}
     return {
-        "entries": entries, "entries_path": entries_path, "meta_dir": Path(metadata).resolve(), "lid": lid_mode, "cols": cols,
+        "entries": entries, "entries_path": entries_path, "meta_dir": storage.normalize(metadata), "lid": lid_mode,
+        "cols": cols, "pool_files": [f.path for f in pool_files],
         "parts": make_parts(pool_files, part_size), "backend": backend,
         "identity": {
             "version": MANIFEST_VERSION,
-            "metadata": {"path": str(entries_path.resolve()), "fingerprint": content_hash(entries_path)},
-            "inputs": [file_fingerprint(f.path) for f in pool_files],
+            "metadata": {"path": entries_path, "fingerprint": storage.content_hash(entries_path)},
+            "inputs": [storage.fingerprint(f.path) for f in pool_files],
+            "image_files": [storage.fingerprint(t) for t in image_files(pool_files)],
             "options": options,
             "pool": {"format": formats[0] if len(formats) == 1 else "mixed:" + "+".join(formats),
                      "text_column": text_col, "uid_column": cols.uid, "url_column": cols.url,
@@ -97,68 +100,68 @@ def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column:
     }
 
 
-def _remove_temp_files(out: Path) -> None:
-    """Temp files of parts whose writer died (a killed run or a killed, retried worker)."""
+def image_files(pool_files: list[PoolFile]) -> list[str]:
+    """The tars an img2dataset pool keeps its images in (balance reads them; build-index does not)."""
+    tars = [f.path[: -len(".parquet")] + ".tar" for f in pool_files if f.format == "img2dataset"]
+    return [t for t in tars if storage.exists(t)]
+
+
+def _remove_temp_files(out: str) -> None:
+    """Temp files of parts whose writer died (a killed run or a killed, retried worker); local only: object
+    stores never show an unfinished upload."""
+    if not storage.is_local(out):
+        return
+    out = Path(out)
     for sub in ("matches", "counts"):
         for tmp in (out / sub).glob(".part-*.tmp"):
             tmp.unlink(missing_ok=True)
 
 
-def _finished_parts(out: Path, parts: list[Part]) -> dict[int, dict]:
-    """Journal records of parts whose files are in place (the rest is redone)."""
+def _finished_parts(out: str, parts: list[Part]) -> dict[int, dict]:
+    """Journal records of parts whose files are in place (the rest is redone; a torn record is ignored)."""
     _remove_temp_files(out)
-    done: dict[int, dict] = {}
-    journal = out / "parts.jsonl"
-    if journal.exists():
-        for line in journal.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue  # a line torn by a crash: that part is redone
-            done[rec["part"]] = rec
+    done = {rec["part"]: rec for rec in storage.Journal(out, "parts").records()}
+    present = {storage.name(u) for sub in ("matches", "counts") if storage.isdir(storage.join(out, sub))
+               for u in storage.list_files(storage.join(out, sub))}
     by_id = {p.part: p for p in parts}
     return {i: r for i, r in done.items()
             if i in by_id and (r["source"], r["start"], r["stop"]) == (by_id[i].path, by_id[i].start, by_id[i].stop)
-            and (out / "matches" / f"{part_name(i)}.parquet").exists()
-            and (out / "counts" / f"{part_name(i)}.npz").exists()}
-
-
-def _append_journal(out: Path, rec: dict) -> None:
-    with open(out / "parts.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+            and f"{part_name(i)}.parquet" in present and f"{part_name(i)}.npz" in present}
 
 
 def _totals(records: list[dict]) -> tuple[dict, dict, list]:
-    rejected, per_lang, errors = Counter(), {}, []
+    rejected, skipped, per_lang, errors = Counter(), Counter(), {}, []
     totals = {"rows_in": 0, "matched": 0, "unmatched": 0}
     for r in records:
         for k in totals:
             totals[k] += r[k]
         rejected.update(r["rejected"])
+        skipped.update(r.get("skipped_records", {}))
         for lang, s in r["per_lang"].items():
             d = per_lang.setdefault(lang, {"texts": 0, "matched": 0})
             d["texts"] += s["texts"]
             d["matched"] += s["matched"]
         errors += r["errors"]
     totals["rejected"] = dict(sorted(rejected.items()))
+    if skipped:
+        totals["skipped_wat_records"] = dict(sorted(skipped.items()))
     return totals, dict(sorted(per_lang.items())), errors
 
 
-def _finish(out: Path, p: dict, records: dict[int, dict], backend: str) -> dict:
+def _finish(out: str, p: dict, records: dict[int, dict], backend: str) -> dict:
     """Sum per-part counts into counts.parquet and write the complete manifest."""
     entries = p["entries"]
     counts = np.zeros(entries.num_rows, dtype=np.int64)
     for i in records:
         counts += read_part_counts(out, i, entries.num_rows)
-    write_parquet_atomic(out / "counts.parquet", entries.append_column("count", pa.array(counts, pa.int64())))
+    storage.write_parquet(storage.join(out, "counts.parquet"),
+                          entries.append_column("count", pa.array(counts, pa.int64())))
     totals, per_lang, errors = _totals([records[i] for i in sorted(records)])
     parts = {part_name(i): {k: records[i][k] for k in ("source", "start", "stop", "rows_in", "matched")}
              for i in sorted(records)}
     manifest = {**p["identity"], "backend": backend, "totals": totals, "per_lang": per_lang, "errors": errors,
                 "parts": parts, "complete": True}
-    write_json_atomic(out / "manifest.json", manifest)
+    storage.write_json(storage.join(out, "manifest.json"), manifest)
     return manifest
 
 
@@ -181,7 +184,7 @@ def _make_worker_class():
         def __init__(self, meta: str, lid, compat: bool, backend: str, cols: PoolColumns,
                      fingerprint: str, out: str) -> None:
             entries, path = load_entries(meta)  # read here, not shipped: a restarted actor needs no driver object
-            if content_hash(path) != fingerprint:
+            if storage.content_hash(path) != fingerprint:
                 raise UserError(f"{path} changed during the run; rerun the same command to resume")
             self.proc = PartProcessor(entries, lid, compat=compat, backend=backend, cols=cols,
                                       fingerprint=fingerprint)
@@ -199,7 +202,7 @@ def _make_worker_class():
     return IndexWorker
 
 
-def _run_parts(out: Path, p: dict, todo: list[Part], n_workers: int, compat: bool, backend: str,
+def _run_parts(out: str, p: dict, todo: list[Part], n_workers: int, compat: bool, backend: str,
                records: dict[int, dict]) -> str:
     """Stream parts to long-lived actors with a bounded in-flight queue; journal each finished part."""
     import ray
@@ -236,7 +239,7 @@ def _run_parts(out: Path, p: dict, todo: list[Part], n_workers: int, compat: boo
                 raise UserError(f"a worker died while processing part {part.part} ({part.path}) and could not be "
                                 f"restarted; rerun the same command to resume ({e})") from e
             rec["finished_at"] = time.time()  # journal only (benchmarks); never in manifest or outputs
-            _append_journal(out, rec)
+            storage.Journal(out, "parts").append(part_name(part.part), rec)
             records[part.part] = rec
             bar.update(rec["rows_in"])
             submit(actor)
@@ -248,21 +251,22 @@ def _run_parts(out: Path, p: dict, todo: list[Part], n_workers: int, compat: boo
 def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", compat: bool = False,
                 text_column: str | None = None, uid_column: str | None = None, url_column: str | None = None,
                 image_column: str | None = None, workers: int | None = None, ray_address: str | None = None,
-                backend: str = "auto", part_size: int = 50_000, overwrite: bool = False) -> dict:
+                backend: str = "auto", part_size: int = 50_000, overwrite: bool = False,
+                pool_base: str | None = None) -> dict:
     """Run (or resume) build-index; returns the final manifest."""
     t0 = time.time()
     p = plan(pool, metadata, lid=lid, compat=compat, text_column=text_column, uid_column=uid_column,
              url_column=url_column, image_column=image_column, backend=backend, part_size=part_size,
-             workers=workers)
-    out_path = Path(out).resolve()
-    with output_lock(out_path):
-        prepare_output(out_path, p["identity"], INDEX_FILES, overwrite, "an INDEX built")
-        with atomic_path(out_path / "entries.parquet") as tmp:
-            shutil.copyfile(p["entries_path"], tmp)
-        write_json_atomic(out_path / "manifest.json", {**p["identity"], "complete": False})
+             workers=workers, pool_base=pool_base)
+    out_path = storage.normalize(out)
+    with storage.errors(out, "--out"), storage.lock(out_path):
+        prepare_output(out_path, p["identity"], INDEX_FILES, overwrite, "an INDEX built",
+                       inputs={"--pool": p["pool_files"], "--metadata": [p["meta_dir"]]})
+        storage.write_bytes(storage.join(out_path, "entries.parquet"), storage.read_bytes(p["entries_path"]))
+        storage.write_json(storage.join(out_path, "manifest.json"), {**p["identity"], "complete": False})
         records = _finished_parts(out_path, p["parts"])
         todo = [x for x in p["parts"] if x.part not in records]
-        backend_name = backend
+        backend_name = Matcher([], [], compat=compat, backend=backend).implementation  # also when all parts resume
         if todo:
             n, started = _start_ray(workers, ray_address)
             try:
@@ -273,7 +277,7 @@ def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", 
 
                     ray.shutdown()
         _remove_temp_files(out_path)
-        stale = {f.name for f in match_files(out_path)} - {f"{part_name(i)}.parquet" for i in records}
+        stale = {storage.name(f) for f in match_files(out_path)} - {f"{part_name(i)}.parquet" for i in records}
         if stale:
             raise UserError(f"{out_path}/matches has files of no finished part ({sorted(stale)[:3]}…); "
                             "rerun with --overwrite")

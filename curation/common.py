@@ -12,7 +12,6 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -137,28 +136,60 @@ def content_hash(path: str | os.PathLike, algo: str = "sha256") -> str:
     return h.hexdigest()
 
 
-def prepare_output(out: Path, identity: dict, outputs: Iterable[str], overwrite: bool, kind: str) -> dict | None:
-    """Make `out` ready for a run whose inputs/options are `identity`; returns the old manifest, if any.
+def _overlaps(a: str, b: str) -> bool:
+    """Whether two normalised paths/URLs are the same or one holds the other."""
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
 
-    --overwrite removes the previous `outputs`; otherwise a manifest.json made with another identity is
-    refused (a rerun must repeat the same arguments to resume), and so is a non-empty folder without one.
+
+def prepare_output(out: str | os.PathLike, identity: dict, outputs: Iterable[str], overwrite: bool, kind: str,
+                   inputs: dict[str, Iterable[str]] | None = None) -> dict | None:
+    """Make `out` (a path or URL) ready for a run whose inputs/options are `identity`; returns the old manifest.
+
+    --overwrite removes the previous `outputs`, but only what this tool wrote: never an input of the same
+    command (`inputs`: flag -> paths/URLs) or a folder holding one, and only in a folder whose manifest.json
+    is one of ours (same identity keys). Without it, a manifest.json made with another identity is refused
+    (a rerun must repeat the same arguments to resume), and so is a non-empty folder without one.
     """
-    manifest = out / "manifest.json"
+    from curation import storage
+
+    out_s = storage.normalize(out)
+    manifest = storage.join(out_s, "manifest.json")
+    old = storage.read_json(manifest) if storage.exists(manifest) else None
     if overwrite:
-        for name in outputs:
-            p = out / name
-            shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        targets = [storage.join(out_s, n) for n in outputs if storage.exists(storage.join(out_s, n))]
+        for flag, paths in (inputs or {}).items():
+            for i in map(storage.normalize, paths):
+                hit = next((t for t in targets if _overlaps(t, i)), None)
+                if hit is not None:
+                    raise UserError(f"--overwrite would remove {hit}, which is (or holds) the input {flag} {i}; "
+                                    "nothing was removed: choose another --out")
+        if targets and not (isinstance(old, dict) and set(identity) <= set(old)):
+            raise UserError(f"--overwrite: {out_s} has no manifest.json of {kind}, so its files were not written by "
+                            "this command; nothing was removed: choose another --out (or empty it yourself)")
+        for t in targets:
+            storage.remove(t)
         return None
-    if manifest.exists():
-        old = read_json(manifest)
+    if old is not None:
         diffs = [k for k in identity if old.get(k) != identity[k]]
         if diffs:
-            raise UserError(f"{out} holds {kind} with different {', '.join(diffs)}; rerun with the same "
+            raise UserError(f"{out_s} holds {kind} with different {', '.join(diffs)}; rerun with the same "
                             "arguments to resume, choose another --out, or pass --overwrite")
         return old
-    if any(p.name != ".lock" for p in out.iterdir()):
-        raise UserError(f"{out} is not empty and has no manifest.json; choose another --out or pass --overwrite")
+    if storage.is_local(out_s):
+        present = Path(out_s).is_dir() and any(p.name != ".lock" for p in Path(out_s).iterdir())
+    else:
+        present = any(storage.name(u) != ".lock.json" for u in storage.list_files(out_s))
+    if present:
+        raise UserError(f"{out_s} is not empty and has no manifest.json; choose another --out or pass --overwrite")
     return None
+
+
+STORAGE_ENV_PREFIXES = ("AWS_", "GOOGLE_", "GCS", "HF_", "FSSPEC_", "WORLDCLIP_STORAGE_OPTIONS")
+
+
+def storage_env() -> dict[str, str]:
+    """The storage credentials/endpoints/options of this process, for Ray workers on other nodes."""
+    return {k: v for k, v in os.environ.items() if k.startswith(STORAGE_ENV_PREFIXES)}
 
 
 def ensure_ray(workers: int | None, address: str | None) -> bool:
@@ -173,7 +204,8 @@ def ensure_ray(workers: int | None, address: str | None) -> bool:
         return False
     if address:
         try:
-            ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+            ray.init(address=address, logging_level="WARNING", log_to_driver=False,
+                     runtime_env={"env_vars": storage_env()})
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise UserError(f"--ray-address {address}: cannot join the Ray cluster ({e})") from e
     else:

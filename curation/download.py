@@ -11,34 +11,37 @@ from __future__ import annotations
 
 import json
 import os
-import tarfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from curation import storage
 from curation.images import IMAGE_EXTS, image_format
-from curation.common import (UserError, atomic_path, output_lock, read_json, write_json_atomic,
-                             write_parquet_atomic)
+from curation.common import UserError
 from curation.balance_stats import write_sizes
 from curation.shards import end_of_archive, member
+from curation.tars import TarDamaged
+from curation.tars import members as tar_members
 
 EXTRA_COLUMNS = ["uid", "lang", "entry_ids", "text", "texts"]
+DISTRIBUTORS = ("multiprocessing", "pyspark")
 
 
-def download_input(curated: Path) -> Path:
+def download_input(curated: str) -> str:
     """CURATED/download/input.parquet: the rows img2dataset fetches (url, caption + extra columns)."""
-    src = curated / "curated.parquet"
-    if not src.exists():
+    src = storage.join(curated, "curated.parquet")
+    if not storage.exists(src):
         raise UserError(f"{curated} has no curated.parquet: run `curate balance --out {curated}` first")
-    todo = pq.read_table(src)
+    with storage.open_input(src) as f:
+        todo = pq.read_table(f, columns=list(dict.fromkeys(["url", "text", *EXTRA_COLUMNS])))
     if todo.num_rows == 0:
-        raise UserError(f"{curated}/curated.parquet has no images to download")
-    out = curated / "download" / "input.parquet"
-    if not out.exists():
+        raise UserError(f"{src} has no images to download")
+    out = storage.join(curated, "download", "input.parquet")
+    if not storage.exists(out):
         table = pa.table({"url": todo.column("url"), "caption": todo.column("text"),
                           **{c: todo.column(c) for c in EXTRA_COLUMNS}})
-        write_parquet_atomic(out, table)
+        storage.write_parquet(out, table)
     return out
 
 
@@ -50,98 +53,136 @@ def _normalise_json(data: bytes) -> bytes:
     return json.dumps(meta, ensure_ascii=False).encode()
 
 
-def normalise_shard(path: Path) -> None:
-    """Rewrite a downloaded shard: json texts as [[text, lang, entry_ids], ...], image ext from magic bytes."""
-    def chunks():
-        with tarfile.open(path) as tar:
-            for m in tar:
-                if not m.isfile():
-                    continue
-                data = tar.extractfile(m).read()
-                stem, _, ext = m.name.rpartition(".")
-                if ext == "json":
-                    data = _normalise_json(data)
-                elif ext in IMAGE_EXTS:
-                    ext = image_format(data) or ext
-                yield member(f"{stem}.{ext}", data)
-    size = 0
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        for c in chunks():
-            f.write(c)
-            size += len(c)
-        f.write(end_of_archive(size))
+def normalise_shard(path: str | Path) -> None:
+    """Rewrite a downloaded shard: json texts as [[text, lang, entry_ids], ...], image ext from magic bytes.
+    Streamed member by member from and to the shard's store (the new shard replaces it whole)."""
+    with storage.open_input(path) as raw, storage.open_output(path) as out:
+        size = 0
+        for m, data in _whole_members(path, raw, lambda m: True):
+            stem, _, ext = m.name.rpartition(".")
+            if ext == "json":
+                data = _normalise_json(data)
+            elif ext in IMAGE_EXTS:
+                ext = image_format(data) or ext
+            chunk = member(f"{stem}.{ext}", data)
+            out.write(chunk)
+            size += len(chunk)
+        out.write(end_of_archive(size))
 
 
-def _tar_samples(path: Path) -> int:
-    with tarfile.open(path) as tar:
-        return sum(1 for m in tar if m.name.endswith(".json"))
+def _tar_samples(path: str) -> int:
+    with storage.open_input(path) as raw:
+        return sum(1 for m, _ in _whole_members(path, raw, lambda m: False) if m.name.endswith(".json"))
 
 
-def collect_results(curated: Path) -> dict:
+def _whole_members(path: str | Path, f, want):
+    """tars.members of a downloaded shard; a cut or damaged one is a UserError saying how to refetch it."""
+    try:
+        yield from tar_members(f, want)
+    except TarDamaged as e:
+        raise UserError(f"{path}: {e}; delete it and its _stats.json, then rerun the same `curate download` "
+                        "to fetch that shard again") from e
+
+
+def _shard_results(metas: list[str]) -> pa.Table:
+    """uid, key, status and shard number of every row img2dataset recorded in its per-shard Parquet files."""
+    tables = []
+    for m in metas:
+        with storage.open_input(m) as f:
+            t = pq.read_table(f, columns=["uid", "key", "status"])
+        shard = int(storage.name(m).split(".")[0])
+        tables.append(t.append_column("shard", pa.array([shard] * t.num_rows, pa.int32())))
+    return pa.concat_tables(tables)
+
+
+def collect_results(curated: str) -> dict:
     """Join img2dataset's per-shard parquet back into curated.parquet; returns download totals."""
     import duckdb
 
-    shards = curated / "shards"
-    metas = sorted(str(p) for p in shards.glob("[0-9]*.parquet"))
-    stats = [read_json(p) for p in sorted(shards.glob("*_stats.json"))]
+    shards = storage.join(curated, "shards")
+    metas = [u for u in storage.glob_in(shards, "*.parquet") if storage.name(u)[:1].isdigit()]
+    stats = [storage.read_json(u) for u in storage.glob_in(shards, "*_stats.json")]
     totals = {"attempted": sum(s.get("count", 0) for s in stats),
               "downloaded": sum(s.get("successes", 0) for s in stats),
               "failed_downloads": sum(s.get("failed_to_download", 0) + s.get("failed_to_resize", 0) for s in stats)}
     if not metas:
         return totals
     con = duckdb.connect()
-    src = curated / "curated.parquet"
-    query = f"""
+    src = storage.join(curated, "curated.parquet")
+    con.register("c", storage.arrow_dataset([src]))
+    con.register("d", _shard_results(metas))
+    reader = con.sql("""
         SELECT c.* EXCLUDE (shard, key, status),
                CASE WHEN d.status = 'success' THEN d.shard END AS shard,
                CASE WHEN d.status = 'success' THEN d.key END AS key,
                CASE WHEN d.status = 'success' THEN 'written' ELSE 'failed_download' END AS status
-        FROM read_parquet('{src}') c LEFT JOIN (
-            SELECT uid, key, status, regexp_extract(filename, '([0-9]+)\\.parquet$', 1)::INTEGER AS shard
-            FROM read_parquet({metas}, filename = true)) d USING (uid)
-        ORDER BY shard NULLS LAST, key"""
-    with atomic_path(src) as tmp:
-        con.execute(f"COPY ({query}) TO '{tmp}' (FORMAT PARQUET)")
+        FROM c LEFT JOIN d USING (uid)
+        ORDER BY shard NULLS LAST, key""").fetch_arrow_reader(65_536)
+    with storage.open_output(src) as f, pq.ParquetWriter(f, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
     con.close()
     return totals
 
 
+def _check_distributor(distributor: str) -> None:
+    if distributor not in DISTRIBUTORS:
+        raise UserError(f"--distributor {distributor}: expected one of {', '.join(DISTRIBUTORS)}")
+    if distributor == "pyspark":
+        try:
+            import pyspark  # noqa: F401
+        except ImportError as e:
+            raise UserError("--distributor pyspark: pyspark is not installed here; `pip install pyspark` "
+                            "(and run inside a Spark session), or use --distributor multiprocessing") from e
+
+
 def run_download(curated: str, *, processes: int = 1, thread_count: int = 32, image_size: int = 256,
                  resize_mode: str = "no", timeout: int = 10, retries: int = 0, encode_format: str = "jpg",
-                 shard_size: int | None = None) -> dict:
-    """Download the curated URLs into CURATED/shards; returns the updated stats.json content."""
+                 shard_size: int | None = None, distributor: str = "multiprocessing") -> dict:
+    """Download the curated URLs into CURATED/shards (a path or URL); returns the updated stats.json content."""
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-    folder = Path(curated)
-    if not folder.is_dir():
-        raise UserError(f"{folder} is not a folder: give the CURATED folder written by `curate balance`")
-    stats_path = folder / "stats.json"
-    stats = read_json(stats_path)
-    if not stats.get("url_only"):
-        raise UserError(f"{folder} already has shards written from the pool's own images; `curate download` "
-                        "is for URL-only pools (WAT, Parquet without an image column)")
-    with output_lock(folder):
-        src = download_input(folder)
-        from img2dataset import download
+    _check_distributor(distributor)
+    folder = storage.normalize(curated)
+    with storage.errors(folder, "CURATED"):
+        if not storage.isdir(folder):
+            raise UserError(f"{folder} is not a folder: give the CURATED folder written by `curate balance`")
+        stats_path = storage.join(folder, "stats.json")
+        stats = storage.read_json(stats_path)
+        if not stats.get("url_only"):
+            raise UserError(f"{folder} already has shards written from the pool's own images; `curate download` "
+                            "is for URL-only pools (WAT, Parquet without an image column)")
+        with storage.lock(folder):
+            return _download(folder, stats, processes=processes, thread_count=thread_count, image_size=image_size,
+                             resize_mode=resize_mode, timeout=timeout, retries=retries, encode_format=encode_format,
+                             shard_size=shard_size, distributor=distributor)
 
-        shards = folder / "shards"
-        shards.mkdir(exist_ok=True)
-        manifest = read_json(folder / "manifest.json") if (folder / "manifest.json").exists() else {}
-        size = shard_size or (manifest.get("options") or {}).get("shard_size") or 10000
-        # img2dataset's incremental mode reads every shards/*.json as "<shard>_stats.json": a rerun would crash on ours
-        (shards / "sizes.json").unlink(missing_ok=True)
-        download(url_list=str(src), input_format="parquet", url_col="url", caption_col="caption",
-                 save_additional_columns=EXTRA_COLUMNS, output_format="webdataset", output_folder=str(shards),
-                 processes_count=processes, thread_count=thread_count, image_size=image_size,
-                 resize_mode=resize_mode, timeout=timeout, retries=retries, encode_format=encode_format,
-                 disable_all_reencoding=resize_mode == "no", number_sample_per_shard=int(size),
-                 distributor="multiprocessing", incremental_mode="incremental", enable_wandb=False,
-                 compute_hash=None)
-        for tar in sorted(shards.glob("[0-9]*.tar")):
-            normalise_shard(tar)
-        totals = collect_results(folder)
-        write_sizes(shards, {int(p.stem): _tar_samples(p) for p in shards.glob("[0-9]*.tar")})
-        stats["totals"].update({"failed_downloads": totals["failed_downloads"], "written": totals["downloaded"],
-                                "shards": len(list(shards.glob("[0-9]*.tar")))})
-        stats["download"] = totals
-        write_json_atomic(stats_path, stats)
+
+def _download(folder: str, stats: dict, *, processes: int, thread_count: int, image_size: int, resize_mode: str,
+              timeout: int, retries: int, encode_format: str, shard_size: int | None, distributor: str) -> dict:
+    src = download_input(folder)
+    from img2dataset import download
+
+    shards = storage.join(folder, "shards")
+    storage.makedirs(shards)
+    manifest_url = storage.join(folder, "manifest.json")
+    manifest = storage.read_json(manifest_url) if storage.exists(manifest_url) else {}
+    size = shard_size or (manifest.get("options") or {}).get("shard_size") or 10000
+    # img2dataset's incremental mode reads every shards/*.json as "<shard>_stats.json": a rerun would crash on ours
+    storage.remove(storage.join(shards, "sizes.json"))
+    download(url_list=src, input_format="parquet", url_col="url", caption_col="caption",
+             save_additional_columns=EXTRA_COLUMNS, output_format="webdataset", output_folder=shards,
+             processes_count=processes, thread_count=thread_count, image_size=image_size,
+             resize_mode=resize_mode, timeout=timeout, retries=retries, encode_format=encode_format,
+             disable_all_reencoding=resize_mode == "no", number_sample_per_shard=int(size),
+             distributor=distributor, incremental_mode="incremental", enable_wandb=False,
+             compute_hash=None)
+    tars = [u for u in storage.glob_in(shards, "*.tar") if storage.name(u)[:1].isdigit()]
+    for tar in tars:
+        normalise_shard(tar)
+    totals = collect_results(folder)
+    write_sizes(shards, {int(storage.name(u).split(".")[0]): _tar_samples(u) for u in tars})
+    stats["totals"].update({"failed_downloads": totals["failed_downloads"], "written": totals["downloaded"],
+                            "shards": len(tars)})
+    stats["download"] = totals
+    storage.write_json(storage.join(folder, "stats.json"), stats)
     return stats

@@ -18,12 +18,15 @@ import io
 import lzma
 import tarfile
 import zlib
-from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
+
+from curation import storage
+from curation.tars import TarDamaged
+from curation.tars import members as tar_members
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
 KIND_TAR = "tar"
@@ -43,14 +46,14 @@ def source_kind(source: str, image_column: str | None, tars_expected: bool = Fal
     tars_expected (an img2dataset pool): a Parquet source's images are in its sibling tar even if that
     tar is not there now, so a moved tar is reported rather than taken for a URL-only source.
     """
-    p = Path(source)
-    if p.suffix == ".tar":
+    if source.endswith(".tar"):
         return KIND_TAR, source
-    if p.suffix == ".parquet":
+    if source.endswith(".parquet"):
         if image_column:
             return KIND_PARQUET, source
-        if tars_expected or p.with_suffix(".tar").exists():
-            return KIND_TAR, str(p.with_suffix(".tar"))
+        tar = source[: -len(".parquet")] + ".tar"
+        if tars_expected or storage.exists(tar):
+            return KIND_TAR, tar
     return KIND_URL, source
 
 
@@ -65,38 +68,29 @@ def read_tar_images(path: str, keys: set[str]) -> Iterator[tuple[str, bytes]]:
     """(key, image bytes) for each wanted key, one streaming pass that stops once all are found.
 
     Raises SourceUnreadable where the archive is damaged (after yielding every image before that point),
-    including an uncompressed tar cut at a member boundary, which tarfile itself reads as a clean end.
+    including a tar cut at a member boundary or inside a header, which tarfile itself reads as a clean end;
+    the message has the tar byte offset and the number of wanted images lost.
     """
     remaining = set(keys)
-    read_to = 0  # every member before this byte was read whole
+
+    def wanted(m: tarfile.TarInfo) -> bool:
+        key, ext = _sample_key(m.name)
+        return key in remaining and ext in IMAGE_EXTS
+
     try:
-        with tarfile.open(path, mode="r|*") as tar:
-            for member in tar:
-                if not remaining:
-                    break
-                key, ext = _sample_key(member.name)
-                if member.isfile() and key in remaining and ext in IMAGE_EXTS:
-                    data = tar.extractfile(member).read()
+        with storage.open_input(path) as f:
+            for member, data in tar_members(f, wanted):
+                if data is not None:
+                    key = _sample_key(member.name)[0]
                     yield key, data
                     remaining.discard(key)
-                read_to = tar.offset
-            else:
-                if remaining and getattr(tar.fileobj, "comptype", None) == "tar":
-                    _check_tar_end(path, tar.offset)
+                if not remaining:
+                    return
     except SETUP_ERRORS:
         raise
     except _TAR_DAMAGE as e:
-        where = f"damaged after byte {read_to}" if read_to else "not a tar, or damaged in its first member"
-        raise SourceUnreadable(f"{where} ({type(e).__name__}: {e})") from e
-
-
-def _check_tar_end(path: str, offset: int) -> None:
-    """An uncompressed tar ends with a zero block where its members end; anything else is a cut-off file."""
-    with open(path, "rb") as f:
-        f.seek(offset)
-        block = f.read(tarfile.BLOCKSIZE)
-    if block != bytes(tarfile.BLOCKSIZE):
-        raise tarfile.ReadError(f"no end-of-archive block at byte {offset}: the file is cut off or overwritten")
+        raise SourceUnreadable(f"{e}; {len(remaining)} wanted images lost" if isinstance(e, TarDamaged)
+                               else f"{type(e).__name__}: {e}") from e
 
 
 def _cell_bytes(value) -> bytes | None:
@@ -114,7 +108,7 @@ def read_parquet_images(path: str, column: str, rows: set[int], batch_rows: int 
     with the next row group (row groups are independent, so nothing readable is lost).
     """
     try:
-        f = pq.ParquetFile(path)
+        f = pq.ParquetFile(path if storage.is_local(path) else storage.open_input(path))
         if column not in f.schema_arrow.names:
             raise SourceUnreadable(f"no image column {column!r} (columns: {', '.join(f.schema_arrow.names)})")
     except SETUP_ERRORS:

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from curation.common import atomic_path
+from curation import storage
 
 TOP_LANGS = 30
 MAX_POINTS = 2000  # log-spaced ranks drawn per curve: same picture, fast to render
 
 
 def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    with storage.open_output(path) as f:
+        fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
 
 
 def rank_count(path: Path, lang: str, before: np.ndarray, after: np.ndarray, t: float) -> None:
@@ -65,10 +65,10 @@ def language_shares(path: Path, per_lang: dict[str, dict]) -> None:
 
 def write_plots(folder: Path, by_lang: dict, after: np.ndarray, thresholds: dict[str, float],
                 per_lang: dict[str, dict]) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
+    storage.makedirs(folder)
     for lang in per_lang:
         ids, c = by_lang[lang]
         a = after[ids] if len(after) else np.zeros(len(ids), np.int64)
-        rank_count(folder / f"rank_count_{re.sub(r'[^A-Za-z0-9_-]', '_', lang)}.png", lang, c, a, thresholds[lang])
+        rank_count(storage.join(folder, f"rank_count_{re.sub(r'[^A-Za-z0-9_-]', '_', lang)}.png"), lang, c, a, thresholds[lang])
     if per_lang:
-        language_shares(folder / "language_shares.png", per_lang)
+        language_shares(storage.join(folder, "language_shares.png"), per_lang)

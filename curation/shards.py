@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import images
+from curation import duck, images, storage
 from curation.common import UserError, atomic_path, write_parquet_atomic
 
 BLOCK = 512
@@ -71,9 +71,9 @@ def end_of_archive(size: int) -> bytes:
 
 
 def write_tar(path: str | os.PathLike, chunks: Iterable[bytes]) -> int:
-    """Write member bytes + end-of-archive atomically; returns the archive size."""
+    """Write member bytes + end-of-archive, whole or not at all (a path or URL); returns the archive size."""
     size = 0
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with storage.open_output(path) as f:
         for chunk in chunks:
             f.write(chunk)
             size += len(chunk)
@@ -114,10 +114,10 @@ def read_positions(path: Path, lo: int, hi: int) -> pa.Table:
 
 def source_groups(kept: Path, shard_size: int) -> list[tuple[int, int, list[str]]]:
     """Consecutive sources grouped into tasks of >= shard_size images: (first idx, end idx, sources)."""
-    import duckdb
-
-    rows = duckdb.sql(f"""SELECT source, min(file_row_number), max(file_row_number) + 1
-                          FROM read_parquet('{kept}', file_row_number = true) GROUP BY source ORDER BY 2""").fetchall()
+    con = duck.connect()
+    rows = con.execute("""SELECT source, min(file_row_number), max(file_row_number) + 1
+                          FROM read_parquet(?, file_row_number = true) GROUP BY source ORDER BY 2""", [str(kept)]).fetchall()
+    con.close()
     groups: list[tuple[int, int, list[str]]] = []
     for source, lo, hi in rows:
         if groups and groups[-1][1] - groups[-1][0] < shard_size:
@@ -131,7 +131,7 @@ def source_groups(kept: Path, shard_size: int) -> list[tuple[int, int, list[str]
 class _ShardSink:
     """Streams samples into the current shard file (full shard) or piece (shard shared with a neighbour)."""
 
-    def __init__(self, out: Path, work: Path, lo: int, hi: int, total: int, shard_size: int):
+    def __init__(self, out: str, work: Path, lo: int, hi: int, total: int, shard_size: int):
         self.out, self.work, self.lo, self.hi, self.total, self.size = out, work, lo, hi, total, shard_size
         self.shard, self.cm, self.f, self.bytes = None, None, None, 0
         self.opened: set[int] = set()
@@ -141,11 +141,11 @@ class _ShardSink:
 
     def _open(self, s: int) -> None:
         self.close()
-        path = (self.out / "shards" / shard_name(s)) if self._whole(s) else \
+        path = storage.join(self.out, "shards", shard_name(s)) if self._whole(s) else \
             (self.work / "pieces" / f"{s:0{SHARD_DIGITS}d}-{max(self.lo, s * self.size):012d}.tarpart")
-        self.shard, self.cm, self.bytes = s, atomic_path(path), 0
+        self.shard, self.cm, self.bytes = s, storage.open_output(path), 0
         self.opened.add(s)
-        self.f = open(self.cm.__enter__(), "wb")
+        self.f = self.cm.__enter__()
 
     def add(self, idx: int, chunk: bytes) -> None:
         if self.shard != idx // self.size:
@@ -165,7 +165,6 @@ class _ShardSink:
             return
         if exc is None and self._whole(self.shard):
             self.f.write(end_of_archive(self.bytes))
-        self.f.close()
         cm, self.f, self.cm = self.cm, None, None
         if exc is None:
             cm.__exit__(None, None, None)
@@ -181,7 +180,7 @@ def _sample_meta(r: dict) -> dict:
 def write_group(out: str, work: str, lo: int, hi: int, total: int, shard_size: int, image_column: str | None,
                 tars_expected: bool = False) -> dict:
     """Write the samples with index in [lo, hi) (whole sources) into shards/pieces; record skipped ones."""
-    out_p, work = Path(out), Path(work)
+    out_p, work = storage.normalize(out), Path(work)
     rows = read_positions(work / "kept.parquet", lo, hi)
     rows = rows.append_column("idx", pa.array(np.arange(lo, hi, dtype=np.int64)))
     rows = rows.append_column("sample_key", pa.array([sample_key(i) for i in range(lo, hi)], pa.string()))
@@ -270,14 +269,14 @@ def _source_images(kind: str, path: str, recs: list[dict], image_column: str | N
         errors.append(str(e))
 
 
-def finish_pieces(out: Path, work: Path) -> None:
+def finish_pieces(out: str, work: Path) -> None:
     """Join the pieces of each shard shared by two tasks into the shard, then remove them."""
     pieces: dict[str, list[Path]] = {}
     for p in sorted((work / "pieces").glob("*.tarpart")):
         pieces.setdefault(p.name.split("-")[0], []).append(p)
     for s, ps in sorted(pieces.items()):
-        target = out / "shards" / f"{s}.tar"
-        if not target.exists():
+        target = storage.join(out, "shards", f"{s}.tar")
+        if not storage.exists(target):
             join_pieces(target, ps)
         for p in ps:
             p.unlink()

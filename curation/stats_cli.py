@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
+
+from curation import storage
+from curation.flags import COUNT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "(thresholds.parquet, curated.parquet, stats.json) with DuckDB and "
                                           "prints per-language tables.")
     p.add_argument("folder", metavar="INDEX|CURATED", help="output folder of build-index or balance")
-    p.add_argument("--top", type=int, default=0, metavar="N",
+    p.add_argument("--top", type=COUNT, default=0, metavar="N",
                    help="also print the N most matched entries per language (INDEX only; default: 0)")
     p.set_defaults(func=run)
 
@@ -35,60 +36,72 @@ def _query(con, sql: str) -> str:
     return format_table(rel.columns, rel.fetchall())
 
 
-def folder_kind(folder: Path) -> str:
+def folder_kind(folder: str) -> str:
     from curation.common import UserError
 
-    if (folder / "thresholds.parquet").exists() or (folder / "curated.parquet").exists():
+    if storage.exists(storage.join(folder, "thresholds.parquet")) or storage.exists(storage.join(folder, "curated.parquet")):
         return "curated"
-    if (folder / "counts.parquet").exists():
+    if storage.exists(storage.join(folder, "counts.parquet")):
         return "index"
     raise UserError(f"{folder} is neither an INDEX (counts.parquet) nor a finished CURATED (thresholds.parquet)")
 
 
-def index_report(folder: Path, top: int = 0) -> str:
+def _register(con, name: str, urls: list[str]) -> None:
+    """Give DuckDB Parquet files (paths or URLs) as a table `name`: streamed through curation.storage, no path in SQL."""
+    con.register(name, storage.arrow_dataset(urls))
+
+
+def index_report(folder: str, top: int = 0) -> str:
     import duckdb
 
+    from curation.build_index import match_files
+
     con = duckdb.connect()
-    counts = folder / "counts.parquet"
-    parts = sorted(str(p) for p in (folder / "matches").glob("part-*.parquet"))
-    texts = (f"(SELECT lang, count(*) AS matched_texts, count(DISTINCT uid) AS images FROM read_parquet({parts}) "
-             "GROUP BY lang)") if parts else "(SELECT NULL AS lang, 0 AS matched_texts, 0 AS images WHERE false)"
+    _register(con, "counts", [storage.join(folder, "counts.parquet")])
+    parts = match_files(folder)
+    if parts:
+        _register(con, "matches", parts)
+    texts = ("(SELECT lang, count(*) AS matched_texts, count(DISTINCT uid) AS images FROM matches GROUP BY lang)"
+             if parts else "(SELECT NULL AS lang, 0 AS matched_texts, 0 AS images WHERE false)")
     out = [f"INDEX {folder}", _query(con, f"""
         SELECT c.lang, count(*) AS entries, count(*) FILTER (WHERE c.count > 0) AS entries_matched,
                sum(c.count)::BIGINT AS matches, any_value(coalesce(t.matched_texts, 0)) AS matched_texts,
                any_value(coalesce(t.images, 0)) AS images, max(c.count) AS max_count
-        FROM read_parquet('{counts}') c LEFT JOIN {texts} t USING (lang)
+        FROM counts c LEFT JOIN {texts} t USING (lang)
         GROUP BY c.lang HAVING sum(c.count) > 0 ORDER BY matches DESC, c.lang""")]
     if top > 0:
         out.append(_query(con, f"""
             SELECT lang, entry, count FROM (
               SELECT lang, entry, count, row_number() OVER (PARTITION BY lang ORDER BY count DESC, entry) AS r
-              FROM read_parquet('{counts}') WHERE count > 0)
+              FROM counts WHERE count > 0)
             WHERE r <= {int(top)} ORDER BY lang, count DESC, entry"""))
     return "\n\n".join(out)
 
 
-def curated_report(folder: Path) -> str:
+def curated_report(folder: str) -> str:
     import duckdb
 
     con = duckdb.connect()
     out = [f"CURATED {folder}"]
-    if (folder / "thresholds.parquet").exists():
-        out.append(_query(con, f"""
+    if storage.exists(storage.join(folder, "thresholds.parquet")):
+        _register(con, "thresholds", [storage.join(folder, "thresholds.parquet")])
+        out.append(_query(con, """
             SELECT lang, t, tail_share, entries, entries_matched, head_entries, matched_texts, images, kept,
                    round(kept / greatest(images, 1), 4) AS kept_share
-            FROM read_parquet('{folder / 'thresholds.parquet'}') ORDER BY images DESC, lang"""))
-    if (folder / "curated.parquet").exists():
-        out.append(_query(con, f"""SELECT status, count(*) AS images, count(DISTINCT shard) AS shards
-                                   FROM read_parquet('{folder / 'curated.parquet'}') GROUP BY status ORDER BY status"""))
-    if (folder / "stats.json").exists():
-        totals = json.loads((folder / "stats.json").read_text())["totals"]
+            FROM thresholds ORDER BY images DESC, lang"""))
+    if storage.exists(storage.join(folder, "curated.parquet")):
+        _register(con, "curated", [storage.join(folder, "curated.parquet")])
+        out.append(_query(con, """SELECT status, count(*) AS images, count(DISTINCT shard) AS shards
+                                  FROM curated GROUP BY status ORDER BY status"""))
+    if storage.exists(storage.join(folder, "stats.json")):
+        totals = storage.read_json(storage.join(folder, "stats.json"))["totals"]
         out.append(format_table(list(totals), [tuple(totals.values())]))
     return "\n\n".join(out)
 
 
 def run(args: argparse.Namespace) -> int:
-    folder = Path(args.folder)
-    kind = folder_kind(folder)
+    folder = storage.normalize(args.folder)
+    with storage.errors(folder, "INDEX|CURATED"):
+        kind = folder_kind(folder)
     print(index_report(folder, args.top) if kind == "index" else curated_report(folder))
     return 0

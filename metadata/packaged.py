@@ -20,6 +20,7 @@ reason, printed and kept in the manifest.
 from __future__ import annotations
 
 import itertools
+import unicodedata
 from collections import Counter
 from importlib import resources
 from pathlib import Path
@@ -27,13 +28,19 @@ from pathlib import Path
 from curation.common import UserError
 from metadata import wordnet
 from metadata.languages import parse_langs, script_ok, script_ranges
-from metadata.ngrams import NgramCounts, is_pure_punctuation
+from metadata.ngrams import NgramCounts
 from metadata.store import Block, append, entry_problem
+from metadata.tokenizer import PUNCTUATION
 
 MAX_LEN = 256
 NUMBERS = [str(i) for i in range(100)]
 BIGRAM_MIN_COUNT = 5
 BIGRAM_MIN_PMI = 8.0
+
+
+def is_pure_punctuation(entry: str) -> bool:
+    """Every character is punctuation: the reference's set or any Unicode P* category (« » । …)."""
+    return all(ch in PUNCTUATION or unicodedata.category(ch).startswith("P") for ch in entry)
 
 
 def wordfreq_languages() -> list[str]:
@@ -126,6 +133,9 @@ def language_blocks(lang: str, max_unigrams: int, skipped: dict, notes: dict) ->
         add("gloss_bigram", bigrams)
     else:
         lang_notes.append("no bigrams: no packaged corpus with bigram counts for this language")
+    if len(blocks) == 1:
+        lang_notes.append("WARNING: only the numbers 0..99, no packaged source has words for this language; "
+                          "check the code (a typo of another language?)")
     if lang_notes:
         notes[lang] = lang_notes
     return blocks

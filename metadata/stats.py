@@ -9,16 +9,18 @@ def language_table(meta_dir: str, samples: int = 3, langs: list[str] | None = No
     """One row per language: entries, entries per source, and `samples` deterministic sample entries."""
     import duckdb
 
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     entries = load_entries(meta_dir)
+    if langs:
+        entries = entries.filter(pc.is_in(entries.column("lang"), pa.array([check_lang(c, "--langs") for c in langs])))
     con = duckdb.connect()
     con.register("entries", entries)
-    where = ""
-    if langs:
-        where = "where lang in (" + ", ".join("'" + check_lang(code, "--langs") + "'" for code in langs) + ")"
-    sizes = con.execute(f"select lang, source, count(*) from entries {where} group by 1, 2 order by 1, 2").fetchall()
+    sizes = con.execute("select lang, source, count(*) from entries group by 1, 2 order by 1, 2").fetchall()
     picks = con.execute(
-        f"select lang, entry from (select lang, entry, row_number() over (partition by lang order by hash(entry_id)) as rn "
-        f"from entries {where}) where rn <= ? order by lang, rn", [samples]).fetchall()
+        "select lang, entry from (select lang, entry, row_number() over (partition by lang order by hash(entry_id)) as rn "
+        "from entries) where rn <= ? order by lang, rn", [samples]).fetchall()
     rows: dict[str, dict] = {}
     for lang, source, n in sizes:
         row = rows.setdefault(lang, {"lang": lang, "entries": 0, "sources": {}, "samples": []})

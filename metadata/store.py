@@ -10,6 +10,11 @@ entries first, manifest last. The manifest records the sha256 of the entries fil
 a reader always knows whether the pair belongs together. If a crash falls between the two renames,
 the manifest that matches is still in the temporary folder: readers use it, and the next writer
 moves it into place (roll forward). Temporary folders of runs that died earlier are removed.
+
+On an object store (META given as s3://…, see curation.storage) there is no rename: the new manifest is
+first written as `META/.pending/<sha256>.json`, then entries.parquet, then manifest.json (the commit),
+then the pending object is removed; readers and the next writer use a pending manifest whose sha256
+matches the entries exactly as the local `.tmp-*` one. The lock is a lock object with a heartbeat.
 """
 from __future__ import annotations
 
@@ -29,7 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.common import UserError, content_hash, output_lock, read_json
+from curation import storage
+from curation.common import UserError, content_hash, read_json
 
 ENTRIES = "entries.parquet"
 MANIFEST = "manifest.json"
@@ -102,9 +108,29 @@ def _pending_manifest(meta: Path, sha: str) -> dict | None:
     return None
 
 
+def _read_manifest_url(meta: str) -> dict:
+    """read_manifest for a META on an object store (pending manifests under META/.pending/)."""
+    entries, manifest_url = storage.join(meta, ENTRIES), storage.join(meta, MANIFEST)
+    with storage.errors(meta, "META"):
+        if not storage.exists(entries):
+            raise UserError(f"{entries}: not found: create META with `curate metadata build`, `build-wiki` or `add`")
+        sha = storage.content_hash(entries)
+        manifest = storage.read_json(manifest_url) if storage.exists(manifest_url) else None
+        if isinstance(manifest, dict) and manifest.get("entries_sha256") == sha:
+            return manifest
+        pending = storage.join(meta, ".pending", f"{sha}.json")
+        if storage.exists(pending):
+            return storage.read_json(pending)
+    if manifest is None:
+        raise UserError(f"{manifest_url}: not found: META is incomplete; rebuild it")
+    raise UserError(f"{entries}: does not match {manifest_url} (sha256 differs): META was changed by hand or is corrupt; rebuild it")
+
+
 def read_manifest(meta_dir: str | os.PathLike) -> dict:
     """The manifest that describes META's current entries.parquet (UserError when there is none)."""
-    meta = Path(meta_dir)
+    if not storage.is_local(meta_dir):
+        return _read_manifest_url(storage.normalize(meta_dir))
+    meta = storage.local_path(meta_dir)
     entries = meta / ENTRIES
     if not meta.is_dir():
         raise UserError(f"{meta}: metadata folder not found: create it with `curate metadata build`, `build-wiki` or `add`")
@@ -129,11 +155,12 @@ def load_entries(meta_dir: str | os.PathLike, verify: bool = False) -> pa.Table:
     Schema, nulls, dense ids and the row count are always checked, and the file must be the one
     the manifest describes (sha256), i.e. one that `append` wrote and checked. `verify=True` also
     re-checks that (lang, entry) is unique (about 1 s per million entries)."""
-    meta = Path(meta_dir)
-    path = meta / ENTRIES
+    meta = storage.normalize(meta_dir)
+    path = storage.join(meta, ENTRIES)
     manifest = read_manifest(meta)
     try:
-        table = pq.read_table(path)
+        with storage.errors(path), storage.open_input(path) as f:
+            table = pq.read_table(f)
     except (pa.ArrowInvalid, OSError) as e:
         raise UserError(f"{path}: not a readable Parquet file ({e}); rebuild META") from e
     if table.schema.remove_metadata() != SCHEMA:
@@ -150,7 +177,7 @@ def load_entries(meta_dir: str | os.PathLike, verify: bool = False) -> pa.Table:
     if verify and table.group_by(["lang", "entry"]).aggregate([]).num_rows != n:
         raise UserError(f"{path}: (lang, entry) is not unique; rebuild META")
     if manifest.get("entries") != n:
-        raise UserError(f"{path}: has {n} rows but {meta / MANIFEST} says {manifest.get('entries')}; rebuild META")
+        raise UserError(f"{path}: has {n} rows but {storage.join(meta, MANIFEST)} says {manifest.get('entries')}; rebuild META")
     return table
 
 
@@ -165,8 +192,8 @@ def language_sizes(table: pa.Table) -> dict[str, dict]:
     return sizes
 
 
-def _existing(meta: Path) -> tuple[pa.Table, dict]:
-    if not (meta / ENTRIES).exists() and not (meta / MANIFEST).exists():
+def _existing(meta: str) -> tuple[pa.Table, dict]:
+    if not storage.exists(storage.join(meta, ENTRIES)) and not storage.exists(storage.join(meta, MANIFEST)):
         return SCHEMA.empty_table(), {}
     return load_entries(meta), read_manifest(meta)
 
@@ -221,6 +248,32 @@ def _commit(meta: Path, table: pa.Table, manifest: dict) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _commit_url(meta: str, table: pa.Table, manifest: dict) -> None:
+    """_commit on an object store: pending manifest, entries, manifest (the commit), drop the pending one."""
+    import io
+
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    data = buf.getvalue()
+    import hashlib
+
+    manifest["entries_sha256"] = hashlib.sha256(data).hexdigest()
+    pending = storage.join(meta, ".pending", f"{manifest['entries_sha256']}.json")
+    storage.write_json(pending, manifest)
+    storage.write_bytes(storage.join(meta, ENTRIES), data)
+    storage.write_json(storage.join(meta, MANIFEST), manifest)
+    storage.remove(storage.join(meta, ".pending"))
+
+
+def _recover_url(meta: str) -> None:
+    """Roll a commit interrupted after its entries forward; drop pending manifests of dead runs."""
+    entries = storage.join(meta, ENTRIES)
+    if storage.exists(entries) and storage.exists(storage.join(meta, ".pending")):
+        manifest = _read_manifest_url(meta)
+        storage.write_json(storage.join(meta, MANIFEST), manifest)
+    storage.remove(storage.join(meta, ".pending"))
+
+
 def _recover(meta: Path) -> None:
     """Finish a commit interrupted between its renames, then drop leftovers of dead runs."""
     entries = meta / ENTRIES
@@ -238,11 +291,12 @@ def append(meta_dir: str | os.PathLike, blocks: Iterable[Block], record: dict) -
     """Append `blocks` to META (created if missing): duplicates of (lang, entry) are skipped and
     counted, existing ids never change, new ids follow in block order. `record` (command, sources
     with versions, options, skip counts, notes) is added to the manifest's history."""
-    meta = Path(meta_dir)
-    if meta.exists() and not meta.is_dir():
+    meta = storage.normalize(meta_dir)
+    local = storage.is_local(meta)
+    if local and Path(meta).exists() and not Path(meta).is_dir():
         raise UserError(f"--out {meta}: exists and is not a folder")
-    with output_lock(meta):
-        _recover(meta)
+    with storage.errors(meta, "--out"), storage.lock(meta):
+        _recover(Path(meta)) if local else _recover_url(meta)
         table, manifest = _existing(meta)
         summary = AppendSummary(total_before=table.num_rows)
         langs, entries, sources = _new_rows(table, blocks, summary)
@@ -274,5 +328,5 @@ def append(meta_dir: str | os.PathLike, blocks: Iterable[Block], record: dict) -
             "sources": sources_info,
             "history": history,
         }
-        _commit(meta, combined, new_manifest)
+        _commit(Path(meta), combined, new_manifest) if local else _commit_url(meta, combined, new_manifest)
     return summary

@@ -1,12 +1,17 @@
 """`curate metadata build-wiki`: MetaCLIP 2's metadata recipe from a Wikipedia pages-articles dump.
 
 Per language, in id order, the first source winning a duplicate (MetaCLIP 2 build_metadata.py):
-numbers "0".."99"; WordNet lemmas where a packaged wordnet covers the language; unigrams by count,
-top min(251465, 10% of distinct unigrams); bigrams with PMI > 30 (log2, NLTK's formula, as MetaCLIP
-1), highest first, at most 100646, concatenated without a space in no-space languages; article
-titles (no ':'), ranked by how often the title occurs in the dump text (matched the way entries
-match alt-texts, curation.matching), top min(61235, 76% of titles). Entries that are empty, over
-256 characters or pure punctuation are skipped, as in the recipe; caps count added entries only.
+numbers "0".."99"; WordNet lemmas where a packaged wordnet covers the language ("+" removed in zh, ja
+and fr, as there); unigrams by count, top min(251465, 10% of distinct unigrams); bigrams with
+PMI > 30 (log2, NLTK's formula, as MetaCLIP 1), highest first, at most min(100646, distinct
+bigrams), concatenated without a space in no-space languages; article titles (no ':'), ranked by
+how often the title occurs in the dump text (matched the way entries match alt-texts,
+curation.matching), top min(61235, 76% of titles). Candidates that are empty, pure punctuation or
+(except WordNet lemmas) over 256 characters are skipped, as in the recipe; caps count added entries
+only and are checked after each addition, as there. N-grams are counted over the title line and the
+text of each article, as the reference counts WikiExtractor's output (metadata.ngrams).
+
+English is not rebuilt by the reference (it reuses MetaCLIP 1's 500k list): `force_english` asks.
 
 The dump (.xml, .xml.bz2 or .xml.gz) is streamed once with iterparse, never loaded whole: it strips
 markup, counts n-grams in bounded memory (metadata.wiki_counts: spilled Parquet runs, ranked in
@@ -29,17 +34,18 @@ from typing import IO, Iterator
 import numpy as np
 
 from curation.common import UserError, file_fingerprint
-from metadata import wordnet
+from metadata import segmenters, wordnet
 from metadata.languages import check_lang
-from metadata.ngrams import SEGMENTERS, is_pure_punctuation, segmenter
 from metadata.packaged import NUMBERS
 from metadata.store import Block, append, entry_problem
+from metadata.tokenizer import is_pure_punctuation
 from metadata.wiki_counts import DEFAULT_BUDGET_MIB, SpillingCounts
 
 UNIGRAM_SHARE, UNIGRAM_CAP = 0.10, 251_465
 BIGRAM_PMI, BIGRAM_CAP = 30.0, 100_646
 TITLE_SHARE, TITLE_CAP = 0.76, 61_235
 MAX_LEN = 256
+PLUS_REMOVED = frozenset({"zh", "ja", "fr"})  # build_metadata.py drops "+" from these WordNet lemmas
 
 _DROP_WITH_CONTENT = re.compile(
     r"<(ref|math|gallery|timeline|syntaxhighlight|source|score|chem|graph|mapframe|templatedata)\b[^>]*?(?<!/)>.*?</\1\s*>",
@@ -144,16 +150,16 @@ def iter_articles(path: Path) -> Iterator[tuple[str, str, frozenset[str]]]:
         raise UserError(f"--dump {path}: cannot read ({e}): is the file complete?") from e
 
 
-def _take(candidates, cap: int, seen: set[str], skipped: Counter) -> list[str]:
-    """Up to `cap` new entries from ranked candidates (MetaCLIP 2: caps count added entries)."""
+def _take(candidates, cap: int, seen: set[str], skipped: Counter, max_len: int | None = MAX_LEN) -> list[str]:
+    """New entries from ranked candidates, as build_metadata.py: blank, pure-punctuation and (with
+    max_len) too long candidates and duplicates are skipped; the cap counts added entries and is
+    checked after each addition, so a cap of 0 still takes the first one."""
     out: list[str] = []
     for entry in candidates:
-        if len(out) >= cap:
-            break
         entry = entry.strip()
         problem = entry_problem(entry) if entry else "blank"
-        if problem is None and len(entry) > MAX_LEN:
-            problem = f"longer than {MAX_LEN} characters"
+        if problem is None and max_len is not None and len(entry) > max_len:
+            problem = f"longer than {max_len} characters"
         if problem is None and is_pure_punctuation(entry):
             problem = "pure punctuation"
         if problem is not None:
@@ -161,7 +167,32 @@ def _take(candidates, cap: int, seen: set[str], skipped: Counter) -> list[str]:
         elif entry not in seen:
             seen.add(entry)
             out.append(entry)
+            if len(out) >= cap:
+                break
     return out
+
+
+def wordnet_candidates(lang: str) -> list[str]:
+    """The language's packaged WordNet lemmas as build_metadata.py reads them."""
+    lemmas = wordnet.lemmas(lang)[0]
+    return [m.replace("+", "") for m in lemmas] if lang in PLUS_REMOVED else lemmas
+
+
+def tokenizer_label(lang: str, chosen: segmenters.Segmenter | None) -> str:
+    """What tokenized the dump and whether it is the reference's, for the summary."""
+    if chosen is None:
+        return "simple_tokenizer (= reference)"
+    if chosen.reference:
+        return f"{chosen.name} (= reference)"
+    return f"{chosen.name} (reference: {segmenters.REFERENCE[lang]})"
+
+
+def check_english(lang: str, force_english: bool) -> None:
+    """MetaCLIP 2 takes English from MetaCLIP 1; building it from a dump needs force_english."""
+    if lang == "en" and not force_english:
+        raise UserError("--lang en: MetaCLIP 2 does not rebuild English from Wikipedia but uses MetaCLIP 1's "
+                        "500k entries: import them with `curate metadata add --lang en --file metadata.json "
+                        "--source metaclip1`, or pass --force-english to build from this dump anyway")
 
 
 def _occurrences(text: str, key: str) -> int:
@@ -211,16 +242,21 @@ def _work_folder(out: str, tmp_dir: str | None) -> Path:
 
 def build_wiki(dump: str, lang: str, out: str, pmi_threshold: float = BIGRAM_PMI, use_wordnet: bool = True,
                max_pages: int | None = None, progress: bool = True, max_ngrams: int | None = None,
-               memory_limit_mib: int = DEFAULT_BUDGET_MIB, tmp_dir: str | None = None) -> dict:
+               memory_limit_mib: int = DEFAULT_BUDGET_MIB, tmp_dir: str | None = None,
+               segmenter: str | None = None, force_english: bool = False) -> dict:
     """Build MetaCLIP 2 metadata for `lang` from `dump` and append it to META `out`.
 
     max_ngrams: distinct n-grams held in memory before the counters spill a run (None: never);
-    memory_limit_mib: DuckDB's memory limit when aggregating the runs; tmp_dir: where runs go.
+    memory_limit_mib: DuckDB's memory limit when aggregating the runs; tmp_dir: where runs go;
+    segmenter: a no-space language's word segmenter (metadata.segmenters; None: its default).
     """
     from tqdm import tqdm
 
     check_lang(lang)
-    segmenter(lang)
+    check_english(lang, force_english)
+    chosen = segmenters.choose(lang, segmenter)
+    if chosen is not None:
+        segmenters.load(chosen.name)
     if max_pages is not None and max_pages < 1:
         raise UserError(f"--max-pages must be at least 1, not {max_pages}")
     if max_ngrams is not None and max_ngrams < 1:
@@ -234,7 +270,7 @@ def build_wiki(dump: str, lang: str, out: str, pmi_threshold: float = BIGRAM_PMI
         raise UserError(f"--dump {path}: no articles (namespace 0, not redirects) found")
     with tempfile.TemporaryDirectory(prefix=".build-wiki-", dir=_work_folder(out, tmp_dir)) as work, \
             open(Path(work) / "text.txt", "w+", encoding="utf-8") as spool:
-        counts = SpillingCounts(lang, Path(work), max_ngrams or 2**62, memory_limit_mib, progress)
+        counts = SpillingCounts(lang, Path(work), max_ngrams or 2**62, memory_limit_mib, progress, segmenter)
         with tqdm(desc=f"wiki {lang}", unit=" pages", disable=not progress) as bar:
             for title, wikitext, namespaces in itertools.chain([first], articles):
                 if max_pages is not None and pages >= max_pages:
@@ -242,7 +278,7 @@ def build_wiki(dump: str, lang: str, out: str, pmi_threshold: float = BIGRAM_PMI
                 pages += 1
                 bar.update()
                 text = strip_markup(wikitext, namespaces)
-                if counts.add_text(text):
+                if counts.add_text(f"{title}\n\n{text}"):
                     bar.set_postfix(runs=counts.runs, refresh=False)
                 spool.write(text.replace("\r", " ") + "\n")
                 if title and ":" not in title:
@@ -253,10 +289,10 @@ def build_wiki(dump: str, lang: str, out: str, pmi_threshold: float = BIGRAM_PMI
         seen = set(NUMBERS)
         blocks = [Block(lang, "numbers", NUMBERS)]
         if use_wordnet and lang in wordnet.LANGUAGES:
-            blocks.append(Block(lang, "wordnet", _take(wordnet.lemmas(lang)[0], 10**9, seen, skipped)))
+            blocks.append(Block(lang, "wordnet", _take(wordnet_candidates(lang), 10**9, seen, skipped, max_len=None)))
         blocks.append(Block(lang, "wiki_unigram", _take(ranked_counts.top_unigrams(), n_uni, seen, skipped)))
         n_pmi, bigrams = ranked_counts.pmi_bigrams(pmi_threshold)
-        n_bi = min(BIGRAM_CAP, n_pmi)
+        n_bi = min(BIGRAM_CAP, ranked_counts.distinct_bigrams)
         blocks.append(Block(lang, "wiki_bigram", _take(bigrams, n_bi, seen, skipped)))
         ranked_counts.close()
         title_list = list(titles)
@@ -268,14 +304,16 @@ def build_wiki(dump: str, lang: str, out: str, pmi_threshold: float = BIGRAM_PMI
 
     stats = {"pages": pages, "tokens": ranked_counts.tokens, "distinct_unigrams": ranked_counts.distinct_unigrams,
              "distinct_bigrams": ranked_counts.distinct_bigrams, "bigrams_over_pmi": n_pmi, "titles": len(title_list),
-             "runs": counts.runs, "peak_ngrams_in_memory": counts.peak_in_memory,
+             "runs": counts.runs, "peak_ngrams_in_memory": counts.peak_in_memory, "tokenizer": tokenizer_label(lang, chosen),
              "caps": {"wiki_unigram": n_uni, "wiki_bigram": n_bi, "wiki_title": n_title}}
     record = {
         "command": "build-wiki",
         "langs": [lang],
         "dump": file_fingerprint(path),
         "options": {"pmi_threshold": pmi_threshold, "wordnet": use_wordnet, "max_pages": max_pages,
-                    "segmenter": SEGMENTERS.get(lang, "whitespace+punctuation")},
+                    "segmenter": chosen.name if chosen else "simple_tokenizer",
+                    "segmenter_is_reference": chosen.reference if chosen else True,
+                    "force_english": force_english},
         "stats": stats,
         "sources": {s: {"dump": str(path.resolve())} for s in ("wiki_unigram", "wiki_bigram", "wiki_title")},
         "skipped": {lang: {"wiki": dict(skipped)}} if skipped else {},

@@ -13,7 +13,6 @@ dump whatever the spill points.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -52,16 +51,15 @@ class Ranked:
 
     def pmi_bigrams(self, threshold: float) -> tuple[int, Iterator[str]]:
         """(number of bigrams with PMI > threshold, those bigrams as entries, highest PMI first, ties in
-        first-seen order): NgramCounts.pmi_bigrams's formula, same operation order, same floats."""
+        first-seen order): ngrams.nltk_pmi, same operations, same floats."""
         joined = "a || b" if self.no_space else "a || ' ' || b"
-        log_total = math.log2(self.tokens) if self.tokens else 0.0
         self.con.execute(f"""
             CREATE OR REPLACE TABLE scored AS
             SELECT {joined} AS entry, pmi, first FROM (
                 SELECT bi.a, bi.b, bi.first,
-                       log2(bi.count) + ?::DOUBLE - log2(ua.count) - log2(ub.count) AS pmi
+                       ln(bi.count::DOUBLE * ?::DOUBLE) / ln(2.0) - ln(ua.count::DOUBLE * ub.count::DOUBLE) / ln(2.0) AS pmi
                 FROM bi JOIN uni ua ON ua.gram = bi.a JOIN uni ub ON ub.gram = bi.b)
-            WHERE pmi > ?::DOUBLE""", [log_total, threshold])
+            WHERE pmi > ?::DOUBLE""", [self.tokens, threshold])
         n = self.con.execute("SELECT count(*) FROM scored").fetchone()[0]
         return n, self._stream("SELECT entry FROM scored ORDER BY pmi DESC, first")
 
@@ -77,8 +75,9 @@ class Ranked:
 class SpillingCounts:
     """NgramCounts with at most `max_ngrams` distinct n-grams in memory; the rest in Parquet runs."""
 
-    def __init__(self, lang: str, folder: Path, max_ngrams: int, memory_limit_mib: int, progress: bool = False):
-        self.counts = NgramCounts(lang)
+    def __init__(self, lang: str, folder: Path, max_ngrams: int, memory_limit_mib: int, progress: bool = False,
+                 segmenter: str | None = None):
+        self.counts = NgramCounts(lang, segmenter)
         self.folder = Path(folder)
         self.max_ngrams = max_ngrams
         self.memory_limit_mib = memory_limit_mib
@@ -124,22 +123,21 @@ class SpillingCounts:
 
     def finish(self) -> Ranked:
         """Spill the last run and merge all runs in DuckDB (bounded by memory_limit, spilling to disk)."""
-        import duckdb
         from tqdm import tqdm
 
+        from curation import duck
+
         self.spill()
-        con = duckdb.connect(str(self.folder / "counts.duckdb"))
-        con.execute(f"SET memory_limit = '{self.memory_limit_mib}MiB'")
-        con.execute(f"SET temp_directory = '{self.folder / 'duckdb_tmp'}'")
-        con.execute("SET preserve_insertion_order = false")
+        con = duck.connect(self.folder / "counts.duckdb", memory_limit=f"{self.memory_limit_mib}MiB",
+                           temp_directory=self.folder / "duckdb_tmp", preserve_insertion_order=False)
         steps = [
-            f"CREATE TABLE uni AS SELECT gram, sum(count)::BIGINT AS count, min(first) AS first "
-            f"FROM read_parquet('{self.folder}/uni-*.parquet') GROUP BY gram",
-            f"CREATE TABLE bi AS SELECT a, b, sum(count)::BIGINT AS count, min(first) AS first "
-            f"FROM read_parquet('{self.folder}/bi-*.parquet') GROUP BY a, b",
+            ("CREATE TABLE uni AS SELECT gram, sum(count)::BIGINT AS count, min(first) AS first "
+             "FROM read_parquet(?) GROUP BY gram", sorted(self.folder.glob("uni-*.parquet"))),
+            ("CREATE TABLE bi AS SELECT a, b, sum(count)::BIGINT AS count, min(first) AS first "
+             "FROM read_parquet(?) GROUP BY a, b", sorted(self.folder.glob("bi-*.parquet"))),
         ]
-        for query in tqdm(steps, desc=f"merge {self.runs} run(s)", unit=" table", disable=not self.progress):
-            con.execute(query)
+        for query, runs in tqdm(steps, desc=f"merge {self.runs} run(s)", unit=" table", disable=not self.progress):
+            con.execute(query, [duck.files(runs)])
         tokens, n_uni = con.execute("SELECT coalesce(sum(count), 0)::BIGINT, count(*) FROM uni").fetchone()
         n_bi = con.execute("SELECT count(*) FROM bi").fetchone()[0]
         return Ranked(con, int(tokens), int(n_uni), int(n_bi), self.counts.no_space)

@@ -62,13 +62,13 @@ def concept_counts(index: Path, curated: Path | None) -> dict[str, dict[str, lis
 
     con = duckdb.connect()
     counts = {(lang, entry): int(c) for lang, entry, c in con.execute(
-        f"select lang, entry, count from read_parquet('{index / 'counts.parquet'}')").fetchall()}
+        "select lang, entry, count from read_parquet(?)", [str(index / "counts.parquet")]).fetchall()}
     after: dict[tuple[str, str], int] = {}
     if curated is not None and (curated / "curated.parquet").is_file():
-        after = {(lang, entry): int(c) for lang, entry, c in con.execute(f"""
-            with kept as (select unnest(entry_ids) as entry_id from read_parquet('{curated / 'curated.parquet'}'))
-            select e.lang, e.entry, count(*) from kept join read_parquet('{index / 'entries.parquet'}') e using (entry_id)
-            group by 1, 2""").fetchall()}
+        after = {(lang, entry): int(c) for lang, entry, c in con.execute("""
+            with kept as (select unnest(entry_ids) as entry_id from read_parquet(?))
+            select e.lang, e.entry, count(*) from kept join read_parquet(?) e using (entry_id)
+            group by 1, 2""", [str(curated / "curated.parquet"), str(index / "entries.parquet")]).fetchall()}
     return {lang: {"before": [counts.get((lang, w), 0) for w in words], "after": [after.get((lang, w), 0) for w in words]}
             for lang, words in WORDS.items()}
 

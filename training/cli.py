@@ -10,13 +10,13 @@ import argparse
 import importlib
 import sys
 
-from curation.cli import run
+from curation.cli import Parser, run
 
 SUBCOMMANDS = ["training.tokenizer_cli", "training.eval_cli"]
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="train", description="Train a MetaCLIP 2 (MetaClip2Model) CLIP model on WebDataset shards.")
+    parser = Parser(prog="train", description="Train a MetaCLIP 2 (MetaClip2Model) CLIP model on WebDataset shards.")
     names = {m.rsplit(".", 1)[1].removesuffix("_cli"): m for m in SUBCOMMANDS}
     if argv and argv[0] in names:
         sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

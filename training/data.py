@@ -20,6 +20,7 @@ import io
 import json
 import math
 import os
+import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from PIL import Image
 
 from curation.common import UserError, read_json
 from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
+from curation.tars import members as tar_members
 from training.transforms import train_crop
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -187,6 +189,9 @@ def pass_units(sources: list[Source], seed: int, pass_index: int, n_workers: int
     return [Unit(urls[i], k, parts) for i in order for k in range(parts)]
 
 
+_WDS_META = re.compile(r"__[^/]*__($|/)")  # members webdataset's tar reader skips
+
+
 def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
     """Raw samples {__key__, ext: bytes} of a unit, in tar order (webdataset's tar reader and grouping).
 
@@ -194,7 +199,7 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iter
     (the trainer counts it as corrupt), or, without it, a UserError names the shard. A shard that cannot
     be opened at all (gone, unreadable) is always a UserError.
     """
-    from webdataset.tariterators import group_by_keys, tar_file_iterator
+    from webdataset.tariterators import group_by_keys
 
     i = -1
     try:
@@ -203,7 +208,8 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iter
         raise UserError(f"{unit.url}: cannot open this shard ({e.strerror or e}); restore it or leave it out of --shards") from e
     try:
         with f:
-            files = ({**x, "__url__": unit.url} for x in tar_file_iterator(f))
+            files = ({"fname": m.name, "data": data, "__url__": unit.url}
+                     for m, data in tar_members(f, lambda m: not _WDS_META.match(m.name)) if data is not None)
             for i, sample in enumerate(group_by_keys(files)):
                 if i % unit.parts == unit.part:
                     yield sample

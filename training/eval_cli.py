@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from curation.flags import COUNT, POSITIVE_INT
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -15,8 +17,8 @@ def register(subparsers) -> None:
     p.add_argument("--langs", nargs="+", default=None,
                    help="zero-shot languages (default: every language with class names and templates)")
     p.add_argument("--classnames", default=None, help="folder with classnames.json / classnames.<lang>.txt (default: next to the data)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=0, help="image decoding processes")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=64)
+    p.add_argument("--workers", type=COUNT, default=0, help="image decoding processes")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--out", default=None, help="results file (default: eval.json next to the model folder, i.e. RUN/eval.json)")
     p.set_defaults(func=run)

@@ -94,7 +94,7 @@ def test_p_sets_tail_share_without_english():
     np.testing.assert_allclose(p_entry, [1.0, 1 / 9, 1.0, 1.0])
 
 
-@pytest.mark.parametrize("t", [0, -5])
-def test_non_positive_t_is_a_user_error(t):
-    with pytest.raises(UserError, match="--t must be > 0"):
+@pytest.mark.parametrize("t", [0, -5, float("inf"), float("nan")])
+def test_non_positive_or_non_finite_t_is_a_user_error(t):
+    with pytest.raises(UserError, match="--t must be a finite number > 0"):
         balance.entry_probabilities(counts_table([(0, "en", 3)]), t=t)

@@ -161,7 +161,7 @@ def test_online_writes_everything_and_training_inputs(tmp_path):
 def test_bad_index_inputs(tmp_path):
     built = make_index(tmp_path, synthetic_images(40, ENTRIES), ENTRIES, part_rows=20)
     manifest = json.loads((built.index / "manifest.json").read_text())
-    with pytest.raises(UserError, match="t must be > 0"):
+    with pytest.raises(UserError, match="t must be a finite number > 0"):
         run_balance(built.index, tmp_path / "o1", t=0, workers=1)
     (built.index / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))
     with pytest.raises(UserError, match="incomplete"):
@@ -195,7 +195,7 @@ def test_cli_errors_are_one_line_and_options_are_checked(tmp_path, capsys):
     base = ["balance", "--index", str(built.index), "--out", str(out), "--workers", "1", "--shard-size", "10"]
     assert cli.main(base + ["--t", "-1"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--t must be > 0" in err
+    assert err.count("\n") == 1 and "argument --t: -1 is not a finite number > 0" in err
     assert cli.main(base + ["--t", "10"]) == 0
     assert "balance:" in capsys.readouterr().out
     before = shard_bytes(out)
@@ -299,3 +299,37 @@ def test_corrupt_parquet_row_group_loses_only_its_images(tmp_path):
     assert lost == set(range(7, 14)) and stats["totals"]["written"] == 33
     assert [d["images"] for d in stats["unreadable_sources"]] == [7]
     assert "row group 1 (rows 7-13)" in stats["unreadable_sources"][0]["error"]
+
+
+def test_overwrite_into_the_index_is_refused(tmp_path, capsys):
+    """`balance --index I --out I --overwrite` would remove the INDEX's counts and manifest: refused."""
+    built = make_index(tmp_path, synthetic_images(20, ENTRIES), ENTRIES)
+    before = sorted(p.relative_to(built.index) for p in built.index.rglob("*"))
+    assert cli.main(["balance", "--index", str(built.index), "--out", str(built.index), "--t", "5", "--workers", "1",
+                     "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "which is (or holds) the input --index" in err
+    assert sorted(p.relative_to(built.index) for p in built.index.rglob("*") if p.name != ".lock") == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["webdataset", "img2dataset"])
+def test_pool_changed_since_build_index_is_refused(tmp_path, kind, capsys):
+    """A pool tar replaced by another with the same keys after build-index: balance refuses in one line
+    instead of pairing the INDEX's texts with the new images."""
+    from pool_factory import write_meta
+
+    built = make_index(tmp_path, synthetic_images(40, ENTRIES, seed=4), ENTRIES, kind=kind, sources=2)
+    meta = write_meta(tmp_path / "META", list(zip(ENTRIES.column("lang").to_pylist(),
+                                                  ENTRIES.column("entry").to_pylist())))
+    index = tmp_path / "REAL"
+    assert cli.main(["build-index", "--pool", str(built.pool), "--metadata", str(meta), "--out", str(index),
+                     "--lid", "none", "--workers", "1"]) == 0
+    capsys.readouterr()
+    other = make_index(tmp_path / "other", synthetic_images(40, ENTRIES, seed=9), ENTRIES, kind=kind, sources=2)
+    shutil.copyfile(other.pool / "00001.tar", built.pool / "00001.tar")
+    assert cli.main(["balance", "--index", str(index), "--out", str(tmp_path / "CUR"), "--t", "1000",
+                     "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"pool file {built.pool.resolve() / '00001.tar'} changed since build-index" in err
+    assert "--overwrite" in err and not (tmp_path / "CUR" / "shards").exists()

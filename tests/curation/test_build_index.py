@@ -138,6 +138,19 @@ def test_uid_derivation():
     assert derive_uid(None, "/p", 3) == hashlib.blake2b(b"/p\x003", digest_size=16).hexdigest()
 
 
+
+def test_empty_uid_is_a_missing_uid(tmp_path):
+    """Issue 17.8: five images with uid "" were four (the url-less ones merged into one uid "")."""
+    urls = ["http://a/1.jpg", None, None, "", "http://a/2.jpg"]
+    pq.write_table(pa.table({"text": ["a dog"] * 5, "uid": [""] * 4 + [" "], "url": pa.array(urls, pa.string()),
+                             "lang": ["en"] * 5}), tmp_path / "p.parquet")
+    [res] = run_parquet(processor("column"), tmp_path)
+    uids = res.matches.column("uid").to_pylist()
+    source = str((tmp_path / "p.parquet").resolve())
+    assert uids == [derive_uid("http://a/1.jpg", source, 0), derive_uid(None, source, 1),
+                    derive_uid(None, source, 2), derive_uid(None, source, 3), derive_uid("http://a/2.jpg", source, 4)]
+    assert len(set(uids)) == 5 and "" not in uids
+
 # ---- whole runs on Ray ---------------------------------------------------------------------------
 
 def repeated_pool(repeat: int, long_text: bool = True) -> pa.Table:
@@ -254,7 +267,7 @@ def test_bad_inputs_cli(ray_local, meta_dir, tmp_path, capsys):
     assert rc == 2 and "--lid must be" in capsys.readouterr().err
     rc = curate(["build-index", "--pool", str(good), "--metadata", str(meta_dir), "--out", str(tmp_path / "o3"),
                  "--workers", "0"])
-    assert rc == 2 and "--workers must be >= 1" in capsys.readouterr().err
+    assert rc == 2 and "argument --workers: 0 is not a finite integer >= 1" in capsys.readouterr().err
     # a damaged row group: its rows are counted unreadable, the rest of the file is indexed
     pq.write_table(pa.table({"text": ["a dog"] * 400 + ["a cat"] * 400}), tmp_path / "dmg.parquet",
                    compression="none", row_group_size=400)
@@ -408,3 +421,24 @@ def test_killed_worker_is_restarted_and_output_is_identical(ray_local, meta_dir,
                 backend="pyahocorasick")
     assert index_state(out) == index_state(tmp_path / "clean")
     assert not list((out / "matches").glob(".*.tmp"))
+
+
+def test_overwrite_into_the_metadata_is_refused(tmp_path, parquet_pool, capsys):
+    """`build-index --metadata M --out M --overwrite` would empty META: refused in one line, META intact."""
+    from pool_factory import write_meta
+
+    meta = write_meta(tmp_path / "META")
+    before = {p.name: p.read_bytes() for p in meta.iterdir() if p.is_file() and p.name != ".lock"}
+    assert curate(["build-index", "--pool", str(parquet_pool), "--metadata", str(meta), "--out", str(meta),
+                   "--overwrite", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "which is (or holds) the input --metadata" in err
+    assert {p.name: p.read_bytes() for p in meta.iterdir() if p.is_file() and p.name != ".lock"} == before
+
+
+def test_fully_resumed_index_records_the_real_backend(ray_local, meta_dir, parquet_pool, tmp_path):
+    """17.20: a rerun with every part journaled recorded backend `auto` instead of the one that ran."""
+    out = tmp_path / "I"
+    first = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=10)
+    again = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=10)
+    assert again["resumed_parts"] == len(first["parts"]) and again["backend"] == first["backend"] != "auto"

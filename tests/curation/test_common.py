@@ -123,3 +123,33 @@ def test_forked_child_does_not_keep_the_lock(tmp_path):
     with common.output_lock(tmp_path, wait_s=0):
         pass
     assert time.monotonic() - t0 < 1
+
+
+def _identity() -> dict:
+    return {"version": 1, "options": {"a": 1}}
+
+
+def test_overwrite_never_removes_an_input(tmp_path):
+    """--out is the input folder, or an output name is the input or holds it: --overwrite refuses, removes nothing."""
+    meta = tmp_path / "META"
+    meta.mkdir()
+    (meta / "entries.parquet").write_bytes(b"x")
+    (meta / "manifest.json").write_text(json.dumps({**_identity(), "format": "worldclip-meta/1"}))
+    for out, inp in [(meta, meta), (tmp_path, meta / "entries.parquet"), (meta, meta / "entries.parquet")]:
+        with pytest.raises(UserError, match=r"--overwrite would remove .* which is \(or holds\) the input --x"):
+            common.prepare_output(out, _identity(), ["entries.parquet", "manifest.json", "META"], True, "an X",
+                                  inputs={"--x": [str(inp)]})
+    assert sorted(p.name for p in meta.iterdir()) == ["entries.parquet", "manifest.json"]
+
+
+def test_overwrite_removes_only_what_the_tool_wrote(tmp_path):
+    """A folder whose files were not written by this command (no manifest of its kind) is left alone."""
+    out = tmp_path / "mine"
+    (out / "shards").mkdir(parents=True)
+    (out / "shards" / "holiday.jpg").write_bytes(b"photo")
+    with pytest.raises(UserError, match="has no manifest.json of a CURATED.*nothing was removed"):
+        common.prepare_output(out, _identity(), ["shards", "manifest.json"], True, "a CURATED")
+    assert (out / "shards" / "holiday.jpg").exists()
+    (out / "manifest.json").write_text(json.dumps(_identity()))
+    assert common.prepare_output(out, _identity(), ["shards", "manifest.json"], True, "a CURATED") is None
+    assert list(out.iterdir()) == []

@@ -78,3 +78,24 @@ def test_download_refuses_a_curated_with_pool_images(tmp_path):
         run_download(str(tmp_path / "CUR"))
     with pytest.raises(UserError, match="not a folder"):
         run_download(str(tmp_path / "nowhere"))
+
+
+def test_normalise_of_a_cut_shard_is_one_line(tmp_path):
+    """17.1 in `curate download`: a shard cut at a member boundary was rewritten as a shorter, valid tar."""
+    import io
+    import tarfile
+
+    from curation.download import normalise_shard
+
+    shard = tmp_path / "00000.tar"
+    with tarfile.open(shard, "w") as tar:
+        for name in ("a.json", "a.png", "b.json", "b.png"):
+            info = tarfile.TarInfo(name)
+            data = b"{}" if name.endswith("json") else image_bytes(1)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with tarfile.open(shard) as tar:
+        cut = tar.getmembers()[2].offset
+    shard.write_bytes(shard.read_bytes()[:cut])
+    with pytest.raises(UserError, match=rf"00000.tar: damaged after byte \d+ .+ rerun the same `curate download`"):
+        normalise_shard(shard)

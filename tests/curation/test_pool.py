@@ -1,6 +1,8 @@
 """Pool readers: format detection, column checks, deterministic parts, every format's rows, bad files."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -27,9 +29,9 @@ def test_expand_paths_detects_formats(parquet_pool, img2dataset_pool, webdataset
     files = expand_paths([str(parquet_pool), str(img2dataset_pool), str(webdataset_pool), str(wat_pool)])
     fmts = sorted(fmt for _, fmt in files)
     assert fmts == ["img2dataset", "parquet", "parquet", "wat", "webdataset"]
-    assert all(p.is_absolute() for p, _ in files)
+    assert all(Path(p).is_absolute() for p, _ in files)
     assert expand_paths([str(parquet_pool / "*.parquet")]) == expand_paths([str(parquet_pool)])
-    assert expand_paths([str(img2dataset_pool / "00000.parquet")]) == [(img2dataset_pool / "00000.parquet", "img2dataset")]
+    assert expand_paths([str(img2dataset_pool / "00000.parquet")]) == [(str(img2dataset_pool / "00000.parquet"), "img2dataset")]
 
 
 def test_expand_paths_errors(tmp_path):
@@ -134,10 +136,11 @@ def test_webdataset_undecodable_text_and_truncated_tar(tmp_path):
     assert table.column("text").to_pylist()[0] == "good text"
     assert stats.rejected == {"undecodable_text": 1}
     data = path.read_bytes()
-    path.write_bytes(data[:1700])  # cut inside the third member
+    path.write_bytes(data[:1700])  # cut in s1's padding: the third header is gone, and s1 may have lost members
     table, stats = read_all(path, "webdataset", cols)
     assert table.column("text").to_pylist() == ["good text"]
-    assert stats.rejected == {"undecodable_text": 1, "unreadable_file": 1}
+    assert stats.rejected == {"unreadable_file": 1} and stats.errors[0]["after_samples"] == 1
+    assert "damaged after byte 1024" in stats.errors[0]["error"]
     assert "b.tar" in stats.errors[0]["source"]
 
 
@@ -181,3 +184,45 @@ def test_corrupt_parquet_data_counts_rows_as_unreadable(tmp_path):
     assert rows == list(range(500, 1000))
     assert stats.rejected == {"unreadable_file": 500}
     assert stats.errors[0]["rows"] == [0, 500]
+
+
+@pytest.mark.parametrize("column,values,flag", [
+    ("text", pa.array([["a dog"], ["a cat"], []], pa.list_(pa.string())), "--text-column"),
+    ("text", pa.array([1, 2, 3], pa.int64()), "--text-column"),
+    ("url", pa.array([1.5, 2.5, 3.5]), "--url-column"),
+    ("uid", pa.array([{"a": 1}] * 3), "--uid-column"),
+])
+def test_wrong_column_type_is_one_line_naming_file_column_type(tmp_path, column, values, flag):
+    """Issue 17.9/17.10: a list-typed text column lost its rows from the accounting ("rows_in 0"), an
+    integer one was cast to strings silently."""
+    cols = {"text": ["a dog", "a cat", "x"], column: values}
+    pq.write_table(pa.table(cols), tmp_path / "p.parquet")
+    with pytest.raises(UserError, match=rf"p\.parquet: column '{column}' has type .+, not string \({flag}\)"):
+        resolve_columns(expand_paths([str(tmp_path)]), text=None, uid=None, url=None, image=None, lang="lang",
+                        lang_required=False)
+
+
+def test_integer_uid_column_is_accepted(tmp_path):
+    pq.write_table(pa.table({"text": ["a dog", "a cat"], "uid": [7, 8]}), tmp_path / "p.parquet")
+    table, stats = read_all(tmp_path / "p.parquet", "parquet", PoolColumns(text="text", uid="uid", url=None, lang=None),
+                            part_size=10)
+    assert table.column("uid").to_pylist() == ["7", "8"] and not stats.rejected
+
+
+def test_interleaved_members_of_two_samples_are_two_rows(tmp_path):
+    """Issue 17.12: a.txt, b.txt, a.json, b.json used to be 4 rows with 2 false missing_text."""
+    import io
+    import json
+    import tarfile
+
+    path = tmp_path / "i.tar"
+    with tarfile.open(path, "w") as tar:
+        for name, data in [("a.txt", b"a dog"), ("b.txt", b"a cat"), ("a.json", json.dumps({"url": "http://a"}).encode()),
+                           ("b.json", json.dumps({"url": "http://b"}).encode()), ("a.jpg", b"x"), ("b.jpg", b"y")]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    table, stats = read_all(path, "webdataset", PoolColumns(text=None, uid="uid", url="url", lang=None))
+    assert table.select(["text", "url", "key", "row"]).to_pylist() == [
+        {"text": "a dog", "url": "http://a", "key": "a", "row": 0}, {"text": "a cat", "url": "http://b", "key": "b", "row": 1}]
+    assert not stats.rejected

@@ -41,8 +41,10 @@ def test_add_and_stats(tmp_path, capsys):
     (["metadata", "add", "--lang", "en", "--file", "{d}/missing.txt"], "missing.txt: file not found"),
     (["metadata", "add", "--lang", "en", "--file", "{bad}"], "bad.txt:2: not valid UTF-8"),
     (["metadata", "build", "--langs", "en,zz"], "--langs: unknown language code 'zz'"),
-    (["metadata", "build-wiki", "--dump", "{d}/none.xml.bz2", "--lang", "en"], "none.xml.bz2: file not found"),
-    (["metadata", "build-wiki", "--dump", "{f}", "--lang", "en", "--max-pages", "0"], "--max-pages must be at least 1"),
+    (["metadata", "build-wiki", "--dump", "{d}/none.xml.bz2", "--lang", "de"], "none.xml.bz2: file not found"),
+    (["metadata", "build-wiki", "--dump", "{f}", "--lang", "de", "--max-pages", "0"], "--max-pages must be at least 1"),
+    (["metadata", "build-wiki", "--dump", "{f}", "--lang", "en"], "uses MetaCLIP 1's 500k entries"),
+    (["metadata", "build-wiki", "--dump", "{f}", "--lang", "ja", "--segmenter", "jieba"], "--segmenter jieba: not one for --lang ja"),
     (["metadata", "build", "--langs", "en", "--max-unigrams", "-1"], "--max-unigrams must be 0 or more"),
     (["metadata", "add", "--lang", "tha", "--file", "{f}"], "use 'th'"),
 ])
@@ -66,11 +68,11 @@ def test_stats_of_missing_meta(tmp_path, capsys):
 def test_build_and_build_wiki(tmp_path, capsys):
     meta = str(tmp_path / "META")
     rc, out, err = _run(capsys, "metadata", "build", "--langs", "vi", "--out", meta, "--quiet", "--max-unigrams", "500")
-    assert rc == 0 and "vi: no wordnet" in err and "1 language(s)" in out
+    assert rc == 0 and "vi: no wordnet" in err and "1 language(s)" in out and "a starting point" in out
     dump = write_dump(tmp_path / "enwiki.xml.bz2", "en", EN_PAGES, compress=True)
     rc, out, err = _run(capsys, "metadata", "build-wiki", "--dump", str(dump), "--lang", "en", "--out", meta,
-                        "--quiet", "--no-wordnet", "--pmi-threshold", "0")
-    assert rc == 0 and "4 articles" in err
+                        "--quiet", "--no-wordnet", "--pmi-threshold", "0", "--force-english")
+    assert rc == 0 and "4 articles" in err and "tokenizer: simple_tokenizer (= reference)" in err
     langs = set(load_entries(meta)["lang"].to_pylist())
     assert langs == {"vi", "en"}
 

@@ -150,3 +150,28 @@ def test_appends_keep_ids_dense_stable_unique(tmp_path_factory, batches):
         assert after[: len(before)] == before  # existing ids never change
         assert [(lang, e) for _, lang, e, _ in after] == expected  # new ones follow in given order
         assert [i for i, *_ in after] == list(range(len(after)))
+
+
+def test_meta_in_a_bucket_equals_local(tmp_path, s3):
+    """META on a real S3 server: same entries as a local META, appends keep ids, a commit cut after the
+    entries were uploaded rolls forward from the pending manifest."""
+    from curation import storage
+
+    blocks = [Block("en", "user", ["cat", "dog"]), Block("de", "user", ["Hund"])]
+    url = s3.url("META")
+    append(tmp_path / "M", blocks, {"command": "t"})
+    append(url, blocks, {"command": "t"})
+    assert load_entries(url).equals(load_entries(tmp_path / "M"))
+    assert append(url, [Block("en", "user", ["cat", "bird"])], {"command": "t"}).n_added == 1
+    assert load_entries(url).column("entry").to_pylist() == ["cat", "dog", "Hund", "bird"]
+    manifest = read_manifest(url)
+    # a writer killed between uploading entries.parquet and manifest.json: the pending manifest describes them
+    table = pa.table({"entry_id": pa.array([0], pa.int32()), "lang": ["en"], "entry": ["x"], "source": ["user"]})
+    store._commit_url(url, table, {**manifest, "entries": 1})
+    storage.write_json(storage.join(url, ".pending", f"{read_manifest(url)['entries_sha256']}.json"),
+                       read_manifest(url))
+    storage.write_json(storage.join(url, "manifest.json"), manifest)  # the old manifest: not the entries' one
+    assert read_manifest(url)["entries"] == 1 and load_entries(url).num_rows == 1
+    append(url, [Block("en", "user", ["y"])], {"command": "t"})
+    assert load_entries(url).column("entry").to_pylist() == ["x", "y"]
+    assert not storage.exists(storage.join(url, ".pending"))

