@@ -54,3 +54,19 @@ def last_planned_steps(run: Path) -> int | None:
     """total_steps of the previous run in `run` (its config.json), if any."""
     path = run / "config.json"
     return json.loads(path.read_text()).get("total_steps") if path.is_file() else None
+
+
+MODEL_FLAGS = ("loss", "lock_image", "layer_decay", "image_size")
+
+
+def changed_flags(run: Path, config: dict) -> dict:
+    """The model/optimizer flags whose value in the run's config.json (the run a checkpoint continues) differs from `config`."""
+    path = run / "config.json"
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    return {k: old.get(k) for k in MODEL_FLAGS if k in old and old[k] != config.get(k)}
+
+
+def mismatch_message(path: Path, error: Exception, flags: dict) -> str:
+    """One line for a checkpoint whose model or optimizer state does not fit this run."""
+    given = ": " + ", ".join(f"{k}={v}" for k, v in flags.items()) if flags else ""
+    return f"{path} does not fit this run's model or optimizer ({str(error).splitlines()[0][:120]}); resume with the flags it was written with{given}"

@@ -31,7 +31,7 @@ from training.loss import LOSSES, MAX_LOGIT_SCALE, clip_loss, init_loss_paramete
 from training.models import PRESETS, build_model, parameter_counts
 from training.optim import param_groups
 from training.patch_dropout import enable_patch_dropout
-from training.run_dir import check_fresh, last_planned_steps, remove_outputs, truncate_jsonl
+from training.run_dir import changed_flags, check_fresh, last_planned_steps, mismatch_message, remove_outputs, truncate_jsonl
 from training.schedule import apply_schedule, change_warning, lr_lambda
 from training.tokenizer import load_tokenizer, special_ids
 from training.towers import init_from, lock_image_tower
@@ -215,9 +215,7 @@ class Trainer:
             self.model.load_state_dict(ck["model"])
             self.optimizer.load_state_dict(ck["optimizer"])
         except (RuntimeError, ValueError) as e:
-            flags = {k: ck["config"].get(k) for k in ("loss", "lock_image", "layer_decay", "image_size") if ck["config"].get(k) != getattr(self.cfg, k)}
-            raise UserError(f"{path} does not fit this run's model or optimizer ({str(e).splitlines()[0][:120]}); resume with the "
-                            f"flags it was written with{': ' + ', '.join(f'{k}={v}' for k, v in flags.items()) if flags else ''}") from e
+            raise UserError(mismatch_message(path, e, changed_flags(self.run_dir, asdict(self.cfg)))) from e
         self.scheduler.load_state_dict(ck["scheduler"])
         self.scaler.load_state_dict(ck["scaler"])
         set_rng_state(ck["rng"][self.d.rank])
