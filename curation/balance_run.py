@@ -144,22 +144,20 @@ class Executor:
         shared = shared or {}
         if not items:
             return []
-        bar = tqdm(total=len(items), desc=desc, unit="task", leave=False)
-        if self.ray is None:
-            out = []
-            for item in items:
-                out.append(fn(*item, **shared))
-                bar.update()
-            bar.close()
-            return out
-        remote = self.ray.remote(num_cpus=1)(fn)
-        refs = {k: self.ray.put(v) for k, v in shared.items()}
-        futures = [remote.remote(*item, **refs) for item in items]
-        pending = list(futures)
-        while pending:
-            done, pending = self.ray.wait(pending, num_returns=1)
-            bar.update(len(done))
-        bar.close()
+        with tqdm(total=len(items), desc=desc, unit="task", leave=False) as bar:  # closed on errors too
+            if self.ray is None:
+                out = []
+                for item in items:
+                    out.append(fn(*item, **shared))
+                    bar.update()
+                return out
+            remote = self.ray.remote(num_cpus=1)(fn)
+            refs = {k: self.ray.put(v) for k, v in shared.items()}
+            futures = [remote.remote(*item, **refs) for item in items]
+            pending = list(futures)
+            while pending:
+                done, pending = self.ray.wait(pending, num_returns=1)
+                bar.update(len(done))
         try:
             return self.ray.get(futures)
         except self.ray.exceptions.RayTaskError as e:

@@ -294,6 +294,8 @@ def summary_line(manifest: dict, out: str) -> str:
     lang_note = "" if ALL_LANGUAGES not in manifest["per_lang"] else " (lid none: one language)"
     if manifest.get("errors"):
         lang_note += f"; {len(manifest['errors'])} damaged file(s), see manifest.json errors"
+    if t.get("skipped_wat_records"):
+        lang_note += f"; {sum(t['skipped_wat_records'].values())} WAT records without image texts"
     return (f"build-index: {t['rows_in']} texts in {len(manifest['parts'])} parts "
             f"({manifest.get('resumed_parts', 0)} resumed): {t['matched']} matched, {t['unmatched']} unmatched, "
             f"rejected: {rej}; {len(manifest['per_lang'])} languages{lang_note}; "

@@ -166,10 +166,10 @@ def build(langs: str, out: str, max_unigrams: int = 100_000, progress: bool = Tr
     skipped: dict = {}
     notes: dict = {}
     blocks: list[Block] = []
-    bar = tqdm(codes, desc="metadata build", unit="lang", disable=not progress)
-    for lang in bar:
-        bar.set_postfix_str(lang)
-        blocks.extend(language_blocks(lang, max_unigrams, skipped, notes))
+    with tqdm(codes, desc="metadata build", unit="lang", disable=not progress) as bar:  # closed on errors too
+        for lang in bar:
+            bar.set_postfix_str(lang)
+            blocks.extend(language_blocks(lang, max_unigrams, skipped, notes))
     used = {b.source for b in blocks}
     record = {
         "command": "build",

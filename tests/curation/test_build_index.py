@@ -20,7 +20,7 @@ import pytest
 from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
 from curation.build_index import MATCH_SCHEMA, PartProcessor, derive_uid, read_matches
-from curation.build_index_run import build_index
+from curation.build_index_run import build_index, summary_line
 from curation.cli import main as curate
 from curation.common import UserError, content_hash, output_lock
 from curation.lid import LidMode
@@ -218,6 +218,8 @@ def test_every_format_in_one_run(ray_local, meta_dir, parquet_pool, img2dataset_
     assert t["rows_in"] == t["matched"] + t["unmatched"] + sum(t["rejected"].values())
     assert t["rejected"]["download_failed"] == 4 and t["rejected"]["missing_text"] == 1
     assert m["pool"]["format"] == "mixed:img2dataset+parquet+wat+webdataset"
+    assert t["skipped_wat_records"] == {"not_metadata": 1, "not_response": 1}  # warcinfo, request metadata
+    assert "; 2 WAT records without image texts;" in summary_line(m, str(out))
     rows = read_matches(out).to_pylist()
     by_source = Counter(Path(r["source"]).name for r in rows)
     assert set(by_source) == {"pool-0.parquet", "pool-1.parquet", "00000.parquet", "00000.tar",

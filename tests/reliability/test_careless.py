@@ -60,3 +60,15 @@ def test_resumed_balance_leaves_no_plot_temp_files(tmp_path, capsys):
     (cur / "plots" / ".rank_count_en.png.x1y2.tmp").write_bytes(b"half a png")
     assert curate(argv) == 0
     assert not list(cur.rglob("*.tmp"))
+
+
+def test_error_line_is_not_glued_to_a_progress_bar(tmp_path, capsys):
+    """17.20: an error raised inside an in-process task left its progress bar open: the error line
+    continued the bar's line."""
+    ent = entries_table({"en": 3})
+    built = make_index(tmp_path, synthetic_images(30, ent), ent, sources=2)
+    (built.pool / "00001.tar").unlink()
+    assert curate(["balance", "--index", str(built.index), "--out", str(tmp_path / "CUR"), "--t", "1000",
+                   "--workers", "1", "--shard-size", "5"]) == 2
+    line = next(x for x in capsys.readouterr().err.split("\n") if "error:" in x)
+    assert line.rsplit("\r", 1)[-1].startswith("curate: error: "), repr(line)
