@@ -32,7 +32,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="join this running Ray cluster (e.g. 10.0.0.1:6379) instead of starting a local one")
     p.add_argument("--overwrite", action="store_true", help="delete an existing CURATED in --out and start over")
+    p.add_argument("--scores", default=None, metavar="SCORES",
+                   help="CLIP scores from `curate score` (a scores.parquet, or the CURATED folder holding it) for "
+                        "--min-score / --score-top-fraction; images without a score are dropped, counted")
+    p.add_argument("--min-score", type=float, default=None, metavar="S",
+                   help="before balancing, keep only images whose image-text cosine is >= S (DataComp's CLIP score)")
+    p.add_argument("--score-top-fraction", type=float, default=None, metavar="F",
+                   help="before balancing, keep only the best-scoring fraction F (0 < F <= 1) of the scored images")
     p.set_defaults(func=run)
+
+
+def score_filter(args: argparse.Namespace) -> dict | None:
+    """The --scores/--min-score/--score-top-fraction filter for run_balance, checked; None without one."""
+    from pathlib import Path
+
+    from curation.common import UserError
+
+    if args.min_score is None and args.score_top_fraction is None:
+        if args.scores:
+            raise UserError("--scores needs --min-score S or --score-top-fraction F")
+        return None
+    if not args.scores:
+        raise UserError("--min-score/--score-top-fraction need --scores CURATED/scores.parquet (from `curate score`)")
+    f = args.score_top_fraction
+    if f is not None and not 0 < f <= 1:
+        raise UserError(f"--score-top-fraction {f}: give a fraction in (0, 1]")
+    scores = Path(args.scores) / "scores.parquet" if Path(args.scores).is_dir() else Path(args.scores)
+    if not scores.is_file():
+        raise UserError(f"--scores {args.scores}: no such file; make it with `curate score CURATED --model RUN/hf`")
+    return {"scores": str(scores), "min_score": args.min_score, "top_fraction": f}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +74,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be >= 1, not {workers}")
     stats = run_balance(args.index, args.out, t=args.t, p=args.p, seed=args.seed, shard_size=args.shard_size,
                         online=args.online, workers=workers, ray_address=args.ray_address,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, score_filter=score_filter(args))
     print(summary_line(stats, args.out))
     return 0

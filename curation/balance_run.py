@@ -47,7 +47,7 @@ DUCKDB_MEMORY = "1GB"  # the external sort of kept images spills beyond this
 FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
 BUCKETS_KEY = "worldclip.buckets"
 OUTPUTS = ("shards", "plots", "curated.parquet", "thresholds.parquet", "stats.json", "curation.json",
-           "counts.parquet", "manifest.json", WORK)
+           "counts.parquet", "manifest.json", WORK, "captions", "scores.parquet")
 
 
 @dataclass
@@ -312,29 +312,39 @@ def check_pool(idx: Index) -> None:
                             "INDEX with `curate build-index … --overwrite` on the current pool")
 
 
-def run_balance(index: str, out: str, *, t: float | None = None, p: float | None = None, seed: int = 0,
-                shard_size: int = 10000, online: bool = False, workers: int | None = None,
-                ray_address: str | None = None, overwrite: bool = False,
-                rows_per_bucket: int = ROWS_PER_BUCKET) -> dict:
-    """Run (or resume) balance; returns stats.json's content."""
-    t0 = time.time()
-    if shard_size < 1:
-        raise UserError(f"--shard-size must be >= 1, not {shard_size}")
-    idx = open_index(index)
-    check_pool(idx)
+def _probabilities(idx: Index, t: float | None, p: float | None):
+    """(counts by language, thresholds, p_e per entry_id, number of entries) of an INDEX."""
     by_lang = balance.split_by_lang(idx.counts)
     th = balance.thresholds(by_lang, t, p)
     n_entries = int(idx.counts.column("entry_id").to_numpy().max()) + 1 if idx.counts.num_rows else 0
     p_entry = np.zeros(n_entries, dtype=np.float64)
     for lang, (ids, c) in by_lang.items():
         p_entry[ids] = balance.count_to_prob(c, th.t[lang])
+    return by_lang, th, p_entry, n_entries
+
+
+def run_balance(index: str, out: str, *, t: float | None = None, p: float | None = None, seed: int = 0,
+                shard_size: int = 10000, online: bool = False, workers: int | None = None,
+                ray_address: str | None = None, overwrite: bool = False,
+                rows_per_bucket: int = ROWS_PER_BUCKET, score_filter: dict | None = None) -> dict:
+    """Run (or resume) balance; returns stats.json's content. `score_filter` (scores, min_score,
+    top_fraction) keeps only the images that pass curation.score's filter, before balancing."""
+    t0 = time.time()
+    if shard_size < 1:
+        raise UserError(f"--shard-size must be >= 1, not {shard_size}")
+    idx = open_index(index)
+    check_pool(idx)
+    by_lang, th, p_entry, n_entries = _probabilities(idx, t, p)
     out_p = storage.normalize(out)
     identity = {"version": VERSION,
                 "index": {"path": idx.path, "metadata_fingerprint": idx.fingerprint,
                           "manifest": storage.content_hash(storage.join(idx.path, "manifest.json"))},
                 "options": {"t": t, "p": p, "seed": seed, "shard_size": shard_size, "online": online}}
+    if score_filter:
+        identity["options"]["score_filter"] = {**score_filter, "scores": storage.content_hash(score_filter["scores"])}
     with storage.errors(out_p, "--out"), storage.lock(out_p):
-        old = prepare_output(out_p, identity, OUTPUTS, overwrite, "a CURATED made", inputs={"--index": [idx.path]})
+        inputs = {"--index": [idx.path]} | ({"--scores": [score_filter["scores"]]} if score_filter else {})
+        old = prepare_output(out_p, identity, OUTPUTS, overwrite, "a CURATED made", inputs=inputs)
         if old is not None and old.get("complete"):
             return storage.read_json(storage.join(out_p, "stats.json"))
         work = work_dir(out_p, identity)
@@ -344,6 +354,11 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
         _clean_temps(out_p, work)
         for d in ("scatter", "selected", "pieces", "skipped"):
             (work / d).mkdir(parents=True, exist_ok=True)
+        if score_filter:
+            from curation.score import filter_index
+
+            idx, score_stats = filter_index(idx, out=work / "index", **score_filter)
+            by_lang, th, p_entry, n_entries = _probabilities(idx, t, p)
         ex = Executor(workers, ray_address)
         try:
             bits = max(0, math.ceil(math.log2(max(idx.rows, 1) / rows_per_bucket))) if idx.rows > rows_per_bucket else 0
@@ -371,6 +386,9 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
 
         stats = balance_stats.write_outputs(out_p, idx, th, by_lang, st, total, url_only, identity, time.time() - t0,
                                             work=work)
+        if score_filter:
+            stats["score_filter"] = score_stats
+            storage.write_json(storage.join(out_p, "stats.json"), stats)
         storage.write_json(storage.join(out_p, "manifest.json"), {**identity, "complete": True})
         shutil.rmtree(work, ignore_errors=True)
     return stats

@@ -20,6 +20,9 @@ SUBCOMMANDS = [
     "curation.balance_cli",
     "curation.download_cli",
     "curation.stats_cli",
+    "curation.captions_cli",
+    "curation.recaption_cli",
+    "curation.score_cli",
 ]
 
 

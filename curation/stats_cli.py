@@ -94,8 +94,12 @@ def curated_report(folder: str) -> str:
         out.append(_query(con, """SELECT status, count(*) AS images, count(DISTINCT shard) AS shards
                                   FROM curated GROUP BY status ORDER BY status"""))
     if storage.exists(storage.join(folder, "stats.json")):
-        totals = storage.read_json(storage.join(folder, "stats.json"))["totals"]
+        stats = storage.read_json(storage.join(folder, "stats.json"))
+        totals = stats["totals"]
         out.append(format_table(list(totals), [tuple(totals.values())]))
+        if caps := stats.get("captions"):
+            cols = ["captioned", "uncaptioned", "unknown_uids", "duplicate_uids"]
+            out.append(format_table(["caption_source", *cols], [(k, *(v.get(c) for c in cols)) for k, v in sorted(caps.items())]))
     return "\n\n".join(out)
 
 

@@ -228,11 +228,12 @@ class Stats:
     dropped: int = 0
     corrupt: int = 0
     first_corrupt: str = ""
+    caption_fallback: int = 0  # --caption-mix drew a source the sample lacks: alt-text used
 
     def take(self) -> dict:
         """The counters as a dict, then zeroed (the generator keeps this same object)."""
         out = vars(self).copy()
-        self.seen = self.dropped = self.corrupt = 0
+        self.seen = self.dropped = self.corrupt = self.caption_fallback = 0
         self.first_corrupt = ""
         return out
 
@@ -260,7 +261,8 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     def __init__(self, sources: list[Source], tokenizer, batch_size: int, image_size: int, seed: int = 0,
                  rank: int = 0, world_size: int = 1, num_workers: int = 0, curation: Curation | None = None,
-                 start: dict | None = None, shuffle_block: int = SHUFFLE_BLOCK):
+                 start: dict | None = None, shuffle_block: int = SHUFFLE_BLOCK, caption_mix=None):
+        self.caption_mix = caption_mix  # training.caption_mix.CaptionMix or None
         self.sources, self.tokenizer, self.batch_size, self.image_size = sources, tokenizer, batch_size, image_size
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.num_workers = max(num_workers, 1)
@@ -382,6 +384,9 @@ class ShardStream(torch.utils.data.IterableDataset):
                 stats.bad(f"{url} key {key}: .txt is not UTF-8 (bad byte at {e.start})")
                 return None
             text = text if isinstance(text, str) else None
+        if text is not None and self.caption_mix is not None:
+            text, fell_back = self.caption_mix.pick(meta, text, raw["__uid_key__"], epoch)
+            stats.caption_fallback += fell_back
         ext = next((e for e in IMAGE_EXTS if e in raw), None)
         if text is None or ext is None:
             stats.bad(f"{url} key {key}: no {'image' if ext is None else 'caption'}")
@@ -486,6 +491,7 @@ class LoaderState:
     dropped: int = 0
     corrupt: int = 0
     first_corrupt: str = ""
+    caption_fallback: int = 0
 
     def update(self, batch: dict) -> None:
         self.batches += 1
@@ -495,12 +501,15 @@ class LoaderState:
         self.dropped += s["dropped"]
         self.corrupt += s["corrupt"]
         self.first_corrupt = self.first_corrupt or s["first_corrupt"]
+        self.caption_fallback += s.get("caption_fallback", 0)
 
     def to_dict(self) -> dict:
         return {"batches": self.batches, "workers": {str(k): v for k, v in self.workers.items()}, "seen": self.seen,
-                "dropped": self.dropped, "corrupt": self.corrupt, "first_corrupt": self.first_corrupt}
+                "dropped": self.dropped, "corrupt": self.corrupt, "first_corrupt": self.first_corrupt,
+                "caption_fallback": self.caption_fallback}
 
     @classmethod
     def from_dict(cls, d: dict) -> "LoaderState":
         return cls(batches=d["batches"], workers={int(k): v for k, v in d["workers"].items()}, seen=d["seen"],
-                   dropped=d["dropped"], corrupt=d["corrupt"], first_corrupt=d.get("first_corrupt", ""))
+                   dropped=d["dropped"], corrupt=d["corrupt"], first_corrupt=d.get("first_corrupt", ""),
+                   caption_fallback=d.get("caption_fallback", 0))

@@ -206,7 +206,8 @@ def choose_langs(source: EvalSource, langs: list[str] | None) -> tuple[list[str]
     """Languages to run zero-shot in, and those with class names left out (with the reason)."""
     if langs:
         for lang in langs:
-            resolve_lang(lang)
+            if lang not in source.templates:
+                resolve_lang(lang)
             if lang not in source.classnames:
                 have = ", ".join(sorted(source.classnames)) or "none"
                 raise UserError(f"--langs {lang}: no class names in that language in {source.location} (have: {have})")
@@ -214,7 +215,8 @@ def choose_langs(source: EvalSource, langs: list[str] | None) -> tuple[list[str]
     chosen, left_out = [], {}
     for lang in sorted(source.classnames):
         try:
-            resolve_lang(lang)
+            if lang not in source.templates:
+                resolve_lang(lang)
             chosen.append(lang)
         except UserError:
             left_out[lang] = f"no templates (known: {', '.join(sorted(TEMPLATES))})"
@@ -245,22 +247,36 @@ def evaluate(model, tokenizer, processor, source: EvalSource, langs: list[str] |
         labels = torch.tensor([emb.labels[i] for i in labelled])
         images = emb.images[labelled]
         for lang in chosen:
-            templates = templates_for(lang)
+            templates = source.templates.get(lang) or templates_for(lang)
             classifier = zeroshot_classifier(model, tokenizer, source.classnames[lang], templates, batch_size, device)
             result["zeroshot"][lang] = {**zeroshot_metrics(images, labels, classifier), "templates": len(templates)}
     if captioned:
-        texts = embed_texts(model, tokenizer, [emb.texts[i] for i in captioned], batch_size, device)
-        result["retrieval"] = retrieval_metrics(emb.images[captioned], texts, torch.arange(len(captioned)))
-        by_lang: dict[str, list[int]] = {}
-        for j, i in enumerate(captioned):
-            if emb.langs[i] is not None:
-                by_lang.setdefault(str(emb.langs[i]), []).append(j)
-        if len(by_lang) > 1:
-            for lang, rows in sorted(by_lang.items()):
-                idx = torch.tensor(rows)
-                result["retrieval_by_lang"][lang] = retrieval_metrics(emb.images[captioned][idx], texts[idx],
-                                                                      torch.arange(len(rows)))
+        result["retrieval"], result["retrieval_by_lang"] = retrieval_results(model, tokenizer, emb, captioned,
+                                                                             batch_size, device)
     return result
+
+
+def retrieval_results(model, tokenizer, emb: Embedded, captioned: list[int], batch_size: int, device: str
+                      ) -> tuple[dict, dict]:
+    """Retrieval over the captioned images (each with one or several captions, as COCO/Flickr30k), and
+    per language when the set holds several (each language its own gallery)."""
+    caps = [emb.texts[i] if isinstance(emb.texts[i], list) else [emb.texts[i]] for i in captioned]
+    owner = torch.tensor([j for j, c in enumerate(caps) for _ in c], dtype=torch.long)
+    texts = embed_texts(model, tokenizer, [t for c in caps for t in c], batch_size, device)
+    images = emb.images[captioned]
+    overall = retrieval_metrics(images, texts, owner)
+    by_lang: dict[str, list[int]] = {}
+    for j, i in enumerate(captioned):
+        if emb.langs[i] is not None:
+            by_lang.setdefault(str(emb.langs[i]), []).append(j)
+    per_lang = {}
+    if len(by_lang) > 1:
+        for lang, rows in sorted(by_lang.items()):
+            keep = torch.isin(owner, torch.tensor(rows))
+            remap = torch.full((len(caps),), -1, dtype=torch.long)
+            remap[torch.tensor(rows)] = torch.arange(len(rows))
+            per_lang[lang] = retrieval_metrics(images[torch.tensor(rows)], texts[keep], remap[owner[keep]])
+    return overall, per_lang
 
 
 def summary_line(result: dict, out: Path) -> str:
@@ -269,7 +285,9 @@ def summary_line(result: dict, out: Path) -> str:
         parts.append(f"zero-shot {lang} top1 {m['top1']:.3f} top5 {m['top5']:.3f}")
     if result["retrieval"]:
         r = result["retrieval"]
-        parts.append(f"retrieval i->t R@1 {r['image_to_text']['R@1']:.3f} t->i R@1 {r['text_to_image']['R@1']:.3f}")
+        i2t, t2i = r["image_to_text"], r["text_to_image"]
+        parts.append(f"retrieval ({r['images']} images, {r['texts']} captions) i->t R@1 {i2t['R@1']:.3f} "
+                     f"R@5 {i2t['R@5']:.3f} t->i R@1 {t2i['R@1']:.3f} R@5 {t2i['R@5']:.3f}")
     skipped = sum(result["counts"]["skipped"].values())
     if skipped:
         parts.append(f"{skipped} skipped {result['counts']['skipped']}")

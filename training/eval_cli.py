@@ -10,10 +10,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="zero-shot classification and image<->text retrieval of an exported model",
         description="Evaluate an exported model (RUN/hf) on an image folder (DIR/<class>/*.jpg + classnames.<lang>.txt) "
-                    "or WebDataset shards (image + .txt caption + class label); see docs/evaluation.md.",
+                    "or WebDataset shards (image + .txt caption + class label), or a CLIP_benchmark WebDataset folder "
+                    "(ROOT/test/nshards.txt, classnames.txt, zeroshot_classification_templates.txt; retrieval sets "
+                    "with several captions per image); see docs/evaluation.md.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, help="folder written by train (RUN/hf) or another local MetaClip2/CLIP folder")
-    p.add_argument("--data", required=True, help="image folder, .tar shard, brace pattern, folder of shards; join several with ::")
+    p.add_argument("--data", required=True, help="image folder, .tar shard, brace pattern, folder of shards (join several with ::), or a CLIP_benchmark wds folder")
     p.add_argument("--langs", nargs="+", default=None,
                    help="zero-shot languages (default: every language with class names and templates)")
     p.add_argument("--classnames", default=None, help="folder with classnames.json / classnames.<lang>.txt (default: next to the data)")

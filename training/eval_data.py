@@ -5,6 +5,8 @@ Accepted layouts (see docs/evaluation.md):
   `DIR/classnames.<lang>.txt` (one per line) or `DIR/classnames.json` ({lang: [names]}).
   Class folders named 0, 1, 2 ... index the name lists directly; other names are sorted and
   matched to the lists in order.
+- CLIP_benchmark's WebDataset layout (ROOT/test/nshards.txt, classnames.txt, templates, dataset_type.txt):
+  see training/eval_clipbench.py.
 - WebDataset: a `.tar`, a brace pattern (`shards/{00000..00009}.tar`), several joined with `::`, or a
   folder of `*.tar`. A sample has an image (jpg/jpeg/png/webp), optionally `.txt` (a caption, for
   retrieval), `.cls` or a `.json` field label/class/cls/class_id/target (for classification) and a json
@@ -21,6 +23,7 @@ from typing import Iterator
 
 from curation.common import UserError, read_json
 from training.data import IMAGE_EXTS, Unit, read_raw
+from training.eval_clipbench import is_clip_benchmark, open_clip_benchmark
 
 LABEL_FIELDS = ("label", "class", "cls", "class_id", "target")
 
@@ -32,7 +35,7 @@ class Record:
     key: str
     image: bytes | None
     label: int | None = None
-    text: str | None = None
+    text: str | list[str] | None = None  # a list: several captions of one image
     lang: str | None = None
 
 
@@ -46,6 +49,8 @@ class EvalSource:
     classnames: dict[str, list[str]]
     labels: list[int] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
+    templates: dict[str, list[str]] = field(default_factory=dict)  # the dataset's own, per language
+    split_captions: bool = False  # each .txt line is one caption (CLIP_benchmark retrieval sets)
 
     def records(self, worker: int = 0, num_workers: int = 1) -> Iterator[Record]:
         """This worker's share of the records, in a fixed order: image files round-robin; shards
@@ -57,9 +62,10 @@ class EvalSource:
                 yield Record(key=str(path.relative_to(self.location)), image=path.read_bytes(), label=self.labels[i])
         elif len(self.files) >= num_workers:
             for shard in self.files[worker::num_workers]:
-                yield from shard_records(shard, self.num_classes)
+                yield from shard_records(shard, self.num_classes, self.split_captions)
         else:
-            for i, record in enumerate(r for shard in self.files for r in shard_records(shard, self.num_classes)):
+            records = (r for shard in self.files for r in shard_records(shard, self.num_classes, self.split_captions))
+            for i, record in enumerate(records):
                 if i % num_workers == worker:
                     yield record
 
@@ -163,8 +169,9 @@ def parse_label(sample: dict, where: str) -> int | None:
     return value
 
 
-def shard_records(shard: Path, num_classes: int) -> Iterator[Record]:
-    """Records of one WebDataset shard; a corrupt tar is a UserError naming the shard."""
+def shard_records(shard: Path, num_classes: int, split_captions: bool = False) -> Iterator[Record]:
+    """Records of one WebDataset shard; a corrupt tar is a UserError naming the shard. With
+    split_captions, `text` is the list of the .txt's non-empty lines (several captions per image)."""
     for s in read_raw(Unit(str(shard))):
         where = f"{shard} sample {s['__key__']}"
         if s.get("json") is not None:
@@ -177,6 +184,8 @@ def shard_records(shard: Path, num_classes: int) -> Iterator[Record]:
             raise UserError(f"{where}: class label {label} but the class-name lists have {num_classes} entries")
         image = next((s[e] for e in IMAGE_EXTS if e in s), None)
         text = s["txt"].decode("utf-8", errors="replace") if "txt" in s else None
+        if split_captions and text is not None:
+            text = [line.strip() for line in text.splitlines() if line.strip()] or None
         meta = s.get("json") if isinstance(s.get("json"), dict) else {}
         yield Record(key=s["__key__"], image=image, label=label, text=text, lang=meta.get("lang"))
 
@@ -196,6 +205,8 @@ def open_source(data: str | os.PathLike, classnames: str | os.PathLike | None = 
         names = read_classnames(where)
         if not names:
             raise UserError(f"--classnames {where}: no classnames.json or classnames.<lang>.txt there")
+    if root.is_dir() and is_clip_benchmark(root):
+        return open_clip_benchmark(root, names if classnames is not None else None)
     if root.is_dir() and not any(root.glob("*.tar")):
         return open_folder(root, names if classnames is not None else read_classnames(root))
     if not root.exists() and "{" not in spec and "::" not in spec:

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from curation.common import UserError, atomic_path, output_lock, write_json_atomic
+from training.caption_mix import parse_mix
 from training.checkpoint import load_checkpoint, resolve_resume, rng_state, save_checkpoint, set_rng_state
 from training.data import LoaderState, ShardStream, Unit, count_samples, expand_sources, load_curation, make_loader, read_raw, \
     usable_meta
@@ -69,6 +70,8 @@ class TrainConfig:
     device: str | None = None
     log_samples: bool = False
     shuffle_block: int = 1000
+    caption_mix: str | None = None
+    caption_mix_langs: str | None = None
     model_vocab: int | None = None  # embedding rows if larger than the tokenizer (benchmarks: XLM-V's 901,629)
     loss: str = "clip"
     patch_dropout: float = 0.0
@@ -154,6 +157,7 @@ class Trainer:
         self.tokenizer = load_tokenizer(cfg.tokenizer)
         self.sources = expand_sources(cfg.shards, cfg.shards_weights)
         self.curation = load_curation(self.sources, cfg.seed, cfg.curation_t)
+        self.caption_mix = parse_mix(cfg.caption_mix, cfg.seed, cfg.caption_mix_langs)
         self.global_batch = cfg.batch_size * d.world_size * cfg.accum_freq
         self.epoch_size = samples_per_epoch(self.sources, self.curation) if cfg.epochs is not None else None
         if self.epoch_size is not None and self.epoch_size <= 0:
@@ -309,7 +313,8 @@ class Trainer:
                                                               "samples_per_epoch": self.epoch_size, "online_curation": self.curation is not None})
         dataset = ShardStream(self.sources, self.tokenizer, cfg.batch_size, self.image_size, seed=cfg.seed, rank=d.rank,
                               world_size=d.world_size, num_workers=cfg.workers, curation=self.curation,
-                              start=self.loader_state.to_dict(), shuffle_block=cfg.shuffle_block)
+                              start=self.loader_state.to_dict(), shuffle_block=cfg.shuffle_block,
+                              caption_mix=self.caption_mix)
         batches = iter(make_loader(dataset, cfg.workers, pin_memory=d.device.type == "cuda"))
         bar = tqdm(total=self.total, initial=self.step, desc="train", disable=not d.is_main, dynamic_ncols=True, file=sys.stderr)
         if cfg.log_samples:
@@ -344,7 +349,8 @@ class Trainer:
                 row = {"step": self.step, "loss": loss.item(), "lr": lr,
                        "logit_scale": self.model.logit_scale.exp().item(), "samples_per_s": self.global_batch / (t2 - t0),
                        "data_wait": (t1 - t0) / (t2 - t0), "seen": self.loader_state.seen,
-                       "dropped": self.loader_state.dropped, "corrupt": self.loader_state.corrupt}
+                       "dropped": self.loader_state.dropped, "corrupt": self.loader_state.corrupt,
+                       "caption_fallback": self.loader_state.caption_fallback}
                 if self.epoch_size:
                     row["epoch"] = self.step * self.global_batch / self.epoch_size
                 if samples_log:
@@ -365,7 +371,7 @@ class Trainer:
                     f.close()
             del batches
         seconds = time.perf_counter() - start
-        ranks = all_gather_object({k: getattr(self.loader_state, k) for k in ("seen", "dropped", "corrupt")})
+        ranks = all_gather_object({k: getattr(self.loader_state, k) for k in ("seen", "dropped", "corrupt", "caption_fallback")})
         final_loss = _last_logged_loss(self.run_dir / "metrics.jsonl") if loss is None else loss.item()
         summary = {"steps": self.step, "loss": final_loss, "seconds": round(seconds, 2),
                    "checkpoint": str(self.last_checkpoint), **{k: sum(r[k] for r in ranks) for k in ranks[0]}}
@@ -382,6 +388,9 @@ class Trainer:
         summary["hf"] = str(export_hf(self.model, self.cfg.tokenizer, self.image_size, self.run_dir / "hf"))
         if self.cfg.eval_data:
             run_eval(self.run_dir / "hf", self.cfg.eval_data, self.run_dir / "eval.json")
+        if self.caption_mix is not None:
+            print(f"train: --caption-mix {self.cfg.caption_mix}: {summary['caption_fallback']} samples lacked the drawn "
+                  "caption source and used their alt-text", file=sys.stderr)
         if self.loader_state.corrupt:
             print(f"train: skipped {self.loader_state.corrupt} corrupt samples, first: {self.loader_state.first_corrupt}", file=sys.stderr)
         print(f"train: {summary['steps']} steps, final loss {summary['loss']:.4f}, {summary['seen']} samples read "

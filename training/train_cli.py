@@ -46,6 +46,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-from", default=None, metavar="DIR", help="initialise the towers from a local Hugging Face MetaClip2/CLIP folder (e.g. RUN/hf or a MetaCLIP 2 release); shapes and activation must match --model")
     p.add_argument("--layer-decay", type=number(float, 0, 1, lo_open=True), default=None, help="layer-wise learning-rate decay per tower (e.g. 0.75): block i of L trains at lr x decay^(L - i)")
     p.add_argument("--log", nargs="+", default=[], choices=list(SINKS), help="also log metrics to TensorBoard (RUN/tensorboard) and/or W&B (offline, RUN/wandb); each needs its package")
+    p.add_argument("--caption-mix", default=None, metavar="SRC:W,...", help="draw each sample's caption source per (seed, epoch, uid), e.g. alt:0.5,vecap:0.5 (alt = the alt-text; others = KEY.json captions from `curate captions add`/`recaption`); a missing source falls back to the alt-text, counted")
+    p.add_argument("--caption-mix-langs", default=None, metavar="LANGS", help="only alt-texts in these languages (e.g. en) may be replaced by an enriched caption; default: all")
     p.add_argument("--shuffle-block", type=POSITIVE_INT, default=1000, help="samples read and shuffled together within a shard (default 1000)")
 
 

@@ -56,3 +56,22 @@ def test_curated_stats(folders, capsys):
 def test_stats_on_other_folder_is_a_user_error(tmp_path, capsys):
     assert cli.main(["stats", str(tmp_path)]) == 2
     assert "neither an INDEX" in capsys.readouterr().err
+
+
+def test_curated_stats_show_caption_sources(folders, tmp_path, capsys):
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from curation.captions import attach
+
+    cur = tmp_path / "CUR"
+    shutil.copytree(folders[1], cur)
+    uids = pq.read_table(cur / "curated.parquet").column("uid").to_pylist()
+    pq.write_table(pa.table({"uid": uids[:3] + ["nope"], "caption": ["a", "b", "c", "d"]}), tmp_path / "c.parquet")
+    attach(cur, "vecap", [tmp_path / "c.parquet"])
+    assert cli.main(["stats", str(cur)]) == 0
+    rows = table_rows(capsys.readouterr().out, "caption_source")
+    assert rows == [{"caption_source": "vecap", "captioned": "3", "uncaptioned": str(len(uids) - 3),
+                     "unknown_uids": "1", "duplicate_uids": "0"}]

@@ -1,0 +1,156 @@
+"""curate captions add: captions land in KEY.json, everything else is unchanged, counts, determinism, resume."""
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from curation.captions import attach, with_caption
+from curation.cli import main
+from curation.common import UserError
+from shard_factory import write_shards
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path) as tf:
+        return {m.name: tf.extractfile(m).read() for m in tf if m.isreg()}
+
+
+def _metas(curated: Path) -> dict[str, dict]:
+    out = {}
+    for shard in sorted((curated / "shards").glob("*.tar")):
+        for name, data in _members(shard).items():
+            if name.endswith(".json"):
+                meta = json.loads(data)
+                out[meta["uid"]] = meta
+    return out
+
+
+def _captions(path: Path, rows: list[tuple[str, str]]) -> Path:
+    pq.write_table(pa.table({"uid": [u for u, _ in rows], "caption": [c for _, c in rows]}), path)
+    return path
+
+
+@pytest.fixture
+def curated(tmp_path) -> Path:
+    write_shards(tmp_path / "cur", 3, 5)
+    return tmp_path / "cur"
+
+
+def test_attach_adds_captions_and_keeps_everything_else(curated, tmp_path):
+    before = {p.name: _members(p) for p in sorted((curated / "shards").glob("*.tar"))}
+    rows = [(f"u{i:06d}", f"caption {i}") for i in range(0, 15, 2)] + [("nope", "x"), ("u000000", "second")]
+    entry = attach(curated, "vecap", [_captions(tmp_path / "c.parquet", rows)])
+    metas = _metas(curated)
+    assert metas["u000000"]["captions"] == {"vecap": "caption 0"}
+    assert "captions" not in metas["u000001"]
+    assert entry | {"seconds": 0, "bytes_rewritten": 0} == {
+        "captions_rows": 10, "captioned": 8, "uncaptioned": 7, "unknown_uids": 1, "duplicate_uids": 1, "shards": 3,
+        "seconds": 0, "bytes_rewritten": 0}
+    assert json.loads((curated / "stats.json").read_text())["captions"]["vecap"]["unknown_uids"] == 1
+    for name, members in before.items():
+        after = _members(curated / "shards" / name)
+        assert list(after) == list(members)
+        assert all(after[k] == v for k, v in members.items() if not k.endswith(".json"))
+
+
+def test_sources_accumulate_and_order_does_not_matter(curated, tmp_path):
+    a = _captions(tmp_path / "a.parquet", [("u000003", "from a")])
+    b = _captions(tmp_path / "b.parquet", [("u000003", "from b")])
+    other = tmp_path / "other"
+    shutil.copytree(curated, other)
+    attach(curated, "a", [a]), attach(curated, "b", [b])
+    attach(other, "b", [b]), attach(other, "a", [a])
+    assert _metas(curated)["u000003"]["captions"] == {"a": "from a", "b": "from b"}
+    for shard in (curated / "shards").glob("*.tar"):
+        assert shard.read_bytes() == (other / "shards" / shard.name).read_bytes()
+
+
+def test_reattach_replaces_a_source(curated, tmp_path):
+    attach(curated, "vecap", [_captions(tmp_path / "1.parquet", [("u000001", "old"), ("u000002", "old")])])
+    attach(curated, "vecap", [_captions(tmp_path / "2.parquet", [("u000002", "new")])])
+    metas = _metas(curated)
+    assert "captions" not in metas["u000001"] and metas["u000002"]["captions"] == {"vecap": "new"}
+
+
+def test_interrupted_attach_resumes_to_the_same_bytes(curated, tmp_path):
+    caps = _captions(tmp_path / "c.parquet", [(f"u{i:06d}", f"c{i}") for i in range(15)])
+    clean = tmp_path / "clean"
+    shutil.copytree(curated, clean)
+    attach(clean, "vecap", [caps])
+    last = curated / "shards" / "00002.tar"
+    good = last.read_bytes()
+    last.write_bytes(b"not a tar at all" * 100)
+    with pytest.raises(UserError, match="00002.tar"):
+        attach(curated, "vecap", [caps])
+    journal = json.loads((curated / "captions" / ".attach-vecap.json").read_text())
+    assert sorted(journal["done"]) == ["00000.tar", "00001.tar"]
+    last.write_bytes(good)
+    attach(curated, "vecap", [caps])
+    for shard in (clean / "shards").glob("*.tar"):
+        assert shard.read_bytes() == (curated / "shards" / shard.name).read_bytes()
+
+
+def test_with_caption_removes_and_sorts():
+    meta = {"uid": "x", "captions": {"z": "1", "a": "2"}}
+    assert list(with_caption(meta, "m", "3")["captions"]) == ["a", "m", "z"]
+    assert "captions" not in with_caption({"uid": "x", "captions": {"a": "2"}}, "a", None)
+
+
+def test_cli_one_line_errors(curated, tmp_path, capsys):
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"id": ["u1"], "caption": ["c"]}), bad)
+    assert main(["captions", "add", str(curated), "--captions", str(bad), "--source", "vecap"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no column(s) uid" in err and "\n" not in err
+    assert main(["captions", "add", str(curated), "--captions", str(bad), "--source", "alt"]) == 2
+    ok = _captions(tmp_path / "ok.parquet", [("u000001", "c")])
+    assert main(["captions", "add", str(curated), "--captions", str(ok), "--source", "vecap"]) == 0
+    assert "1 images captioned by vecap" in capsys.readouterr().out
+
+
+def test_a_shard_replaced_after_attach_is_redone(curated, tmp_path):
+    caps = _captions(tmp_path / "c.parquet", [(f"u{i:06d}", f"c{i}") for i in range(15)])
+    original = (curated / "shards" / "00001.tar").read_bytes()
+    attach(curated, "vecap", [caps])
+    (curated / "shards" / "00001.tar").write_bytes(original)  # e.g. rebalanced or re-downloaded
+    entry = attach(curated, "vecap", [caps])
+    assert entry["captioned"] == 15 and all("captions" in m for m in _metas(curated).values())
+
+
+def test_per_shard_parts_give_the_same_shards_and_counts(curated, tmp_path):
+    from curation.captions import attach_locked
+
+    other = tmp_path / "other"
+    shutil.copytree(curated, other)
+    parts = []
+    for s, uids in enumerate([[0, 1, 2], [5, 6, 6, 9], [11]]):
+        parts.append(_captions(tmp_path / f"{s:05d}.parquet", [(f"u{i:06d}", f"c{i}") for i in uids]))
+    parts[2] = _captions(tmp_path / "00002.parquet", [("u000011", "c11"), ("u000001", "elsewhere")])
+    parts.append(_captions(tmp_path / "99999.parquet", [("ghost", "g")]))
+    a = attach_locked(curated, "vecap", parts, by_shard=True)
+    b = attach(other, "vecap", parts)
+    drop = ("seconds", "bytes_rewritten")
+    a_counts, b_counts = ({k: v for k, v in e.items() if k not in drop} for e in (a, b))
+    assert a_counts == {"captions_rows": 10, "captioned": 7, "uncaptioned": 8, "unknown_uids": 2, "duplicate_uids": 1,
+                        "shards": 3}
+    # as one file set, u000001's second caption is a repeat of a known uid, not a caption for an unknown one
+    assert b_counts == a_counts | {"unknown_uids": 1, "duplicate_uids": 2}
+    assert _metas(curated)["u000001"]["captions"] == {"vecap": "c1"}
+    for shard in (curated / "shards").glob("*.tar"):
+        assert shard.read_bytes() == (other / "shards" / shard.name).read_bytes()
+
+
+def test_object_store_curated_is_one_line_error(tmp_path, capsys):
+    caps = _captions(tmp_path / "c.parquet", [("u1", "c")])
+    for argv in (["captions", "add", "s3://bucket/CURATED", "--captions", str(caps), "--source", "vecap"],
+                 ["recaption", "s3://bucket/CURATED", "--model", str(tmp_path), "--source", "x", "--workers", "1"],
+                 ["score", "s3://bucket/CURATED", "--model", str(tmp_path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "local CURATED folder only" in err and "\n" not in err
