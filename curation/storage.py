@@ -13,7 +13,7 @@ protocol) or a flat {"key": …} applied to every protocol.
 
 API (stable; other modules build on it):
   URLs:        is_local(p), local_path(p), normalize(p), join(base, *names), name(p), parent(p)
-  filesystem:  configure(options), filesystem(url) -> (fsspec fs, path inside it)
+  filesystem:  configure(options), filesystem(url) -> (fsspec fs, path inside it), fsspec_options(url)
   read:        open_input(url) (streaming, seekable), read_bytes, read_json, exists, isdir, isfile,
                info, fingerprint, list_files(url) (recursive, sorted), glob(pattern), content_hash,
                arrow_dataset(urls) (pyarrow.fs-backed Parquet dataset, e.g. for DuckDB)
@@ -127,6 +127,24 @@ def _options(proto: str) -> dict:
     return dict(opts)
 
 
+def fsspec_options(url: str | os.PathLike) -> dict:
+    """The fsspec keyword arguments for a URL's filesystem (for libraries that open URLs themselves, e.g.
+    torch.distributed.checkpoint's FsspecWriter); {} for local paths."""
+    proto = protocol(url) or "file"
+    if is_local(url):
+        return {}
+    opts = _options(proto)
+    if proto in MULTIPART:
+        opts.setdefault("use_listings_cache", False)  # other processes (Ray workers) write the same prefixes
+    if proto in ("s3", "s3a"):  # S3-compatible servers (MinIO, rclone, Ceph) reject botocore's new default checksums
+        cfg = opts.setdefault("config_kwargs", {})
+        for k in ("response_checksum_validation", "request_checksum_calculation"):
+            cfg.setdefault(k, os.environ.get(f"AWS_{k.upper()}", "when_required"))
+    if proto in ("s3", "s3a") and "endpoint_url" in opts:
+        opts.setdefault("client_kwargs", {})["endpoint_url"] = opts.pop("endpoint_url")
+    return opts
+
+
 def filesystem(url: str | os.PathLike):
     """(fsspec filesystem, path inside it) for a URL or local path; options as described above."""
     import fsspec
@@ -135,11 +153,7 @@ def filesystem(url: str | os.PathLike):
     proto = protocol(s) or "file"
     if is_local(s):
         return fsspec.filesystem("file"), str(local_path(s).resolve())
-    opts = _options(proto)
-    if proto in MULTIPART:
-        opts.setdefault("use_listings_cache", False)  # other processes (Ray workers) write the same prefixes
-    if proto in ("s3", "s3a") and "endpoint_url" in opts:
-        opts.setdefault("client_kwargs", {})["endpoint_url"] = opts.pop("endpoint_url")
+    opts = fsspec_options(s)
     try:
         fs = fsspec.filesystem(proto, **opts)
     except (ImportError, ValueError) as e:

@@ -231,8 +231,12 @@ def count_titles(titles: list[str], text_file: IO[str], progress: bool, batch_li
 
 
 def _work_folder(out: str, tmp_dir: str | None) -> Path:
-    """Where spill runs, DuckDB's temp files and the spooled text go: --tmp-dir, else beside META."""
-    base = Path(tmp_dir) if tmp_dir else Path(out).resolve().parent
+    """Where spill runs, DuckDB's temp files and the spooled text go: --tmp-dir, else beside META (the temp
+    folder when META is a URL)."""
+    from curation import storage
+
+    beside = storage.local_path(out).resolve().parent if storage.is_local(out) else Path(tempfile.gettempdir())
+    base = Path(tmp_dir) if tmp_dir else beside
     try:
         base.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -1,11 +1,13 @@
 """Atomic training checkpoints: RUN/checkpoints/step_NNNNNNNN.pt, `--resume latest|PATH`.
 
-A checkpoint holds model, optimizer, scheduler and grad-scaler state, python/numpy/torch(/cuda) RNG
+Runs with `--fsdp` write sharded folders instead (training.dcp_checkpoint); `--resume latest` takes the
+newest finished file or committed folder. A checkpoint holds model, optimizer, scheduler and grad-scaler state, python/numpy/torch(/cuda) RNG
 states, step, and each rank's data-loader state (batches consumed, every worker's stream position),
 so a resumed run continues the exact sample stream. Files are written to a temp name and renamed.
 """
 from __future__ import annotations
 
+import io
 import os
 import random
 import re
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from curation import storage
 from curation.common import UserError, atomic_path
 
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
@@ -38,8 +41,16 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(run: str | os.PathLike, step: int, state: dict, keep: int = 3) -> Path:
-    """Write step_<step>.pt atomically; prune all but the newest `keep` checkpoints."""
+def save_checkpoint(run: str | os.PathLike, step: int, state: dict, keep: int = 3) -> Path | str:
+    """Write step_<step>.pt atomically (on an object store: one whole object); prune all but the newest `keep`."""
+    if not storage.is_local(run):
+        url = storage.join(run, "checkpoints", f"step_{step:08d}.pt")
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        storage.write_bytes(url, buf.getvalue())
+        for old in list_checkpoints(run)[:-keep]:
+            storage.remove(old)
+        return url
     folder = checkpoint_dir(run)
     path = folder / f"step_{step:08d}.pt"
     with atomic_path(path) as tmp:
@@ -51,29 +62,42 @@ def save_checkpoint(run: str | os.PathLike, step: int, state: dict, keep: int = 
     return path
 
 
-def list_checkpoints(run: str | os.PathLike) -> list[Path]:
-    """Finished checkpoints, oldest first."""
+def list_checkpoints(run: str | os.PathLike) -> list:
+    """Finished checkpoints, oldest first (Paths locally, URLs on an object store)."""
+    if not storage.is_local(run):
+        found = storage.list_files(storage.join(run, "checkpoints"))
+        return sorted((u for u in found if _NAME.match(storage.name(u))), key=storage.name)
     folder = checkpoint_dir(run)
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if _NAME.match(p.name))
 
 
+def step_of(path: Path | str) -> int:
+    """The step in a checkpoint's name (step_NNNNNNNN.pt file or sharded step_NNNNNNNN folder)."""
+    return int(storage.name(path).split("_")[1].split(".")[0])
+
+
 def resolve_resume(run: str | os.PathLike, resume: str | None) -> Path | None:
-    """Checkpoint path for --resume: 'latest' (None if the run has none yet) or an explicit file."""
+    """Checkpoint for --resume: 'latest' (newest finished file or committed sharded folder; None if the run
+    has none yet) or an explicit file or folder."""
+    from training.dcp_checkpoint import committed
+
     if not resume:
         return None
     if resume == "latest":
-        found = list_checkpoints(run)
+        found = sorted(list_checkpoints(run) + committed(run), key=step_of)
         return found[-1] if found else None
-    path = Path(resume)
-    if not path.is_file():
-        raise UserError(f"--resume {resume}: checkpoint file not found; use --resume latest or a path under {checkpoint_dir(run)}")
-    return path
+    if not storage.exists(resume):
+        raise UserError(f"--resume {resume}: checkpoint not found; use --resume latest or a path under {storage.join(run, 'checkpoints')}")
+    return Path(resume) if storage.is_local(resume) else storage.normalize(resume)
 
 
-def load_checkpoint(path: Path) -> dict:
+def load_checkpoint(path: Path | str) -> dict:
     try:
+        if not storage.is_local(path):
+            with storage.open_input(path) as f:
+                return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=False)
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001  (truncated/corrupt files raise several types)
         raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); pass an older one with --resume PATH") from e

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from curation.common import UserError, read_json
+from curation import storage
+from curation.common import UserError
 from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
 from curation.tars import members as tar_members
 from training.transforms import train_crop
@@ -68,11 +69,20 @@ def expand_sources(spec: str, weights: str | None = None) -> list[Source]:
     sources = []
     for part, w in zip(parts, ws):
         urls = list(braceexpand.braceexpand(part.strip()))
-        missing = [u for u in urls if not os.path.isfile(u)]
+        missing = [u for u in urls if not storage.local_path(u).is_file()] if storage.is_local(part) else missing_objects(urls)
         if missing:
             raise UserError(f"--shards: {len(missing)} of {len(urls)} shard files not found, first {missing[0]}; check the path and the {{a..b}} range")
         sources.append(Source(urls, w))
     return sources
+
+
+def missing_objects(urls: list[str]) -> list[str]:
+    """The URLs that are not objects in the store (one listing per folder, not one request per shard)."""
+    present: set[str] = set()
+    for folder in sorted({storage.parent(u) for u in urls}):
+        with storage.errors(folder, "--shards"):
+            present.update(storage.normalize(f) for f in storage.list_files(folder))
+    return [u for u in urls if storage.normalize(u) not in present]
 
 
 def count_samples(urls: list[str]) -> int:
@@ -80,7 +90,7 @@ def count_samples(urls: list[str]) -> int:
     n = 0
     for url in urls:
         try:
-            with tarfile.open(url, "r") as tf:
+            with storage.open_input(url) as f, tarfile.open(fileobj=f, mode="r") as tf:
                 n += len({m.name.rsplit("/", 1)[-1].split(".", 1)[0] for m in tf.getmembers() if m.isreg()})
         except tarfile.TarError as e:
             raise UserError(f"{url}: not a readable tar file ({e})") from e
@@ -98,7 +108,14 @@ def _entry_probabilities(counts, t: float | None, p: float | None) -> np.ndarray
     return np.asarray(p_entry, dtype=np.float64)
 
 
-def _counts_table(curated: Path, conf: dict):
+def _curated_folder(shard: str) -> str | Path:
+    """CURATED of CURATED/shards/NNNNN.tar (a resolved Path locally, else a URL)."""
+    if storage.is_local(shard):
+        return storage.local_path(shard).resolve().parent.parent
+    return storage.parent(storage.parent(shard))
+
+
+def _counts_table(curated: str | Path, conf: dict):
     """entry_id / lang / count table named by curation.json (a parquet path or inline per-language dict)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -111,10 +128,11 @@ def _counts_table(curated: Path, conf: dict):
             for e, c in items:
                 ids.append(int(e)), langs.append(lang), cs.append(int(c))
         return pa.table({"entry_id": pa.array(ids, pa.int32()), "lang": langs, "count": pa.array(cs, pa.int64())})
-    path = curated / (counts if isinstance(counts, str) else "counts.parquet")
-    if not path.exists():
-        raise UserError(f"{curated / 'curation.json'}: online curation needs per-entry counts, but {path} is missing; rerun `curate balance --online`")
-    return pq.read_table(path)
+    path = storage.join(curated, counts if isinstance(counts, str) else "counts.parquet")
+    if not storage.exists(path):
+        raise UserError(f"{storage.join(curated, 'curation.json')}: online curation needs per-entry counts, but {path} is missing; rerun `curate balance --online`")
+    with storage.open_input(path) as f:
+        return pq.read_table(f)
 
 
 @dataclass
@@ -147,9 +165,9 @@ def load_curation(sources: list[Source], seed: int, t: float | None = None) -> C
     """Curation from `<shards dir>/../curation.json` when it says online (all sources must agree)."""
     confs = []
     for s in sources:
-        curated = Path(s.urls[0]).resolve().parent.parent
-        path = curated / "curation.json"
-        conf = read_json(path) if path.exists() else {}
+        curated = _curated_folder(s.urls[0])
+        path = storage.join(curated, "curation.json")
+        conf = storage.read_json(path) if storage.exists(path) else {}
         confs.append((curated, conf if conf.get("online") else None))
     online = [c for c in confs if c[1] is not None]
     if not online:
@@ -203,9 +221,11 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iter
 
     i = -1
     try:
-        f = open(unit.url, "rb")
+        f = open(storage.local_path(unit.url), "rb") if storage.is_local(unit.url) else storage.open_input(unit.url)
     except OSError as e:
         raise UserError(f"{unit.url}: cannot open this shard ({e.strerror or e}); restore it or leave it out of --shards") from e
+    except UserError as e:
+        raise UserError(f"{e}; restore it or leave it out of --shards") from e
     try:
         with f:
             files = ({"fname": m.name, "data": data, "__url__": unit.url}
@@ -478,6 +498,8 @@ def make_loader(dataset: ShardStream, num_workers: int, pin_memory: bool = False
     kwargs: dict[str, Any] = {}
     if num_workers > 0:
         kwargs.update(prefetch_factor=4, worker_init_fn=_worker_init, persistent_workers=False)
+        if any(not storage.is_local(u) for src in dataset.sources for u in src.urls[:1]):
+            kwargs["multiprocessing_context"] = "spawn"  # fsspec's async loop (s3fs, gcsfs) does not survive fork
     return Loader(dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
 
 

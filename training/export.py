@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from curation.common import UserError
 
@@ -39,8 +40,10 @@ def replace_dir(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def export_hf(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir: str | os.PathLike) -> Path:
-    """Write model + tokenizer + image processor to `out_dir` atomically; return `out_dir`."""
+def export_hf(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir: str | os.PathLike,
+              write_weights: Callable[[Path], None] | None = None) -> Path:
+    """Write model + tokenizer + image processor to `out_dir` atomically; return `out_dir`.
+    `write_weights(folder)` replaces `save_pretrained` for config and weights (sharded models)."""
     from transformers import CLIPProcessor
 
     from training.loss import hf_state_dict
@@ -61,7 +64,10 @@ def export_hf(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir:
     image_processor = clip_image_processor(image_size)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
     try:
-        model.save_pretrained(tmp, safe_serialization=True, state_dict=hf_state_dict(model))
+        if write_weights is None:
+            model.save_pretrained(tmp, safe_serialization=True, state_dict=hf_state_dict(model))
+        else:
+            write_weights(tmp)
         CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(tmp)
         image_processor.save_pretrained(tmp)
         spm = resolve_tokenizer(tokenizer_dir) / SPM_FILE

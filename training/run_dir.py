@@ -1,72 +1,85 @@
-"""The RUN folder of `train`: what it writes, refusing to mix two runs in it, `--overwrite`, and log truncation on resume.
+"""Where a run's files live when `--out` is a URL (s3://, gs://): a local staging folder mirrored to the store.
 
-A folder that already holds a run's outputs is refused unless the command continues it (`--resume`)
-or starts it again (`--overwrite`, which removes only what `train` writes there, and never a folder
-holding one of the command's inputs). Resuming drops the log rows after the resumed step, so steps
-that are trained again are logged once.
+Checkpoints go to the store directly (training.checkpoint, training.dcp_checkpoint). The append-only logs
+(metrics.jsonl, samples/rank*.jsonl) and config.json are written locally and uploaded, each as one whole
+object, after every checkpoint, so the store always holds logs that agree with a committed step; plots, the
+exported `hf/` folder and eval.json are uploaded at the end. A resumed run first downloads the logs.
+For a local `--out` the staging folder is the run folder itself and nothing is copied.
 """
 from __future__ import annotations
 
-import json
 import shutil
+import tempfile
 from pathlib import Path
 
-from curation.common import UserError, atomic_path
+from curation import storage
 
-OUTPUTS = ("checkpoints", "metrics.jsonl", "samples", "plots", "hf", "config.json", "eval.json", "tensorboard", "wandb")
-
-
-def existing_outputs(run: Path) -> list[str]:
-    """Names of OUTPUTS present in `run`."""
-    return [name for name in OUTPUTS if (run / name).exists()]
+SAMPLES = "samples"
 
 
-def check_fresh(run: Path) -> None:
-    """UserError when `run` already holds a run's outputs."""
-    found = existing_outputs(run)
-    if found:
-        raise UserError(f"--out {run} already holds a training run ({', '.join(found)}); continue it with --resume latest, "
-                        "start it again with --overwrite, or choose another --out")
+class RunDir:
+    """`local`: the folder the trainer writes; `url`: the store folder it mirrors (None for a local run)."""
+
+    def __init__(self, out: str, rank: int):
+        self.url = None if storage.is_local(out) else storage.normalize(out)
+        self.local = storage.local_path(out) if self.url is None else Path(tempfile.mkdtemp(prefix=f"worldclip-run-rank{rank}-"))
+        self.rank = rank
+
+    @property
+    def root(self) -> str:
+        """The run folder as checkpoints see it: the URL, or the local path."""
+        return self.url or str(self.local)
+
+    def _mine(self, rel: str, world: int) -> bool:
+        """Whether this rank uploads `rel`: its own sample log; rank 0 everything else (and logs of ranks >= world)."""
+        if rel.startswith(f"{SAMPLES}/rank"):
+            owner = int(rel[len(SAMPLES) + 5:].split(".")[0])
+            return owner == self.rank or (self.rank == 0 and owner >= world)
+        return self.rank == 0
+
+    def pull_logs(self) -> None:
+        """Download metrics.jsonl and the sample logs this rank keeps (rank 0: all of them)."""
+        if self.url is None:
+            return
+        for url in storage.list_files(self.url):
+            rel = url[len(self.url) + 1:]
+            wanted = rel == "metrics.jsonl" or (rel.startswith(f"{SAMPLES}/rank") and (self.rank == 0 or rel == f"{SAMPLES}/rank{self.rank}.jsonl"))
+            if wanted:
+                target = self.local / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(storage.read_bytes(url))
+
+    def push(self, world: int, names: tuple[str, ...] = ("metrics.jsonl", "config.json", SAMPLES)) -> None:
+        """Upload these local files or folders (relative names) that this rank owns, each as one whole object."""
+        if self.url is None:
+            return
+        for name in names:
+            path = self.local / name
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
+            for f in files:
+                rel = f.relative_to(self.local).as_posix()
+                if self._mine(rel, world):
+                    storage.write_bytes(storage.join(self.url, rel), f.read_bytes())
+
+    def cleanup(self) -> None:
+        if self.url is not None:
+            shutil.rmtree(self.local, ignore_errors=True)
 
 
-def remove_outputs(run: Path, inputs: list[str]) -> None:
-    """Delete what `train` wrote in `run`; UserError (nothing removed) if an output holds one of `inputs`."""
-    targets = [(run / name).resolve() for name in existing_outputs(run)]
-    for given in inputs:
-        path = Path(given.split("{")[0]).resolve()
-        hit = next((t for t in targets if path == t or t in path.parents), None)
-        if hit is not None:
-            raise UserError(f"--overwrite would delete {hit}, which holds the input {given}; copy that input elsewhere or choose another --out")
-    for t in targets:
-        shutil.rmtree(t) if t.is_dir() else t.unlink(missing_ok=True)
+def local_folder(url: str) -> str:
+    """A small folder (a tokenizer) as a local path: itself when local, else its files downloaded once per process."""
+    if storage.is_local(url):
+        return str(storage.local_path(url))
+    base = storage.normalize(url)
+    with storage.errors(url, "--tokenizer"):
+        files = storage.list_files(base)
+    if not files:
+        from curation.common import UserError
 
-
-def truncate_jsonl(path: Path, step: int) -> None:
-    """Drop rows logged after `step` (written by a run that stopped before its next checkpoint)."""
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(r + "\n" for r in rows))
-
-
-def last_planned_steps(run: Path) -> int | None:
-    """total_steps of the previous run in `run` (its config.json), if any."""
-    path = run / "config.json"
-    return json.loads(path.read_text()).get("total_steps") if path.is_file() else None
-
-
-MODEL_FLAGS = ("loss", "lock_image", "layer_decay", "image_size")
-
-
-def changed_flags(run: Path, config: dict) -> dict:
-    """The model/optimizer flags whose value in the run's config.json (the run a checkpoint continues) differs from `config`."""
-    path = run / "config.json"
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    return {k: old.get(k) for k in MODEL_FLAGS if k in old and old[k] != config.get(k)}
-
-
-def mismatch_message(path: Path, error: Exception, flags: dict) -> str:
-    """One line for a checkpoint whose model or optimizer state does not fit this run."""
-    given = ": " + ", ".join(f"{k}={v}" for k, v in flags.items()) if flags else ""
-    return f"{path} does not fit this run's model or optimizer ({str(error).splitlines()[0][:120]}); resume with the flags it was written with{given}"
+        raise UserError(f"--tokenizer {url}: no files there; give the folder that holds sentencepiece.bpe.model")
+    target = Path(tempfile.mkdtemp(prefix="worldclip-tokenizer-"))
+    for f in files:
+        dest = target / f[len(base) + 1:]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(storage.read_bytes(f))
+    return str(target)

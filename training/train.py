@@ -20,11 +20,15 @@ import torch
 import torch.nn as nn
 
 from curation.common import UserError, atomic_path, output_lock, write_json_atomic
+from curation import storage
+from training import run_state
 from training.caption_mix import parse_mix
-from training.checkpoint import load_checkpoint, resolve_resume, rng_state, save_checkpoint, set_rng_state
-from training.data import LoaderState, ShardStream, Unit, count_samples, expand_sources, load_curation, make_loader, read_raw, \
-    usable_meta
+from training.run_dir import RunDir, local_folder
+from training.checkpoint import resolve_resume
+from training.data import Unit, count_samples, expand_sources, load_curation, make_loader, read_raw, usable_meta
 from training.distributed import Dist, all_gather_object, all_reduce_mean, barrier, init_distributed
+from training.fsdp import average_replicated_grads, ensure_process_group, full_value, memory_line, parameter_count, set_gradient_sync, shard
+from training.stream import LaneStream, StepReader, StreamState, default_lanes, layout_problem
 from curation.sampling import keep_probability
 from training.batch_check import batch_warning, pass_size
 from training.loggers import SINKS, MetricSinks
@@ -32,7 +36,7 @@ from training.loss import LOSSES, MAX_LOGIT_SCALE, clip_loss, init_loss_paramete
 from training.models import PRESETS, build_model, parameter_counts
 from training.optim import param_groups
 from training.patch_dropout import enable_patch_dropout
-from training.run_dir import changed_flags, check_fresh, last_planned_steps, mismatch_message, remove_outputs, truncate_jsonl
+from training.run_guard import changed_flags, check_fresh, last_planned_steps, mismatch_message, remove_outputs, truncate_jsonl
 from training.schedule import apply_schedule, change_warning, lr_lambda
 from training.tokenizer import load_tokenizer, special_ids
 from training.towers import init_from, lock_image_tower
@@ -73,6 +77,8 @@ class TrainConfig:
     caption_mix: str | None = None
     caption_mix_langs: str | None = None
     model_vocab: int | None = None  # embedding rows if larger than the tokenizer (benchmarks: XLM-V's 901,629)
+    fsdp: bool = False
+    lanes: int | None = None
     loss: str = "clip"
     patch_dropout: float = 0.0
     lock_image: bool = False
@@ -153,8 +159,10 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, d: Dist):
         self.cfg, self.d = cfg, d
-        self.run_dir = Path(cfg.out)
-        self.tokenizer = load_tokenizer(cfg.tokenizer)
+        self.rundir = RunDir(cfg.out, d.rank)
+        self.run_dir = self.rundir.local
+        self.tokenizer_dir = local_folder(cfg.tokenizer)
+        self.tokenizer = load_tokenizer(self.tokenizer_dir)
         self.sources = expand_sources(cfg.shards, cfg.shards_weights)
         self.curation = load_curation(self.sources, cfg.seed, cfg.curation_t)
         self.caption_mix = parse_mix(cfg.caption_mix, cfg.seed, cfg.caption_mix_langs)
@@ -166,6 +174,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         vocab = max(len(self.tokenizer), cfg.model_vocab or 0)
         self.model = self.build(vocab).to(d.device)
+        self.warn(memory_line(parameter_count(self.model), d.world_size))
         self.image_size = self.model.config.vision_config.image_size
         self.warn(batch_warning(self.global_batch, cfg.batch_size, d.world_size, cfg.accum_freq,
                                 pass_size(self.sources, self.global_batch, self.epoch_size)))
@@ -175,14 +184,18 @@ class Trainer:
             else:
                 self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.forward = ClipForward(self.model, cfg.lock_image)
-        if d.world_size > 1:
+        if cfg.fsdp:
+            ensure_process_group(d.device)
+            self.forward = shard(self.forward, self.model, cfg.precision)
+        elif d.world_size > 1:
             self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
         self.step_fn = torch.compile(self.forward) if cfg.compile else self.forward
         self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.wd, cfg.lr, cfg.layer_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg.warmup, self.total))
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "amp")
         self.step = 0
-        self.loader_state = LoaderState()
+        lanes = cfg.lanes or default_lanes(d.world_size, cfg.workers, cfg.batch_size * cfg.accum_freq)
+        self.stream = StreamState(lanes, self.global_batch)
         self.last_checkpoint: Path | None = None
 
     def warn(self, message: str | None) -> None:
@@ -206,26 +219,19 @@ class Trainer:
     # ------------------------------------------------------------ checkpoints
 
     def restore(self) -> None:
-        path = resolve_resume(self.run_dir, self.cfg.resume)
+        path = resolve_resume(self.rundir.root, self.cfg.resume)
         if path is None:
+            problem = layout_problem(self.stream.lanes, self.global_batch, self.d.world_size)
+            if problem:
+                raise UserError(problem)
             self.truncate_logs()
             return
-        ck = load_checkpoint(path)
-        if ck["world_size"] != self.d.world_size:
-            raise UserError(f"{path} was written by {ck['world_size']} processes; resume with the same --nproc_per_node")
-        if ck["model_name"] != self.cfg.model:
-            raise UserError(f"{path} holds a {ck['model_name']} model, not --model {self.cfg.model}")
         try:
-            self.model.load_state_dict(ck["model"])
-            self.optimizer.load_state_dict(ck["optimizer"])
+            run_state.restore(self, path)
         except (RuntimeError, ValueError) as e:
             raise UserError(mismatch_message(path, e, changed_flags(self.run_dir, asdict(self.cfg)))) from e
-        self.scheduler.load_state_dict(ck["scheduler"])
-        self.scaler.load_state_dict(ck["scaler"])
-        set_rng_state(ck["rng"][self.d.rank])
-        self.step = ck["step"]
-        self.loader_state = LoaderState.from_dict(ck["loader"][self.d.rank])
         self.last_checkpoint = path
+        self.rundir.pull_logs()
         planned = last_planned_steps(self.run_dir)
         if planned is not None and planned != self.total:
             self.warn(change_warning(planned, self.total, self.step, self.cfg.warmup, self.cfg.lr))
@@ -234,21 +240,18 @@ class Trainer:
         self.warn(f"train: resumed from {path} at step {self.step}")
 
     def truncate_logs(self) -> None:
-        """Drop log rows after the resumed step (all of them when no checkpoint was finished)."""
+        """Drop log rows after the resumed step (all of them when no checkpoint was finished); every rank's sample
+        log, also of ranks a smaller resumed run lacks."""
         if self.d.is_main:
             truncate_jsonl(self.run_dir / "metrics.jsonl", self.step)
-        truncate_jsonl(self.samples_path(), self.step)
+        if self.d.is_main or self.rundir.url:
+            for log in (self.run_dir / "samples").glob("rank*.jsonl"):
+                truncate_jsonl(log, self.step)
+        barrier()
 
     def save(self) -> None:
-        loaders = all_gather_object(self.loader_state.to_dict())
-        rngs = all_gather_object(rng_state())
-        if self.d.is_main:
-            state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                     "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                     "rng": rngs, "step": self.step, "loader": loaders, "world_size": self.d.world_size,
-                     "model_name": self.cfg.model, "config": asdict(self.cfg)}
-            self.last_checkpoint = save_checkpoint(self.run_dir, self.step, state)
-        barrier()
+        self.last_checkpoint = run_state.save(self)
+        self.rundir.push(self.d.world_size)
 
     def samples_path(self) -> Path:
         return self.run_dir / "samples" / f"rank{self.d.rank}.jsonl"
@@ -287,6 +290,7 @@ class Trainer:
                 cached = [self.step_fn(**self.inputs(b))[:2] for b in micro]
             for j, b in enumerate(micro):
                 sync = j == len(micro) - 1 or not hasattr(self.forward, "no_sync")
+                set_gradient_sync(self.forward, j == len(micro) - 1)
                 with contextlib.nullcontext() if sync else self.forward.no_sync():
                     with self.autocast():
                         img, txt, scale = self.step_fn(**self.inputs(b))
@@ -294,6 +298,8 @@ class Trainer:
                     txts = torch.cat([c[1] for c in cached[:j]] + [txt] + [c[1] for c in cached[j + 1:]])
                     loss = self.loss(imgs, txts, scale)
                     self.scaler.scale(loss).backward()
+        if cfg.fsdp:
+            average_replicated_grads(self.model)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
@@ -311,11 +317,10 @@ class Trainer:
         if self.d.is_main:
             write_json_atomic(self.run_dir / "config.json", {**asdict(cfg), "total_steps": self.total, "world_size": d.world_size,
                                                               "samples_per_epoch": self.epoch_size, "online_curation": self.curation is not None})
-        dataset = ShardStream(self.sources, self.tokenizer, cfg.batch_size, self.image_size, seed=cfg.seed, rank=d.rank,
-                              world_size=d.world_size, num_workers=cfg.workers, curation=self.curation,
-                              start=self.loader_state.to_dict(), shuffle_block=cfg.shuffle_block,
-                              caption_mix=self.caption_mix)
+        dataset = LaneStream(self.sources, self.tokenizer, self.image_size, self.stream, rank=d.rank, world_size=d.world_size,
+                             seed=cfg.seed, curation=self.curation, shuffle_block=cfg.shuffle_block, caption_mix=self.caption_mix)
         batches = iter(make_loader(dataset, cfg.workers, pin_memory=d.device.type == "cuda"))
+        steps = StepReader(batches, cfg.workers, cfg.batch_size, cfg.accum_freq, self.stream)
         bar = tqdm(total=self.total, initial=self.step, desc="train", disable=not d.is_main, dynamic_ncols=True, file=sys.stderr)
         if cfg.log_samples:
             self.samples_path().parent.mkdir(parents=True, exist_ok=True)
@@ -327,14 +332,11 @@ class Trainer:
         try:
             while self.step < self.total:
                 t0 = time.perf_counter()
-                micro = []
-                for _ in range(cfg.accum_freq):
-                    try:
-                        micro.append(next(batches))
-                    except StopIteration:
-                        raise UserError(f"--shards {cfg.shards}: no samples could be read (all shards empty or every sample corrupt: "
-                                        f"{self.loader_state.corrupt} corrupt, first {self.loader_state.first_corrupt or 'none'})") from None
-                    self.loader_state.update(micro[-1])
+                try:
+                    micro = steps.next_step()
+                except StopIteration:
+                    raise UserError(f"--shards {cfg.shards}: no samples could be read (all shards empty or every sample corrupt: "
+                                    f"{self.stream.corrupt} corrupt, first {self.stream.first_corrupt or 'none'})") from None
                 t1 = time.perf_counter()
                 lr = max(g["lr"] for g in self.optimizer.param_groups)
                 loss = all_reduce_mean(self.train_step(micro))
@@ -347,10 +349,10 @@ class Trainer:
                                     f"Resume from it with --resume latest and a lower --lr (now {cfg.lr}) or --precision fp32")
                 self.step += 1
                 row = {"step": self.step, "loss": loss.item(), "lr": lr,
-                       "logit_scale": self.model.logit_scale.exp().item(), "samples_per_s": self.global_batch / (t2 - t0),
-                       "data_wait": (t1 - t0) / (t2 - t0), "seen": self.loader_state.seen,
-                       "dropped": self.loader_state.dropped, "corrupt": self.loader_state.corrupt,
-                       "caption_fallback": self.loader_state.caption_fallback}
+                       "logit_scale": full_value(self.model.logit_scale).exp().item(), "samples_per_s": self.global_batch / (t2 - t0),
+                       "data_wait": (t1 - t0) / (t2 - t0), "seen": self.stream.seen,
+                       "dropped": self.stream.dropped, "corrupt": self.stream.corrupt,
+                       "caption_fallback": self.stream.caption_fallback}
                 if self.epoch_size:
                     row["epoch"] = self.step * self.global_batch / self.epoch_size
                 if samples_log:
@@ -371,12 +373,18 @@ class Trainer:
                     f.close()
             del batches
         seconds = time.perf_counter() - start
-        ranks = all_gather_object({k: getattr(self.loader_state, k) for k in ("seen", "dropped", "corrupt", "caption_fallback")})
+        ranks = all_gather_object({k: getattr(self.stream, k) for k in ("seen", "dropped", "corrupt", "caption_fallback")})
         final_loss = _last_logged_loss(self.run_dir / "metrics.jsonl") if loss is None else loss.item()
         summary = {"steps": self.step, "loss": final_loss, "seconds": round(seconds, 2),
                    "checkpoint": str(self.last_checkpoint), **{k: sum(r[k] for r in ranks) for k in ranks[0]}}
+        if cfg.fsdp:
+            from training.export_sharded import export_sharded
+
+            summary["hf"] = str(export_sharded(self.model, self.tokenizer_dir, self.image_size, self.run_dir / "hf", d.is_main))
         if d.is_main:
             self.finish(summary)
+        self.rundir.push(d.world_size, ("plots", "hf", "eval.json"))
+        self.rundir.cleanup()
         return summary
 
     def finish(self, summary: dict) -> None:
@@ -385,14 +393,15 @@ class Trainer:
         from training.export import export_hf
 
         plot_metrics(self.run_dir)
-        summary["hf"] = str(export_hf(self.model, self.cfg.tokenizer, self.image_size, self.run_dir / "hf"))
+        if "hf" not in summary:
+            summary["hf"] = str(export_hf(self.model, self.tokenizer_dir, self.image_size, self.run_dir / "hf"))
         if self.cfg.eval_data:
             run_eval(self.run_dir / "hf", self.cfg.eval_data, self.run_dir / "eval.json")
         if self.caption_mix is not None:
             print(f"train: --caption-mix {self.cfg.caption_mix}: {summary['caption_fallback']} samples lacked the drawn "
                   "caption source and used their alt-text", file=sys.stderr)
-        if self.loader_state.corrupt:
-            print(f"train: skipped {self.loader_state.corrupt} corrupt samples, first: {self.loader_state.first_corrupt}", file=sys.stderr)
+        if self.stream.corrupt:
+            print(f"train: skipped {self.stream.corrupt} corrupt samples, first: {self.stream.first_corrupt}", file=sys.stderr)
         print(f"train: {summary['steps']} steps, final loss {summary['loss']:.4f}, {summary['seen']} samples read "
               f"({summary['dropped']} dropped by online curation, {summary['corrupt']} corrupt) in {summary['seconds']:.0f}s "
               f"-> {self.run_dir}", file=sys.stderr)
@@ -431,12 +440,19 @@ def train(cfg: TrainConfig) -> dict:
     """Validate, set up torchrun, lock RUN (rank 0), and train."""
     validate(cfg)
     d = init_distributed(cfg.device)
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    lock = output_lock(cfg.out) if d.is_main else contextlib.nullcontext()
+    storage.makedirs(cfg.out)
+    lock = (output_lock(cfg.out) if storage.is_local(cfg.out) else storage.lock(cfg.out)) if d.is_main else contextlib.nullcontext()
     with lock:
-        if cfg.overwrite and d.is_main:
-            inputs = [*cfg.shards.split("::"), cfg.tokenizer, cfg.init_from, cfg.eval_data]
-            remove_outputs(Path(cfg.out), [i for i in inputs if i])
-        elif not cfg.resume and not cfg.overwrite:
-            check_fresh(Path(cfg.out))
+        if storage.is_local(cfg.out):
+            guard_run_folder(cfg, d.is_main)
         return Trainer(cfg, d).run()
+
+
+def guard_run_folder(cfg: TrainConfig, is_main: bool) -> None:
+    """--overwrite clears what train wrote in a local RUN (rank 0); without it or --resume a RUN holding a run is refused."""
+    run = storage.local_path(cfg.out)
+    if cfg.overwrite and is_main:
+        inputs = [*cfg.shards.split("::"), cfg.tokenizer, cfg.init_from, cfg.eval_data]
+        remove_outputs(run, [i for i in inputs if i])
+    elif not cfg.resume and not cfg.overwrite:
+        check_fresh(run)

@@ -49,6 +49,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--caption-mix", default=None, metavar="SRC:W,...", help="draw each sample's caption source per (seed, epoch, uid), e.g. alt:0.5,vecap:0.5 (alt = the alt-text; others = KEY.json captions from `curate captions add`/`recaption`); a missing source falls back to the alt-text, counted")
     p.add_argument("--caption-mix-langs", default=None, metavar="LANGS", help="only alt-texts in these languages (e.g. en) may be replaced by an enriched caption; default: all")
     p.add_argument("--shuffle-block", type=POSITIVE_INT, default=1000, help="samples read and shuffled together within a shard (default 1000)")
+    p.add_argument("--fsdp", action="store_true", help="shard weights, gradients and AdamW state over the processes (FSDP2, per block and tower); sharded checkpoints")
+    p.add_argument("--lanes", type=POSITIVE_INT, default=None, help="parallel read streams the global sample order is built from (default: processes x workers of the first run; kept on resume)")
 
 
 def run_train(args: argparse.Namespace) -> int:

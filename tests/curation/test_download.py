@@ -2,6 +2,7 @@
 import functools
 import http.server
 import json
+import tarfile
 import threading
 
 import pyarrow.parquet as pq
@@ -29,9 +30,8 @@ def server(tmp_path):
     httpd.server_close()
 
 
-@pytest.mark.slow
-def test_download_url_only_pool(tmp_path, server):
-    root, base = server
+def url_only_index(tmp_path, root, base):
+    """A URL-only INDEX of 12 images served from `root` at `base`, one of them a 404."""
     ent = entries_table({"en": 4, "de": 2})
     imgs = []
     for i in range(12):
@@ -42,7 +42,13 @@ def test_download_url_only_pool(tmp_path, server):
         ids = [i % 4] if lang == "en" else [4 + i % 2]
         texts = [(f"a photo {i}", lang, ids)] + ([(f"another {i}", lang, ids)] if i % 4 == 0 else [])
         imgs.append(Img(f"u{i:03d}", texts, None, url))
-    built = make_index(tmp_path, imgs, ent, kind="url")
+    return make_index(tmp_path, imgs, ent, kind="url")
+
+
+@pytest.mark.slow
+def test_download_url_only_pool(tmp_path, server):
+    root, base = server
+    built = url_only_index(tmp_path, root, base)
     cur = tmp_path / "CUR"
     stats = run_balance(built.index, cur, t=1000, shard_size=5, workers=1)  # t above every count: all kept
     assert stats["url_only"] and stats["totals"]["kept"] == 12 and not (cur / "shards").exists()
@@ -78,6 +84,32 @@ def test_download_refuses_a_curated_with_pool_images(tmp_path):
         run_download(str(tmp_path / "CUR"))
     with pytest.raises(UserError, match="not a folder"):
         run_download(str(tmp_path / "nowhere"))
+
+
+@pytest.mark.slow
+def test_download_into_a_bucket_equals_local(tmp_path, server, s3):
+    """img2dataset writes the shards straight into the bucket; shards, curated.parquet and totals equal the
+    same download on local disk."""
+    from curation import storage
+
+    root, base = server
+    built = url_only_index(tmp_path, root, base)
+    local, remote = tmp_path / "CUR", s3.url("CUR")
+    for cur in (str(local), remote):
+        run_balance(built.index, cur, t=1000, shard_size=5, workers=1)
+        stats = run_download(cur, processes=1, thread_count=4, timeout=5)
+        assert stats["download"] == {"attempted": 12, "downloaded": 11, "failed_downloads": 1}
+
+    def members(url):  # img2dataset's threads may order a shard's samples differently from run to run
+        with tarfile.open(fileobj=storage.open_input(url)) as tar:
+            return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+
+    def state(cur):
+        shards = {storage.name(u): members(u) for u in storage.glob(storage.join(cur, "shards", "*.tar"))}
+        curated = pq.read_table(storage.open_input(storage.join(cur, "curated.parquet"))).drop_columns(["source"])
+        return shards, curated.to_pylist(), storage.read_json(storage.join(cur, "shards", "sizes.json"))
+
+    assert state(remote) == state(str(local))
 
 
 def test_normalise_of_a_cut_shard_is_one_line(tmp_path):

@@ -102,4 +102,5 @@ def test_torchrun_two_process_train_run(shards, tokenizer_dir, tmp_path):
     uids = [{u for row in rows for u in row["uids"]} for rows in ranks]
     assert len(ranks[0]) == len(ranks[1]) == 4 and not uids[0] & uids[1]
     ck = torch.load(tmp_path / "run" / "checkpoints" / "step_00000004.pt", weights_only=False)
-    assert ck["world_size"] == 2 and len(ck["loader"]) == 2 and ck["loader"][1]["batches"] == 8
+    assert ck["world_size"] == 2 and ck["loader"]["lanes"] == 2 and ck["loader"]["global_batch"] == 16
+    assert sorted(ck["loader"]["positions"]) == ["0", "1"]
