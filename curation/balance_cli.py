@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from curation.flags import POSITIVE, POSITIVE_INT, SHARE, number
+from curation.flags import FINITE, POSITIVE, POSITIVE_INT, SHARE, number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--scores", default=None, metavar="SCORES",
                    help="CLIP scores from `curate score` (a scores.parquet, or the CURATED folder holding it) for "
                         "--min-score / --score-top-fraction; images without a score are dropped, counted")
-    p.add_argument("--min-score", type=number(float, -1, 1), default=None, metavar="S",
+    p.add_argument("--min-score", type=FINITE, default=None, metavar="S",
                    help="before balancing, keep only images whose image-text cosine is >= S (DataComp's CLIP score)")
     p.add_argument("--score-top-fraction", type=number(float, 0, 1, lo_open=True), default=None, metavar="F",
                    help="before balancing, keep only the best-scoring fraction F (0 < F <= 1) of the scored images")

@@ -1,17 +1,23 @@
 """Attach captions made elsewhere to a CURATED set: `KEY.json` gains `captions: {source: text}`.
 
-Each shard is rewritten member by member (the other members' bytes are copied unchanged, `KEY.txt`
-stays the alt-text), to a temporary name and renamed into place. The rewrite of a shard depends only
-on the shard and the captions file, not on earlier attaches of the same source (its old captions are
-replaced, a uid without a caption loses them), so rerunning gives the same bytes. Progress is
-journalled per shard (with the rewritten shard's size and mtime) in `captions/.attach-<source>.json`,
-so an interrupted attach resumes with the shards not yet done, and a shard replaced since is redone. stats.json gains `captions.<source>`: captioned and uncaptioned images, captions
-whose uid is not in the set (`unknown_uids`) and repeated uids in the file (the first one is used).
-A captions file is held in memory as one uid -> caption map; `recaption`'s per-shard parts are
-attached shard by shard (`by_shard`), so only one shard's captions are held at a time.
+CURATED and the captions files are local paths or URLs (curation.storage). Each shard is streamed and
+rewritten member by member (the other members' bytes are copied unchanged, `KEY.txt` stays the
+alt-text), whole under its own name: locally a temporary name renamed into place, on object stores one
+upload that becomes visible when complete. The rewrite of a shard depends only on the shard and the
+captions file, not on earlier attaches of the same source (its old captions are replaced, a uid without
+a caption loses them), so rerunning gives the same bytes. Progress is journalled per shard (with the
+rewritten shard's size and mtime, or ETag) in `captions/.attach-<source>.json` (object stores: one
+journal object per shard, AttachJournal), so an interrupted attach resumes with the shards not yet
+committed, and a shard replaced since is redone. stats.json gains `captions.<source>`: captioned and
+uncaptioned images, captions whose uid is not in the set (`unknown_uids`) and repeated uids in the file
+(the first one is used).
+A captions file is streamed by record batch into an SQLite file on local scratch (DiskCaptions) and
+looked up there per sample, so memory does not grow with it; `recaption`'s per-shard parts are attached
+shard by shard (`by_shard`), so only one shard's captions are held in memory at a time.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import tarfile
@@ -24,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.common import UserError, content_hash, output_lock, read_json, write_json_atomic
+from curation.common import UserError
 from curation.shards import member, write_tar
 
 SOURCE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
@@ -38,65 +44,160 @@ def check_source(name: str) -> str:
     return name
 
 
-def local_curated(curated: str | Path) -> Path:
-    """CURATED as a local Path (a plain path or file:// URL); object-store URLs are refused in one line."""
+def curated_root(curated: str | Path) -> str:
+    """CURATED as a string: a local path (plain or file://) or an object-store URL (s3://, gs://, memory://)."""
     from curation import storage
 
-    if not storage.is_local(curated):
-        raise UserError(f"{curated}: captions, recaption and score work on a local CURATED folder only for now; "
-                        "copy it to local disk (or a mounted bucket) and run there")
-    return storage.local_path(curated)
+    return str(storage.local_path(curated)) if storage.is_local(curated) else storage.normalize(curated)
 
 
-def shard_paths(curated: Path) -> list[Path]:
-    """CURATED/shards/*.tar in name order; UserError when there are none."""
-    found = sorted((curated / "shards").glob("*.tar"))
+def stem(url: str) -> str:
+    """A shard or part's name without its extension (`…/00001.tar` -> `00001`)."""
+    from curation import storage
+
+    return storage.name(url).rsplit(".", 1)[0]
+
+
+def shard_paths(curated: str) -> list[str]:
+    """CURATED/shards/*.tar (paths or URLs) in name order; UserError when there are none."""
+    from curation import storage
+
+    with storage.errors(curated, "CURATED"):
+        found = storage.glob_in(storage.join(curated, "shards"), "*.tar")
     if not found:
         raise UserError(f"{curated} has no shards/*.tar: give a CURATED folder written by `curate balance` "
                         "(or `curate download`)")
     return found
 
 
+class MemoryCaptions(dict):
+    """uid -> caption in memory (one shard's part)."""
+
+    def add(self, uids: list[str], captions: list) -> int:
+        """Add pairs, the first of a repeated uid winning; returns how many uids were new."""
+        n = len(self)
+        for uid, cap in zip(uids, captions):
+            self.setdefault(uid, str(cap))
+        return len(self) - n
+
+    def close(self) -> None:
+        pass
+
+
+class DiskCaptions:
+    """uid -> caption in an SQLite file on local scratch (WORLDCLIP_SCRATCH, default the temp folder), so a
+    whole captions file costs a few MB of memory whatever its size; the file is removed by close()."""
+
+    def __init__(self) -> None:
+        import os
+        import sqlite3
+        import tempfile
+
+        scratch = os.environ.get("WORLDCLIP_SCRATCH") or tempfile.gettempdir()
+        os.makedirs(scratch, exist_ok=True)
+        fd, self.path = tempfile.mkstemp(prefix="worldclip-captions-", suffix=".sqlite", dir=scratch)
+        os.close(fd)
+        self.db = sqlite3.connect(self.path)
+        self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
+                              "CREATE TABLE c (uid TEXT PRIMARY KEY, caption TEXT NOT NULL) WITHOUT ROWID;")
+        self.n = 0
+
+    def add(self, uids: list[str], captions: list) -> int:
+        before = self.db.total_changes
+        self.db.executemany("INSERT OR IGNORE INTO c VALUES (?, ?)", ((u, str(c)) for u, c in zip(uids, captions)))
+        self.db.commit()
+        added = self.db.total_changes - before
+        self.n += added
+        return added
+
+    def get(self, uid: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT caption FROM c WHERE uid = ?", (uid,)).fetchone()
+        return row[0] if row else default
+
+    def __len__(self) -> int:
+        return self.n
+
+    def close(self) -> None:
+        import os
+
+        self.db.close()
+        os.remove(self.path)
+
+
 @dataclass
 class CaptionFile:
-    """uid -> caption from a Parquet file with columns uid and caption (first of a repeated uid wins)."""
+    """uid -> caption from Parquet files with columns uid and caption (first of a repeated uid wins)."""
 
-    by_uid: dict[str, str]
+    by_uid: MemoryCaptions | DiskCaptions
     rows: int
     duplicates: int
     fingerprint: str
 
 
-def read_captions(paths: list[Path]) -> CaptionFile:
-    """Read caption Parquet files (in the given order); null uids or captions are a UserError."""
-    by_uid: dict[str, str] = {}
-    rows = dups = 0
-    for path in paths:
+def read_table(path: str) -> pa.Table:
+    """A whole (small) Parquet file, e.g. one shard's caption or score part, from a path or URL."""
+    from curation import storage
+
+    if storage.is_local(path):
+        return pq.read_table(storage.local_path(path))
+    with storage.open_input(path) as f, storage.errors(path):
+        return pq.read_table(f)
+
+
+def _batches(path: str) -> Iterator[tuple[int, list[str], list]]:
+    """(first row, uids as strings, captions) per record batch of a captions Parquet file (path or URL),
+    streamed; a missing column or a null is a UserError naming file and row."""
+    from curation import storage
+
+    with contextlib.ExitStack() as stack:
         try:
-            t = pq.read_table(path)
+            if storage.is_local(path):
+                pf = pq.ParquetFile(storage.local_path(path))
+            else:
+                f = stack.enter_context(storage.open_input(path))
+                stack.enter_context(storage.errors(path, "--captions"))
+                pf = pq.ParquetFile(f)
+            names = pf.schema_arrow.names
+            if missing := [c for c in ("uid", "caption") if c not in names]:
+                raise UserError(f"--captions {path}: no column(s) {', '.join(missing)}; columns found: "
+                                f"{', '.join(names)} (write uid and caption)")
+            row = 0
+            for b in pf.iter_batches(batch_size=1 << 14, columns=["uid", "caption"]):
+                for col in ("uid", "caption"):
+                    if b.column(col).null_count:
+                        at = row + pc.index(pc.is_null(b.column(col)), True).as_py()
+                        raise UserError(f"--captions {path}: row {at}: {col} is null; drop the row or fill it")
+                yield row, b.column("uid").cast(pa.string()).to_pylist(), b.column("caption").to_pylist()
+                row += b.num_rows
         except (OSError, pa.ArrowException) as e:
             raise UserError(f"--captions {path}: not a readable Parquet file ({e})") from e
-        if missing := [c for c in ("uid", "caption") if c not in t.column_names]:
-            raise UserError(f"--captions {path}: no column(s) {', '.join(missing)}; columns found: "
-                            f"{', '.join(t.column_names)} (write uid and caption)")
-        for col in ("uid", "caption"):
-            if t.column(col).null_count:
-                row = pc.index(pc.is_null(t.column(col)), True).as_py()
-                raise UserError(f"--captions {path}: row {row}: {col} is null; drop the row or fill it")
-        for uid, cap in zip(t.column("uid").cast(pa.string()).to_pylist(), t.column("caption").to_pylist()):
-            if uid in by_uid:
-                dups += 1
-            else:
-                by_uid[uid] = str(cap)
-        rows += t.num_rows
-    fp = "+".join(content_hash(p)[:16] for p in paths)
+
+
+def read_captions(paths: list[str], on_disk: bool = False) -> CaptionFile:
+    """Read caption Parquet files (in the given order), streamed, into memory or (`on_disk`) a DiskCaptions;
+    null uids or captions are a UserError."""
+    from curation import storage
+
+    by_uid = DiskCaptions() if on_disk else MemoryCaptions()
+    rows = dups = 0
+    try:
+        for path in paths:
+            for _, uids, caps in _batches(path):
+                dups += len(uids) - by_uid.add(uids, caps)
+                rows += len(uids)
+    except BaseException:
+        by_uid.close()
+        raise
+    fp = "+".join(storage.content_hash(p)[:16] for p in paths)
     return CaptionFile(by_uid, rows, dups, fp)
 
 
-def _members(path: Path) -> Iterator[tuple[str, bytes]]:
-    """(name, data) of a tar's regular members, in order."""
+def _members(path: str) -> Iterator[tuple[str, bytes]]:
+    """(name, data) of a tar's regular members, in order, streamed from a path or URL."""
+    from curation import storage
+
     try:
-        with tarfile.open(path, "r") as tf:
+        with storage.open_input(path) as f, storage.errors(path), tarfile.open(fileobj=f, mode="r") as tf:
             for m in tf:
                 if m.isreg():
                     yield m.name, tf.extractfile(m).read()
@@ -104,7 +205,7 @@ def _members(path: Path) -> Iterator[tuple[str, bytes]]:
         raise UserError(f"{path}: not a readable tar ({e}); restore the shard and rerun the same command") from e
 
 
-def shard_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+def shard_samples(path: str) -> Iterator[tuple[str, dict[str, bytes]]]:
     """(key, {extension: bytes}) per sample of a shard, members grouped by key (the name before the first dot)."""
     key, group = None, {}
     for name, data in _members(path):
@@ -128,8 +229,9 @@ def with_caption(meta: dict, source: str, caption: str | None) -> dict:
     return out
 
 
-def rewrite_shard(path: Path, source: str, by_uid: dict[str, str]) -> dict:
-    """Rewrite one shard with captions[source] from `by_uid`; returns counts and bytes written."""
+def rewrite_shard(path: str, source: str, by_uid: MemoryCaptions | DiskCaptions | dict) -> dict:
+    """Rewrite one shard (path or URL) with captions[source] from `by_uid`, whole under its own name (local:
+    temp file + rename; object stores: one upload read to the end first); returns counts and bytes written."""
     counts = {"captioned": 0, "uncaptioned": 0, "bytes": 0}
 
     def chunks() -> Iterator[bytes]:
@@ -148,53 +250,103 @@ def rewrite_shard(path: Path, source: str, by_uid: dict[str, str]) -> dict:
     return counts
 
 
-def _stat(path: Path) -> list[int]:
-    """Size and mtime of a shard as the journal records it: a shard replaced since (rebalanced,
-    re-downloaded) is rewritten again."""
-    st = path.stat()
-    return [st.st_size, st.st_mtime_ns]
+def _stat(path: str) -> list:
+    """Identity of a shard as the journal records it (local: size and mtime; object stores: size and ETag):
+    a shard replaced since (rebalanced, re-downloaded) is rewritten again."""
+    from curation import storage
+
+    if storage.is_local(path):
+        st = storage.local_path(path).stat()
+        return [st.st_size, st.st_mtime_ns]
+    fp = storage.fingerprint(path)
+    return [fp["size"], fp["etag"] or fp["mtime"]]
 
 
-def _journal(curated: Path, source: str) -> Path:
-    return curated / "captions" / f".attach-{source}.json"
+class AttachJournal:
+    """Which shards an attach of `source` finished, for the captions' `fingerprint`.
+
+    Local: one JSON file `captions/.attach-<source>.json` {fingerprint, done: {shard: record}}, rewritten
+    atomically after each shard. Object stores: a storage.Journal `captions/.attach-<source>.journal/` with
+    one object per shard (`<shard>.json`: the record plus the fingerprint), written after the shard: the
+    shard's commit. Records of another fingerprint are ignored.
+    """
+
+    def __init__(self, curated: str, source: str, fingerprint: str) -> None:
+        from curation import storage
+
+        self.fingerprint, self.local = fingerprint, storage.is_local(curated)
+        folder = storage.join(curated, "captions")
+        if self.local:
+            self.path = storage.join(folder, f".attach-{source}.json")
+            data = storage.read_json(self.path) if storage.exists(self.path) else {}
+            self.done = data["done"] if data.get("fingerprint") == fingerprint else {}
+        else:
+            self.journal = storage.Journal(folder, f".attach-{source}")
+            self.done = {r["name"]: r["record"] for r in self.journal.records() if r.get("fingerprint") == fingerprint}
+
+    def commit(self, shard: str, record: dict) -> None:
+        from curation import storage
+
+        name = storage.name(shard)
+        self.done[name] = record
+        if self.local:
+            storage.makedirs(storage.parent(self.path))
+            storage.write_json(self.path, {"fingerprint": self.fingerprint, "done": self.done})
+        else:
+            self.journal.append(stem(shard), {"name": name, "fingerprint": self.fingerprint, "record": record})
 
 
-def attach(curated: str | Path, source: str, captions: list[Path]) -> dict:
+def attach(curated: str | Path, source: str, captions: list[str]) -> dict:
     """Attach the captions to every shard (resuming an interrupted attach); returns the stats entry."""
-    curated = local_curated(curated)
-    with output_lock(curated):
+    from curation import storage
+
+    curated = curated_root(curated)
+    with storage.errors(curated, "CURATED"), storage.lock(curated):
         return attach_locked(curated, source, captions)
 
 
-def attach_locked(curated: Path, source: str, captions: list[Path], by_shard: bool = False) -> dict:
+def attach_locked(curated: str, source: str, captions: list[str], by_shard: bool = False) -> dict:
     """`attach` for a caller that already holds CURATED's output lock. With `by_shard`, captions are one
-    part per shard named after it (`recaption`'s output): only that shard's part is held in memory."""
+    part per shard named after it (`recaption`'s output): only that shard's part is held in memory; a
+    whole captions file is looked up on local scratch (DiskCaptions), so memory stays bounded either way."""
+    t0 = time.time()
+    curated = curated_root(curated)
+    source, paths, captions = check_source(source), shard_paths(curated), [str(p) for p in captions]
+    cf = None if by_shard else read_captions(captions, on_disk=True)
+    try:
+        return _attach(curated, source, paths, captions, cf, t0)
+    finally:
+        if cf is not None:
+            cf.by_uid.close()
+
+
+def _attach(curated: str, source: str, paths: list[str], captions: list[str], cf: CaptionFile | None,
+            t0: float) -> dict:
+    """attach_locked's work: rewrite the shards not yet committed, then record the stats."""
     from tqdm import tqdm
 
-    t0 = time.time()
-    source, paths, captions = check_source(source), shard_paths(curated), [Path(p) for p in captions]
-    cf = None if by_shard else read_captions(captions)
-    parts = {p.stem: p for p in captions}
-    fingerprint = "by-shard:" + "+".join(content_hash(p)[:16] for p in captions) if by_shard else cf.fingerprint
-    jpath = _journal(curated, source)
-    journal = read_json(jpath) if jpath.exists() else {}
-    if journal.get("fingerprint") != fingerprint:
-        journal = {"fingerprint": fingerprint, "done": {}}
+    from curation import storage
+
+    by_shard = cf is None
+    parts = {stem(p): p for p in captions}
+    fingerprint = "by-shard:" + "+".join(storage.content_hash(p)[:16] for p in captions) if by_shard \
+        else cf.fingerprint
+    journal = AttachJournal(curated, source, fingerprint)
     nbytes = 0
-    todo = [p for p in paths if journal["done"].get(p.name, {}).get("shard") != _stat(p)]
+    todo = [p for p in paths if journal.done.get(storage.name(p), {}).get("shard") != _stat(p)]
     for path in tqdm(todo, desc=f"attach {source}", unit="shard", leave=False):
-        own = cf or (read_captions([parts[path.stem]]) if path.stem in parts else CaptionFile({}, 0, 0, ""))
+        own = cf or (read_captions([parts[stem(path)]]) if stem(path) in parts
+                     else CaptionFile(MemoryCaptions(), 0, 0, ""))
         c = rewrite_shard(path, source, own.by_uid)
         nbytes += c.pop("bytes")
         if by_shard:
             c |= {"rows": own.rows, "duplicates": own.duplicates, "unknown": len(own.by_uid) - c["captioned"]}
-        journal["done"][path.name] = c | {"shard": _stat(path)}
-        write_json_atomic(jpath, journal)
-    journal["done"] = {p.name: journal["done"][p.name] for p in paths}
-    stats = _stats_entry(cf, list(journal["done"].values()), len(paths))
+        journal.commit(path, c | {"shard": _stat(path)})
+    done = [journal.done[storage.name(p)] for p in paths]
+    stats = _stats_entry(cf, done, len(paths))
     if by_shard:  # parts named after no shard: all their captions are for unknown uids
-        stems = {q.stem for q in paths}
-        for orphan in (read_captions([p]) for p in captions if p.stem not in stems):
+        stems = {stem(q) for q in paths}
+        for orphan in (read_captions([p]) for p in captions if stem(p) not in stems):
             stats["captions_rows"] += orphan.rows
             stats["unknown_uids"] += len(orphan.by_uid)
             stats["duplicate_uids"] += orphan.duplicates
@@ -215,12 +367,14 @@ def _stats_entry(cf: CaptionFile | None, done: list[dict], shards: int) -> dict:
             "duplicate_uids": dups, "shards": shards}
 
 
-def _record(curated: Path, source: str, entry: dict) -> None:
+def _record(curated: str, source: str, entry: dict) -> None:
     """stats.json's captions.<source> = entry (stats.json is created if the set has none)."""
-    path = curated / "stats.json"
-    stats = read_json(path) if path.exists() else {}
+    from curation import storage
+
+    path = storage.join(curated, "stats.json")
+    stats = storage.read_json(path) if storage.exists(path) else {}
     stats.setdefault("captions", {})[source] = entry
-    write_json_atomic(path, stats)
+    storage.write_json(path, stats)
 
 
 def summary_line(source: str, entry: dict, curated: str) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from curation.flags import POSITIVE_INT
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -26,9 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fuse-prompt", default=None,
                    help="fusion prompt with {alt} and {caption} placeholders (default: curation.recaption.FUSE_PROMPT, "
                         "see docs/cli.md)")
-    p.add_argument("--batch-size", type=int, default=16, help="images (or pairs) per generate call (default: 16)")
-    p.add_argument("--max-new-tokens", type=int, default=40, help="longest caption in tokens (default: 40)")
-    p.add_argument("--num-beams", type=int, default=1, help="beam search width (default: 1, greedy)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=16, help="images (or pairs) per generate call (default: 16)")
+    p.add_argument("--max-new-tokens", type=POSITIVE_INT, default=40, help="longest caption in tokens (default: 40)")
+    p.add_argument("--num-beams", type=POSITIVE_INT, default=1, help="beam search width (default: 1, greedy)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding (seeded per part by --seed)")
     p.add_argument("--seed", type=int, default=0, help="seed of sampled decoding (default: 0)")
     p.add_argument("--workers", type=int, default=None,

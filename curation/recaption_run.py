@@ -11,28 +11,28 @@ records the model and options; a rerun with others is refused (another --source,
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import asdict
-from pathlib import Path
 from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.captions import attach_locked, check_source, local_curated, shard_paths, shard_samples
-from curation.common import UserError, ensure_ray, output_lock, read_json, write_json_atomic, write_parquet_atomic
+from curation import storage
+from curation.captions import (attach_locked, check_source, curated_root, read_table, shard_paths, shard_samples,
+                               stem)
+from curation.common import UserError, ensure_ray
 from curation.recaption import FUSE_PROMPT, Captioner, Decoding, Fuser, open_image
 
 UNDECODABLE_KEY = b"worldclip.undecodable_images"
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
 
-def _part_seed(seed: int, part: Path) -> int:
-    return seed * 1_000_003 + int(part.stem) if part.stem.isdigit() else seed
+def _part_seed(seed: int, part: str) -> int:
+    return seed * 1_000_003 + int(stem(part)) if stem(part).isdigit() else seed
 
 
-def _samples(shard: Path):
+def _samples(shard: str):
     """(uid, alt-text, image bytes or None) per sample of a shard."""
     for _, members in shard_samples(shard):
         try:
@@ -54,15 +54,16 @@ class Worker:
         if threads:
             torch.set_num_threads(threads)
         self.kind, self.decoding = kind, decoding
+        folder = storage.local_copy(folder)
         self.model = Captioner(folder, prompt, decoding) if kind == "caption" else Fuser(folder, prompt, decoding)
 
     def run(self, src: str, out: str, batch_size: int) -> int:
         """Write the output part for `src` (a shard or a caption part); returns the number of rows."""
-        seed = _part_seed(self.decoding.seed, Path(src))
-        return self._caption(Path(src), Path(out), batch_size, seed) if self.kind == "caption" else \
-            self._fuse(Path(src), Path(out), batch_size, seed)
+        seed = _part_seed(self.decoding.seed, src)
+        return self._caption(src, out, batch_size, seed) if self.kind == "caption" else \
+            self._fuse(src, out, batch_size, seed)
 
-    def _caption(self, shard: Path, out: Path, batch_size: int, seed: int) -> int:
+    def _caption(self, shard: str, out: str, batch_size: int, seed: int) -> int:
         uids, alts, caps, batch, bad = [], [], [], [], 0
         for uid, alt, data in _samples(shard):
             try:
@@ -80,15 +81,15 @@ class Worker:
             caps += self.model.caption(batch, seed + len(caps))
         table = pa.table({"uid": pa.array(uids, pa.string()), "caption": pa.array(caps, pa.string()),
                           "alt": pa.array(alts, pa.string())})
-        write_parquet_atomic(out, table.replace_schema_metadata({UNDECODABLE_KEY: str(bad)}))
+        storage.write_parquet(out, table.replace_schema_metadata({UNDECODABLE_KEY: str(bad)}))
         return len(uids)
 
-    def _fuse(self, part: Path, out: Path, batch_size: int, seed: int) -> int:
-        t = pq.read_table(part)
+    def _fuse(self, part: str, out: str, batch_size: int, seed: int) -> int:
+        t = read_table(part)
         alts, caps, fused = t.column("alt").to_pylist(), t.column("caption").to_pylist(), []
         for lo in range(0, t.num_rows, batch_size):
             fused += self.model.fuse(alts[lo:lo + batch_size], caps[lo:lo + batch_size], seed + lo)
-        write_parquet_atomic(out, pa.table({"uid": t.column("uid"), "caption": pa.array(fused, pa.string())}))
+        storage.write_parquet(out, pa.table({"uid": t.column("uid"), "caption": pa.array(fused, pa.string())}))
         return t.num_rows
 
 
@@ -99,6 +100,8 @@ def _precheck(kind: str, folder: str) -> None:
     from curation.recaption import _check_folder, _not_loadable
 
     flag, auto = ("--model", AutoModelForImageTextToText) if kind == "caption" else ("--fuse-with", AutoModelForCausalLM)
+    with storage.errors(folder, flag):
+        folder = storage.local_copy(folder)
     _check_folder(flag, folder)
     try:
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
@@ -112,7 +115,7 @@ def _precheck(kind: str, folder: str) -> None:
                         "Llama, Qwen or Mistral folder")
 
 
-def run_parts(kind: str, folder: str, prompt: str | None, decoding: Decoding, jobs: list[tuple[Path, Path]],
+def run_parts(kind: str, folder: str, prompt: str | None, decoding: Decoding, jobs: list[tuple[str, str]],
               batch_size: int, workers: int, ray_address: str | None, progress: Callable[[int], None]) -> int:
     """Run the (src, out) jobs in this process or on Ray actors; returns the rows written."""
     if not jobs:
@@ -155,34 +158,43 @@ def _run_ray(kind, folder, prompt, decoding, jobs, batch_size, workers, ray_addr
             ray.shutdown()
 
 
-def _prepare(folder: Path, identity: dict, overwrite: bool, source: str) -> None:
+def _prepare(folder: str, identity: dict, overwrite: bool, source: str) -> None:
     """captions/<source>/ with a manifest for `identity`; another identity is refused unless overwrite."""
-    manifest = folder / "manifest.json"
-    if overwrite and folder.exists():
-        shutil.rmtree(folder)
-    if manifest.exists() and read_json(manifest) != identity:
+    manifest = storage.join(folder, "manifest.json")
+    if overwrite:
+        storage.remove(folder)
+    if storage.exists(manifest) and storage.read_json(manifest) != identity:
         raise UserError(f"{folder} was made with another model or options; rerun with the same ones to resume, "
                         f"choose another --source than {source}, or pass --overwrite")
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(manifest, identity)
+    storage.makedirs(folder)
+    storage.write_json(manifest, identity)
 
 
-def _stage(curated: Path, kind: str, folder: str, prompt: str | None, decoding: Decoding, srcs: list[Path],
+def _schema(url: str):
+    """The Parquet schema of a part (path or URL)."""
+    if storage.is_local(url):
+        return pq.read_schema(url)
+    with storage.open_input(url) as f, storage.errors(url):
+        return pq.read_schema(f)
+
+
+def _stage(curated: str, kind: str, folder: str, prompt: str | None, decoding: Decoding, srcs: list[str],
            source: str, batch_size: int, workers: int, ray_address: str | None, overwrite: bool) -> dict:
     """One stage (caption or fuse) over all parts, resuming; returns its counters."""
     from tqdm import tqdm
 
-    out_dir = curated / "captions" / source
+    out_dir = storage.join(curated, "captions", source)
     _precheck(kind, folder)
-    _prepare(out_dir, {"kind": kind, "model": str(Path(folder).resolve()), "prompt": prompt,
+    _prepare(out_dir, {"kind": kind, "model": storage.normalize(folder), "prompt": prompt,
                        "decoding": asdict(decoding)}, overwrite, source)
-    jobs = [(s, out_dir / f"{s.stem}.parquet") for s in srcs]
-    todo = [(s, o) for s, o in jobs if not o.exists()]
+    jobs = [(s, storage.join(out_dir, f"{stem(s)}.parquet")) for s in srcs]
+    written = {storage.name(u) for u in storage.glob_in(out_dir, "*.parquet")}  # each part is one whole object
+    todo = [(s, o) for s, o in jobs if storage.name(o) not in written]
     t0 = time.time()
     with tqdm(desc=f"{kind} {source}", unit="img", leave=False) as bar:
         rows = run_parts(kind, folder, prompt, decoding, todo, batch_size, workers, ray_address, bar.update)
     seconds = time.time() - t0
-    undecodable = sum(int((pq.read_schema(o).metadata or {}).get(UNDECODABLE_KEY, b"0")) for _, o in jobs)
+    undecodable = sum(int((_schema(o).metadata or {}).get(UNDECODABLE_KEY, b"0")) for _, o in jobs)
     return {"source": source, "parts": len(jobs), "resumed": len(jobs) - len(todo), "rows": rows,
             "undecodable": undecodable,
             "seconds": round(seconds, 3), "per_s": rows / seconds if seconds > 0 and rows else 0.0,
@@ -194,7 +206,7 @@ def run_recaption(curated: str, model: str, source: str, *, prompt: str | None =
                   ray_address: str | None = None, fuse_with: str | None = None, fuse_source: str = "vecap",
                   fuse_prompt: str = FUSE_PROMPT, overwrite: bool = False) -> list[dict]:
     """Caption every shard's images (then fuse, if asked) and attach the source(s); one report per stage."""
-    cur, decoding = local_curated(curated), decoding or Decoding()
+    cur, decoding = curated_root(curated), decoding or Decoding()
     check_source(source)
     if fuse_with is not None and check_source(fuse_source) == source:
         raise UserError(f"--fuse-source {fuse_source}: must differ from --source {source}")
@@ -202,7 +214,7 @@ def run_recaption(curated: str, model: str, source: str, *, prompt: str | None =
         raise UserError(f"--batch-size and --workers must be >= 1, not {batch_size} and {workers}")
     shards = shard_paths(cur)
     reports = []
-    with output_lock(cur):
+    with storage.errors(cur, "CURATED"), storage.lock(cur):
         st = _stage(cur, "caption", model, prompt, decoding, shards, source, batch_size, workers, ray_address, overwrite)
         reports.append(st | {"attach": attach_locked(cur, source, st["outputs"], by_shard=True)})
         if fuse_with is not None:

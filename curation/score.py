@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +23,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.captions import local_curated, shard_paths, shard_samples
-from curation.common import (UserError, content_hash, output_lock, read_json, write_bytes_atomic, write_json_atomic,
-                             write_parquet_atomic)
+from curation import storage
+from curation.captions import curated_root, read_table, shard_paths, shard_samples, stem
+from curation.common import UserError, content_hash, write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 WORK = ".scores"
 
 
-def _shard_rows(shard: Path):
+def _shard_rows(shard: str):
     """(uid, alt-text, image bytes) of a shard's samples that have an image."""
     for _, members in shard_samples(shard):
         image = next((members[e] for e in IMAGE_EXTS if e in members), None)
@@ -46,7 +45,7 @@ def _shard_rows(shard: Path):
             yield uid, text, image
 
 
-def score_shard(model, tokenizer, processor, shard: Path, batch_size: int, device: str) -> pa.Table:
+def score_shard(model, tokenizer, processor, shard: str, batch_size: int, device: str) -> pa.Table:
     """(uid, score) of one shard's samples; images that do not decode get no row."""
     import torch
 
@@ -78,37 +77,50 @@ def score_shard(model, tokenizer, processor, shard: Path, batch_size: int, devic
 
 
 def score_curated(curated: str | Path, model_dir: str, batch_size: int = 64, device: str | None = None) -> dict:
-    """Write CURATED/scores.parquet (resuming per shard); returns a summary."""
+    """Write CURATED/scores.parquet (resuming per shard); returns a summary. CURATED and the model folder
+    may be URLs: the model is copied to local scratch first (storage.local_copy), shards are streamed."""
     from tqdm import tqdm
 
     from curation.recaption import pick_device
     from training.eval import load_model
 
-    curated, device = local_curated(curated), pick_device(device)
+    curated, device = curated_root(curated), pick_device(device)
     shards = shard_paths(curated)
-    model, tokenizer, processor = load_model(model_dir, device)
-    work = curated / WORK
-    with output_lock(curated):
-        identity = {"model": str(Path(model_dir).resolve()), "weights": _weights_fingerprint(Path(model_dir))}
-        if (work / "manifest.json").exists() and read_json(work / "manifest.json") != identity:
-            shutil.rmtree(work)
-        work.mkdir(exist_ok=True)
-        write_json_atomic(work / "manifest.json", identity)
+    with storage.errors(model_dir, "--model"):
+        identity = {"model": storage.normalize(model_dir), "weights": _weights_fingerprint(model_dir)}
+        model, tokenizer, processor = load_model(storage.local_copy(model_dir), device)
+    work = storage.join(curated, WORK)
+    with storage.errors(curated, "CURATED"), storage.lock(curated):
+        _open_work(work, identity)
+        done = {storage.name(u) for u in storage.glob_in(work, "*.parquet")}  # each part is one whole object
         for shard in tqdm(shards, desc="score", unit="shard", leave=False):
-            part = work / f"{shard.stem}.parquet"
-            if not part.exists():
-                write_parquet_atomic(part, score_shard(model, tokenizer, processor, shard, batch_size, device))
-        table = pa.concat_tables([pq.read_table(work / f"{s.stem}.parquet") for s in shards])
-        write_parquet_atomic(curated / "scores.parquet", table.replace_schema_metadata(
+            if f"{stem(shard)}.parquet" not in done:
+                storage.write_parquet(storage.join(work, f"{stem(shard)}.parquet"),
+                                      score_shard(model, tokenizer, processor, shard, batch_size, device))
+        table = pa.concat_tables([read_table(storage.join(work, f"{stem(s)}.parquet")) for s in shards])
+        storage.write_parquet(storage.join(curated, "scores.parquet"), table.replace_schema_metadata(
             {b"worldclip.score_model": identity["model"].encode()}))
-        shutil.rmtree(work)
+        storage.remove(work)
     s = table.column("score").to_numpy()
     return {"images": table.num_rows, "mean": float(s.mean()) if len(s) else 0.0, "model": identity["model"]}
 
 
-def _weights_fingerprint(folder: Path) -> str:
-    files = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
-    return "+".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+def _open_work(work: str, identity: dict) -> None:
+    """CURATED/.scores/ for `identity`: parts of another model are removed, the manifest (re)written."""
+    manifest = storage.join(work, "manifest.json")
+    if storage.exists(manifest) and storage.read_json(manifest) != identity:
+        storage.remove(work)
+    storage.makedirs(work)
+    storage.write_json(manifest, identity)
+
+
+def _weights_fingerprint(folder: str) -> str:
+    """Names, sizes and mtimes (object stores: ETags) of a model folder's weight files."""
+    files = storage.glob_in(folder, "*.safetensors") or storage.glob_in(folder, "*.bin")
+    if storage.is_local(folder):
+        return "+".join(f"{Path(p).name}:{Path(p).stat().st_size}:{Path(p).stat().st_mtime_ns}" for p in files)
+    return "+".join(f"{storage.name(u)}:{fp['size']}:{fp['etag'] or fp['mtime']}" for u in files
+                    for fp in [storage.fingerprint(u)])
 
 
 # ---- filtering before balance -------------------------------------------------------------------------

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from curation.flags import POSITIVE_INT
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -13,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "filters before balancing. Rerunning resumes per shard.")
     p.add_argument("curated", metavar="CURATED", help="output folder of `curate balance` (use --online for every image)")
     p.add_argument("--model", required=True, metavar="DIR", help="CLIP-style Hugging Face folder, e.g. RUN/hf")
-    p.add_argument("--batch-size", type=int, default=64, help="images per forward pass (default: 64)")
+    p.add_argument("--batch-size", type=POSITIVE_INT, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=run)
 

@@ -16,7 +16,8 @@ API (stable; other modules build on it):
   filesystem:  configure(options), filesystem(url) -> (fsspec fs, path inside it), fsspec_options(url)
   read:        open_input(url) (streaming, seekable), read_bytes, read_json, exists, isdir, isfile,
                info, fingerprint, list_files(url) (recursive, sorted), glob(pattern), content_hash,
-               arrow_dataset(urls) (pyarrow.fs-backed Parquet dataset, e.g. for DuckDB)
+               arrow_dataset(urls) (pyarrow.fs-backed Parquet dataset, e.g. for DuckDB), local_copy(folder)
+               (a local copy of a small folder, e.g. a model, for libraries that read only local files)
   write:       open_output(url) (the object appears whole or not at all), write_bytes, write_json,
                write_parquet, remove(url), makedirs
   commit:      Journal(folder, name) (one record per finished unit; append-only), lock(folder) (flock
@@ -339,6 +340,35 @@ def content_hash(url: str | os.PathLike, algo: str = "sha256") -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def local_copy(url: str | os.PathLike) -> str:
+    """A local folder with the files below `url`, for libraries that read only local files (transformers'
+    from_pretrained): a local path as it is; a URL copied once per machine into WORLDCLIP_SCRATCH (default
+    the temp folder), keyed by the URL and its objects' fingerprints, so a changed folder is copied anew."""
+    import shutil
+
+    if is_local(url):
+        return str(local_path(url))
+    base, files = normalize(url), list_files(url)
+    if not files:
+        raise UserError(f"{url}: no such object or folder; check the URL (list it with e.g. `rclone ls` or `aws s3 ls`)")
+    key = hashlib.sha256(json.dumps([base, [fingerprint(u) for u in files]]).encode()).hexdigest()[:16]
+    dest = Path(os.environ.get("WORLDCLIP_SCRATCH") or tempfile.gettempdir()) / "worldclip-copies" / key
+    if dest.is_dir():
+        return str(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=dest.parent))
+    for u in files:
+        target = tmp / normalize(u)[len(base):].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open_input(u) as src, open(target, "wb") as out, errors(u):
+            shutil.copyfileobj(src, out, 1 << 20)
+    try:
+        os.rename(tmp, dest)
+    except OSError:  # another process copied it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return str(dest)
 
 
 # ---- writing ------------------------------------------------------------------------------------------

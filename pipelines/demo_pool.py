@@ -10,14 +10,14 @@
   {lang: [name per class]} for every demo language (different images from the pool).
 - `OUT/eval_captions/00000.tar`: the same held-out images as WebDataset samples with a clean caption
   in one of the demo languages (`.txt`) and `.json` {label, lang}, for image<->text retrieval.
-- `OUT/metadata/<lang>.txt`: the demo concept words, one per line, for `curate metadata add`, so
+- `OUT/metadata/<lang>.txt`: the concept names, one per line, for `curate metadata add`, so
   every concept word is a metadata entry whatever the packaged sources' cut-offs.
 
-The pool is built to show what curation does: concept frequencies follow a Zipf law (balancing
-flattens the head), captions come in 10 languages with realistic noise (camera file names, "click
-here", SEO keyword stuffing, languages without metadata, emoji, very long texts, empty alt-texts),
-some images have several alt-texts (same url in several rows, as Common Crawl gives), and some rows
-failed to download. Images are simple enough for a tiny CLIP to learn on CPU in minutes.
+The pool is built so that curation has something to fix: 117 concepts (symbols named in 10
+languages, pipelines.demo_concepts) with Zipf frequencies (s = 1.1, head:tail ≈ 190:1), web-like
+alt-texts with noise (pipelines.demo_captions), symbols rendered with pose, scale, colour, clutter
+and background variation (pipelines.demo_render), some images with several alt-texts (same url in
+several rows, as Common Crawl gives), and some rows that failed to download.
 """
 from __future__ import annotations
 
@@ -32,51 +32,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from PIL import Image, ImageDraw
 
 from curation.common import UserError, write_bytes_atomic, write_json_atomic, write_parquet_atomic
+from pipelines.demo_captions import NOISE_KINDS, concept_caption, noise_caption
+from pipelines.demo_concepts import GLYPHS, LANGS, names
+from pipelines.demo_render import render_glyph
 
-CONCEPTS = ["sun", "apple", "tree", "sea", "fire", "flower", "moon", "house", "grapes", "snow"]
-
-WORDS: dict[str, list[str]] = {
-    "en": ["sun", "apple", "tree", "sea", "fire", "flower", "moon", "house", "grapes", "snow"],
-    "de": ["Sonne", "Apfel", "Baum", "Meer", "Feuer", "Blume", "Mond", "Haus", "Trauben", "Schnee"],
-    "es": ["sol", "manzana", "árbol", "mar", "fuego", "flor", "luna", "casa", "uvas", "nieve"],
-    "fr": ["soleil", "pomme", "arbre", "mer", "feu", "fleur", "lune", "maison", "raisin", "neige"],
-    "ru": ["солнце", "яблоко", "дерево", "море", "огонь", "цветок", "луна", "дом", "виноград", "снег"],
-    "zh": ["太阳", "苹果", "树", "大海", "火", "花", "月亮", "房子", "葡萄", "雪"],
-    "ja": ["太陽", "りんご", "木", "海", "火", "花", "月", "家", "ぶどう", "雪"],
-    "ar": ["شمس", "تفاحة", "شجرة", "بحر", "نار", "زهرة", "قمر", "منزل", "عنب", "ثلج"],
-    "hi": ["सूरज", "सेब", "पेड़", "समुद्र", "आग", "फूल", "चाँद", "घर", "अंगूर", "बर्फ"],
-    "th": ["ดวงอาทิตย์", "แอปเปิ้ล", "ต้นไม้", "ทะเล", "ไฟ", "ดอกไม้", "ดวงจันทร์", "บ้าน", "องุ่น", "หิมะ"],
-}
-LANGS = list(WORDS)
-
-# Caption templates per language; the concept word always stands alone (spaces or wrapped punctuation).
-TEMPLATES: dict[str, list[str]] = {
-    "en": ["{w}", "a photo of a {w}", "{w} on a plain background, stock photo", "picture of the {w}, free stock image",
-           "Beautiful {w} drawing for kids", "{w} clipart free download", "look at this {w} , so cute"],
-    "de": ["Ein schönes Bild mit dem Motiv {w}", "{w} – Stockfoto und Bild", "Kostenloses Foto: {w} auf einfarbigem Hintergrund",
-           "Zeichnung für Kinder: {w}", "Unser Motiv des Tages: {w}"],
-    "es": ["foto de {w} sobre fondo liso", "imagen gratis de {w} para niños", "dibujo de {w} , ilustración",
-           "{w} , foto de stock gratuita para descargar", "una imagen bonita: {w}"],
-    "fr": ["photo : {w} sur fond uni", "image gratuite de {w} pour les enfants", "dessin : {w} , illustration",
-           "{w} : photo libre de droits", "une très belle image : {w}"],
-    "ru": ["{w}", "Фото: {w}", "красивая картинка: {w} , скачать бесплатно", "рисунок для детей: {w}", "{w} на однотонном фоне"],
-    "zh": ["{w}", "这是一张{w}的照片", "高清{w}图片素材免费下载", "{w}图片大全", "一张{w}的图片"],
-    "ja": ["{w}", "{w}の写真", "{w}のイラスト素材", "かわいい{w}のイラスト", "{w}の画像です"],
-    "ar": ["{w}", "صورة {w}", "رسم {w} جميل", "صور {w} مجانية", "{w} على خلفية"],
-    "hi": ["{w}", "{w} की तस्वीर", "{w} का चित्र", "सुंदर {w} फोटो", "{w} वॉलपेपर डाउनलोड"],
-    "th": ["{w}", "รูป{w}", "ภาพวาด{w}สวยๆ", "{w}ภาพฟรี", "ภาพ{w}น่ารัก"],
-}
-# Share of alt-texts per language (English-heavy, like the web).
-LANG_WEIGHTS = {"en": 0.28, "de": 0.08, "es": 0.08, "fr": 0.08, "ru": 0.08,
-                "zh": 0.08, "ja": 0.08, "ar": 0.08, "hi": 0.08, "th": 0.08}
-# Languages with no demo metadata: their alt-texts are rejected as "no metadata language".
-OTHER_LANG_CAPTIONS = ["foto del sole al tramonto", "uma foto bonita da casa", "güzel bir elma resmi",
-                       "zdjęcie drzewa w parku", "mooie foto van de zee", "kaunis kuva kukasta"]
-NOISE_KINDS = ["filename", "click", "spam", "other_lang", "emoji", "long", "empty", "mixed"]
-ZIPF_S = 1.1
+LANG_WEIGHTS = {"en": 0.3, **{lang: 0.7 / (len(LANGS) - 1) for lang in LANGS if lang != "en"}}  # English-heavy, like the web
+ZIPF_S = 1.1  # concept k (1-based rank) has weight 1 / k**1.1: head:tail = 117**1.1 ≈ 190:1
 SAMPLES_PER_SHARD = 10000
 FAIL_ERRORS = ["HTTP Error 404: Not Found", "HTTP Error 403: Forbidden",
                "<urlopen error [Errno -2] Name or service not known>", "The read operation timed out"]
@@ -93,159 +56,34 @@ class Row:
     failed: str | None  # img2dataset error_message for a failed download, else None
 
 
-# ---------------------------------------------------------------- images
-
-def _palette(rng: random.Random) -> tuple[int, int, int]:
-    """A muted background colour, kept away from the saturated concept colours."""
-    base = rng.randint(150, 215)
-    return tuple(max(0, min(255, base + rng.randint(-25, 25))) for _ in range(3))
-
-
-def _background(draw: ImageDraw.ImageDraw, size: int, rng: random.Random) -> None:
-    c1, c2 = _palette(rng), _palette(rng)
-    draw.rectangle([0, 0, size, size], fill=c1)
-    kind = rng.randrange(4)
-    step = rng.randint(5, 12)
-    if kind == 1:
-        for x in range(0, size, step):
-            draw.line([x, 0, x, size], fill=c2, width=2)
-    elif kind == 2:
-        for y in range(0, size, step):
-            for x in range(0, size, step):
-                draw.ellipse([x, y, x + 2, y + 2], fill=c2)
-    elif kind == 3:
-        for i in range(size):
-            t = i / size
-            draw.line([0, i, size, i], fill=tuple(int(a * (1 - t) + b * t) for a, b in zip(c1, c2)))
+def concept_ranks() -> list[int]:
+    """Concept ids in frequency order (rank 1 first): a fixed shuffle, so the head mixes kinds of symbols."""
+    order = list(range(len(GLYPHS)))
+    random.Random("worldclip-demo-ranks").shuffle(order)
+    return order
 
 
-def _jitter(rgb: tuple[int, int, int], rng: random.Random, amount: int = 20) -> tuple[int, int, int]:
-    return tuple(max(0, min(255, c + rng.randint(-amount, amount))) for c in rgb)
-
-
-def _draw_concept(draw: ImageDraw.ImageDraw, concept: str, cx: float, cy: float, r: float, rng: random.Random) -> None:
-    """Draw one instance of `concept` centred at (cx, cy) with radius about r."""
-    j = lambda rgb: _jitter(rgb, rng)  # noqa: E731
-    box = [cx - r, cy - r, cx + r, cy + r]
-    if concept == "sun":
-        for k in range(8):
-            a = k * math.pi / 4
-            draw.line([cx, cy, cx + 1.5 * r * math.cos(a), cy + 1.5 * r * math.sin(a)], fill=j((250, 200, 0)), width=max(1, int(r / 5)))
-        draw.ellipse([cx - 0.8 * r, cy - 0.8 * r, cx + 0.8 * r, cy + 0.8 * r], fill=j((255, 215, 0)))
-    elif concept == "apple":
-        draw.ellipse(box, fill=j((210, 20, 30)))
-        draw.line([cx, cy - r, cx + 0.2 * r, cy - 1.4 * r], fill=(90, 50, 20), width=max(1, int(r / 6)))
-        draw.ellipse([cx + 0.1 * r, cy - 1.4 * r, cx + 0.7 * r, cy - 1.0 * r], fill=j((40, 160, 40)))
-    elif concept == "tree":
-        draw.rectangle([cx - 0.18 * r, cy + 0.3 * r, cx + 0.18 * r, cy + 1.3 * r], fill=j((110, 70, 30)))
-        draw.polygon([(cx, cy - 1.3 * r), (cx - r, cy + 0.5 * r), (cx + r, cy + 0.5 * r)], fill=j((20, 130, 40)))
-    elif concept == "sea":
-        for k in range(4):
-            y = cy - 0.6 * r + k * 0.45 * r
-            pts = [(cx - 1.4 * r + i * 0.14 * r, y + 0.15 * r * math.sin(i * 0.9)) for i in range(21)]
-            draw.line(pts, fill=j((20, 80, 200)), width=max(2, int(r / 4)))
-    elif concept == "fire":
-        draw.polygon([(cx, cy - 1.3 * r), (cx - 0.8 * r, cy + 0.3 * r), (cx - 0.5 * r, cy + r),
-                      (cx + 0.5 * r, cy + r), (cx + 0.8 * r, cy + 0.3 * r)], fill=j((255, 110, 0)))
-        draw.polygon([(cx, cy - 0.3 * r), (cx - 0.35 * r, cy + 0.6 * r), (cx + 0.35 * r, cy + 0.6 * r)], fill=j((255, 220, 60)))
-    elif concept == "flower":
-        for k in range(6):
-            a = k * math.pi / 3
-            px, py = cx + 0.6 * r * math.cos(a), cy + 0.6 * r * math.sin(a)
-            draw.ellipse([px - 0.45 * r, py - 0.45 * r, px + 0.45 * r, py + 0.45 * r], fill=j((220, 40, 200)))
-        draw.ellipse([cx - 0.3 * r, cy - 0.3 * r, cx + 0.3 * r, cy + 0.3 * r], fill=j((250, 230, 80)))
-    elif concept == "moon":
-        draw.rectangle([cx - 1.3 * r, cy - 1.3 * r, cx + 1.3 * r, cy + 1.3 * r], fill=j((15, 20, 60)))
-        draw.ellipse(box, fill=j((240, 235, 170)))
-        draw.ellipse([cx - 0.5 * r, cy - 1.1 * r, cx + 1.5 * r, cy + 0.9 * r], fill=(15, 20, 60))
-    elif concept == "house":
-        draw.rectangle([cx - 0.8 * r, cy - 0.1 * r, cx + 0.8 * r, cy + r], fill=j((150, 100, 60)))
-        draw.polygon([(cx, cy - 1.1 * r), (cx - 1.05 * r, cy), (cx + 1.05 * r, cy)], fill=j((90, 30, 30)))
-        draw.rectangle([cx - 0.2 * r, cy + 0.4 * r, cx + 0.2 * r, cy + r], fill=(60, 40, 20))
-    elif concept == "grapes":
-        g = 0.32 * r
-        for row, n in enumerate([4, 3, 2, 1]):
-            for i in range(n):
-                gx = cx + (i - (n - 1) / 2) * 2 * g
-                gy = cy - 0.8 * r + row * 1.7 * g
-                draw.ellipse([gx - g, gy - g, gx + g, gy + g], fill=j((100, 30, 140)))
-    elif concept == "snow":
-        draw.rectangle([cx - 1.3 * r, cy + 0.6 * r, cx + 1.3 * r, cy + 1.3 * r], fill=(250, 250, 255))
-        for k in range(7):
-            fx, fy = cx + rng.uniform(-1.1, 1.1) * r, cy + rng.uniform(-1.1, 0.5) * r
-            s = rng.uniform(0.25, 0.4) * r
-            for a in (0, math.pi / 3, 2 * math.pi / 3):
-                draw.line([fx - s * math.cos(a), fy - s * math.sin(a), fx + s * math.cos(a), fy + s * math.sin(a)],
-                          fill=(255, 255, 255), width=max(1, int(r / 7)))
-    else:
-        raise ValueError(f"unknown concept {concept!r}")
+def concept_weights(s: float = ZIPF_S) -> list[float]:
+    """Zipf weight of each concept id (1 / rank**s)."""
+    weights = [0.0] * len(GLYPHS)
+    for rank, concept in enumerate(concept_ranks(), start=1):
+        weights[concept] = 1.0 / rank ** s
+    return weights
 
 
 def render_image(concept: int, rng: random.Random, size: int = 64) -> bytes:
-    """JPEG bytes of one or a few instances of CONCEPTS[concept] on a textured, muted background."""
-    img = Image.new("RGB", (size, size))
-    draw = ImageDraw.Draw(img)
-    _background(draw, size, rng)
-    count = rng.choices([1, 2, 3], weights=[6, 2, 1])[0]
-    r = size * rng.uniform(0.22, 0.3) / math.sqrt(count)
-    for _ in range(count):
-        cx = rng.uniform(0.3, 0.7) * size if count == 1 else rng.uniform(0.2, 0.8) * size
-        cy = rng.uniform(0.3, 0.7) * size if count == 1 else rng.uniform(0.2, 0.8) * size
-        _draw_concept(draw, CONCEPTS[concept], cx, cy, r, rng)
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
-
-
-# ---------------------------------------------------------------- captions
-
-def _zipf_weights(n: int, s: float = ZIPF_S) -> list[float]:
-    return [1.0 / (k + 1) ** s for k in range(n)]
-
-
-def concept_caption(concept: int, lang: str, rng: random.Random) -> str:
-    """A templated alt-text naming the concept in `lang`, sometimes with a count."""
-    word = WORDS[lang][concept]
-    text = rng.choice(TEMPLATES[lang]).format(w=word)
-    if rng.random() < 0.1:
-        text = f"{text} {rng.randint(2, 3)}"
-    return text
-
-
-def noise_caption(kind: str, concept: int, lang: str, rng: random.Random) -> str:
-    """Web noise. Kinds: camera file names, link text, SEO stuffing, other languages, emoji, very long
-    texts, empty alt-text, and mixed-language captions."""
-    if kind == "filename":
-        return rng.choice(["IMG_{:04d}.JPG", "DSC{:05d}.jpg", "image-{}.png", "photo_{}.jpeg"]).format(rng.randint(1, 99999))
-    if kind == "click":
-        return rng.choice(["click here", "Click here to enlarge", "read more", "thumbnail", "logo", "banner"])
-    if kind == "spam":
-        words = [WORDS[lang][c] for c in rng.sample(range(len(CONCEPTS)), 6)]
-        return " ".join(["BEST", "cheap", *words, "free shipping", "buy now", "discount", "100%", "original"])
-    if kind == "other_lang":
-        return rng.choice(OTHER_LANG_CAPTIONS)
-    if kind == "emoji":
-        return f"{rng.choice(['☀️', '🍎', '🌳', '🌊', '🔥', '🌸', '🌙', '🏠', '🍇', '❄️'])} {concept_caption(concept, lang, rng)} ✨✨ #{rng.choice(['love', 'art', 'nature', 'instagood'])}"
-    if kind == "long":
-        filler = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt "
-                  "ut labore et dolore magna aliqua. ")
-        return concept_caption(concept, lang, rng) + " " + filler * rng.randint(6, 20)
-    if kind == "empty":
-        return rng.choice(["", " ", "\t"])
-    if kind == "mixed":
-        other = rng.choice([x for x in LANGS if x != lang])
-        return f"{WORDS[lang][concept]} / {WORDS[other][concept]}"
-    raise ValueError(f"unknown noise kind {kind!r}")
+    """JPEG bytes of concept `concept` (see demo_render.render_glyph)."""
+    return render_glyph(GLYPHS[concept], rng, size)
 
 
 def plan_rows(n_images: int, seed: int, noise: float = 0.15, multi: float = 0.1, failed: float = 0.03) -> list[Row]:
     """All pool rows in order: one per alt-text; a `multi` share of images get 2-3 alt-texts."""
     rng = random.Random(f"worldclip-demo-pool:{seed}")
-    weights = _zipf_weights(len(CONCEPTS))
+    weights = concept_weights()
     lang_w = [LANG_WEIGHTS[x] for x in LANGS]
     rows: list[Row] = []
     for image_id in range(n_images):
-        concept = rng.choices(range(len(CONCEPTS)), weights=weights)[0]
+        concept = rng.choices(range(len(GLYPHS)), weights=weights)[0]
         n_texts = rng.choice([2, 3]) if rng.random() < multi else 1
         for _ in range(n_texts):
             lang = rng.choices(LANGS, weights=lang_w)[0]
@@ -325,20 +163,20 @@ def _write_shard(folder: Path, shard_id: int, rows: list[Row], seed: int, size: 
 
 
 def write_eval_set(folder: Path, captions_folder: Path, per_class: int, seed: int, size: int = 64) -> None:
-    """Held-out images `folder/<class_id>/<n>.jpg` (class_id 00..NN in CONCEPTS order) + classnames.json,
-    and the same images with captions (languages in turn) as a WebDataset shard for retrieval."""
+    """Held-out, class-balanced images `folder/<class_id>/<n>.jpg` (class_id 000..116 in GLYPHS order) +
+    classnames.json, and the same images with captions (languages in turn) as a WebDataset shard."""
     import webdataset as wds
 
-    classnames = {lang: list(WORDS[lang]) for lang in LANGS}
+    classnames = {lang: list(names()[lang]) for lang in LANGS}
     rng = random.Random(f"worldclip-demo-eval-captions:{seed}")
     buf = io.BytesIO()
     writer = wds.TarWriter(buf, mtime=0.0)
-    for c in range(len(CONCEPTS)):
+    for c in range(len(GLYPHS)):
         for k in range(per_class):
             img = render_image(c, image_rng(c * 100000 + k, seed, stream="eval"), size)
-            write_bytes_atomic(folder / f"{c:02d}" / f"{k:04d}.jpg", img)
+            write_bytes_atomic(folder / f"{c:03d}" / f"{k:04d}.jpg", img)
             lang = LANGS[(c * per_class + k) % len(LANGS)]
-            writer.write({"__key__": f"{c:02d}_{k:04d}", "jpg": img, "txt": concept_caption(c, lang, rng),
+            writer.write({"__key__": f"{c:03d}_{k:04d}", "jpg": img, "txt": concept_caption(c, lang, rng),
                           "json": json.dumps({"label": c, "lang": lang})})
     writer.close()
     write_json_atomic(folder / "classnames.json", classnames)
@@ -347,9 +185,9 @@ def write_eval_set(folder: Path, captions_folder: Path, per_class: int, seed: in
 
 
 def write_demo_metadata(folder: Path) -> None:
-    """One file per language with the demo concept words, for `curate metadata add --lang L --file F`."""
+    """One file per language with the concept names, for `curate metadata add --lang L --file F`."""
     for lang in LANGS:
-        write_bytes_atomic(folder / f"{lang}.txt", ("\n".join(WORDS[lang]) + "\n").encode())
+        write_bytes_atomic(folder / f"{lang}.txt", ("\n".join(names()[lang]) + "\n").encode())
 
 
 @dataclass(frozen=True)

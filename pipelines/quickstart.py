@@ -4,10 +4,12 @@
 
 Runs the real commands, each as a user would type it (printed before it runs):
 demo pool -> `curate metadata build` + `curate metadata add` (the demo concept words) ->
-`curate build-index` (Ray) -> `curate balance --t T` (balanced) and `curate balance --t <huge>`
-(unbalanced: every matched image kept) -> `train tokenizer` -> `train` the tiny model on each ->
+`curate build-index` (Ray) -> `curate balance --t T` (balanced: T chosen so that about 30% of the
+matched images are kept) and `curate balance --t <huge>` (unbalanced: every matched image kept) ->
+`train tokenizer` -> `train` the tiny model on each, same steps × batch, for several seeds ->
 evaluation at the end of `train --eval-data` (= `train eval`: zero-shot per language and retrieval
-on the held-out captioned shard) -> DIR/REPORT.md with figures.
+on the held-out captioned shard) -> the ablation (per-class zero-shot on the class-balanced held-out
+set, per frequency bucket and language, mean ± sd over seeds) -> DIR/REPORT.md with figures.
 
 `--from-urls` curates a URL-only Parquet pool instead: the demo images are served by a local
 http.server on 127.0.0.1 and `curate download` (img2dataset) fetches the curated URLs.
@@ -42,12 +44,15 @@ class Sizes:
     lr: float
     warmup: int
     shard_size: int
+    seeds: int  # training seeds per condition (balanced, unbalanced)
+    keep_share: float  # share of matched images the balanced run keeps (t is chosen for it)
 
 
-FULL = Sizes(images=8000, eval_per_class=30, vocab_size=2000, steps=250, batch_size=128, lr=2e-3, warmup=25,
-             shard_size=2000)
-SMALL = Sizes(images=300, eval_per_class=3, vocab_size=400, steps=10, batch_size=32, lr=1e-3, warmup=2,
-              shard_size=200)
+FULL = Sizes(images=8000, eval_per_class=10, vocab_size=4000, steps=250, batch_size=64, lr=2e-3, warmup=20,
+             shard_size=5000, seeds=3, keep_share=0.3)
+SMALL = Sizes(images=300, eval_per_class=1, vocab_size=400, steps=6, batch_size=32, lr=1e-3, warmup=2,
+              shard_size=200, seeds=2, keep_share=0.3)
+CONDITIONS = ("balanced", "unbalanced")
 
 
 @dataclass
@@ -70,15 +75,23 @@ class Paths:
     balanced: Path = field(init=False)
     unbalanced: Path = field(init=False)
     tokenizer: Path = field(init=False)
-    run_balanced: Path = field(init=False)
-    run_unbalanced: Path = field(init=False)
+    ablation: Path = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.root
         self.demo, self.meta, self.index = r / "demo", r / "META", r / "INDEX"
         self.balanced, self.unbalanced = r / "CURATED", r / "UNBALANCED"
-        self.tokenizer = r / "TOKENIZER"
-        self.run_balanced, self.run_unbalanced = r / "RUN_balanced", r / "RUN_unbalanced"
+        self.tokenizer, self.ablation = r / "TOKENIZER", r / "ABLATION"
+
+    def curated(self, condition: str) -> Path:
+        return self.balanced if condition == "balanced" else self.unbalanced
+
+    def run(self, condition: str, seed: int) -> Path:
+        """RUN_<condition>_s<seed>: one training run of the ablation."""
+        return self.root / f"RUN_{condition}_s{seed}"
+
+    def runs(self, seeds: int) -> dict[str, dict[int, Path]]:
+        return {c: {s: self.run(c, s) for s in range(seeds)} for c in CONDITIONS}
 
 
 class Pipeline:
@@ -136,17 +149,14 @@ def available(module: str) -> bool:
         return False
 
 
-def choose_t(index: Path, lang: str = "en") -> int:
-    """t for the balanced run: the count of the median demo concept in `lang`, so the head concepts
-    are cut to the middle of the distribution and the tail is kept whole."""
-    import pyarrow.parquet as pq
+def choose_t(index: Path, share: float) -> int:
+    """t for the balanced run: the English threshold at which curate balance keeps about `share` of
+    the matched images (the head is cut hard, the tail kept), found with balance's own decision code."""
+    from pipelines.threshold import t_for_share
 
-    from pipelines.demo_pool import WORDS
-
-    counts = pq.read_table(index / "counts.parquet", columns=["lang", "entry", "count"]).to_pylist()
-    by_entry = {r["entry"]: int(r["count"]) for r in counts if r["lang"] == lang}
-    concept_counts = sorted((by_entry.get(w, 0) for w in WORDS[lang]), reverse=True)
-    return max(1, concept_counts[len(concept_counts) // 2])
+    t, got = t_for_share(index, share)
+    print(f"choose t: --t {t} keeps {got:.1%} of the matched images (target {share:.0%})", flush=True)
+    return t
 
 
 def shard_pattern(curated: Path) -> str:
@@ -160,7 +170,7 @@ def shard_pattern(curated: Path) -> str:
 
 def curate_stages(p: Pipeline, pool_args: list[str], url_only: bool) -> int | None:
     """metadata -> build-index -> balance (balanced and unbalanced) [-> download]; returns t."""
-    from pipelines.demo_pool import LANGS
+    from pipelines.demo_concepts import LANGS
 
     paths, sizes, w = p.paths, p.sizes, str(p.workers)
     if not available("metadata.cli"):
@@ -179,7 +189,7 @@ def curate_stages(p: Pipeline, pool_args: list[str], url_only: bool) -> int | No
     if not available("curation.balance_cli"):
         p.skip("balance", "curation.balance_cli is not there yet")
         return None
-    t = choose_t(paths.index)
+    t = choose_t(paths.index, sizes.keep_share)
     for name, out, tt in (("balance (balanced)", paths.balanced, t), ("balance (unbalanced: keep all)", paths.unbalanced, HUGE_T)):
         p.run(name, "curate", ["balance", "--index", str(paths.index), "--t", str(tt), "--out", str(out),
                                "--shard-size", str(sizes.shard_size), "--workers", w], out)
@@ -202,13 +212,31 @@ def train_stages(p: Pipeline) -> None:
     if not available("training.train_cli"):
         p.skip("train", "training.train_cli is not there yet")
         return
-    for curated, run in ((paths.balanced, paths.run_balanced), (paths.unbalanced, paths.run_unbalanced)):
-        p.run(f"train + eval ({curated.name})", "train",
-              ["--shards", shard_pattern(curated), "--model", "tiny", "--tokenizer", str(paths.tokenizer),
-               "--out", str(run), "--steps", str(sizes.steps), "--batch-size", str(sizes.batch_size),
-               "--lr", str(sizes.lr), "--warmup", str(sizes.warmup), "--workers", "1", "--seed", "0",
-               "--save-every", str(sizes.steps), "--eval-data", str(paths.demo / "eval_captions" / "00000.tar")],
-              run / "eval.json")
+    for seed in range(sizes.seeds):
+        for condition in CONDITIONS:
+            run = paths.run(condition, seed)
+            # seed 0 also runs `train --eval-data` (zero-shot + retrieval -> eval.json); the ablation
+            # evaluates every run per class, so the other seeds skip that duplicate pass
+            evaluate = ["--eval-data", str(paths.demo / "eval_captions" / "00000.tar")] if seed == 0 else []
+            p.run(f"train{' + eval' if evaluate else ''} ({condition}, seed {seed})", "train",
+                  ["--shards", shard_pattern(paths.curated(condition)), "--model", "tiny", "--tokenizer", str(paths.tokenizer),
+                   "--out", str(run), "--steps", str(sizes.steps), "--batch-size", str(sizes.batch_size),
+                   "--lr", str(sizes.lr), "--warmup", str(sizes.warmup), "--workers", "1", "--seed", str(seed),
+                   "--save-every", str(sizes.steps), *evaluate],
+                  run / ("eval.json" if evaluate else "hf"))
+
+
+def ablation_stage(p: Pipeline) -> None:
+    """Per-class zero-shot of every run on the class-balanced held-out set -> ABLATION/ablation.json."""
+    from pipelines.ablation import run_ablation
+
+    runs = p.paths.runs(p.sizes.seeds)
+    if not all((run / "hf" / "config.json").is_file() for seeds in runs.values() for run in seeds.values()):
+        p.skip("ablation", "not every training run finished")
+        return
+    p.call("ablation: per-class zero-shot per bucket and language, mean ± sd over seeds",
+           f"python -c 'pipelines.ablation.run_ablation(...)' on {p.paths.demo / 'eval'}",
+           lambda: run_ablation(runs, p.paths.demo / "eval", p.paths.ablation), p.paths.ablation / "ablation.json")
 
 
 def url_pool(p: Pipeline, base_url: str) -> list[str]:
@@ -256,6 +284,7 @@ def run_quickstart(out: Path, sizes: Sizes, from_urls: bool = False, workers: in
     else:
         t = curate_stages(p, [str(pool.pool)], url_only=False)
     train_stages(p)
+    ablation_stage(p)
     total = time.perf_counter() - started
     report = p.call("report", f"write {out}/REPORT.md",
                     lambda: write_report(out, paths, [asdict(r) for r in p.results], sizes=asdict(sizes), t=t,

@@ -139,3 +139,22 @@ def test_processor_models_and_prompts(tmp_path, models):
     ved = Captioner(str(models[0]), prompt="a red", decoding=Decoding(max_new_tokens=3))
     plain = Captioner(str(models[0]), decoding=Decoding(max_new_tokens=3))
     assert ved.caption(ims) != plain.caption(ims)  # the prompt conditions the decoder
+
+
+@pytest.mark.slow
+def test_curated_and_model_in_a_bucket_equal_the_local_run(models, curated, s3):
+    from curation import storage
+    from test_captions import _bucket_shards, _local_shards, upload
+
+    upload(curated, s3.url("CUR"))
+    upload(models[0], s3.url("models", "cap"))
+    local = run_recaption(str(curated), str(models[0]), "tinycap", batch_size=3, decoding=Decoding(max_new_tokens=3))[0]
+    remote = run_recaption(s3.url("CUR"), s3.url("models", "cap"), "tinycap", batch_size=3,
+                           decoding=Decoding(max_new_tokens=3))[0]
+    assert (remote["rows"], remote["attach"]["captioned"]) == (local["rows"], local["attach"]["captioned"]) == (12, 12)
+    assert _bucket_shards(s3.url("CUR")) == _local_shards(curated)
+    part = storage.join(s3.url("CUR"), "captions", "tinycap", "00001.parquet")
+    assert pq.read_table(storage.open_input(part)) == pq.read_table(curated / "captions" / "tinycap" / "00001.parquet")
+    again = run_recaption(s3.url("CUR"), s3.url("models", "cap"), "tinycap", batch_size=3,
+                          decoding=Decoding(max_new_tokens=3))[0]
+    assert (again["resumed"], again["rows"]) == (3, 0)  # every part is committed: nothing is redone

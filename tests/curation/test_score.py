@@ -98,3 +98,18 @@ def test_cli_flags(setup, tmp_path, capsys):
     assert main(base + ["--scores", str(cur), "--score-top-fraction", "1.5"]) == 2
     assert main(base + ["--scores", str(cur), "--score-top-fraction", "0.5"]) == 0
     assert main(["score", str(cur), "--model", str(tmp_path)]) == 2 and "config.json" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_curated_and_model_in_a_bucket_give_the_local_scores(setup, s3):
+    from curation import storage
+    from test_captions import upload
+
+    _, cur, hf, scores = setup
+    upload(cur / "shards", s3.url("ALL", "shards"))
+    upload(hf, s3.url("run", "hf"))
+    r = score_curated(s3.url("ALL"), s3.url("run", "hf"), batch_size=5)
+    got = pq.read_table(storage.open_input(s3.url("ALL", "scores.parquet")))
+    assert r["images"] == 40 and got.to_pydict() == scores.to_pydict()
+    assert got.schema.metadata[b"worldclip.score_model"] == s3.url("run", "hf").encode()
+    assert not storage.exists(s3.url("ALL", ".scores")) and not storage.exists(s3.url("ALL", storage.LOCK_NAME))

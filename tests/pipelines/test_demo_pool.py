@@ -16,6 +16,8 @@ from PIL import Image
 
 from curation.common import UserError
 from curation.matching import reference_match
+from pipelines import demo_captions as dc
+from pipelines import demo_concepts as dcn
 from pipelines import demo_pool as dp
 
 IMG2DATASET_COLUMNS = ["caption", "url", "key", "status", "error_message", "width", "height",
@@ -112,11 +114,42 @@ def test_same_url_rows_share_image_bytes_and_failures_exist():
     assert a != dp.render_image(4, dp.image_rng(18, 0), 64)
 
 
-def test_concept_frequencies_are_zipf_like():
-    counts = Counter(r.concept for r in dp.plan_rows(20000, 0))
-    freq = [counts[c] for c in range(len(dp.CONCEPTS))]
-    assert freq[0] > 5 * freq[-1]
-    assert all(a > b for a, b in zip(freq[:4], freq[1:5]))
+def test_at_least_100_concepts_in_10_languages_with_packaged_names():
+    import emoji
+
+    emoji.config.load_language()
+    assert len(dcn.GLYPHS) == len(set(dcn.GLYPHS)) >= 100
+    assert len(dcn.LANGS) >= 10 and len(set(dcn.LANGS)) == len(dcn.LANGS)
+    for lang in dcn.LANGS:
+        names = dcn.names()[lang]
+        assert len(names) == len(dcn.GLYPHS) and len(set(names)) == len(names), lang
+    # the names are the emoji package's CLDR names, not made up here
+    sun = dcn.GLYPHS.index("☀")
+    data = emoji.EMOJI_DATA["☀️"]
+    assert [dcn.names()[lang][sun] for lang in dcn.LANGS] == [data[lang].strip(":").replace("_", " ") for lang in dcn.LANGS]
+    assert dcn.names()["de"][sun] == "sonne" and dcn.names()["zh"][sun] == "太阳"
+
+
+def test_every_glyph_is_in_the_packaged_font_and_renders_distinct_images():
+    from pipelines.demo_render import fonts_with
+
+    assert all(fonts_with(g) for g in dcn.GLYPHS)
+    images = {dp.render_image(c, dp.image_rng(0, 0), 64) for c in range(len(dcn.GLYPHS))}
+    assert len(images) == len(dcn.GLYPHS)
+
+
+def test_concept_frequencies_are_zipf_with_head_tail_ratio_at_least_100():
+    counts = Counter({r.image_id: r.concept for r in dp.plan_rows(30000, 0)}.values())
+    freq = [counts[c] for c in dp.concept_ranks()]
+    assert freq[0] >= 100 * sum(freq[-3:]) / 3  # the most frequent concept vs the three least frequent
+    assert all(a > b for a, b in zip(freq[:5], freq[1:6]))
+    assert min(freq) > 0
+
+
+def test_captions_vary_in_phrasing():
+    rows = [r for r in dp.plan_rows(3000, 0) if r.lang == "en"]
+    frames = Counter(r.caption.replace(dcn.names()["en"][r.concept], "{w}") for r in rows)
+    assert len(frames) > 50 and frames.most_common(1)[0][1] < 0.2 * len(rows)
 
 
 def test_noise_is_present():
@@ -125,32 +158,39 @@ def test_noise_is_present():
     assert any(c.strip() == "" for c in captions)
     assert any(len(c) > 500 for c in captions)
     assert any("free shipping" in c for c in captions)
-    assert any(c in dp.OTHER_LANG_CAPTIONS for c in captions)
+    assert any(c in dc.OTHER_LANG_CAPTIONS for c in captions)
 
 
-@pytest.mark.parametrize("lang", dp.LANGS)
-def test_every_template_matches_exactly_its_concept_word(lang):
-    words = dp.WORDS[lang]
+@pytest.mark.parametrize("lang", dcn.LANGS)
+def test_every_frame_matches_its_concept_name(lang):
+    names = dcn.names()[lang]
     rng = random.Random(0)
-    for concept in range(len(dp.CONCEPTS)):
-        for template in dp.TEMPLATES[lang]:
-            text = template.format(w=words[concept])
-            assert reference_match([text], words) == [[concept]], (lang, text)
-        assert reference_match([dp.concept_caption(concept, lang, rng)], words) == [[concept]]
+    for concept in range(0, len(names), 7):
+        for frame in dc.FRAMES[lang]:
+            text = frame.format(w=names[concept], x=dc.CONTEXT[lang][0])
+            assert concept in reference_match([text], names)[0], (lang, text)
+        assert concept in reference_match([dc.concept_caption(concept, lang, rng)], names)[0]
 
 
-def test_kana_entries_need_the_kana_fix():
-    text = dp.TEMPLATES["ja"][1].format(w="りんご")
-    assert reference_match([text], ["りんご"]) == [[0]]
-    assert reference_match([text], ["りんご"], compat=True) == [[]]
+def test_kana_initial_names_need_the_kana_fix():
+    name = next(n for n in dcn.names()["ja"] if "\u3040" <= n[0] <= "\u30ff")
+    text = f"かわいい{name}のイラスト"
+    assert reference_match([text], [name]) == [[0]]
+    assert reference_match([text], [name], compat=True) == [[]]
+
+
+def test_same_seed_same_image_other_seed_other_image():
+    a = dp.render_image(5, dp.image_rng(3, 0), 64)
+    assert a == dp.render_image(5, dp.image_rng(3, 0), 64)
+    assert a != dp.render_image(5, dp.image_rng(3, 1), 64)
 
 
 def test_eval_set_layout(pool):
     classnames = json.loads((pool.eval / "classnames.json").read_text())
-    assert set(classnames) == set(dp.LANGS) and len(dp.LANGS) >= 8
-    assert {"en", "zh", "ja", "ar", "hi", "ru"} <= set(classnames)
+    assert set(classnames) == set(dp.LANGS) and len(dp.LANGS) >= 10
+    assert {"en", "zh", "ja", "ar", "ko", "ru"} <= set(classnames)
     folders = sorted(p.name for p in pool.eval.iterdir() if p.is_dir())
-    assert folders == [f"{c:02d}" for c in range(len(dp.CONCEPTS))]
+    assert folders == [f"{c:03d}" for c in range(len(dp.GLYPHS))]
     assert all(len(names) == len(folders) for names in classnames.values())
     assert all(len(list((pool.eval / f).glob("*.jpg"))) == 2 for f in folders)
     pool_hashes = {r["sha256"] for r in pq.read_table(pool.pool / "00000.parquet").to_pylist()}
@@ -162,14 +202,14 @@ def test_eval_captions_shard(pool):
     with tarfile.open(pool.eval_captions / "00000.tar") as tar:
         names = tar.getnames()
         metas = [json.loads(tar.extractfile(n).read()) for n in names if n.endswith(".json")]
-    assert len(metas) == 2 * len(dp.CONCEPTS) and len(names) == 3 * len(metas)
-    assert {m["lang"] for m in metas} <= set(dp.LANGS) and {m["label"] for m in metas} == set(range(len(dp.CONCEPTS)))
+    assert len(metas) == 2 * len(dp.GLYPHS) and len(names) == 3 * len(metas)
+    assert {m["lang"] for m in metas} <= set(dp.LANGS) and {m["label"] for m in metas} == set(range(len(dp.GLYPHS)))
     assert (pool.eval_captions / "classnames.json").read_bytes() == (pool.eval / "classnames.json").read_bytes()
 
 
 def test_metadata_lists(pool):
     for lang in dp.LANGS:
-        assert (pool.metadata / f"{lang}.txt").read_text().splitlines() == dp.WORDS[lang]
+        assert (pool.metadata / f"{lang}.txt").read_text().splitlines() == dcn.names()[lang]
 
 
 def test_bad_sizes_are_user_errors(tmp_path):

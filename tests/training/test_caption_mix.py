@@ -137,7 +137,7 @@ def test_resume_with_caption_mix_is_exact(captioned, tokenizer_dir, tmp_path):
     shutil.copytree(straight, crashed, ignore=shutil.ignore_patterns("step_00000006.pt", "hf", ".lock"))
     train(TrainConfig(out=str(crashed), resume="latest", **cfg))
     wa, wb = (torch.load(r / "checkpoints" / "step_00000006.pt", weights_only=False) for r in (straight, crashed))
-    assert wa["loader"] == wb["loader"] and wa["loader"]["caption_fallback"] > 0  # the global stream state (training.stream)
+    assert wa["loader"] == wb["loader"] and wa["loader"]["caption_fallback"] > 0
     for k, v in wa["model"].items():
         assert torch.allclose(v, wb["model"][k], atol=1e-6), k
     plain = tmp_path / "plain"

@@ -31,8 +31,6 @@ def final_model(run: str, fsdp: bool) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="rclone serve s3 stops answering some PUTs from train (checkpoint objects, DCP shards) and the run "
-                         "hangs; passed once for ddp, then hung 2 of 3 runs; not yet diagnosed (see docs/reliability.md)")
 @pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
 def test_train_from_and_to_s3_resumes_like_the_local_run(s3, online_shards, tokenizer_dir, tmp_path, fsdp):
     curated = Path(online_shards.split("/shards/")[0])

@@ -1,0 +1,86 @@
+"""t sweep for the demo's balancing ablation: tail/middle/head top-1 against the kept share.
+
+Reuses a finished `python -m pipelines.quickstart --out DEMO` (its INDEX, TOKENIZER, the unbalanced
+runs and its own balanced t): for every extra --t, `curate balance` writes DEMO/SWEEP/t<T>/CURATED
+and the tiny model is trained with the demo's exact settings (same steps × batch, tokenizer, seeds),
+then evaluated per class as the demo's ablation (the demo's own t and the unbalanced runs are read
+from DEMO/ABLATION/ablation.json). Prints a Markdown table and writes
+DEMO/SWEEP/sweep.json.
+
+    .venv/bin/python benchmarks/bench_demo_tsweep.py --demo demo_out --t 4 8 --seeds 2
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from curation.common import write_json_atomic  # noqa: E402
+from pipelines import ablation, quickstart  # noqa: E402
+from pipelines.threshold import kept_share  # noqa: E402
+
+
+def train_args(paths: quickstart.Paths, sizes: quickstart.Sizes, curated: Path, run: Path, seed: int) -> list[str]:
+    """The demo's own `train` arguments (see quickstart.train_stages), for one curated folder and seed."""
+    return ["--shards", quickstart.shard_pattern(curated), "--model", "tiny", "--tokenizer", str(paths.tokenizer),
+            "--out", str(run), "--steps", str(sizes.steps), "--batch-size", str(sizes.batch_size), "--lr", str(sizes.lr),
+            "--warmup", str(sizes.warmup), "--workers", "1", "--seed", str(seed), "--save-every", str(sizes.steps)]
+
+
+def sweep_point(p: quickstart.Pipeline, t: int, seeds: int) -> dict[int, Path]:
+    """Balance at --t t and train every seed; returns {seed: run folder}."""
+    root = p.paths.root / "SWEEP" / f"t{t}"
+    curated = root / "CURATED"
+    if not (curated / "curated.parquet").is_file():
+        p.run(f"balance --t {t}", "curate", ["balance", "--index", str(p.paths.index), "--t", str(t), "--out", str(curated),
+                                             "--shard-size", str(p.sizes.shard_size), "--workers", "2"], curated)
+    runs = {s: root / f"RUN_s{s}" for s in range(seeds)}
+    for s, run in runs.items():
+        if not (run / "hf" / "config.json").is_file():
+            p.run(f"train --t {t} seed {s}", "train", train_args(p.paths, p.sizes, curated, run, s), run)
+    return runs
+
+
+def per_class(run: Path, eval_dir: Path) -> dict[str, list[float]]:
+    """The run's per-class top-1 (ablation.per_class_top1), cached in RUN/per_class.json."""
+    cache = run / "per_class.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    result = ablation.per_class_top1(run / "hf", eval_dir)
+    write_json_atomic(cache, result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo", required=True, help="a finished quickstart output folder (FULL size)")
+    parser.add_argument("--t", type=int, nargs="+", required=True, help="extra English thresholds to sweep")
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args(argv)
+    paths = quickstart.Paths(Path(args.demo))
+    p = quickstart.Pipeline(paths, quickstart.FULL, workers=2)
+    demo_t = int(json.loads((paths.balanced / "stats.json").read_text())["t"])
+    points: dict[str, dict[int, Path]] = {f"t={t}": sweep_point(p, t, args.seeds) for t in args.t}
+    eval_dir = paths.demo / "eval"
+    per_run = {name: {s: per_class(run, eval_dir) for s, run in runs.items()} for name, runs in points.items()}
+    demo = json.loads((paths.ablation / "ablation.json").read_text())["per_class"]  # the demo's own runs, all seeds
+    per_run[f"t={demo_t} (demo)"] = demo["balanced"]
+    per_run["keep all (unbalanced)"] = demo["unbalanced"]
+    summary = ablation.summarise(per_run)["buckets"]
+    shares = {f"t={t}": kept_share(paths.index, t) for t in [*args.t, demo_t]}
+    shares[f"t={demo_t} (demo)"] = shares.pop(f"t={demo_t}")
+    write_json_atomic(paths.root / "SWEEP" / "sweep.json", {"buckets": summary, "kept": shares, "per_class": per_run})
+    print("| setting | seeds | kept images | head | middle | tail | all |\n|---|---|---|---|---|---|---|")
+    for name, stats in summary.items():
+        kept = shares.get(name)
+        kept_s = f"{kept[0]} / {kept[1]} ({kept[0] / kept[1]:.0%})" if kept else ""
+        print(f"| {name} | {stats['all']['n']} | {kept_s} | " + " | ".join(f"{stats[g]['mean']:.3f} ± {stats[g]['sd']:.3f}"
+                                                  for g in ("head", "middle", "tail", "all")) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
