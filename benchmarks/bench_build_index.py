@@ -1,5 +1,7 @@
 """Benchmark the whole `curate build-index` (Ray, LID from a column, matching, part writes): texts/s with
 1 and 2 workers, and peak RSS (driver + Ray workers, summed over the process tree) at 1x and 4x pool size.
+Since issue 15, 1 worker runs in the command's own process (no Ray); one worker's part is profiled
+against the reference loop by benchmarks/profile_part.py.
 
 Inputs come from benchmarks/corpora.py: 500k English entries with English alt-texts, and a CJK-heavy
 (zh/ja/ko/th) metadata with alt-texts in those languages. The pool is a Parquet file with a `lang`

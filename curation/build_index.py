@@ -1,10 +1,11 @@
 """The core of build-index: one part of the pool -> its matched texts, per-entry counts and accounting.
 
 Pure over Arrow/numpy except `write_part`, which puts a part's two files in place atomically.
-Per batch: text = Python `str.strip()`; empty/whitespace/null -> rejected "empty_text"; the language
-comes from the --lid mode (curation.lid) mapped to a metadata language, else rejected
-"no_metadata_language"; the text is matched against its language's entries only (one Matcher per
-language, built on first use and kept); counts c_e = number of texts that matched e.
+Per batch, columnar (Arrow/numpy; Python objects only for the matcher's distinct texts and derived
+uids): text = Python `str.strip()` (curation.arrow_text); empty/whitespace/null -> rejected
+"empty_text"; the language comes from the --lid mode (curation.lid) mapped to a metadata language,
+else rejected "no_metadata_language"; the text is matched against its language's entries only (one
+Matcher per language, built on first use and kept); counts c_e = number of texts that matched e.
 
 Outputs of a part (INDEX contract): `matches/part-NNNNN.parquet` (MATCH_SCHEMA, matched texts
 only, schema metadata `worldclip.metadata_fingerprint`) and `counts/part-NNNNN.npz` (sparse
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from curation import storage
+from curation.arrow_text import nonblank, nonempty, strip
 from curation.lid import ALL_LANGUAGES, Detector, LanguageMap, LidMode
 from curation.matching import Matcher
 from curation.pool import Part, PoolColumns, ReadStats, read_part
@@ -34,10 +36,27 @@ MATCH_SCHEMA = pa.schema([
     ("entry_ids", pa.list_(pa.int32())), ("source", pa.string()), ("row", pa.int64()), ("key", pa.string()),
 ])
 FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
+MATCH_PARQUET = {"compression": "zstd", "compression_level": 1, "use_dictionary": ["lang", "source"]}  # BENCHMARKS.md
 
 
 def part_name(part: int) -> str:
     return f"part-{part:05d}"
+
+
+def fill_uids(rows: pa.Table, source: str) -> pa.Array:
+    """The uid column of `rows` (uid, url, row), derive_uid's value where the uid is null or blank."""
+    uids = rows.column("uid").combine_chunks()
+    missing = ~nonblank(uids)
+    todo = np.flatnonzero(missing)
+    if not len(todo):
+        return uids
+    urls = rows.column("url").combine_chunks().take(todo)
+    prefix = f"{source}\0".encode("utf-8", "surrogatepass")
+    rownums = rows.column("row").take(todo).to_pylist()
+    data = [u if ok else prefix + str(r).encode()
+            for u, ok, r in zip(urls.cast(pa.binary()).to_pylist(), nonblank(urls).tolist(), rownums)]
+    derived = [hashlib.blake2b(d, digest_size=16).hexdigest() for d in data]
+    return pc.replace_with_mask(uids, pa.array(missing), pa.array(derived, pa.string()))
 
 
 def derive_uid(url: str | None, source: str, row: int) -> str:
@@ -88,6 +107,7 @@ class PartProcessor:
         self.meta_langs = sorted(set(langs))
         self.lang_map = LanguageMap(self.meta_langs)
         self.single_label = self.meta_langs[0] if len(self.meta_langs) == 1 else ALL_LANGUAGES
+        self.labels = self.meta_langs if lid.mode != "none" else [self.single_label]  # sorted: group order
         self._matchers: dict[str, Matcher] = {}
         self._detector: Detector | None = None
 
@@ -109,56 +129,66 @@ class PartProcessor:
             self._detector = Detector()
         return self._detector.detect(texts)
 
-    def languages(self, texts: list[str], raw_langs: list[str | None]) -> list[str | None]:
-        """Metadata language of each (non-empty, stripped) text, None when there is none."""
+    def _codes(self, codes: list[str | None]) -> np.ndarray:
+        """Index into self.labels of each code's metadata language, -1 when there is none."""
+        index = {lang: i for i, lang in enumerate(self.labels)}
+        return np.array([index.get(self.lang_map(c), -1) for c in codes], dtype=np.int64)
+
+    def _column_codes(self, raw: pa.Array) -> np.ndarray:
+        """self._codes of a language column, via its dictionary (one lookup per distinct code)."""
+        enc = raw.dictionary_encode()
+        lut = np.append(self._codes(enc.dictionary.to_pylist()), -1)
+        return lut[pc.fill_null(enc.indices, len(enc.dictionary)).to_numpy(zero_copy_only=False)]
+
+    def language_codes(self, texts: pa.Array, raw_langs: pa.Array) -> np.ndarray:
+        """Metadata language of each (non-empty, stripped) text as an index into self.labels, -1 when none."""
         mode = self.lid.mode
         if mode == "none":
-            return [self.single_label] * len(texts)
-        if mode == "column" or (mode == "auto" and self.cols.lang is not None):
-            out = [self.lang_map(c) for c in raw_langs]
-            if mode == "column":
-                return out
-            todo = [i for i, c in enumerate(raw_langs) if c is None]
-        else:
-            out, todo = [None] * len(texts), list(range(len(texts)))
-        if todo:
-            for i, code in zip(todo, self.detect([texts[i] for i in todo])):
-                out[i] = self.lang_map(code)
-        return out
+            return np.zeros(len(texts), dtype=np.int64)
+        from_column = mode == "column" or (mode == "auto" and self.cols.lang is not None)
+        codes = self._column_codes(raw_langs) if from_column else np.full(len(texts), -1, dtype=np.int64)
+        if mode == "column":
+            return codes
+        todo = np.flatnonzero(raw_langs.is_null().to_numpy(zero_copy_only=False)) if from_column \
+            else np.arange(len(texts))
+        if len(todo):
+            codes[todo] = self._codes(self.detect(texts.take(todo).to_pylist()))
+        return codes
 
     def process_batch(self, batch: pa.Table, source: str, result: PartResult, tables: list[pa.Table]) -> None:
         n = batch.num_rows
         result.rows_in += n
-        raw = batch.column("text").to_pylist()
-        stripped = [t.strip() if t is not None else "" for t in raw]
-        keep = [i for i, t in enumerate(stripped) if t]
+        stripped = strip(batch.column("text"))
+        keep = np.flatnonzero(nonempty(stripped))
         result.rejected["empty_text"] += n - len(keep)
-        texts = [stripped[i] for i in keep]
-        raw_langs = batch.column("lang").to_pylist()
-        langs = self.languages(texts, [raw_langs[i] for i in keep])
-        groups: dict[str, list[int]] = {}
-        for j, lang in enumerate(langs):
-            groups.setdefault(lang, []).append(j)
-        result.rejected["no_metadata_language"] += len(groups.pop(None, []))
+        texts = stripped.take(keep)
+        codes = self.language_codes(texts, batch.column("lang").combine_chunks().take(keep))
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(-1, len(self.labels) + 1))
+        result.rejected["no_metadata_language"] += int(bounds[1] - bounds[0])
         found_idx, found_len, found_ids = [], [], []  # per language: matched texts, their match counts, ids
-        for lang, idx in sorted(groups.items()):
-            res = self.matcher(lang).match([texts[j] for j in idx])
+        for code in range(len(self.labels)):
+            idx = order[bounds[code + 1]:bounds[code + 2]]
+            if not len(idx):
+                continue
+            lang = self.labels[code]
+            res = self.matcher(lang).match_array(texts.take(idx))
             lengths = np.diff(res.offsets)
             nz = np.flatnonzero(lengths)
             stats = result.per_lang.setdefault(lang, {"texts": 0, "matched": 0})
             stats["texts"] += len(idx)
             stats["matched"] += len(nz)
             result.counts += np.bincount(res.entry_ids, minlength=self.num_entries)
-            found_idx.append(np.asarray(idx, dtype=np.int64)[nz])
+            found_idx.append(idx[nz])
             found_len.append(lengths[nz])
             found_ids.append(res.entry_ids)
         matched = sum(len(x) for x in found_idx)
         result.matched += matched
-        result.unmatched += sum(len(idx) for idx in groups.values()) - matched
+        result.unmatched += int(bounds[-1] - bounds[1]) - matched
         if matched:
-            tables.append(self._matches_table(batch, keep, texts, langs, found_idx, found_len, found_ids, source))
+            tables.append(self._matches_table(batch, keep, texts, codes, found_idx, found_len, found_ids, source))
 
-    def _matches_table(self, batch: pa.Table, keep: list[int], texts: list[str], langs: list[str | None],
+    def _matches_table(self, batch: pa.Table, keep: np.ndarray, texts: pa.Array, codes: np.ndarray,
                        found_idx: list[np.ndarray], found_len: list[np.ndarray], found_ids: list[np.ndarray],
                        source: str) -> pa.Table:
         """Rows of the matched texts in batch order; found_*: per language, the matched texts' indices
@@ -170,16 +200,13 @@ class PartProcessor:
         offsets = np.zeros(len(lens) + 1, dtype=np.int32)
         np.cumsum(lens, out=offsets[1:])
         ids = flat[np.repeat(starts[order] - offsets[:-1], lens) + np.arange(int(offsets[-1]))]
-        order_idx = idx[order].tolist()
-        rows_idx = [keep[j] for j in order_idx]
-        sub = batch.take(pa.array(rows_idx, pa.int64()))
-        uids, urls, rows = sub.column("uid").to_pylist(), sub.column("url").to_pylist(), sub.column("row").to_pylist()
-        uids = [u if u and u.strip() else derive_uid(url, source, r) for u, url, r in zip(uids, urls, rows)]
+        order_idx = idx[order]
+        sub = batch.select(["uid", "url", "row", "key"]).take(keep[order_idx])
         entry_ids = pa.ListArray.from_arrays(pa.array(offsets), pa.array(ids, pa.int32()))
-        return pa.table([pa.array(uids, pa.string()), pa.array([texts[j] for j in order_idx], pa.string()),
-                         sub.column("url"), pa.array([langs[j] for j in order_idx], pa.string()), entry_ids,
-                         pa.array([source] * len(order_idx), pa.string()), sub.column("row"), sub.column("key")],
-                        schema=MATCH_SCHEMA)
+        return pa.table([fill_uids(sub, source), texts.take(order_idx), sub.column("url"),
+                         pa.array(self.labels, pa.string()).take(codes[order_idx]), entry_ids,
+                         pa.repeat(pa.scalar(source, pa.string()), len(order_idx)), sub.column("row"),
+                         sub.column("key")], schema=MATCH_SCHEMA)
 
     def process_part(self, part: Part) -> PartResult:
         """Read, identify, match and count one part of the pool."""
@@ -205,7 +232,8 @@ def write_part(index: str | Path, part: int, result: PartResult) -> None:
     buf = io.BytesIO()
     np.savez(buf, entry_id=nz.astype(np.int32), count=result.counts[nz])
     storage.write_bytes(storage.join(index, "counts", f"{part_name(part)}.npz"), buf.getvalue())
-    storage.write_parquet(storage.join(index, "matches", f"{part_name(part)}.parquet"), result.matches)
+    storage.write_parquet(storage.join(index, "matches", f"{part_name(part)}.parquet"), result.matches,
+                          **MATCH_PARQUET)
 
 
 def read_part_counts(index: str | Path, part: int, num_entries: int) -> np.ndarray:

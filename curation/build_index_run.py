@@ -18,7 +18,9 @@ Identity of a run (a rerun into the same INDEX must match it, else it is refused
 over): metadata fingerprint, input files (path, size, mtime), every option that changes the output
 (lid, compat, part size, columns). --workers, --ray-address and --backend do not change the output.
 
-Ray: one IndexWorker actor per worker (1 CPU each), each reading META itself and building a language's
+--workers 1 (without --ray-address) runs the parts one after another in the driver's process, without
+starting Ray: the same PartProcessor and part writes as a worker. Otherwise Ray: one IndexWorker actor per
+worker (1 CPU each), each reading META itself and building a language's
 automaton on first use; at most IN_FLIGHT_PER_WORKER parts queued per actor. A killed worker is
 restarted and its part retried (max_restarts / max_task_retries); parts are written atomically, so a
 retry gives the same files. With --ray-address, the pool, META and --out must be at the same paths on
@@ -174,6 +176,40 @@ def _start_ray(workers: int | None, ray_address: str | None) -> tuple[int, bool]
     return n, started
 
 
+def process_and_write(proc: PartProcessor, out: str, part: Part) -> dict:
+    """Process one part, put its files in place and return its journal record (a worker's whole job)."""
+    result = proc.process_part(part)
+    write_part(out, part.part, result)
+    return {"part": part.part, "source": part.path, "start": part.start, "stop": part.stop, **result.summary()}
+
+
+def _journal(out: str, part: Part, rec: dict, records: dict[int, dict], bar) -> None:
+    """Record a finished part (its files are in place) in the journal, the records and the progress bar."""
+    rec["finished_at"] = time.time()  # journal only (benchmarks); never in manifest or outputs
+    storage.Journal(out, "parts").append(part_name(part.part), rec)
+    records[part.part] = rec
+    bar.update(rec["rows_in"])
+
+
+def _progress(todo: list[Part]):
+    from tqdm import tqdm
+
+    known = [x.num_rows for x in todo]
+    total = sum(known) if all(k is not None for k in known) else None
+    return tqdm(total=total, unit="text", unit_scale=True, desc="build-index", dynamic_ncols=True)
+
+
+def _run_in_process(out: str, p: dict, todo: list[Part], compat: bool, backend: str,
+                    records: dict[int, dict]) -> str:
+    """--workers 1: the parts one after another in this process (what one Ray worker does, without Ray)."""
+    proc = PartProcessor(p["entries"], p["lid"], compat=compat, backend=backend, cols=p["cols"],
+                         fingerprint=p["identity"]["metadata"]["fingerprint"])
+    with _progress(todo) as bar:
+        for part in todo:
+            _journal(out, part, process_and_write(proc, out, part), records, bar)
+    return proc.matcher_backend()
+
+
 def _make_worker_class():
     import ray
 
@@ -191,10 +227,7 @@ def _make_worker_class():
             self.out = out
 
         def process(self, part: Part) -> dict:
-            result = self.proc.process_part(part)
-            write_part(self.out, part.part, result)
-            return {"part": part.part, "source": part.path, "start": part.start, "stop": part.stop,
-                    **result.summary()}
+            return process_and_write(self.proc, self.out, part)
 
         def backend_name(self) -> str:
             return self.proc.matcher_backend()
@@ -206,15 +239,12 @@ def _run_parts(out: str, p: dict, todo: list[Part], n_workers: int, compat: bool
                records: dict[int, dict]) -> str:
     """Stream parts to long-lived actors with a bounded in-flight queue; journal each finished part."""
     import ray
-    from tqdm import tqdm
 
     worker_cls = _make_worker_class()
     fp = p["identity"]["metadata"]["fingerprint"]
     actors = [worker_cls.remote(str(p["meta_dir"]), p["lid"], compat, backend, p["cols"], fp, str(out))
               for _ in range(max(1, min(n_workers, len(todo))))]
     backend_name = ray.get(actors[0].backend_name.remote())
-    known = [x.num_rows for x in todo]
-    total = sum(known) if all(k is not None for k in known) else None
     queue, pending = iter(todo), {}
 
     def submit(actor) -> None:
@@ -222,7 +252,7 @@ def _run_parts(out: str, p: dict, todo: list[Part], n_workers: int, compat: bool
         if part is not None:
             pending[actor.process.remote(part)] = (part, actor)
 
-    with tqdm(total=total, unit="text", unit_scale=True, desc="build-index", dynamic_ncols=True) as bar:
+    with _progress(todo) as bar:
         for actor in actors:
             for _ in range(IN_FLIGHT_PER_WORKER):
                 submit(actor)
@@ -238,10 +268,7 @@ def _run_parts(out: str, p: dict, todo: list[Part], n_workers: int, compat: bool
             except ray.exceptions.RayActorError as e:
                 raise UserError(f"a worker died while processing part {part.part} ({part.path}) and could not be "
                                 f"restarted; rerun the same command to resume ({e})") from e
-            rec["finished_at"] = time.time()  # journal only (benchmarks); never in manifest or outputs
-            storage.Journal(out, "parts").append(part_name(part.part), rec)
-            records[part.part] = rec
-            bar.update(rec["rows_in"])
+            _journal(out, part, rec, records, bar)
             submit(actor)
     for a in actors:
         ray.kill(a)
@@ -267,7 +294,9 @@ def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", 
         records = _finished_parts(out_path, p["parts"])
         todo = [x for x in p["parts"] if x.part not in records]
         backend_name = Matcher([], [], compat=compat, backend=backend).implementation  # also when all parts resume
-        if todo:
+        if todo and workers == 1 and ray_address is None:
+            backend_name = _run_in_process(out_path, p, todo, compat, backend, records)
+        elif todo:
             n, started = _start_ray(workers, ray_address)
             try:
                 backend_name = _run_parts(out_path, p, todo, n, compat, backend, records)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import pyarrow as pa
 
 PUNCT_TO_WRAP = (",", ".", ";", ":", "?", "!", "`")
 CHARS_TO_SPACE = ("\t", "\n", "\r")
@@ -284,3 +285,14 @@ class Matcher:
         text, key = self._impl.match(texts)
         result = pairs_to_result(len(texts), text, key, self._key_offsets, self._key_ids)
         return result if inverse is None else expand(result, inverse)
+
+    def match_array(self, texts: pa.Array) -> MatchResult:
+        """match() of an Arrow string array; repeated texts are folded by Arrow's dictionary encoding
+        (first-seen order, as `dedup`), so only distinct texts become Python strings."""
+        if self.backend == "pyahocorasick":
+            return self.match(texts.to_pylist())
+        enc = texts.dictionary_encode()
+        distinct = enc.dictionary.to_pylist()
+        text, key = self._impl.match(distinct)
+        result = pairs_to_result(len(distinct), text, key, self._key_offsets, self._key_ids)
+        return result if len(distinct) == len(texts) else expand(result, enc.indices.to_numpy())

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -352,7 +353,7 @@ def _read_parquet(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterator[p
 
 def _parquet_batch(t: pa.Table, first_row: int, text_col: str, cols: PoolColumns, img2: bool,
                    stats: ReadStats) -> pa.Table:
-    rows = pa.array(range(first_row, first_row + t.num_rows), pa.int64())
+    rows = pa.array(np.arange(first_row, first_row + t.num_rows, dtype=np.int64))
     out = pa.table([_column(t, text_col), _column(t, cols.uid), _column(t, cols.url), _column(t, cols.lang),
                     _column(t, "key" if img2 else None), rows], schema=BATCH_SCHEMA)
     if img2:

@@ -1,8 +1,10 @@
 """Training data: a deterministic, resumable WebDataset stream with online curation.
 
 Stream model. Each *pass* over the shard set (the online-curation epoch) orders the shards by
-(seed, pass): a permutation, or with `--shards-weights` a weighted draw with replacement (OpenCLIP's
-resampled upsampling). The pass's shards are split into *units* dealt round-robin to the global
+(seed, pass): a permutation, or with `--shards-weights` a draw with replacement in which each shard's
+chance is its source's weight (OpenCLIP's upsampling factors with --dataset-resampled: `1::1` samples
+the sources in proportion to their shard counts, `1::10` gives the second source's shards ten times
+the chance). The pass's shards are split into *units* dealt round-robin to the global
 workers (rank x DataLoader worker); a unit is a shard, or a 1/k slice of one by sample index when
 there are fewer shards than workers. A worker reads its units in blocks of `shuffle_block` raw
 samples, permutes each block by (seed, pass, unit, block), and for online curation draws the text
@@ -43,10 +45,10 @@ SHUFFLE_BLOCK = 1000
 
 @dataclass
 class Source:
-    """One `::`-separated part of --shards: its expanded shard paths and sampling weight."""
+    """One `::`-separated part of --shards: its expanded shard paths and per-shard sampling weight (None: no --shards-weights)."""
 
     urls: list[str]
-    weight: float = 1.0
+    weight: float | None = None
 
 
 def expand_sources(spec: str, weights: str | None = None) -> list[Source]:
@@ -56,14 +58,14 @@ def expand_sources(spec: str, weights: str | None = None) -> list[Source]:
     parts = [p for p in spec.split("::") if p.strip()]
     if not parts:
         raise UserError("--shards is empty; give e.g. 'CURATED/shards/{00000..00009}.tar'")
-    ws = [1.0] * len(parts)
+    ws: list[float | None] = [None] * len(parts)
     if weights:
         try:
             ws = [float(w) for w in weights.split("::")]
         except ValueError as e:
             raise UserError(f"--shards-weights {weights!r}: give numbers joined with '::', one per --shards part") from e
         if len(ws) != len(parts) or not all(0 < w < math.inf for w in ws):
-            raise UserError(f"--shards-weights {weights!r}: need {len(parts)} positive numbers joined with '::' (one per --shards part)")
+            raise UserError(f"--shards-weights {weights!r}: need {len(parts)} positive finite numbers joined with '::' (one per --shards part)")
     sources = []
     for part, w in zip(parts, ws):
         urls = list(braceexpand.braceexpand(part.strip()))
@@ -196,8 +198,8 @@ def pass_units(sources: list[Source], seed: int, pass_index: int, n_workers: int
     """The ordered units of one pass, for n_workers global workers."""
     urls = [u for s in sources for u in s.urls]
     rng = np.random.default_rng([seed, pass_index, 0x5A4D])
-    if len(sources) > 1 and len({s.weight for s in sources}) > 1:
-        w = np.concatenate([np.full(len(s.urls), s.weight / len(s.urls)) for s in sources])
+    if any(s.weight is not None for s in sources):
+        w = np.concatenate([np.full(len(s.urls), s.weight) for s in sources])
         order = rng.choice(len(urls), size=len(urls), replace=True, p=w / w.sum())
     else:
         order = rng.permutation(len(urls))

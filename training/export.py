@@ -46,7 +46,8 @@ def export_hf(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir:
     `write_weights(folder)` replaces `save_pretrained` for config and weights (sharded models)."""
     from transformers import CLIPProcessor
 
-    from training.tokenizer import SPM_FILE, load_tokenizer
+    from training.loss import hf_state_dict
+    from training.tokenizer import SPM_FILE, load_tokenizer, tokenizer_dir as resolve_tokenizer
     from training.transforms import clip_image_processor
 
     model = unwrap(model)
@@ -64,12 +65,12 @@ def export_hf(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
     try:
         if write_weights is None:
-            model.save_pretrained(tmp, safe_serialization=True)
+            model.save_pretrained(tmp, safe_serialization=True, state_dict=hf_state_dict(model))
         else:
             write_weights(tmp)
         CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(tmp)
         image_processor.save_pretrained(tmp)
-        spm = Path(tokenizer_dir) / SPM_FILE
+        spm = resolve_tokenizer(tokenizer_dir) / SPM_FILE
         if spm.is_file():
             shutil.copyfile(spm, tmp / SPM_FILE)
         for f in tmp.iterdir():

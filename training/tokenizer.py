@@ -63,28 +63,55 @@ def _from_spm_dir(path: Path):
     return XLMRobertaTokenizer.from_pretrained(str(path), model_max_length=CONTEXT_LENGTH, local_files_only=True)
 
 
+def tokenizer_dir(path: str | os.PathLike) -> Path:
+    """The local folder of --tokenizer: the path itself, or the cached snapshot of a hub id such as facebook/xlm-v-base."""
+    from training.hf_cache import hub_cache, is_repo_id, snapshot
+
+    p = Path(path)
+    if p.exists() or not is_repo_id(str(path)):
+        return p
+    folder = snapshot(str(path))
+    if folder is None:
+        raise UserError(f"--tokenizer {path}: no such directory, and not in the local Hugging Face cache ({hub_cache()}); {WHERE}")
+    return folder
+
+
+def _check_spm(path: Path) -> None:
+    """UserError naming `path` when it exists but is not a SentencePiece model."""
+    import sentencepiece as spm
+
+    if not path.is_file():
+        return
+    try:
+        spm.SentencePieceProcessor(model_file=str(path))
+    except (RuntimeError, OSError) as e:
+        raise UserError(f"--tokenizer: {path} is not a SentencePiece model ({str(e).splitlines()[0][:120]}); "
+                        "replace it with XLM-V's or retrain it with `train tokenizer`") from e
+
+
 def load_tokenizer(path: str | os.PathLike):
-    """Tokenizer from a local directory or the local HF cache (never the network); UserError if absent."""
+    """Tokenizer from a local directory or the local HF cache (never the network); UserError if absent or unreadable."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoTokenizer
 
-    p = Path(path)
+    p = tokenizer_dir(path)
     if p.is_file() and p.name.endswith(".model"):
         raise UserError(f"--tokenizer {path}: pass the directory that holds {SPM_FILE}, not the file")
-    if p.is_dir():
+    if not p.is_dir():
+        raise UserError(f"--tokenizer {path}: directory not found; {WHERE}")
+    _check_spm(p / SPM_FILE)
+    try:
         if (p / "tokenizer_config.json").exists() or (p / "tokenizer.json").exists():
             tok = AutoTokenizer.from_pretrained(str(p), local_files_only=True)
         elif (p / SPM_FILE).exists():
             tok = _from_spm_dir(p)
         else:
             raise UserError(f"--tokenizer {path}: no {SPM_FILE} or tokenizer.json in this directory; {WHERE}")
-    else:
-        if os.sep in str(path) or str(path).startswith("."):
-            raise UserError(f"--tokenizer {path}: directory not found; {WHERE}")
-        try:
-            tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        except (OSError, ValueError) as e:
-            raise UserError(f"--tokenizer {path}: not in the local Hugging Face cache; {WHERE}") from e
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001  (sentencepiece, tokenizers and transformers raise many types for bad files)
+        raise UserError(f"--tokenizer {path}: cannot load the tokenizer in {p} ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                        f"replace a damaged {SPM_FILE} with XLM-V's or retrain it with `train tokenizer`") from e
     tok.model_max_length = CONTEXT_LENGTH
     return tok
 

@@ -30,9 +30,16 @@ from training.distributed import Dist, all_gather_object, all_reduce_mean, barri
 from training.fsdp import average_replicated_grads, ensure_process_group, full_value, memory_line, parameter_count, set_gradient_sync, shard
 from training.stream import LaneStream, StepReader, StreamState, default_lanes, layout_problem
 from curation.sampling import keep_probability
-from training.loss import MAX_LOGIT_SCALE, clip_loss
-from training.models import PRESETS, build_model
+from training.batch_check import batch_warning, pass_size
+from training.loggers import SINKS, MetricSinks
+from training.loss import LOSSES, MAX_LOGIT_SCALE, clip_loss, init_loss_parameters, siglip_loss
+from training.models import PRESETS, build_model, parameter_counts
+from training.optim import param_groups
+from training.patch_dropout import enable_patch_dropout
+from training.run_guard import changed_flags, check_fresh, last_planned_steps, mismatch_message, remove_outputs, truncate_jsonl
+from training.schedule import apply_schedule, change_warning, lr_lambda
 from training.tokenizer import load_tokenizer, special_ids
+from training.towers import init_from, lock_image_tower
 from training.transforms import normalize
 
 
@@ -72,43 +79,34 @@ class TrainConfig:
     model_vocab: int | None = None  # embedding rows if larger than the tokenizer (benchmarks: XLM-V's 901,629)
     fsdp: bool = False
     lanes: int | None = None
+    loss: str = "clip"
+    patch_dropout: float = 0.0
+    lock_image: bool = False
+    init_from: str | None = None
+    layer_decay: float | None = None
+    log: tuple[str, ...] = ()
+    overwrite: bool = False
 
 
 class ClipForward(nn.Module):
-    """(image features, text features, logit scale) through one forward, so DDP sees every gradient."""
+    """(image features, text features, logit scale) through one forward, so DDP sees every gradient.
 
-    def __init__(self, model: nn.Module):
+    With `lock_image` the image tower runs without autograd (LiT: its weights are frozen).
+    """
+
+    def __init__(self, model: nn.Module, lock_image: bool = False):
         super().__init__()
-        self.model = model
+        self.model, self.lock_image = model, lock_image
 
     def forward(self, pixel_values, input_ids, attention_mask):
-        img = _pooled(self.model.get_image_features(pixel_values=pixel_values))
+        with torch.no_grad() if self.lock_image else contextlib.nullcontext():
+            img = _pooled(self.model.get_image_features(pixel_values=pixel_values))
         txt = _pooled(self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
         return img, txt, self.model.logit_scale
 
 
 def _pooled(out) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else out.pooler_output
-
-
-def param_groups(model: nn.Module, wd: float) -> list[dict]:
-    """Weight decay on matrices only; gains, biases, embeddings' norms and the logit scale are exempt (OpenCLIP)."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "logit_scale" in name or "norm" in name else decay).append(p)
-    return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def lr_lambda(warmup: int, total: int):
-    """Linear warmup to 1, then cosine to 0 at `total`."""
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        span = max(total - warmup, 1)
-        return 0.5 * (1 + math.cos(math.pi * min(step - warmup, span) / span))
-    return f
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -128,6 +126,17 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError("--precision amp (fp16 + grad scaler) needs a GPU; on CPU use --precision bf16 or fp32")
     if cfg.curation_t is not None and cfg.curation_t <= 0:
         raise UserError(f"--curation-t {cfg.curation_t}: must be > 0")
+    if cfg.loss not in LOSSES:
+        raise UserError(f"--loss {cfg.loss}: choose one of {', '.join(LOSSES)}")
+    if not 0 <= cfg.patch_dropout < 1:
+        raise UserError(f"--patch-dropout {cfg.patch_dropout}: give a fraction of patches to drop, at least 0 and below 1")
+    if cfg.layer_decay is not None and not 0 < cfg.layer_decay <= 1:
+        raise UserError(f"--layer-decay {cfg.layer_decay}: give a factor above 0 and at most 1 (e.g. 0.75)")
+    bad = [k for k in cfg.log if k not in SINKS]
+    if bad:
+        raise UserError(f"--log {bad[0]}: choose from {', '.join(SINKS)}")
+    if cfg.overwrite and cfg.resume:
+        raise UserError("--overwrite starts RUN again and --resume continues it: pass one of them")
 
 
 def samples_per_epoch(sources, curation) -> float:
@@ -164,29 +173,48 @@ class Trainer:
         self.total = cfg.steps if cfg.steps is not None else max(1, math.ceil(cfg.epochs * self.epoch_size / self.global_batch))
         torch.manual_seed(cfg.seed)
         vocab = max(len(self.tokenizer), cfg.model_vocab or 0)
-        self.model = build_model(cfg.model, vocab, **special_ids(self.tokenizer), image_size=cfg.image_size).to(d.device)
-        if d.is_main:
-            print(memory_line(parameter_count(self.model), d.world_size), file=sys.stderr)
+        self.model = self.build(vocab).to(d.device)
+        self.warn(memory_line(parameter_count(self.model), d.world_size))
         self.image_size = self.model.config.vision_config.image_size
+        self.warn(batch_warning(self.global_batch, cfg.batch_size, d.world_size, cfg.accum_freq,
+                                pass_size(self.sources, self.global_batch, self.epoch_size)))
         if cfg.grad_checkpointing:
             if hasattr(self.model, "activation_checkpointing_enable"):
                 self.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             else:
                 self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        self.forward = ClipForward(self.model)
+        self.forward = ClipForward(self.model, cfg.lock_image)
         if cfg.fsdp:
             ensure_process_group(d.device)
             self.forward = shard(self.forward, self.model, cfg.precision)
         elif d.world_size > 1:
             self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
         self.step_fn = torch.compile(self.forward) if cfg.compile else self.forward
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.wd), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.wd, cfg.lr, cfg.layer_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg.warmup, self.total))
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "amp")
         self.step = 0
         lanes = cfg.lanes or default_lanes(d.world_size, cfg.workers, cfg.batch_size * cfg.accum_freq)
         self.stream = StreamState(lanes, self.global_batch)
         self.last_checkpoint: Path | None = None
+
+    def warn(self, message: str | None) -> None:
+        if message and self.d.is_main:
+            print(message, file=sys.stderr)
+
+    def build(self, vocab: int) -> nn.Module:
+        """The preset's model with the loss head, --init-from weights, --lock-image and --patch-dropout applied."""
+        cfg = self.cfg
+        model = build_model(cfg.model, vocab, **special_ids(self.tokenizer), image_size=cfg.image_size)
+        init_loss_parameters(model, cfg.loss)
+        loaded = init_from(model, cfg.init_from) if cfg.init_from else []
+        frozen = lock_image_tower(model) if cfg.lock_image else 0
+        enable_patch_dropout(model, cfg.patch_dropout)
+        n = parameter_counts(model)
+        self.warn(f"train: model {cfg.model}: {n['total'] / 1e6:.1f}M parameters (image tower {n['vision'] / 1e6:.1f}M, "
+                  f"text tower {n['text'] / 1e6:.1f}M){f', {frozen / 1e6:.1f}M frozen' if frozen else ''}"
+                  f"{'; ' + ', '.join(loaded) + ' initialised from ' + cfg.init_from if loaded else ''}")
+        return model
 
     # ------------------------------------------------------------ checkpoints
 
@@ -196,18 +224,30 @@ class Trainer:
             problem = layout_problem(self.stream.lanes, self.global_batch, self.d.world_size)
             if problem:
                 raise UserError(problem)
+            self.truncate_logs()
             return
-        run_state.restore(self, path)
+        try:
+            run_state.restore(self, path)
+        except (RuntimeError, ValueError) as e:
+            raise UserError(mismatch_message(path, e, changed_flags(self.run_dir, asdict(self.cfg)))) from e
         self.last_checkpoint = path
         self.rundir.pull_logs()
+        planned = last_planned_steps(self.run_dir)
+        if planned is not None and planned != self.total:
+            self.warn(change_warning(planned, self.total, self.step, self.cfg.warmup, self.cfg.lr))
+        apply_schedule(self.scheduler, self.step)
+        self.truncate_logs()
+        self.warn(f"train: resumed from {path} at step {self.step}")
+
+    def truncate_logs(self) -> None:
+        """Drop log rows after the resumed step (all of them when no checkpoint was finished); every rank's sample
+        log, also of ranks a smaller resumed run lacks."""
         if self.d.is_main:
-            _truncate_jsonl(self.run_dir / "metrics.jsonl", self.step)
-        if self.cfg.log_samples and (self.d.is_main or self.rundir.url):  # every rank's log, also of ranks a smaller resumed run lacks
-            for log in self.samples_path().parent.glob("rank*.jsonl"):
-                _truncate_jsonl(log, self.step)
+            truncate_jsonl(self.run_dir / "metrics.jsonl", self.step)
+        if self.d.is_main or self.rundir.url:
+            for log in (self.run_dir / "samples").glob("rank*.jsonl"):
+                truncate_jsonl(log, self.step)
         barrier()
-        if self.d.is_main:
-            print(f"train: resumed from {path} at step {self.step}", file=sys.stderr)
 
     def save(self) -> None:
         self.last_checkpoint = run_state.save(self)
@@ -230,6 +270,12 @@ class Trainer:
                 "input_ids": batch["input_ids"].to(dev, non_blocking=True),
                 "attention_mask": batch["attention_mask"].to(dev, non_blocking=True)}
 
+    def loss(self, image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """The --loss over (possibly gathered) features."""
+        if self.cfg.loss == "siglip":
+            return siglip_loss(image, text, scale, self.model.logit_bias)
+        return clip_loss(image, text, scale, self.cfg.local_loss, self.cfg.gather_with_grad)
+
     def train_step(self, micro: list[dict]) -> torch.Tensor:
         """One optimiser step over `accum_freq` micro-batches; returns the (detached) loss."""
         cfg = self.cfg
@@ -237,7 +283,7 @@ class Trainer:
         if len(micro) == 1:
             with self.autocast():
                 img, txt, scale = self.step_fn(**self.inputs(micro[0]))
-            loss = clip_loss(img, txt, scale, cfg.local_loss, cfg.gather_with_grad)
+            loss = self.loss(img, txt, scale)
             self.scaler.scale(loss).backward()
         else:
             with torch.no_grad(), self.autocast():
@@ -250,7 +296,7 @@ class Trainer:
                         img, txt, scale = self.step_fn(**self.inputs(b))
                     imgs = torch.cat([c[0] for c in cached[:j]] + [img] + [c[0] for c in cached[j + 1:]])
                     txts = torch.cat([c[1] for c in cached[:j]] + [txt] + [c[1] for c in cached[j + 1:]])
-                    loss = clip_loss(imgs, txts, scale, cfg.local_loss, cfg.gather_with_grad)
+                    loss = self.loss(imgs, txts, scale)
                     self.scaler.scale(loss).backward()
         if cfg.fsdp:
             average_replicated_grads(self.model)
@@ -280,6 +326,7 @@ class Trainer:
             self.samples_path().parent.mkdir(parents=True, exist_ok=True)
         samples_log = open(self.samples_path(), "a") if cfg.log_samples else None
         metrics = open(self.run_dir / "metrics.jsonl", "a") if d.is_main else None
+        sinks = MetricSinks(cfg.log, self.run_dir, asdict(cfg), self.step) if d.is_main else None
         self.model.train()
         start, loss = time.perf_counter(), None
         try:
@@ -291,7 +338,7 @@ class Trainer:
                     raise UserError(f"--shards {cfg.shards}: no samples could be read (all shards empty or every sample corrupt: "
                                     f"{self.stream.corrupt} corrupt, first {self.stream.first_corrupt or 'none'})") from None
                 t1 = time.perf_counter()
-                lr = self.optimizer.param_groups[0]["lr"]
+                lr = max(g["lr"] for g in self.optimizer.param_groups)
                 loss = all_reduce_mean(self.train_step(micro))
                 if d.device.type == "cuda":
                     torch.cuda.synchronize()
@@ -314,13 +361,14 @@ class Trainer:
                 if metrics:
                     metrics.write(json.dumps(row) + "\n")
                     metrics.flush()
+                    sinks.log(row)
                 bar.update(1)
                 bar.set_postfix_str(f"loss {row['loss']:.4f} lr {row['lr']:.2e} {row['samples_per_s']:.0f} samples/s data wait {100 * row['data_wait']:.0f}%")
                 if self.step % cfg.save_every == 0 or self.step == self.total:
                     self.save()
         finally:
             bar.close()
-            for f in (samples_log, metrics):
+            for f in (samples_log, metrics, sinks):
                 if f:
                     f.close()
             del batches
@@ -365,15 +413,6 @@ def _last_logged_loss(path: Path) -> float:
     return float(rows[-1]["loss"]) if rows else float("nan")
 
 
-def _truncate_jsonl(path: Path, step: int) -> None:
-    """Drop rows logged after `step` (written by a run that stopped before its next checkpoint)."""
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(r + "\n" for r in rows))
-
-
 def plot_metrics(run_dir: Path) -> None:
     """RUN/plots/loss.png and lr.png from metrics.jsonl (matplotlib Agg)."""
     import matplotlib
@@ -404,4 +443,16 @@ def train(cfg: TrainConfig) -> dict:
     storage.makedirs(cfg.out)
     lock = (output_lock(cfg.out) if storage.is_local(cfg.out) else storage.lock(cfg.out)) if d.is_main else contextlib.nullcontext()
     with lock:
+        if storage.is_local(cfg.out):
+            guard_run_folder(cfg, d.is_main)
         return Trainer(cfg, d).run()
+
+
+def guard_run_folder(cfg: TrainConfig, is_main: bool) -> None:
+    """--overwrite clears what train wrote in a local RUN (rank 0); without it or --resume a RUN holding a run is refused."""
+    run = storage.local_path(cfg.out)
+    if cfg.overwrite and is_main:
+        inputs = [*cfg.shards.split("::"), cfg.tokenizer, cfg.init_from, cfg.eval_data]
+        remove_outputs(run, [i for i in inputs if i])
+    elif not cfg.resume and not cfg.overwrite:
+        check_fresh(run)

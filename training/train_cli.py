@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import argparse
 
-from curation.flags import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT
+from curation.flags import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SHARE, number
 from training.models import PRESETS
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """Every `train` flag, with help."""
+    from training.loggers import SINKS
+    from training.loss import LOSSES
+
     p.add_argument("--shards", required=True, help="WebDataset shards in brace notation, e.g. 'CURATED/shards/{00000..00099}.tar'; join several sources with '::'")
-    p.add_argument("--shards-weights", default=None, help="sampling weight per '::' source, e.g. '1::3' (weighted shard draws with replacement, as OpenCLIP's upsampling factors)")
+    p.add_argument("--shards-weights", default=None, help="upsampling factor per '::' source, as OpenCLIP's: shards are drawn with replacement, each with its source's factor as weight ('1::1' samples sources in proportion to their shard counts, '1::10' makes each shard of the second ten times as likely)")
     p.add_argument("--model", default="tiny", choices=list(PRESETS), help="MetaCLIP 2 worldwide architecture preset (tiny for tests and the demo)")
     p.add_argument("--tokenizer", required=True, help="directory with XLM-V's sentencepiece.bpe.model (or a `train tokenizer` output), or facebook/xlm-v-base from the local HF cache")
     p.add_argument("--out", required=True, help="run directory: checkpoints/, metrics.jsonl, plots/, hf/ (exported model)")
@@ -36,6 +39,13 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=POSITIVE_INT, default=None, help="input resolution (default: the preset's; must be a multiple of the patch size)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--log-samples", action="store_true", help="also write every consumed sample uid per step to RUN/samples/rank<R>.jsonl (data audits)")
+    p.add_argument("--overwrite", action="store_true", help="start RUN again: delete what an earlier train wrote there (checkpoints, logs, plots, hf/); without it or --resume, a RUN holding a run is refused")
+    p.add_argument("--loss", default="clip", choices=list(LOSSES), help="clip: softmax contrastive (InfoNCE, default); siglip: pairwise sigmoid loss with a learnt bias (scale ln 10, bias -10 at init; texts of all processes are gathered with gradient, --local-loss and --gather-with-grad apply to clip)")
+    p.add_argument("--patch-dropout", type=SHARE, default=0.0, help="fraction of image patches dropped in training (FLIP; e.g. 0.5); evaluation sees all patches")
+    p.add_argument("--lock-image", action="store_true", help="freeze the image tower and its projection (LiT); usually with --init-from")
+    p.add_argument("--init-from", default=None, metavar="DIR", help="initialise the towers from a local Hugging Face MetaClip2/CLIP folder (e.g. RUN/hf or a MetaCLIP 2 release); shapes and activation must match --model")
+    p.add_argument("--layer-decay", type=number(float, 0, 1, lo_open=True), default=None, help="layer-wise learning-rate decay per tower (e.g. 0.75): block i of L trains at lr x decay^(L - i)")
+    p.add_argument("--log", nargs="+", default=[], choices=list(SINKS), help="also log metrics to TensorBoard (RUN/tensorboard) and/or W&B (offline, RUN/wandb); each needs its package")
     p.add_argument("--caption-mix", default=None, metavar="SRC:W,...", help="draw each sample's caption source per (seed, epoch, uid), e.g. alt:0.5,vecap:0.5 (alt = the alt-text; others = KEY.json captions from `curate captions add`/`recaption`); a missing source falls back to the alt-text, counted")
     p.add_argument("--caption-mix-langs", default=None, metavar="LANGS", help="only alt-texts in these languages (e.g. en) may be replaced by an enriched caption; default: all")
     p.add_argument("--shuffle-block", type=POSITIVE_INT, default=1000, help="samples read and shuffled together within a shard (default 1000)")

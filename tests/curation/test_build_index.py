@@ -17,9 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
-from curation.build_index import MATCH_SCHEMA, PartProcessor, derive_uid, read_matches
+from curation.build_index import MATCH_SCHEMA, PartProcessor, derive_uid, fill_uids, read_matches
 from curation.build_index_run import build_index, summary_line
 from curation.cli import main as curate
 from curation.common import UserError, content_hash, output_lock
@@ -139,6 +141,18 @@ def test_uid_derivation():
 
 
 
+@given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["", " ", "\u3000", "u1"])),
+                          st.one_of(st.none(), st.sampled_from(["", "\u00a0", "http://a/é.jpg", " http://b "]))),
+                max_size=8), st.sampled_from(["/p", "/tmp/\udcff\u00e9.parquet"]))
+@settings(max_examples=100, deadline=None)
+def test_columnar_uids_equal_derive_uid(rows, source):
+    table = pa.table({"uid": pa.array([u for u, _ in rows], pa.string()),
+                      "url": pa.array([u for _, u in rows], pa.string()),
+                      "row": pa.array(range(7, 7 + len(rows)), pa.int64())})
+    expected = [u if u and u.strip() else derive_uid(url, source, 7 + i) for i, (u, url) in enumerate(rows)]
+    assert fill_uids(table, source).to_pylist() == expected
+
+
 def test_empty_uid_is_a_missing_uid(tmp_path):
     """Issue 17.8: five images with uid "" were four (the url-less ones merged into one uid "")."""
     urls = ["http://a/1.jpg", None, None, "", "http://a/2.jpg"]
@@ -205,6 +219,21 @@ def test_identical_index_for_any_workers_and_part_size(ray_local, meta_dir, tmp_
         build_index([str(pool)], str(meta_dir), str(tmp_path / f"i{i}"), workers=workers, part_size=part_size)
         states.append(index_state(tmp_path / f"i{i}"))
     assert states[0] == states[1] == states[2]
+
+
+def test_in_process_run_equals_ray_run_byte_for_byte(ray_local, meta_dir, tmp_path, monkeypatch):
+    """--workers 1 runs without Ray; its part files and counts are the bytes a Ray run writes."""
+    import curation.build_index_run as run
+
+    pool = write_parquet_pool(tmp_path / "pool", repeated_pool(20), files=2, row_group_size=9)
+    build_index([str(pool)], str(meta_dir), str(tmp_path / "ray"), workers=2, part_size=11)
+    monkeypatch.setattr(run, "_start_ray", lambda *a: pytest.fail("--workers 1 started Ray"))
+    build_index([str(pool)], str(meta_dir), str(tmp_path / "local"), workers=1, part_size=11)
+    files = sorted(str(f.relative_to(tmp_path / "ray")) for f in (tmp_path / "ray").rglob("*")
+                   if f.is_file() and f.suffix in (".parquet", ".npz"))
+    assert len(files) > 4
+    for f in files:
+        assert (tmp_path / "local" / f).read_bytes() == (tmp_path / "ray" / f).read_bytes(), f
 
 
 def test_every_format_in_one_run(ray_local, meta_dir, parquet_pool, img2dataset_pool, webdataset_pool, wat_pool,
@@ -403,7 +432,7 @@ def test_killed_worker_is_restarted_and_output_is_identical(ray_local, meta_dir,
     pool = _big_pool(tmp_path / "pool", 200_000)
     out, result = tmp_path / "index", {}
     run = threading.Thread(target=lambda: result.update(build_index(
-        [str(pool)], str(meta_dir), str(out), part_size=5000, workers=1, backend="pyahocorasick")))
+        [str(pool)], str(meta_dir), str(out), part_size=5000, workers=2, backend="pyahocorasick")))
     run.start()
     journal, killed, deadline = out / "parts.jsonl", [], time.time() + 120
     while not killed and time.time() < deadline and run.is_alive():

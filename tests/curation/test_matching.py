@@ -103,6 +103,17 @@ def test_lone_surrogates(method):
     assert run(method, texts, entries) == naive(texts, entries)
 
 
+@pytest.mark.parametrize("method", BACKENDS)
+def test_match_array_equals_match(method):
+    import pyarrow as pa
+
+    m = Matcher(["dog", "hot dog", "猫"], [4, 7, 9], backend=method)
+    for texts in (["a hot dog", "猫", "a hot dog", "none", "dog", "猫"], ["dog", "cat"], []):
+        got = m.match_array(pa.array(texts, pa.string()))
+        assert got.lists() == m.match(texts).lists() == [sorted(ids) for ids in reference_match(
+            texts, ["dog", "hot dog", "猫"], [4, 7, 9])]
+
+
 def test_auto_and_unknown_backend():
     assert Matcher([], [], backend="auto").backend in BACKENDS
     with pytest.raises(ValueError, match="unknown matcher backend"):

@@ -32,6 +32,36 @@ def test_missing_shards_and_bad_weights_are_user_errors(tmp_path, shards):
     assert [len(s.urls) for s in expand_sources(shards + "::" + shards, "1::2")] == [4, 4]
 
 
+def small_source_share(tmp_path, weights, passes=4000):
+    """Share of shard draws going to a 1-shard source next to a 9-shard one, over `passes` passes."""
+    from training.data import pass_units
+
+    for name in [f"big{i}.tar" for i in range(9)] + ["small0.tar"]:
+        (tmp_path / name).touch()
+    sources = expand_sources(f"{tmp_path}/big{{0..8}}.tar::{tmp_path}/small0.tar", weights)
+    units = [u.url for k in range(passes) for u in pass_units(sources, 0, k, 1)]
+    return sum(u.endswith("small0.tar") for u in units) / len(units)
+
+
+@pytest.mark.parametrize("weights, share", [(None, 0.1), ("1::1", 0.1), ("1::1.0001", 0.1), ("2::2", 0.1),
+                                            ("1::9", 0.5), ("2::1", 1 / 19), ("1::0.5", 0.5 / 9.5), ("0.1::1", 1 / 1.9)])
+def test_shards_weights_are_openclip_upsampling_factors(tmp_path, weights, share):
+    assert small_source_share(tmp_path, weights) == pytest.approx(share, abs=0.01)
+
+
+def test_weights_sample_with_replacement_and_reject_non_finite(tmp_path):
+    from training.data import pass_units
+
+    for name in ("a.tar", "b.tar"):
+        (tmp_path / name).touch()
+    spec = f"{tmp_path}/a.tar::{tmp_path}/b.tar"
+    draws = [tuple(u.url for u in pass_units(expand_sources(spec, "1::1"), 0, k, 1)) for k in range(50)]
+    assert any(len(set(d)) == 1 for d in draws)  # resampled, as OpenCLIP's --dataset-resampled
+    for bad in ("1::inf", "1::nan", "1::-1", "1::0"):
+        with pytest.raises(UserError, match="positive finite"):
+            expand_sources(spec, bad)
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_one_pass_covers_every_sample_once_and_is_deterministic(shards, tokenizer_dir, workers):
     def first_pass():

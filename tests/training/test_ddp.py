@@ -1,22 +1,23 @@
-"""2-process gloo DDP gives the single-process loss and gradients on the same global batch."""
+"""2-process gloo DDP gives the single-process loss and gradients on the same global batch (CLIP and SigLIP)."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from training.loss import clip_loss
+from training.loss import clip_loss, init_loss_parameters, siglip_loss
 
 BATCH = 8
 
 
-def _setup(tokenizer_dir):
+def _setup(tokenizer_dir, loss="clip"):
     from training.models import build_model
     from training.tokenizer import load_tokenizer, special_ids, tokenize
 
     tok = load_tokenizer(tokenizer_dir)
     torch.manual_seed(0)
     model = build_model("tiny", len(tok), **special_ids(tok))
+    init_loss_parameters(model, loss)
     words = ["red", "blau", "绿色", "สีแดง", "أزرق", "grey", "gelb", "紫色"]
     ids, mask = tokenize(tok, [f"a {w} square" for w in words])
     pix = torch.randn(BATCH, 3, 32, 32, generator=torch.Generator().manual_seed(1))
@@ -27,7 +28,13 @@ def _grads(model):
     return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def _worker(rank, world, init, tokenizer_dir, local_loss, gather, out):
+def _loss(name, model, features, local_loss=False, gather=False):
+    if name == "siglip":
+        return siglip_loss(*features, model.logit_bias)
+    return clip_loss(*features, local_loss=local_loss, gather_with_grad=gather)
+
+
+def _worker(rank, world, init, tokenizer_dir, loss_name, local_loss, gather, out):
     import torch.distributed as dist
 
     from training.distributed import shutdown
@@ -35,10 +42,10 @@ def _worker(rank, world, init, tokenizer_dir, local_loss, gather, out):
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     try:
-        model, pix, ids, mask = _setup(tokenizer_dir)
+        model, pix, ids, mask = _setup(tokenizer_dir, loss_name)
         ddp = torch.nn.parallel.DistributedDataParallel(ClipForward(model))
         sl = slice(rank * BATCH // world, (rank + 1) * BATCH // world)
-        loss = clip_loss(*ddp(pix[sl], ids[sl], mask[sl]), local_loss=local_loss, gather_with_grad=gather)
+        loss = _loss(loss_name, model, ddp(pix[sl], ids[sl], mask[sl]), local_loss, gather)
         loss.backward()
         total = loss.detach().clone()
         dist.all_reduce(total)
@@ -52,23 +59,24 @@ def _worker(rank, world, init, tokenizer_dir, local_loss, gather, out):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("local_loss,gather", [(False, True), (True, True), (False, False)])
-def test_two_process_gloo_matches_one_process(tokenizer_dir, tmp_path, local_loss, gather):
+@pytest.mark.parametrize("loss_name,local_loss,gather", [("clip", False, True), ("clip", True, True), ("clip", False, False),
+                                                        ("siglip", False, False)])
+def test_two_process_gloo_matches_one_process(tokenizer_dir, tmp_path, loss_name, local_loss, gather):
     from training.train import ClipForward
 
-    model, pix, ids, mask = _setup(tokenizer_dir)
-    ref = clip_loss(*ClipForward(model)(pix, ids, mask))
+    model, pix, ids, mask = _setup(tokenizer_dir, loss_name)
+    ref = _loss(loss_name, model, ClipForward(model)(pix, ids, mask))
     ref.backward()
     ref_grads = _grads(model)
 
     out = tmp_path / "rank0.pt"
-    mp.start_processes(_worker, args=(2, f"file://{tmp_path / 'store'}", tokenizer_dir, local_loss, gather, out),
+    mp.start_processes(_worker, args=(2, f"file://{tmp_path / 'store'}", tokenizer_dir, loss_name, local_loss, gather, out),
                        nprocs=2, join=True, start_method="spawn")
     got = torch.load(out)
     assert torch.allclose(got["loss"], ref.detach(), atol=1e-5)
     assert got["grads"].keys() == ref_grads.keys()
     for name, g in ref_grads.items():
-        if gather or name == "logit_scale":
+        if gather or loss_name == "siglip" or name == "logit_scale":  # siglip always gathers texts with gradient
             expected = g
         else:  # OpenCLIP semantics without gather-with-grad: only local features get gradient -> 1/world
             expected = g / 2

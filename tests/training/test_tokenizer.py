@@ -57,3 +57,39 @@ def test_train_tokenizer_cli(shards, tmp_path):
     r = subprocess.run([sys.executable, "-m", "training.cli", "tokenizer", "--shards", str(tmp_path / "x/{0..3}.tar"), "--out", str(out)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("layout", ["HF_HUB_CACHE", "HF_HOME"])
+def test_hub_id_resolves_from_the_local_cache(tokenizer_dir, tmp_path, monkeypatch, layout):
+    from test_hf_cache import cached_repo
+
+    cache = tmp_path / "hub"
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv(layout, str(cache if layout == "HF_HUB_CACHE" else tmp_path))
+    cached_repo(cache, "facebook/xlm-v-base", {SPM_FILE: (tokenizer_dir / SPM_FILE).read_bytes()})
+    a, b = load_tokenizer("facebook/xlm-v-base"), load_tokenizer(tokenizer_dir)
+    assert [a(t)["input_ids"] for t in TEXTS] == [b(t)["input_ids"] for t in TEXTS]
+    with pytest.raises(UserError, match=f"not in the local Hugging Face cache \\({cache}\\)"):
+        load_tokenizer("facebook/xlm-roberta-base")
+
+
+def test_garbage_sentencepiece_model_is_one_line(shards, tmp_path):
+    (tmp_path / SPM_FILE).write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(UserError, match="is not a SentencePiece model"):
+        load_tokenizer(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "training.cli", "--shards", shards, "--tokenizer", str(tmp_path), "--out",
+                        str(tmp_path / "run"), "--steps", "1"], capture_output=True, text=True)
+    assert r.returncode == 2 and "is not a SentencePiece model" in r.stderr
+    assert "Traceback" not in r.stderr and "tiktoken" not in r.stderr
+
+
+@pytest.mark.slow
+def test_train_with_the_cached_hub_id_exports_its_sentencepiece_model(shards, tokenizer_dir, tmp_path, monkeypatch):
+    from test_hf_cache import cached_repo
+    from training.train import TrainConfig, train
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    cached_repo(tmp_path / "hub", "facebook/xlm-v-base", {SPM_FILE: (tokenizer_dir / SPM_FILE).read_bytes()})
+    train(TrainConfig(shards=shards, tokenizer="facebook/xlm-v-base", out=str(tmp_path / "run"), steps=1, batch_size=4, workers=0))
+    assert (tmp_path / "run" / "hf" / SPM_FILE).read_bytes() == (tokenizer_dir / SPM_FILE).read_bytes()

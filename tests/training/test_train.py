@@ -74,3 +74,32 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(shards, token
     import torch
     ck = torch.load(kept[-1], weights_only=False)
     assert ck["step"] == int(kept[-1].stem.split("_")[1])
+
+
+@pytest.mark.slow
+def test_features_change_what_they_should(shards, tokenizer_dir, tmp_path, capsys):
+    import torch
+
+    cfg = dict(shards=shards, tokenizer=str(tokenizer_dir), steps=2, batch_size=8, workers=0, warmup=1, lr=1e-3, shuffle_block=8)
+    train(TrainConfig(out=str(tmp_path / "plain"), log=("tensorboard",), **cfg))
+    assert "train: model tiny: 0.2M parameters (image tower 0.1M, text tower 0.1M)" in capsys.readouterr().err
+    assert list((tmp_path / "plain" / "tensorboard").glob("events.out.tfevents.*"))
+    train(TrainConfig(out=str(tmp_path / "flip"), patch_dropout=0.5, **cfg))
+    plain, flip = rows(tmp_path / "plain")[0], rows(tmp_path / "flip")[0]
+    assert plain["loss"] != flip["loss"]  # same init and batch: only the dropped patches differ
+
+    train(TrainConfig(out=str(tmp_path / "siglip"), loss="siglip", layer_decay=0.5, **cfg))
+    assert rows(tmp_path / "siglip")[0]["logit_scale"] == pytest.approx(10.0, rel=0.01)  # ln 10 at init, after one step
+    ck = torch.load(tmp_path / "siglip" / "checkpoints" / "step_00000002.pt", weights_only=False)
+    assert -10.0 != ck["model"]["logit_bias"].item() == pytest.approx(-10.0, abs=0.1)
+    assert {g["lr_scale"] for g in ck["optimizer"]["param_groups"]} == {1.0, 0.5, 0.25, 0.125}
+
+
+@pytest.mark.slow
+def test_batch_larger_than_the_data_warns(tmp_path, tokenizer_dir, capsys):
+    from shard_factory import write_shards
+
+    spec = write_shards(tmp_path / "c", 1, 5)
+    train(TrainConfig(shards=spec, tokenizer=str(tokenizer_dir), out=str(tmp_path / "run"), epochs=1, batch_size=64, workers=0))
+    err = capsys.readouterr().err
+    assert "each step takes 64 samples" in err and "holds 5" in err and "--batch-size of at most 5" in err
