@@ -190,8 +190,12 @@ def embed_images(model, processor, source: EvalSource, batch_size: int, workers:
     """Decode, preprocess and embed every image of `source` (normalised, float32 on CPU)."""
     from tqdm import tqdm
 
+    kwargs = {}
+    if workers > 0 and any(storage.protocol(str(f)) not in (None, "file", "local", "memory") for f in source.files):
+        kwargs["multiprocessing_context"] = "spawn"  # fsspec's async loop (s3fs, gcsfs) does not survive fork
+        # (memory:// lives in this process only, so it keeps fork)
     loader = torch.utils.data.DataLoader(DecodedImages(source, processor), batch_size=batch_size,
-                                         num_workers=workers, collate_fn=as_list)
+                                         num_workers=workers, collate_fn=as_list, **kwargs)
     result = Embedded(images=torch.zeros(0), skipped=Counter(source.skipped))
     chunks = []
     total = len(source.files) if source.kind == "folder" else None
