@@ -53,8 +53,13 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def json_bytes(obj: Any) -> bytes:
+    """How every JSON output is written: indent 2, UTF-8, trailing newline."""
+    return (json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode()
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode())
+    write_bytes_atomic(path, json_bytes(obj))
 
 
 def write_parquet_atomic(path: str | os.PathLike, table: pa.Table, **kwargs: Any) -> None:

@@ -48,7 +48,7 @@ from typing import IO, Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.common import UserError, output_lock, write_bytes_atomic
+from curation.common import UserError, json_bytes, output_lock, write_bytes_atomic
 
 ENV_OPTIONS = "WORLDCLIP_STORAGE_OPTIONS"
 READ_ONLY = ("hf", "http", "https")
@@ -432,8 +432,8 @@ def write_bytes(url: str | os.PathLike, data: bytes) -> None:
 
 
 def write_json(url: str | os.PathLike, obj: Any) -> None:
-    """JSON as curation.common.write_json_atomic writes it (indent 2, UTF-8, trailing newline)."""
-    write_bytes(url, (json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode())
+    """JSON as curation.common.write_json_atomic writes it."""
+    write_bytes(url, json_bytes(obj))
 
 
 def write_parquet(url: str | os.PathLike, table: pa.Table, **kwargs: Any) -> None:

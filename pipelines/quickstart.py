@@ -17,7 +17,6 @@ http.server on 127.0.0.1 and `curate download` (img2dataset) fetches the curated
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import subprocess

@@ -19,10 +19,9 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -501,37 +500,3 @@ def make_loader(dataset: ShardStream, num_workers: int, pin_memory: bool = False
         if any(not storage.is_local(u) for src in dataset.sources for u in src.urls[:1]):
             kwargs["multiprocessing_context"] = "spawn"  # fsspec's async loop (s3fs, gcsfs) does not survive fork
     return Loader(dataset, batch_size=None, num_workers=num_workers, pin_memory=pin_memory, **kwargs)
-
-
-@dataclass
-class LoaderState:
-    """What the trainer records per rank: batches consumed, each worker's position, stats totals."""
-
-    batches: int = 0
-    workers: dict = field(default_factory=dict)
-    seen: int = 0
-    dropped: int = 0
-    corrupt: int = 0
-    first_corrupt: str = ""
-    caption_fallback: int = 0
-
-    def update(self, batch: dict) -> None:
-        self.batches += 1
-        self.workers[int(batch["worker"])] = batch["position"]
-        s = batch["stats"]
-        self.seen += s["seen"]
-        self.dropped += s["dropped"]
-        self.corrupt += s["corrupt"]
-        self.first_corrupt = self.first_corrupt or s["first_corrupt"]
-        self.caption_fallback += s.get("caption_fallback", 0)
-
-    def to_dict(self) -> dict:
-        return {"batches": self.batches, "workers": {str(k): v for k, v in self.workers.items()}, "seen": self.seen,
-                "dropped": self.dropped, "corrupt": self.corrupt, "first_corrupt": self.first_corrupt,
-                "caption_fallback": self.caption_fallback}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LoaderState":
-        return cls(batches=d["batches"], workers={int(k): v for k, v in d["workers"].items()}, seen=d["seen"],
-                   dropped=d["dropped"], corrupt=d["corrupt"], first_corrupt=d.get("first_corrupt", ""),
-                   caption_fallback=d.get("caption_fallback", 0))

@@ -60,7 +60,7 @@ def test_build_index_worker_killed_is_restarted(ray_address, tmp_path):
 
     meta = curation_inputs.write_meta(tmp_path / "meta")
     pool = big_pool(tmp_path / "pool", 40_000)
-    kw = dict(part_size=2000, workers=1, backend="pyahocorasick")
+    kw = dict(part_size=2000, workers=2, backend="pyahocorasick")
     build_index([str(pool)], str(meta), str(tmp_path / "clean"), **kw)
     out, result, killed = tmp_path / "index", {}, []
     run = threading.Thread(target=lambda: result.update(build_index([str(pool)], str(meta), str(out), **kw)))
