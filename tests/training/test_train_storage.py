@@ -32,7 +32,8 @@ def final_model(run: str, fsdp: bool) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
-def test_train_from_and_to_s3_resumes_like_the_local_run(s3, online_shards, tokenizer_dir, tmp_path, fsdp):
+def test_train_from_and_to_s3_resumes_like_the_local_run(s3, online_shards, tokenizer_dir, tmp_path, fsdp, monkeypatch):
+    monkeypatch.setenv("WORLDCLIP_SCRATCH", str(tmp_path / "scratch"))  # the tokenizer's copy, removed with tmp_path
     curated = Path(online_shards.split("/shards/")[0])
     upload(curated, s3.url("curated"))
     upload(tokenizer_dir, s3.url("tok"))
@@ -64,4 +65,5 @@ def test_train_from_and_to_s3_resumes_like_the_local_run(s3, online_shards, toke
         assert storage.isfile(storage.join(last, "COMMIT.json")) and storage.isfile(storage.join(last, ".metadata"))
     assert storage.isfile(storage.join(run, "hf", "config.json"))
     evaluated, expected = storage.read_json(storage.join(run, "eval.json")), json.loads((local / "eval.json").read_text())
+    assert len(list((tmp_path / "scratch" / "worldclip-copies").iterdir())) == 1  # the tokenizer, copied once
     assert evaluated["data"] == eval_data and evaluated["counts"] == expected["counts"] and evaluated["retrieval"]
