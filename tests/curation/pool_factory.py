@@ -159,3 +159,16 @@ WAT_PAGES = [
         {"path": "IMG@/src", "url": "../c/tokyo.jpg", "alt": "Tokyo tower at night", "title": None},
     ]),
 ]
+
+
+def tar_cut_points(data: bytes) -> list[int]:
+    """Every member boundary and points inside every header (name, checksum, magic) and data block, and inside
+    the end block: where a cut tar must be reported, not read as a clean end."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        ms = tar.getmembers()
+    end = ms[-1].offset_data + -(-ms[-1].size // 512) * 512
+    points = {end, end + 1, end + 511}
+    for m in ms:
+        points |= {m.offset, m.offset + 1, m.offset + 100, m.offset + 148, m.offset + 257, m.offset + 511,
+                   m.offset_data + 1, m.offset_data + m.size // 2, m.offset_data + m.size - 1}
+    return sorted(p for p in points if 0 < p < end + 512)

@@ -8,6 +8,7 @@ import lzma
 import tarfile
 
 import pytest
+from pool_factory import tar_cut_points
 
 from curation.tars import TarDamaged, members
 
@@ -24,17 +25,6 @@ def tar_bytes(n: int = 4, fmt: int = tarfile.USTAR_FORMAT, long_names: bool = Fa
     return buf.getvalue()
 
 
-def cut_points(data: bytes) -> list[int]:
-    """Every member boundary and points inside every header and data block, up to the end block."""
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        ms = tar.getmembers()
-    end = ms[-1].offset_data + -(-ms[-1].size // 512) * 512
-    points = {end, end + 1, end + 511}
-    for m in ms:
-        points |= {m.offset, m.offset + 1, m.offset + 100, m.offset + 511, m.offset_data + m.size // 2}
-    return sorted(p for p in points if 0 < p < end + 512)
-
-
 def read(data: bytes, want=lambda m: True) -> list[str]:
     return [m.name for m, _ in members(io.BytesIO(data), want)]
 
@@ -46,7 +36,7 @@ def test_every_cut_is_damage_with_offset(fmt, long_names, want_data):
     data = tar_bytes(fmt=fmt, long_names=long_names)
     names = read(data)
     assert len(names) == 8
-    for cut in cut_points(data):
+    for cut in tar_cut_points(data):
         got = []
         with pytest.raises(TarDamaged) as e:
             for m, _ in members(io.BytesIO(data[:cut]), lambda m: want_data):

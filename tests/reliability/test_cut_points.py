@@ -14,24 +14,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from harness import curation_inputs, training_inputs
+from pool_factory import tar_cut_points
 
 from curation import images
 from curation.common import UserError
 from curation.pool import Part, PoolColumns, ReadStats, expand_paths, read_part, resolve_columns
 from training.data import Unit, read_raw
 from training.eval_data import shard_records
-
-
-def tar_cut_points(data: bytes) -> list[int]:
-    """Each member's header start and points inside its header and data, and inside the end block."""
-    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-        ms = tar.getmembers()
-    end = ms[-1].offset_data + -(-ms[-1].size // 512) * 512
-    points = {end, end + 1, end + 511}
-    for m in ms:
-        points |= {m.offset, m.offset + 1, m.offset + 148, m.offset + 257, m.offset + 511, m.offset_data + 1,
-                   m.offset_data + m.size - 1}
-    return sorted(p for p in points if 0 < p < end + 512)
 
 
 def webdataset_pool(tmp_path: Path) -> Path:
