@@ -127,3 +127,15 @@ def tokenize(tokenizer, texts: list[str], context_length: int = CONTEXT_LENGTH):
     enc = tokenizer(list(texts), max_length=context_length, truncation=True, padding="max_length",
                     return_tensors="pt")
     return enc["input_ids"], enc["attention_mask"]
+
+
+def trim_padding(input_ids, attention_mask, multiple: int = 8):
+    """(input_ids, attention_mask) without the trailing columns that are padding in every row.
+
+    The text towers are causal and pool at the first </s>, so positions after the longest text change
+    no feature: a batch of short alt-texts then costs its longest text (rounded up to `multiple`, to
+    bound the shapes `--compile` sees), not all 77 positions.
+    """
+    longest = int(attention_mask.sum(dim=1).max()) if attention_mask.numel() else 0
+    keep = min(input_ids.shape[1], max(multiple, -(-longest // multiple) * multiple))
+    return input_ids[:, :keep], attention_mask[:, :keep]

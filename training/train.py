@@ -40,7 +40,7 @@ from training.optim import param_groups
 from training.patch_dropout import enable_patch_dropout
 from training.run_guard import changed_flags, check_fresh, last_planned_steps, mismatch_message, remove_outputs, truncate_jsonl
 from training.schedule import apply_schedule, change_warning, lr_lambda
-from training.tokenizer import load_tokenizer, special_ids
+from training.tokenizer import load_tokenizer, special_ids, trim_padding
 from training.towers import init_from, lock_image_tower
 from training.transforms import normalize
 
@@ -268,9 +268,9 @@ class Trainer:
 
     def inputs(self, batch: dict) -> dict:
         dev = self.d.device
+        ids, mask = trim_padding(batch["input_ids"], batch["attention_mask"])
         return {"pixel_values": normalize(batch["images"].to(dev, non_blocking=True)),
-                "input_ids": batch["input_ids"].to(dev, non_blocking=True),
-                "attention_mask": batch["attention_mask"].to(dev, non_blocking=True)}
+                "input_ids": ids.to(dev, non_blocking=True), "attention_mask": mask.to(dev, non_blocking=True)}
 
     def loss(self, image: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         """The --loss over (possibly gathered) features."""

@@ -28,6 +28,25 @@ def test_tiny_model_takes_tokenizer_ids_and_runs(tokenizer_dir):
     assert out.logits_per_image.shape == (2, 2)
 
 
+def test_trimmed_padding_gives_the_same_text_features(tokenizer_dir):
+    from training.tokenizer import load_tokenizer, special_ids, tokenize, trim_padding
+
+    tok = load_tokenizer(tokenizer_dir)
+    torch.manual_seed(0)
+    model = build_model("tiny", len(tok), **special_ids(tok)).eval()
+    ids, mask = tokenize(tok, ["a red square", "一个红色的方块", "blau"])
+    short_ids, short_mask = trim_padding(ids, mask)
+    longest = int(mask.sum(dim=1).max())
+    assert short_ids.shape[1] == -(-longest // 8) * 8 < 77 and (short_mask.sum(1) == mask.sum(1)).all()
+    with torch.no_grad():
+        full = model.get_text_features(input_ids=ids, attention_mask=mask)
+        short = model.get_text_features(input_ids=short_ids, attention_mask=short_mask)
+    full, short = (x if isinstance(x, torch.Tensor) else x.pooler_output for x in (full, short))
+    torch.testing.assert_close(short, full, rtol=1e-5, atol=1e-6)
+    ids, mask = tokenize(tok, ["red " * 200])
+    assert trim_padding(ids, mask)[0].shape[1] == 77  # a full-length text keeps every position
+
+
 def test_bad_preset_and_image_size_are_user_errors():
     with pytest.raises(UserError, match="not a preset"):
         build_config("ViT-X", 100)
