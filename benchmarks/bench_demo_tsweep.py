@@ -23,25 +23,17 @@ from pipelines import ablation, quickstart  # noqa: E402
 from pipelines.threshold import kept_share  # noqa: E402
 
 
-def train_args(paths: quickstart.Paths, sizes: quickstart.Sizes, curated: Path, run: Path, seed: int) -> list[str]:
-    """The demo's own `train` arguments (see quickstart.train_stages), for one curated folder and seed."""
-    return ["--shards", quickstart.shard_pattern(curated), "--model", "tiny", "--tokenizer", str(paths.tokenizer),
-            "--out", str(run), "--steps", str(sizes.steps), "--batch-size", str(sizes.batch_size), "--lr", str(sizes.lr),
-            "--warmup", str(sizes.warmup), "--workers", "1", "--seed", str(seed), "--save-every", str(sizes.steps)]
-
-
-def sweep_point(p: quickstart.Pipeline, t: int, seeds: int) -> dict[int, Path]:
-    """Balance at --t t and train every seed; returns {seed: run folder}."""
+def sweep_point(p: quickstart.Pipeline, t: int, seeds: int) -> tuple[dict[int, Path], list]:
+    """Balance at --t t; returns ({seed: run folder}, the `train` jobs of the runs not finished yet)."""
     root = p.paths.root / "SWEEP" / f"t{t}"
     curated = root / "CURATED"
     if not (curated / "curated.parquet").is_file():
         p.run(f"balance --t {t}", "curate", ["balance", "--index", str(p.paths.index), "--t", str(t), "--out", str(curated),
                                              "--shard-size", str(p.sizes.shard_size), "--workers", "2"], curated)
     runs = {s: root / f"RUN_s{s}" for s in range(seeds)}
-    for s, run in runs.items():
-        if not (run / "hf" / "config.json").is_file():
-            p.run(f"train --t {t} seed {s}", "train", train_args(p.paths, p.sizes, curated, run, s), run)
-    return runs
+    jobs = [(f"train --t {t} seed {s}", "train", quickstart.train_args(p.paths, p.sizes, curated, run, s) + ["--overwrite"], run)
+            for s, run in runs.items() if not (run / "hf" / "config.json").is_file()]
+    return runs, jobs
 
 
 def per_class(run: Path, eval_dir: Path) -> dict[str, list[float]]:
@@ -63,7 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     paths = quickstart.Paths(Path(args.demo))
     p = quickstart.Pipeline(paths, quickstart.FULL, workers=2)
     demo_t = int(json.loads((paths.balanced / "stats.json").read_text())["t"])
-    points: dict[str, dict[int, Path]] = {f"t={t}": sweep_point(p, t, args.seeds) for t in args.t}
+    planned = {f"t={t}": sweep_point(p, t, args.seeds) for t in args.t}
+    p.run_parallel([job for _, jobs in planned.values() for job in jobs], at_once=2)  # one run per core, as the demo
+    points: dict[str, dict[int, Path]] = {name: runs for name, (runs, _) in planned.items()}
     eval_dir = paths.demo / "eval"
     per_run = {name: {s: per_class(run, eval_dir) for s, run in runs.items()} for name, runs in points.items()}
     demo = json.loads((paths.ablation / "ablation.json").read_text())["per_class"]  # the demo's own runs, all seeds
