@@ -32,6 +32,7 @@ from PIL import Image
 from curation import storage
 from curation.common import UserError
 from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
+from curation.tars import TarDamaged
 from curation.tars import members as tar_members
 from training.transforms import train_crop
 
@@ -85,14 +86,20 @@ def missing_objects(urls: list[str]) -> list[str]:
 
 
 def count_samples(urls: list[str]) -> int:
-    """Number of samples (distinct keys) in the shards, from tar headers only."""
+    """Number of samples (distinct keys) in the shards, from tar headers only (curation.tars: a shard cut
+    anywhere, also at a member boundary, is a UserError naming it and the byte offset, never a short count)."""
     n = 0
     for url in urls:
+        keys = set()
         try:
-            with storage.open_input(url) as f, tarfile.open(fileobj=f, mode="r") as tf:
-                n += len({m.name.rsplit("/", 1)[-1].split(".", 1)[0] for m in tf.getmembers() if m.isreg()})
-        except tarfile.TarError as e:
-            raise UserError(f"{url}: not a readable tar file ({e})") from e
+            with storage.open_input(url) as f:
+                for m, _ in tar_members(f, lambda m: False):
+                    keys.add(m.name.rsplit("/", 1)[-1].split(".", 1)[0])
+        except TarDamaged as e:
+            raise UserError(f"--shards: {url}: {e}; its samples cannot be counted for --epochs: restore the shard or "
+                            "leave it out of --shards, or train with --steps (a damaged shard's samples are then skipped "
+                            "and counted as corrupt)") from e
+        n += len(keys)
     return n
 
 
@@ -209,12 +216,13 @@ def pass_units(sources: list[Source], seed: int, pass_index: int, n_workers: int
 _WDS_META = re.compile(r"__[^/]*__($|/)")  # members webdataset's tar reader skips
 
 
-def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
+def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None, flag: str = "--shards") -> Iterator[dict[str, Any]]:
     """Raw samples {__key__, ext: bytes} of a unit, in tar order (webdataset's tar reader and grouping).
 
     A truncated or corrupt tar ends the unit after its last whole sample: `on_damage(message)` is told
     (the trainer counts it as corrupt), or, without it, a UserError names the shard. A shard that cannot
-    be opened at all (gone, unreadable) is always a UserError.
+    be opened at all (gone, unreadable) is always a UserError. `flag` is the flag that named the shard
+    (--shards, or --data / --eval-data for evaluation data), for the hint in those errors.
     """
     from webdataset.tariterators import group_by_keys
 
@@ -222,9 +230,9 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iter
     try:
         f = open(storage.local_path(unit.url), "rb") if storage.is_local(unit.url) else storage.open_input(unit.url)
     except OSError as e:
-        raise UserError(f"{unit.url}: cannot open this shard ({e.strerror or e}); restore it or leave it out of --shards") from e
+        raise UserError(f"{unit.url}: cannot open this shard ({e.strerror or e}); restore it or leave it out of {flag}") from e
     except UserError as e:
-        raise UserError(f"{e}; restore it or leave it out of --shards") from e
+        raise UserError(f"{e}; restore it or leave it out of {flag}") from e
     try:
         with f:
             files = ({"fname": m.name, "data": data, "__url__": unit.url}
@@ -235,7 +243,7 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iter
     except (tarfile.TarError, EOFError, OSError, ValueError) as e:
         message = f"{unit.url}: cannot read this WebDataset shard (damaged after sample {i + 1}: {type(e).__name__}: {e})"
         if on_damage is None:
-            raise UserError(message) from e
+            raise UserError(f"{message}; restore it or leave it out of {flag}") from e
         on_damage(message + "; rest of the shard skipped")
 
 

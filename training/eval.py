@@ -249,9 +249,9 @@ def evaluate(model, tokenizer, processor, source: EvalSource, langs: list[str] |
     labelled = [i for i, lab in enumerate(emb.labels) if lab is not None]
     captioned = [i for i, t in enumerate(emb.texts) if t is not None]
     if emb.images.shape[0] == 0:
-        raise UserError(f"--data {source.location}: no usable images (skipped: {dict(emb.skipped)})")
+        raise UserError(f"{source.flag} {source.location}: no usable images (skipped: {dict(emb.skipped)})")
     if not captioned and not (labelled and chosen):
-        raise UserError(f"--data {source.location}: nothing to evaluate: samples need a class label with class names "
+        raise UserError(f"{source.flag} {source.location}: nothing to evaluate: samples need a class label with class names "
                         f"(zero-shot) or a .txt caption (retrieval)")
     if langs and not labelled:
         raise UserError(f"--langs given but no sample in {source.location} has a class label")
@@ -315,9 +315,10 @@ def summary_line(result: dict, out: Path | str) -> str:
 
 def run_eval(model_dir: str | os.PathLike, data: str | os.PathLike, out_json: str | os.PathLike | None = None,
              langs: list[str] | None = None, batch_size: int = 64, workers: int = 0,
-             classnames: str | os.PathLike | None = None, device: str | None = None) -> dict:
+             classnames: str | os.PathLike | None = None, device: str | None = None, flag: str = "--data") -> dict:
     """Evaluate `model_dir` on `data`; write the results to `out_json` (default: next to the model
-    folder, i.e. RUN/eval.json for RUN/hf) atomically and return them."""
+    folder, i.e. RUN/eval.json for RUN/hf) atomically and return them. `flag` names `data` in errors
+    (`train --eval-data`)."""
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
     if workers < 0:
@@ -327,7 +328,7 @@ def run_eval(model_dir: str | os.PathLike, data: str | os.PathLike, out_json: st
         out_json = (storage.local_path(model_dir).resolve().parent / "eval.json" if storage.is_local(model_dir)
                     else storage.join(storage.parent(storage.normalize(model_dir)), "eval.json"))
     out = storage.local_path(out_json) if storage.is_local(out_json) else os.fspath(out_json)
-    source = open_source(data, classnames)
+    source = open_source(data, classnames, flag)
     choose_langs(source, langs)
     model, tokenizer, processor = load_model(model_dir, device)
     start = time.perf_counter()

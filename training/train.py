@@ -396,7 +396,7 @@ class Trainer:
         if "hf" not in summary:
             summary["hf"] = str(export_hf(self.model, self.tokenizer_dir, self.image_size, self.run_dir / "hf"))
         if self.cfg.eval_data:
-            run_eval(self.run_dir / "hf", self.cfg.eval_data, self.run_dir / "eval.json")
+            run_eval(self.run_dir / "hf", self.cfg.eval_data, self.run_dir / "eval.json", flag="--eval-data")
         if self.caption_mix is not None:
             print(f"train: --caption-mix {self.cfg.caption_mix}: {summary['caption_fallback']} samples lacked the drawn "
                   "caption source and used their alt-text", file=sys.stderr)
@@ -436,9 +436,18 @@ def plot_metrics(run_dir: Path) -> None:
         plt.close(fig)
 
 
+def check_eval_data(cfg: TrainConfig) -> None:
+    """--eval-data is found and of a known layout before any step is trained (not only after the run)."""
+    if cfg.eval_data:
+        from training.eval_data import open_source
+
+        open_source(cfg.eval_data, flag="--eval-data")
+
+
 def train(cfg: TrainConfig) -> dict:
     """Validate, set up torchrun, lock RUN (rank 0), and train."""
     validate(cfg)
+    check_eval_data(cfg)
     d = init_distributed(cfg.device)
     storage.makedirs(cfg.out)
     lock = (output_lock(cfg.out) if storage.is_local(cfg.out) else storage.lock(cfg.out)) if d.is_main else contextlib.nullcontext()

@@ -251,3 +251,39 @@ def test_train_skips_malformed_samples_read_by_workers(tmp_path, tokenizer_dir):
                         "--curation-t", "1000000"], capture_output=True, text=True)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert int(re.search(r"(\d+) corrupt\)", r.stderr).group(1)) >= 1, r.stderr[-1000:]
+
+
+def test_count_samples_of_a_shard_cut_at_a_member_boundary_names_shard_and_offset(tmp_path):
+    """tarfile reads a tar cut between two members as a clean, shorter archive: the --epochs count said nothing."""
+    import tarfile
+
+    from training.data import count_samples
+
+    spec = write_shards(tmp_path / "c", 2, 6)
+    whole = expand_sources(spec)[0].urls
+    assert count_samples(whole) == 12
+    cut = tmp_path / "c" / "shards" / "00001.tar"
+    with tarfile.open(cut) as tar:
+        offset = tar.getmembers()[4].offset
+    cut.write_bytes(cut.read_bytes()[:offset])
+    with pytest.raises(UserError) as e:
+        count_samples(whole)
+    msg = one_line_error(e)
+    assert msg.startswith(f"--shards: {cut}: damaged after byte {offset} ") and "--steps" in msg
+
+
+def test_a_damaged_eval_shard_names_the_flag_that_gave_it(tmp_path):
+    """The raw reader's hint names --data / --eval-data for evaluation data, not --shards."""
+    from training.eval_data import open_source
+
+    spec = write_shards(tmp_path / "c", 1, 6)
+    shard = tmp_path / "c" / "shards" / "00000.tar"
+    shard.write_bytes(shard.read_bytes()[:1500])
+    for flag in ("--data", "--eval-data"):
+        with pytest.raises(UserError) as e:
+            list(open_source(spec, flag=flag).records())
+        msg = one_line_error(e)
+        assert str(shard) in msg and msg.endswith(f"restore it or leave it out of {flag}"), msg
+    with pytest.raises(UserError) as e:
+        list(read_raw(Unit(str(shard))))
+    assert one_line_error(e).endswith("leave it out of --shards")
