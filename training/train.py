@@ -229,10 +229,10 @@ class Trainer:
         try:
             run_state.restore(self, path)
         except (RuntimeError, ValueError) as e:
-            raise UserError(mismatch_message(path, e, changed_flags(self.run_dir, asdict(self.cfg)))) from e
+            raise UserError(mismatch_message(path, e, changed_flags(self.rundir.root, asdict(self.cfg)))) from e
         self.last_checkpoint = path
         self.rundir.pull_logs()
-        planned = last_planned_steps(self.run_dir)
+        planned = last_planned_steps(self.rundir.root)
         if planned is not None and planned != self.total:
             self.warn(change_warning(planned, self.total, self.step, self.cfg.warmup, self.cfg.lr))
         apply_schedule(self.scheduler, self.step)
@@ -452,14 +452,13 @@ def train(cfg: TrainConfig) -> dict:
     storage.makedirs(cfg.out)
     lock = (output_lock(cfg.out) if storage.is_local(cfg.out) else storage.lock(cfg.out)) if d.is_main else contextlib.nullcontext()
     with lock:
-        if storage.is_local(cfg.out):
-            guard_run_folder(cfg, d.is_main)
+        guard_run_folder(cfg, d.is_main)
         return Trainer(cfg, d).run()
 
 
 def guard_run_folder(cfg: TrainConfig, is_main: bool) -> None:
-    """--overwrite clears what train wrote in a local RUN (rank 0); without it or --resume a RUN holding a run is refused."""
-    run = storage.local_path(cfg.out)
+    """--overwrite clears what train wrote in RUN (rank 0; local or URL); without it or --resume a RUN holding a run is refused."""
+    run = storage.local_path(cfg.out) if storage.is_local(cfg.out) else storage.normalize(cfg.out)
     if cfg.overwrite and is_main:
         inputs = [*cfg.shards.split("::"), cfg.tokenizer, cfg.init_from, cfg.eval_data]
         remove_outputs(run, [i for i in inputs if i])
