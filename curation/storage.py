@@ -515,7 +515,8 @@ def _owner() -> dict:
     return {"owner": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host with this pid exists (a stale lock or scratch file is one whose owner does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -526,7 +527,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _lock_is_stale(held: dict, stale_s: float) -> bool:
-    if held.get("host") == socket.gethostname() and isinstance(held.get("pid"), int) and not _pid_alive(held["pid"]):
+    if held.get("host") == socket.gethostname() and isinstance(held.get("pid"), int) and not pid_alive(held["pid"]):
         return True
     return time.time() - float(held.get("heartbeat", 0)) > stale_s
 
