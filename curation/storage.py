@@ -17,7 +17,8 @@ API (stable; other modules build on it):
   read:        open_input(url) (streaming, seekable), read_bytes, read_json, exists, isdir, isfile,
                info, fingerprint, list_files(url) (recursive, sorted), glob(pattern), content_hash,
                arrow_dataset(urls) (pyarrow.fs-backed Parquet dataset, e.g. for DuckDB), local_copy(folder)
-               (a local copy of a small folder, e.g. a model, for libraries that read only local files)
+               (a local copy of a small folder, e.g. a model, for libraries that read only local files; older
+               copies of the same source that no live process holds are removed)
   write:       open_output(url) (the object appears whole or not at all), write_bytes, write_json,
                write_parquet, remove(url), makedirs
   commit:      Journal(folder, name) (one record per finished unit; append-only), lock(folder) (flock
@@ -342,10 +343,60 @@ def content_hash(url: str | os.PathLike, algo: str = "sha256") -> str:
     return h.hexdigest()
 
 
+COPY_IN_USE = ".worldclip-in-use"  # in every local_copy folder: flock'ed shared by each process using it
+_CLAIMED: list[int] = []  # fds of those locks, held for the life of this process
+
+
+def _claim(folder: Path) -> bool:
+    """Mark `folder` as used by this process until it exits (a shared flock on its COPY_IN_USE); False when the
+    folder is gone or was being removed."""
+    import fcntl
+
+    try:
+        fd = os.open(folder / COPY_IN_USE, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    if not (folder / COPY_IN_USE).exists():  # removed while we waited for the lock
+        os.close(fd)
+        return False
+    _CLAIMED.append(fd)
+    return True
+
+
+def _remove_unused(folder: Path) -> bool:
+    """Remove a copy (or a killed copy's temp folder) that no live process holds; False when one does."""
+    import fcntl
+    import shutil
+
+    marker = folder / COPY_IN_USE
+    try:
+        fd = os.open(marker, os.O_RDONLY)
+    except FileNotFoundError:  # a temp folder cut before its marker: only once it is clearly abandoned
+        if folder.name.startswith(".") and time.time() - folder.stat().st_mtime > 600:
+            shutil.rmtree(folder, ignore_errors=True)
+            return True
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    try:
+        trash = folder.with_name(f".{folder.name}.trash-{uuid.uuid4().hex[:8]}")  # a killed removal: found again
+        os.rename(folder, trash)  # at once: a process waiting to claim it finds its marker gone and copies anew
+        shutil.rmtree(trash, ignore_errors=True)
+    finally:
+        os.close(fd)
+    return True
+
+
 def local_copy(url: str | os.PathLike, flag: str = "") -> str:
     """A local folder with the files below `url`, for libraries that read only local files (transformers'
     from_pretrained): a local path as it is; a URL copied once per machine into WORLDCLIP_SCRATCH (default
-    the temp folder), keyed by the URL and its objects' fingerprints, so a changed folder is copied anew.
+    the temp folder)/worldclip-copies/<source>-<version>, keyed by the URL and its objects' fingerprints, so a
+    changed folder is copied anew. Each process using a copy holds it (a shared flock) until it exits; making a
+    newer copy of a source removes its older copies (and temp folders of killed copies) that no live process
+    holds, so scratch keeps one copy per source plus those in use.
     `flag` (e.g. "--model") starts the error line when nothing is there or a read fails."""
     import shutil
 
@@ -356,25 +407,35 @@ def local_copy(url: str | os.PathLike, flag: str = "") -> str:
         base, files = normalize(url), list_files(url)
     if not files:
         raise UserError(f"{prefix}{url}: no such object or folder; check the URL (list it with e.g. `rclone ls` or `aws s3 ls`)")
-    key = hashlib.sha256(json.dumps([base, [fingerprint(u) for u in files]]).encode()).hexdigest()[:16]
-    dest = Path(os.environ.get("WORLDCLIP_SCRATCH") or tempfile.gettempdir()) / "worldclip-copies" / key
-    if dest.is_dir():
-        return str(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=dest.parent))
-    try:
-        for u in files:
-            target = tmp / normalize(u)[len(base):].lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with errors(u, flag), open_input(u) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    try:
-        os.rename(tmp, dest)
-    except OSError:  # another process copied it first
-        shutil.rmtree(tmp, ignore_errors=True)
+    source = hashlib.sha256(base.encode()).hexdigest()[:12]
+    version = hashlib.sha256(json.dumps([base, [fingerprint(u) for u in files]]).encode()).hexdigest()[:16]
+    key = f"{source}-{version}"
+    root = Path(os.environ.get("WORLDCLIP_SCRATCH") or tempfile.gettempdir()) / "worldclip-copies"
+    dest = root / key
+    while not (dest.is_dir() and _claim(dest)):
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+        (tmp / COPY_IN_USE).touch()
+        _claim(tmp)  # held across the rename: the folder keeps its inode, the flock stays ours
+        try:
+            for u in files:
+                target = tmp / normalize(u)[len(base):].lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with errors(u, flag), open_input(u) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        try:
+            os.rename(tmp, dest)
+        except OSError:  # another process copied it first
+            shutil.rmtree(tmp, ignore_errors=True)
+            continue
+        break
+    for old in root.iterdir():
+        if old.is_dir() and old.name != key and old.name.lstrip(".").startswith(f"{source}-"):
+            with contextlib.suppress(OSError):  # e.g. removed by another process meanwhile
+                _remove_unused(old)
     return str(dest)
 
 
