@@ -169,13 +169,14 @@ def _download(folder: str, stats: dict, *, processes: int, thread_count: int, im
     size = shard_size or (manifest.get("options") or {}).get("shard_size") or 10000
     # img2dataset's incremental mode reads every shards/*.json as "<shard>_stats.json": a rerun would crash on ours
     storage.remove(storage.join(shards, "sizes.json"))
-    download(url_list=src, input_format="parquet", url_col="url", caption_col="caption",
-             save_additional_columns=EXTRA_COLUMNS, output_format="webdataset", output_folder=shards,
-             processes_count=processes, thread_count=thread_count, image_size=image_size,
-             resize_mode=resize_mode, timeout=timeout, retries=retries, encode_format=encode_format,
-             disable_all_reencoding=resize_mode == "no", number_sample_per_shard=int(size),
-             distributor=distributor, incremental_mode="incremental", enable_wandb=False,
-             compute_hash=None)
+    with storage.fsspec_config(shards):  # img2dataset's spawned processes open the store with fsspec themselves
+        download(url_list=src, input_format="parquet", url_col="url", caption_col="caption",
+                 save_additional_columns=EXTRA_COLUMNS, output_format="webdataset", output_folder=shards,
+                 processes_count=processes, thread_count=thread_count, image_size=image_size,
+                 resize_mode=resize_mode, timeout=timeout, retries=retries, encode_format=encode_format,
+                 disable_all_reencoding=resize_mode == "no", number_sample_per_shard=int(size),
+                 distributor=distributor, incremental_mode="incremental", enable_wandb=False,
+                 compute_hash=None)
     tars = [u for u in storage.glob_in(shards, "*.tar") if storage.name(u)[:1].isdigit()]
     for tar in tars:
         normalise_shard(tar)

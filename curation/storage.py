@@ -13,7 +13,8 @@ protocol) or a flat {"key": …} applied to every protocol.
 
 API (stable; other modules build on it):
   URLs:        is_local(p), local_path(p), normalize(p), join(base, *names), name(p), parent(p)
-  filesystem:  configure(options), filesystem(url) -> (fsspec fs, path inside it), fsspec_options(url)
+  filesystem:  configure(options), filesystem(url) -> (fsspec fs, path inside it), fsspec_options(url),
+               fsspec_config(url) (the options as fsspec's config, for libraries and their subprocesses)
   read:        open_input(url) (streaming, seekable), read_bytes, read_json, exists, isdir, isfile,
                info, fingerprint, list_files(url) (recursive, sorted), glob(pattern), content_hash,
                arrow_dataset(urls) (pyarrow.fs-backed Parquet dataset, e.g. for DuckDB), local_copy(folder)
@@ -145,6 +146,34 @@ def fsspec_options(url: str | os.PathLike) -> dict:
     if proto in ("s3", "s3a") and "endpoint_url" in opts:
         opts.setdefault("client_kwargs", {})["endpoint_url"] = opts.pop("endpoint_url")
     return opts
+
+
+@contextlib.contextmanager
+def fsspec_config(url: str | os.PathLike) -> Iterator[None]:
+    """For the block, `url`'s storage options (--storage-options included) are fsspec's own config for its
+    protocol: in this process (fsspec.config.conf) and in processes started meanwhile (FSSPEC_<PROTOCOL>, read
+    by fsspec at import), so libraries that open URLs themselves, in subprocesses too (img2dataset), use them."""
+    import fsspec.config
+
+    proto = protocol(url)
+    if is_local(url) or proto is None:
+        yield
+        return
+    opts, var = fsspec_options(url), f"FSSPEC_{proto.upper()}"
+    saved_env, saved_conf = os.environ.get(var), fsspec.config.conf.get(proto)
+    os.environ[var] = json.dumps(opts)
+    fsspec.config.conf[proto] = {**(saved_conf or {}), **opts}
+    try:
+        yield
+    finally:
+        if saved_env is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = saved_env
+        if saved_conf is None:
+            fsspec.config.conf.pop(proto, None)
+        else:
+            fsspec.config.conf[proto] = saved_conf
 
 
 def filesystem(url: str | os.PathLike):

@@ -3,6 +3,7 @@ import functools
 import http.server
 import json
 import tarfile
+import os
 import threading
 
 import pyarrow.parquet as pq
@@ -131,3 +132,29 @@ def test_normalise_of_a_cut_shard_is_one_line(tmp_path):
     shard.write_bytes(shard.read_bytes()[:cut])
     with pytest.raises(UserError, match=rf"00000.tar: damaged after byte \d+ .+ rerun the same `curate download`"):
         normalise_shard(shard)
+
+
+@pytest.mark.slow
+def test_storage_options_alone_reach_img2dataset_processes(tmp_path, server, s3, monkeypatch):
+    """`curate download s3://… --storage-options JSON` with no AWS_* variables: img2dataset's spawned processes
+    write the shards with the flag's endpoint and keys (they used to get only the environment's)."""
+    from curation import storage
+    from curation.cli import main
+
+    root, base = server
+    built = url_only_index(tmp_path, root, base)
+    options = ["--storage-options", json.dumps(s3.server.storage_options)]
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_RESPONSE_CHECKSUM_VALIDATION",
+              "AWS_REQUEST_CHECKSUM_CALCULATION"):
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    cur = s3.url("CUR")
+    assert main(["balance", "--index", str(built.index), "--out", cur, "--t", "1000", "--shard-size", "5",
+                 "--workers", "1", *options]) == 0
+    assert main(["download", cur, "--processes", "2", "--thread-count", "4", "--timeout", "5", *options]) == 0
+    stats = storage.read_json(storage.join(cur, "stats.json"))
+    assert stats["download"] == {"attempted": 12, "downloaded": 11, "failed_downloads": 1}
+    assert len(storage.glob(storage.join(cur, "shards", "*.tar"))) == 3
+    assert "FSSPEC_S3" not in os.environ  # the options were fsspec's config only while img2dataset ran
