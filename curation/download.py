@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -126,14 +127,18 @@ def collect_results(curated: str) -> dict:
 
 
 def _check_distributor(distributor: str) -> None:
+    """A known distributor whose package is here; for pyspark without an active session (img2dataset then starts
+    a local one) its Python workers run this interpreter, not whatever `python3` is on the PATH."""
     if distributor not in DISTRIBUTORS:
         raise UserError(f"--distributor {distributor}: expected one of {', '.join(DISTRIBUTORS)}")
     if distributor == "pyspark":
         try:
-            import pyspark  # noqa: F401
+            from pyspark.sql import SparkSession
         except ImportError as e:
             raise UserError("--distributor pyspark: pyspark is not installed here; `pip install pyspark` "
                             "(and run inside a Spark session), or use --distributor multiprocessing") from e
+        if SparkSession.getActiveSession() is None:
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def run_download(curated: str, *, processes: int = 1, thread_count: int = 32, image_size: int = 256,

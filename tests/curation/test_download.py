@@ -158,3 +158,46 @@ def test_storage_options_alone_reach_img2dataset_processes(tmp_path, server, s3,
     assert stats["download"] == {"attempted": 12, "downloaded": 11, "failed_downloads": 1}
     assert len(storage.glob(storage.join(cur, "shards", "*.tar"))) == 3
     assert "FSSPEC_S3" not in os.environ  # the options were fsspec's config only while img2dataset ran
+
+
+def _spark_available() -> str | None:
+    """Why the pyspark distributor cannot run here, or None."""
+    import shutil
+    import subprocess
+
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install pyspark)"
+    if shutil.which("java") is None or subprocess.run(["java", "-version"], capture_output=True).returncode != 0:
+        return "no Java runtime (pyspark needs one: apt-get install default-jre-headless)"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_spark_available() is not None, reason=str(_spark_available()))
+def test_pyspark_distributor_into_a_bucket_equals_multiprocessing(tmp_path, server, s3):
+    """`--distributor pyspark` (img2dataset's Spark distributor on a local[2] session it starts) writes the same
+    shards into the bucket as the multiprocessing distributor does locally."""
+    from curation import storage
+    from curation.cli import main
+
+    root, base = server
+    built = url_only_index(tmp_path, root, base)
+    local, remote = str(tmp_path / "CUR"), s3.url("CUR")
+    for cur, distributor in ((local, "multiprocessing"), (remote, "pyspark")):
+        assert main(["balance", "--index", str(built.index), "--out", cur, "--t", "1000", "--shard-size", "5",
+                     "--workers", "1"]) == 0
+        assert main(["download", cur, "--processes", "2", "--thread-count", "4", "--timeout", "5",
+                     "--distributor", distributor]) == 0
+        stats = storage.read_json(storage.join(cur, "stats.json"))
+        assert stats["download"] == {"attempted": 12, "downloaded": 11, "failed_downloads": 1}
+
+    def members(url):
+        with tarfile.open(fileobj=storage.open_input(url)) as tar:
+            return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+
+    def shards(cur):
+        return {storage.name(u): members(u) for u in storage.glob(storage.join(cur, "shards", "*.tar"))}
+
+    assert shards(remote) == shards(local)
