@@ -18,16 +18,17 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
-from curation.common import UserError, write_bytes_atomic, write_parquet_atomic
+from core.errors import UserError
+from core.atomic import write_bytes_atomic, write_parquet_atomic
 
 
 def export_images(pool: str | Path, www: str | Path) -> int:
     """Write every image of an img2dataset pool folder to `www/<file name of its url>`; returns how many.
-    Tars are read with curation.tars, so one cut off (even at a member boundary) is an error naming it."""
+    Tars are read with core.tars, so one cut off (even at a member boundary) is an error naming it."""
     import json
 
-    from curation.tars import TarDamaged
-    from curation.tars import members as tar_members
+    from core.tars import TarDamaged
+    from core.tars import members as tar_members
 
     written = 0
     for tar_path in sorted(Path(pool).glob("*.tar")):

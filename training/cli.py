@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from curation.cli import Parser, _add_storage_options, run
+from core.cli import Parser, add_storage_options, run
 
 SUBCOMMANDS = ["training.tokenizer_cli", "training.eval_cli"]
 
@@ -28,7 +28,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         train_cli.add_train_arguments(parser)
         parser.set_defaults(func=train_cli.run_train)
         parser.epilog = "Subcommands: " + ", ".join(f"train {n} --help" for n in names)
-    _add_storage_options(parser)  # as on every curate command: reaches DataLoader workers and DCP writers (env)
+    add_storage_options(parser)  # as on every curate command: reaches DataLoader workers and DCP writers (env)
     return parser
 
 

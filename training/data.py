@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from curation import storage
-from curation.common import UserError
+from core import storage
+from core.errors import UserError
 from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
-from curation.tars import TarDamaged
-from curation.tars import members as tar_members
+from core.tars import TarDamaged
+from core.tars import members as tar_members
 from training.transforms import train_crop
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -86,7 +86,7 @@ def missing_objects(urls: list[str]) -> list[str]:
 
 
 def count_samples(urls: list[str]) -> int:
-    """Number of samples (distinct keys) in the shards, from tar headers only (curation.tars: a shard cut
+    """Number of samples (distinct keys) in the shards, from tar headers only (core.tars: a shard cut
     anywhere, also at a member boundary, is a UserError naming it and the byte offset, never a short count)."""
     n = 0
     for url in urls:

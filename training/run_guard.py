@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from curation import storage
-from curation.common import UserError, atomic_path
+from core import storage
+from core.atomic import atomic_path
+from core.errors import UserError
 
 OUTPUTS = ("checkpoints", "metrics.jsonl", "samples", "plots", "hf", "config.json", "eval.json", "tensorboard", "wandb")
 

@@ -11,7 +11,7 @@ import pytest
 import webdataset as wds
 
 from curation.balance_run import run_balance
-from curation.common import UserError
+from core.errors import UserError
 from curation.download import run_download
 from index_factory import Img, entries_table, image_bytes, make_index
 
@@ -91,7 +91,7 @@ def test_download_refuses_a_curated_with_pool_images(tmp_path):
 def test_download_into_a_bucket_equals_local(tmp_path, server, s3):
     """img2dataset writes the shards straight into the bucket; shards, curated.parquet and totals equal the
     same download on local disk."""
-    from curation import storage
+    from core import storage
 
     root, base = server
     built = url_only_index(tmp_path, root, base)
@@ -138,7 +138,7 @@ def test_normalise_of_a_cut_shard_is_one_line(tmp_path):
 def test_storage_options_alone_reach_img2dataset_processes(tmp_path, server, s3, monkeypatch):
     """`curate download s3://… --storage-options JSON` with no AWS_* variables: img2dataset's spawned processes
     write the shards with the flag's endpoint and keys (they used to get only the environment's)."""
-    from curation import storage
+    from core import storage
     from curation.cli import main
 
     root, base = server
@@ -179,7 +179,7 @@ def _spark_available() -> str | None:
 def test_pyspark_distributor_into_a_bucket_equals_multiprocessing(tmp_path, server, s3):
     """`--distributor pyspark` (img2dataset's Spark distributor on a local[2] session it starts) writes the same
     shards into the bucket as the multiprocessing distributor does locally."""
-    from curation import storage
+    from core import storage
     from curation.cli import main
 
     root, base = server

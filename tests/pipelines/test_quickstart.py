@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from curation.common import UserError
+from core.errors import UserError
 from pipelines import quickstart
 
 
@@ -119,7 +119,7 @@ def test_export_images_of_a_cut_pool_tar_is_one_line(tmp_path):
     """pipelines.serve read pool tars with plain tarfile: one cut at a member boundary looked whole."""
     import tarfile
 
-    from curation.common import UserError
+    from core.errors import UserError
     from pipelines.demo_pool import make_demo_pool
     from pipelines.serve import export_images
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from curation.matching import BACKENDS, Matcher, pad_entry, spacing
+from matching.matcher import BACKENDS, Matcher, pad_entry, spacing
 
 # words, punctuation (wrapped and not), spaces and Unicode whitespace, CJK, kana, Thai, join candidates
 ALPHABET = list("abAB1 ,.;:?!`'-()\t\n\r") + ["\u00a0", "\u3000", "猫", "狗", "。", "カ", "メ", "の", "ｶ",

@@ -1,4 +1,4 @@
-"""curation.storage against local paths, file://, fsspec memory:// and a real S3 server (tests/conftest.py)."""
+"""core.storage against local paths, file://, fsspec memory:// and a real S3 server (tests/conftest.py)."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation import storage
-from curation.common import UserError
+from core import storage
+from core.errors import UserError
 
 
 @pytest.fixture(params=["local", "file", "memory", "s3"])
@@ -101,7 +101,7 @@ def test_lock_object_refuses_second_run(s3):
 
 def test_lock_object_of_dead_process_is_stale(s3):
     """kill -9 leaves the lock object behind; its pid is gone, so the rerun takes the lock at once."""
-    code = ("import os, sys; from curation import storage\n"
+    code = ("import os, sys; from core import storage\n"
             "cm = storage.lock(sys.argv[1]); cm.__enter__(); os._exit(0)")
     subprocess.run([sys.executable, "-c", code, s3.url("out")], check=True)
     assert storage.exists(s3.url("out", storage.LOCK_NAME))
@@ -163,7 +163,7 @@ def test_local_copies_keep_one_per_source_plus_those_in_use(s3, tmp_path, monkey
     copies = tmp_path / "scratch" / "worldclip-copies"
     model, other = s3.url("model"), s3.url("other")
     storage.write_bytes(storage.join(other, "w.bin"), b"other source")
-    code = "import sys, time; from curation import storage; print(storage.local_copy(sys.argv[1]), flush=True); time.sleep(float(sys.argv[2]))"
+    code = "import sys, time; from core import storage; print(storage.local_copy(sys.argv[1]), flush=True); time.sleep(float(sys.argv[2]))"
 
     def copy_in_subprocess(url, hold_s=0.0):
         proc = subprocess.Popen([sys.executable, "-c", code, url, str(hold_s)], stdout=subprocess.PIPE, text=True)

@@ -261,7 +261,7 @@ class Matcher:
         self.compat = compat
         keys, self._key_offsets, self._key_ids = padded_keys(entries, entry_ids, compat)
         if self.backend == "ngram":
-            from curation.matching_ngram import NgramBackend
+            from matching.ngram import NgramBackend
 
             self._impl = NgramBackend(keys, PyAhoBackend)
         elif self.backend == "ahocorasick_rs":
