@@ -34,6 +34,8 @@ from typing import IO, Iterator
 import numpy as np
 
 from core.errors import UserError
+from matching.matcher import Matcher
+from matching.text import pad_entry, spacing
 from core.outputs import file_fingerprint
 from metadata import segmenters, wordnet
 from metadata.languages import check_lang
@@ -210,8 +212,6 @@ def count_titles(titles: list[str], text_file: IO[str], progress: bool, batch_li
     too), matched as entries match alt-texts (matching.matcher). The fast Matcher finds which titles
     each line contains; only those (line, title) pairs are then counted exactly."""
     from tqdm import tqdm
-
-    from matching.matcher import Matcher, pad_entry, spacing
 
     if not titles:
         return np.zeros(0, dtype=np.int64)
