@@ -317,14 +317,9 @@ def check_pool(idx: Index) -> None:
 
 
 def _probabilities(idx: Index, t: float | None, p: float | None):
-    """(counts by language, thresholds, p_e per entry_id, number of entries) of an INDEX."""
-    by_lang = balance.split_by_lang(idx.counts)
-    th = balance.thresholds(by_lang, t, p)
-    n_entries = int(idx.counts.column("entry_id").to_numpy().max()) + 1 if idx.counts.num_rows else 0
-    p_entry = np.zeros(n_entries, dtype=np.float64)
-    for lang, (ids, c) in by_lang.items():
-        p_entry[ids] = balance.count_to_prob(c, th.t[lang])
-    return by_lang, th, p_entry, n_entries
+    """(counts by language, thresholds, p_e per entry_id, number of entries) of an INDEX (balance.probabilities)."""
+    probs = balance.probabilities(idx.counts, t, p)
+    return probs.by_lang, probs.thresholds, probs.p_entry, len(probs.p_entry)
 
 
 def run_balance(index: str, out: str, *, t: float | None = None, p: float | None = None, seed: int = 0,

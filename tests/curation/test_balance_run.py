@@ -10,8 +10,8 @@ from curation import balance_run, cli, shards
 from curation.balance import entry_probabilities
 from curation.balance_run import run_balance
 from core.errors import UserError
-from curation.select import redraw
 from index_factory import Img, entries_table, image_bytes, make_index, repart, synthetic_images
+from training.data import Curation
 
 ENTRIES = entries_table({"en": 12, "de": 8, "ja": 5})
 
@@ -151,10 +151,11 @@ def test_online_writes_everything_and_training_inputs(tmp_path):
     p_entry, th = entry_probabilities(counts, t=conf["t"])
     assert conf["thresholds"] == th and counts.column_names == ["entry_id", "lang", "count"]
     metas = [s["json"] for s in read_samples(cur)]
-    choice, keep = redraw(metas, p_entry, conf["seed"], epoch=0)  # what training does each epoch
+    online = Curation(p_entry, conf["seed"])  # training's draw (its first pass: tests/training/test_online_offline.py)
+    keep, choice = online.decide([m["uid"] for m in metas], [m["texts"] for m in metas], epoch=0)
     assert keep.tolist() == curated.column("keep").to_pylist()
     assert [m["texts"][c][0] for m, c in zip(metas, choice)] == curated.column("text").to_pylist()
-    _, keep1 = redraw(metas, p_entry, conf["seed"], epoch=1)
+    keep1, _ = online.decide([m["uid"] for m in metas], [m["texts"] for m in metas], epoch=1)
     assert keep1.tolist() != keep.tolist() and abs(int(keep1.sum()) - int(keep.sum())) < 40
 
 
