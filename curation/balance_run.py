@@ -36,97 +36,22 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balance, images, sampling, shards
 from core import duck, storage
-from core.errors import UserError
 from core.atomic import atomic_path, write_parquet_atomic
-from curation.executor import ensure_ray
+from core.errors import UserError
 from core.outputs import prepare_output
-from curation.select import MATCH_COLUMNS, SelectStats, select_images
+from curation import balance, images, sampling, shards
+from curation.executor import ensure_ray
+from curation.index import MATCH_COLUMNS, Index, open_index
+from curation.select import SelectStats, select_images
 
 VERSION = 1
 WORK = ".work"
 ROWS_PER_BUCKET = 1_000_000
 DUCKDB_MEMORY = "1GB"  # the external sort of kept images spills beyond this
-FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
 BUCKETS_KEY = "worldclip.buckets"
 OUTPUTS = ("shards", "plots", "curated.parquet", "thresholds.parquet", "stats.json", "curation.json",
            "counts.parquet", "manifest.json", WORK, "captions", "scores.parquet")
-
-
-@dataclass
-class Index:
-    path: str
-    manifest: dict
-    parts: list[str]
-    fingerprint: str
-    counts: pa.Table
-    rows: int
-
-
-def open_index(path: str | Path) -> Index:
-    """Check an INDEX folder (complete, all parts present, one metadata version) and load its counts."""
-    with storage.errors(path, "--index"):
-        return _open_index(storage.normalize(path))
-
-
-def _open_index(path: str) -> Index:
-    if not storage.exists(storage.join(path, "manifest.json")):
-        raise UserError(f"{path} is not an INDEX: no manifest.json (make one with `curate build-index`)")
-    manifest = storage.read_json(storage.join(path, "manifest.json"))
-    if "complete" not in manifest and storage.exists(storage.join(path, "entries.parquet")):
-        raise UserError(f"{path} is a META folder (metadata entries), not an INDEX: make an INDEX with "
-                        "`curate build-index --metadata META --pool … --out INDEX` and pass that to --index")
-    if not manifest.get("complete"):
-        raise UserError(f"INDEX {path} is incomplete (manifest.json complete=false): "
-                        "rerun the same `curate build-index` command to finish it")
-    listed = manifest.get("parts") or {}
-    names = sorted(listed) if isinstance(listed, dict) else sorted(str(x) for x in listed)
-    parts = [storage.join(path, "matches", n if n.endswith(".parquet") else f"{n}.parquet") for n in names]
-    present = set(storage.list_files(storage.join(path, "matches"))) if storage.isdir(storage.join(path, "matches")) \
-        else set()
-    missing = [p for p in parts if p not in present]
-    if missing:
-        raise UserError(f"INDEX {path} lists {len(missing)} part(s) that are missing, e.g. {missing[0]}: "
-                        "rerun `curate build-index` on it to redo them")
-    for name in ("entries.parquet", "counts.parquet"):
-        if not storage.exists(storage.join(path, name)):
-            raise UserError(f"INDEX {path} has no {name}: rerun `curate build-index` to finish it")
-    fingerprint = storage.content_hash(storage.join(path, "entries.parquet"))
-    rows = 0
-    for p in parts:
-        try:
-            f = pq.ParquetFile(p if storage.is_local(p) else storage.open_input(p))
-            meta, schema = f.metadata, f.schema_arrow
-        except (OSError, pa.ArrowException) as e:
-            raise UserError(f"{p}: not a readable Parquet file ({e}); rerun `curate build-index --overwrite`") from e
-        if absent := [c for c in MATCH_COLUMNS if c not in schema.names]:
-            raise UserError(f"{p}: not an INDEX part, no column(s) {', '.join(absent)}; columns found: "
-                            f"{', '.join(schema.names)}")
-        found = (schema.metadata or {}).get(FINGERPRINT_KEY, b"").decode()
-        if found != fingerprint:
-            raise UserError(f"INDEX from another metadata version: {p} was matched against metadata "
-                            f"{found[:12] or '(none)'}… but {storage.join(path, 'entries.parquet')} is {fingerprint[:12]}…; "
-                            "rebuild the INDEX with `curate build-index --overwrite`")
-        rows += meta.num_rows
-    counts = _read_counts(storage.join(path, "counts.parquet"))
-    return Index(path, manifest, parts, fingerprint, counts, rows)
-
-
-def _read_counts(path: str) -> pa.Table:
-    """counts.parquet as written by build-index: integer, non-negative counts (NaN/inf/negative refused)."""
-    with storage.open_input(path) as f:
-        counts = pq.read_table(f, columns=["entry_id", "lang", "count"])
-    col = counts.column("count")
-    if not pa.types.is_integer(col.type):
-        raise UserError(f"{path}: column 'count' is {col.type}, expected integers as build-index writes them "
-                        "(NaN/inf counts are not counts); rebuild the INDEX with `curate build-index --overwrite`")
-    c = col.to_numpy(zero_copy_only=False)
-    bad = np.flatnonzero(c < 0)
-    if len(bad):
-        raise UserError(f"{path}: row {int(bad[0])}: negative count {int(c[bad[0]])}; rebuild the INDEX with "
-                        "`curate build-index --overwrite`")
-    return counts.set_column(2, "count", col.cast(pa.int64()))
 
 
 class Executor:

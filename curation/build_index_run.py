@@ -42,19 +42,18 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curation.build_index import PartProcessor, match_files, part_name, read_part_counts, write_part
 from core import storage
 from core.errors import UserError
-from curation.executor import ensure_ray
 from core.outputs import prepare_output
+from curation.build_index import PartProcessor
+from curation.executor import ensure_ray
+from curation.index import INDEX_FILES, match_files, part_name, read_part_counts, write_counts, write_part
 from curation.lid import ALL_LANGUAGES, parse_lid
-from matching.matcher import Matcher
 from curation.pool import Part, PoolColumns, PoolFile, expand_paths, make_parts, resolve_columns
+from matching.matcher import Matcher
 
 MANIFEST_VERSION = 1
 IN_FLIGHT_PER_WORKER = 2
-INDEX_FILES = ("matches", "counts", "parts.jsonl", "parts.journal", "entries.parquet", "counts.parquet",
-               "manifest.json")
 
 
 def load_entries(meta: str | Path) -> tuple[pa.Table, str]:
@@ -158,8 +157,7 @@ def _finish(out: str, p: dict, records: dict[int, dict], backend: str) -> dict:
     counts = np.zeros(entries.num_rows, dtype=np.int64)
     for i in records:
         counts += read_part_counts(out, i, entries.num_rows)
-    storage.write_parquet(storage.join(out, "counts.parquet"),
-                          entries.append_column("count", pa.array(counts, pa.int64())))
+    write_counts(out, entries, counts)
     totals, per_lang, errors = _totals([records[i] for i in sorted(records)])
     parts = {part_name(i): {k: records[i][k] for k in ("source", "start", "stop", "rows_in", "matched")}
              for i in sorted(records)}
@@ -181,7 +179,7 @@ def _start_ray(workers: int | None, ray_address: str | None) -> tuple[int, bool]
 def process_and_write(proc: PartProcessor, out: str, part: Part) -> dict:
     """Process one part, put its files in place and return its journal record (a worker's whole job)."""
     result = proc.process_part(part)
-    write_part(out, part.part, result)
+    write_part(out, part.part, result.matches, result.counts)
     return {"part": part.part, "source": part.path, "start": part.start, "stop": part.stop, **result.summary()}
 
 

@@ -159,10 +159,10 @@ def _read_parquet(path: str) -> pa.Table:
 
 
 def filter_index(index, scores: str | Path, min_score: float | None, top_fraction: float | None, out: Path):
-    """A filtered copy of `index` (balance_run.Index) in the local folder `out`: rows of passing uids,
+    """A filtered copy of `index` (curation.index.Index) in the local folder `out`: rows of passing uids,
     counts recomputed."""
     from core import storage
-    from curation.balance_run import FINGERPRINT_KEY, open_index
+    from curation.index import FINGERPRINT_KEY, open_index
 
     passed, stats = passing_uids(scores, min_score, top_fraction)
     entries = _read_parquet(storage.join(index.path, "entries.parquet"))

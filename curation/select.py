@@ -14,8 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation import sampling
-
-MATCH_COLUMNS = ["uid", "text", "url", "lang", "entry_ids", "source", "row", "key"]
+from curation.index import MATCH_COLUMNS
 TEXT_STRUCT = pa.struct([("text", pa.string()), ("lang", pa.string()), ("entry_ids", pa.list_(pa.int32()))])
 SELECTED_SCHEMA = pa.schema([
     ("uid", pa.string()), ("uid_hash", pa.uint64()), ("url", pa.string()), ("lang", pa.string()),

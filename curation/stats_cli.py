@@ -54,7 +54,7 @@ def _register(con, name: str, urls: list[str]) -> None:
 def index_report(folder: str, top: int = 0) -> str:
     import duckdb
 
-    from curation.build_index import match_files
+    from curation.index import match_files
 
     con = duckdb.connect()
     _register(con, "counts", [storage.join(folder, "counts.parquet")])

@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
-from curation.build_index import MATCH_SCHEMA, PartProcessor, derive_uid, fill_uids, read_matches
+from curation.build_index import PartProcessor, derive_uid, fill_uids
+from curation.index import MATCH_SCHEMA, read_matches
 from curation.build_index_run import build_index, summary_line
 from curation.cli import main as curate
 from core.errors import UserError
