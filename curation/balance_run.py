@@ -30,7 +30,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -40,9 +39,10 @@ from core import duck, storage
 from core.atomic import atomic_path, write_parquet_atomic
 from core.errors import UserError
 from core.outputs import prepare_output
-from curation import balance, images, sampling, shards
-from curation.executor import ensure_ray
+from curation import balance, balance_stats, images, sampling, shards
+from curation.executor import Executor
 from curation.index import MATCH_COLUMNS, Index, open_index
+from curation.score import filter_index
 from curation.select import SelectStats, select_images
 
 VERSION = 1
@@ -52,51 +52,6 @@ DUCKDB_MEMORY = "1GB"  # the external sort of kept images spills beyond this
 BUCKETS_KEY = "worldclip.buckets"
 OUTPUTS = ("shards", "plots", "curated.parquet", "thresholds.parquet", "stats.json", "curation.json",
            "counts.parquet", "manifest.json", WORK, "captions", "scores.parquet")
-
-
-class Executor:
-    """Runs a function over items in this process (1 worker) or as Ray tasks, results in input order."""
-
-    def __init__(self, workers: int | None, address: str | None):
-        self.ray = None
-        self.own = False
-        if (workers or 1) == 1 and address is None:
-            return
-        import ray
-
-        self.own = ensure_ray(workers, address)
-        self.ray = ray
-
-    def map(self, fn: Callable, items: list[tuple], desc: str, shared: dict[str, Any] | None = None) -> list:
-        from tqdm import tqdm
-
-        shared = shared or {}
-        if not items:
-            return []
-        with tqdm(total=len(items), desc=desc, unit="task", leave=False) as bar:  # closed on errors too
-            if self.ray is None:
-                out = []
-                for item in items:
-                    out.append(fn(*item, **shared))
-                    bar.update()
-                return out
-            remote = self.ray.remote(num_cpus=1)(fn)
-            refs = {k: self.ray.put(v) for k, v in shared.items()}
-            futures = [remote.remote(*item, **refs) for item in items]
-            pending = list(futures)
-            while pending:
-                done, pending = self.ray.wait(pending, num_returns=1)
-                bar.update(len(done))
-        try:
-            return self.ray.get(futures)
-        except self.ray.exceptions.RayTaskError as e:
-            if isinstance(getattr(e, "cause", None), UserError):
-                raise UserError(str(e.cause)) from None  # one line, not the remote traceback
-            raise
-
-    def close(self) -> None:
-        if self.own:
-            self.ray.shutdown()
 
 
 # ---- stage 1: scatter INDEX parts by uid-hash bucket -------------------------------------------------
@@ -279,11 +234,9 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
         for d in ("scatter", "selected", "pieces", "skipped"):
             (work / d).mkdir(parents=True, exist_ok=True)
         if score_filter:
-            from curation.score import filter_index
-
             idx, score_stats = filter_index(idx, out=work / "index", **score_filter)
             by_lang, th, p_entry, n_entries = _probabilities(idx, t, p)
-        ex = Executor(workers, ray_address)
+        ex = Executor(workers if workers or ray_address else 1, ray_address)  # workers None: in process
         try:
             bits = max(0, math.ceil(math.log2(max(idx.rows, 1) / rows_per_bucket))) if idx.rows > rows_per_bucket else 0
             scat = [str(work / "scatter" / f"{storage.name(pth).rsplit('.', 1)[0]}.arrow") for pth in idx.parts]
@@ -306,8 +259,6 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
                 shards.finish_pieces(out_p, work)
         finally:
             ex.close()
-        from curation import balance_stats
-
         stats = balance_stats.write_outputs(out_p, idx, th, by_lang, st, total, url_only, identity, time.time() - t0,
                                             work=work)
         if score_filter:

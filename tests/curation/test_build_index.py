@@ -226,11 +226,11 @@ def test_identical_index_for_any_workers_and_part_size(ray_local, meta_dir, tmp_
 
 def test_in_process_run_equals_ray_run_byte_for_byte(ray_local, meta_dir, tmp_path, monkeypatch):
     """--workers 1 runs without Ray; its part files and counts are the bytes a Ray run writes."""
-    import curation.build_index_run as run
+    import curation.executor as executor
 
     pool = write_parquet_pool(tmp_path / "pool", repeated_pool(20), files=2, row_group_size=9)
     build_index([str(pool)], str(meta_dir), str(tmp_path / "ray"), workers=2, part_size=11)
-    monkeypatch.setattr(run, "_start_ray", lambda *a: pytest.fail("--workers 1 started Ray"))
+    monkeypatch.setattr(executor, "ensure_ray", lambda *a: pytest.fail("--workers 1 started Ray"))
     build_index([str(pool)], str(meta_dir), str(tmp_path / "local"), workers=1, part_size=11)
     files = sorted(str(f.relative_to(tmp_path / "ray")) for f in (tmp_path / "ray").rglob("*")
                    if f.is_file() and f.suffix in (".parquet", ".npz"))

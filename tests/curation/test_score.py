@@ -42,7 +42,7 @@ def test_scores_equal_a_direct_computation(setup):
     import webdataset as wds
     from PIL import Image
 
-    from training.eval import load_model
+    from curation.clip import load_model
 
     _, cur, hf, scores = setup
     model, tok, proc = load_model(hf, "cpu")
