@@ -42,11 +42,9 @@ from metadata.languages import check_lang
 from metadata.packaged import NUMBERS
 from metadata.store import Block, append, entry_problem
 from metadata.tokenizer import is_pure_punctuation
-from metadata.wiki_counts import DEFAULT_BUDGET_MIB, SpillingCounts
+from metadata.recipe import BIGRAM_CAP, BIGRAM_PMI, DEFAULT_BUDGET_MIB, TITLE_CAP, TITLE_SHARE, UNIGRAM_CAP, UNIGRAM_SHARE
+from metadata.wiki_counts import SpillingCounts
 
-UNIGRAM_SHARE, UNIGRAM_CAP = 0.10, 251_465
-BIGRAM_PMI, BIGRAM_CAP = 30.0, 100_646
-TITLE_SHARE, TITLE_CAP = 0.76, 61_235
 MAX_LEN = 256
 PLUS_REMOVED = frozenset({"zh", "ja", "fr"})  # build_metadata.py drops "+" from these WordNet lemmas
 

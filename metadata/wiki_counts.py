@@ -22,9 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from metadata.ngrams import NgramCounts
+from metadata.recipe import DEFAULT_BUDGET_MIB, MIN_BUDGET_MIB
 
-DEFAULT_BUDGET_MIB = 2048  # build-wiki --memory-budget
-MIN_BUDGET_MIB = 64
 BYTES_PER_NGRAM = 350  # per distinct n-gram held (dict slot, key tuple, strings, count); ~330 measured
 RUN_SHIFT = 40  # up to 2^40 distinct n-grams per run, 2^23 runs
 BATCH_ROWS = 65_536
