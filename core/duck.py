@@ -12,8 +12,8 @@ from typing import Any, Sequence
 
 import pyarrow.parquet as pq
 
-from core.errors import UserError
 from core.atomic import atomic_path
+from core.errors import UserError
 
 STREAM_ROWS = 65_536
 

@@ -48,8 +48,8 @@ from typing import IO, Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.errors import UserError
 from core.atomic import json_bytes, write_bytes_atomic
+from core.errors import UserError
 from core.locks import output_lock
 
 ENV_OPTIONS = "WORLDCLIP_STORAGE_OPTIONS"

@@ -64,8 +64,8 @@ def score_filter(args: argparse.Namespace) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from curation.balance_run import run_balance, summary_line
     from core.errors import UserError
+    from curation.balance_run import run_balance, summary_line
 
     if args.t is None and args.p is None:
         raise UserError("give --t T (English threshold, e.g. --t 20000) or --p P (tail share)")

@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balance, curated, plots, shards
 from core import storage
+from curation import balance, curated, plots, shards
 from curation.select import SelectStats
 
 WORK = ".work"

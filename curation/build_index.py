@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +25,7 @@ from curation.lid import ALL_LANGUAGES, Detector, LanguageMap, LidMode
 from curation.pool import Part, PoolColumns, ReadStats, read_part
 from matching.matcher import Matcher
 from matching.text import nonblank, nonempty, strip
+
 
 def fill_uids(rows: pa.Table, source: str) -> pa.Array:
     """The uid column of `rows` (uid, url, row), derive_uid's value where the uid is null or blank."""

@@ -11,8 +11,7 @@ import argparse
 import sys
 
 from core.cli import Parser, add_storage_options, run
-from curation import (balance_cli, build_index_cli, captions_cli, download_cli, recaption_cli, score_cli,
-                      stats_cli)
+from curation import balance_cli, build_index_cli, captions_cli, download_cli, recaption_cli, score_cli, stats_cli
 from metadata import cli as metadata_cli
 
 SUBCOMMANDS = [metadata_cli, build_index_cli, balance_cli, download_cli, stats_cli, captions_cli, recaption_cli,

@@ -19,9 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core import storage
-from curation.captions import (attach_locked, check_source, curated_root, read_table, shard_paths, shard_samples,
-                               stem)
 from core.errors import UserError
+from curation.captions import attach_locked, check_source, curated_root, read_table, shard_paths, shard_samples, stem
 from curation.executor import Executor
 from curation.recaption import FUSE_PROMPT, Captioner, Decoding, Fuser, open_image
 

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from curation import sampling
-from curation.index import MATCH_COLUMNS
+
 TEXT_STRUCT = pa.struct([("text", pa.string()), ("lang", pa.string()), ("entry_ids", pa.list_(pa.int32()))])
 SELECTED_SCHEMA = pa.schema([
     ("uid", pa.string()), ("uid_hash", pa.uint64()), ("url", pa.string()), ("lang", pa.string()),
@@ -90,7 +90,7 @@ def list_offsets(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarra
 
 def select_images(matches: pa.Table, p_entry: np.ndarray, seed: int, epoch: int = 0,
                   keep_all: bool = False) -> tuple[pa.Table, SelectStats]:
-    """Matched texts (MATCH_COLUMNS, optional uid_hash) -> one row per image (SELECTED_SCHEMA).
+    """Matched texts (curation.index.MATCH_COLUMNS, optional uid_hash) -> one row per image (SELECTED_SCHEMA).
 
     With keep_all every image is returned (online curation) and `keep` records this epoch's draw;
     otherwise only kept images are returned.

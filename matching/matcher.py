@@ -29,6 +29,7 @@ import pyarrow as pa
 from matching.ngram import NgramBackend
 from matching.text import pad_entry, spacing
 
+
 @dataclass(frozen=True)
 class MatchResult:
     """Matches of a batch of texts: entry_ids[offsets[i]:offsets[i+1]] are text i's, sorted and unique."""

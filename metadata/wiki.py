@@ -34,15 +34,23 @@ from typing import IO, Iterator
 import numpy as np
 
 from core.errors import UserError
+from core.outputs import file_fingerprint
 from matching.matcher import Matcher
 from matching.text import pad_entry, spacing
-from core.outputs import file_fingerprint
 from metadata import segmenters, wordnet
 from metadata.languages import check_lang
 from metadata.packaged import NUMBERS
+from metadata.recipe import (
+    BIGRAM_CAP,
+    BIGRAM_PMI,
+    DEFAULT_BUDGET_MIB,
+    TITLE_CAP,
+    TITLE_SHARE,
+    UNIGRAM_CAP,
+    UNIGRAM_SHARE,
+)
 from metadata.store import Block, append, entry_problem
 from metadata.tokenizer import is_pure_punctuation
-from metadata.recipe import BIGRAM_CAP, BIGRAM_PMI, DEFAULT_BUDGET_MIB, TITLE_CAP, TITLE_SHARE, UNIGRAM_CAP, UNIGRAM_SHARE
 from metadata.wiki_counts import SpillingCounts
 
 MAX_LEN = 256

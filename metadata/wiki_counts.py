@@ -22,7 +22,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from metadata.ngrams import NgramCounts
-from metadata.recipe import DEFAULT_BUDGET_MIB, MIN_BUDGET_MIB
 
 BYTES_PER_NGRAM = 350  # per distinct n-gram held (dict slot, key tuple, strings, count); ~330 measured
 RUN_SHIFT = 40  # up to 2^40 distinct n-grams per run, 2^23 runs

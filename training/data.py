@@ -22,7 +22,6 @@ import math
 import re
 import tarfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -31,9 +30,9 @@ from PIL import Image
 
 from core import storage
 from core.errors import UserError
+from core.tars import members as tar_members
 from curation.curated import curated_folder, online_conf, online_curation
 from curation.sampling import draw, uid_hash64
-from core.tars import members as tar_members
 from training.transforms import train_crop
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")

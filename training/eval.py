@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from core import storage
-from core.errors import UserError
 from core.atomic import write_json_atomic
+from core.errors import UserError
 from curation.clip import embed_texts, features, load_model
 from training.eval_data import EvalSource, open_source
 from training.eval_templates import TEMPLATES, resolve_lang, templates_for

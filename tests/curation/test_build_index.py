@@ -21,16 +21,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
-from curation.build_index import PartProcessor, derive_uid, fill_uids
-from curation.index import MATCH_SCHEMA, read_matches
-from curation.build_index_run import build_index, summary_line
-from curation.cli import main as curate
 from core.errors import UserError
 from core.locks import output_lock
 from core.outputs import content_hash
+from curation.build_index import PartProcessor, derive_uid, fill_uids
+from curation.build_index_run import build_index, summary_line
+from curation.cli import main as curate
+from curation.index import MATCH_SCHEMA, read_matches
 from curation.lid import LidMode
-from matching.matcher import reference_match
 from curation.pool import PoolColumns, expand_paths, make_parts, resolve_columns
+from matching.matcher import reference_match
 
 VENV_BIN = Path(sys.executable).parent
 

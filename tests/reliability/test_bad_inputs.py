@@ -12,9 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
-
 from harness import ENTRIES, curation_inputs, index_factory, manifest, training_inputs
+from PIL import Image
 
 pytestmark = pytest.mark.slow
 
