@@ -5,7 +5,7 @@
 
 `model_dir` is a folder written by `export_hf` (RUN/hf) or any MetaClip2/CLIP checkpoint folder;
 `data` an image folder or WebDataset shards (training/eval_data.py). Both may be URLs (s3://, gs://,
-hf://, file://; curation/storage.py): the data is streamed from the store; the model folder, which
+hf://, file://; core/storage.py): the data is streamed from the store; the model folder, which
 transformers reads only from local disk, is copied once per machine (storage.local_copy). `out_json`
 may be a URL too (written as one whole object). Images go through the
 folder's own image processor with its PIL backend (as training's eval transform and OpenAI CLIP;

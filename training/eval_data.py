@@ -12,7 +12,7 @@ Accepted layouts (see docs/evaluation.md):
   retrieval), `.cls` or a `.json` field label/class/cls/class_id/target (for classification) and a json
   `lang` (for per-language retrieval). Class names are looked up next to the shards, as above.
 
-Every layout may also be a URL (s3://, gs://, hf://, file://, memory://; curation/storage.py): folders are
+Every layout may also be a URL (s3://, gs://, hf://, file://, memory://; core/storage.py): folders are
 listed once each and every image and shard is streamed from the store, never copied to local disk first.
 Local paths are handled by pathlib exactly as before; a URL by `RemotePath`, which offers the few pathlib
 operations this module and training/eval_clipbench.py use.
