@@ -238,28 +238,25 @@ def info(url: str | os.PathLike) -> dict:
         return fs.info(path)
 
 
-def exists(url: str | os.PathLike) -> bool:
+def _test(url: str | os.PathLike, local_test: str, fs_test: str) -> bool:
+    """Path.<local_test>() of a local path, else the file system's <fs_test>(path)."""
     if is_local(url):
-        return local_path(url).exists()
+        return getattr(local_path(url), local_test)()
     fs, path = filesystem(url)
     with errors(url):
-        return fs.exists(path)
+        return getattr(fs, fs_test)(path)
+
+
+def exists(url: str | os.PathLike) -> bool:
+    return _test(url, "exists", "exists")
 
 
 def isdir(url: str | os.PathLike) -> bool:
-    if is_local(url):
-        return local_path(url).is_dir()
-    fs, path = filesystem(url)
-    with errors(url):
-        return fs.isdir(path)
+    return _test(url, "is_dir", "isdir")
 
 
 def isfile(url: str | os.PathLike) -> bool:
-    if is_local(url):
-        return local_path(url).is_file()
-    fs, path = filesystem(url)
-    with errors(url):
-        return fs.isfile(path)
+    return _test(url, "is_file", "isfile")
 
 
 def _url(url: str, fs, path: str) -> str:

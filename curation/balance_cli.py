@@ -1,4 +1,8 @@
-"""`curate balance`: INDEX -> per-language thresholds -> balanced, deterministic WebDataset shards."""
+"""Compute per-language thresholds (t for English, t_L = p_to_t(C_L, t_to_p(C_en, t)) for the others), draw one
+text per image and keep it with probability 1 - prod(1 - p_e), then write WebDataset shards from the pool's
+images (or curated.parquet for URL-only pools: then run `curate download`). Draws depend on (seed, uid) only.
+Rerunning the same command resumes.
+"""
 from __future__ import annotations
 
 import argparse
@@ -10,10 +14,7 @@ from core.flags import FINITE, POSITIVE, POSITIVE_INT, SHARE, number
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "balance", help="balance an INDEX (MetaCLIP 2 thresholds + per-image sampling) -> CURATED shards",
-        description="Compute per-language thresholds (t for English, t_L = p_to_t(C_L, t_to_p(C_en, t)) for the "
-                    "others), draw one text per image and keep it with probability 1 - prod(1 - p_e), then write "
-                    "WebDataset shards from the pool's images (or curated.parquet for URL-only pools: then run "
-                    "`curate download`). Draws depend on (seed, uid) only. Rerunning the same command resumes.")
+        description=__doc__)
     p.add_argument("--index", required=True, metavar="INDEX", help="INDEX folder made by `curate build-index`")
     p.add_argument("--out", required=True, metavar="CURATED", help="output folder")
     p.add_argument("--t", type=POSITIVE, default=None,

@@ -1,4 +1,6 @@
-"""`curate build-index`: LID + substring matching of a pool against metadata, on Ray (see build_index_run)."""
+"""Language-identify every alt-text of the pool, match it against its language's metadata entries (MetaCLIP 2
+substring matching) and count matches per entry. Rerunning the same command resumes an interrupted run.
+"""
 from __future__ import annotations
 
 import argparse
@@ -15,9 +17,7 @@ def _backends() -> list[str]:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "build-index", help="match a pool of alt-texts against metadata entries -> INDEX",
-        description="Language-identify every alt-text of the pool, match it against its language's metadata "
-                    "entries (MetaCLIP 2 substring matching) and count matches per entry. Rerunning the same "
-                    "command resumes an interrupted run.")
+        description=__doc__)
     p.add_argument("--pool", nargs="+", required=True, metavar="PATH",
                    help="Parquet files/folders/globs, img2dataset output folders, WebDataset .tar files, "
                         "Common Crawl .warc.wat.gz files or a wat.paths.gz listing (with --pool-base); local "

@@ -1,4 +1,6 @@
-"""`curate stats INDEX|CURATED`: print per-language tables from the Parquet outputs, via DuckDB."""
+"""Reads an INDEX (counts.parquet, matches/) or a CURATED folder (thresholds.parquet, curated.parquet,
+stats.json) with DuckDB and prints per-language tables.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,9 +11,7 @@ from core.flags import COUNT
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("stats", help="print per-language tables of an INDEX or a CURATED folder",
-                              description="Reads an INDEX (counts.parquet, matches/) or a CURATED folder "
-                                          "(thresholds.parquet, curated.parquet, stats.json) with DuckDB and "
-                                          "prints per-language tables.")
+                              description=__doc__)
     p.add_argument("folder", metavar="INDEX|CURATED", help="output folder of build-index or balance")
     p.add_argument("--top", type=COUNT, default=0, metavar="N",
                    help="also print the N most matched entries per language (INDEX only; default: 0)")

@@ -1,4 +1,6 @@
-"""`curate metadata add`: import a list of entries (MetaCLIP 1 metadata.json, a JSON list, one per line)."""
+"""Appends the file's entries, in file order, as one language; duplicates and unusable lines are skipped and
+reported.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,8 +10,7 @@ from metadata.report import print_skips, summary_line
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("add", help="import a list of entries (MetaCLIP 1 metadata.json, JSON list, or one per line)",
-                               description="Appends the file's entries, in file order, as one language; duplicates and "
-                                           "unusable lines are skipped and reported.")
+                               description=__doc__)
     p.add_argument("--out", required=True, help="META folder to create or append to")
     p.add_argument("--lang", required=True, help="language of the entries (ISO 639-1 code, e.g. en)")
     p.add_argument("--file", required=True, help="metadata.json / JSON list / text file with one entry per line (UTF-8)")

@@ -1,4 +1,7 @@
-"""`curate metadata build`: real metadata offline from packaged sources (wordfreq, WordNet, numbers)."""
+"""Numbers 0..99, WordNet lemmas, frequent words and PMI-ranked gloss bigrams from sources shipped with PyPI
+packages; no network. A starting point: the word lists are case-folded while matching is case-sensitive;
+MetaCLIP 2's recipe is build-wiki. See docs/metadata.md.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,10 +12,7 @@ from metadata.report import print_skips, summary_line
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("build", help="build real metadata offline from packaged sources (wordfreq, WordNet, …)",
-                               description="Numbers 0..99, WordNet lemmas, frequent words and PMI-ranked gloss bigrams "
-                                           "from sources shipped with PyPI packages; no network. A starting point: the "
-                                           "word lists are case-folded while matching is case-sensitive; MetaCLIP 2's "
-                                           "recipe is build-wiki. See docs/metadata.md.")
+                               description=__doc__)
     p.add_argument("--langs", required=True, help="comma-separated language codes (ISO 639-1, e.g. en,de,zh,th) or 'all'")
     p.add_argument("--out", required=True, help="META folder to create or append to")
     p.add_argument("--max-unigrams", type=int, default=100_000, metavar="N",

@@ -1,4 +1,7 @@
-"""`curate metadata build-wiki`: MetaCLIP 2's recipe from a Wikipedia pages-articles dump."""
+"""Unigrams top min(251465, 10%), bigrams with PMI > 30 up to 100646, titles top min(61235, 76%) by occurrences
+in the dump, plus numbers and WordNet; tokens as MetaCLIP 2's build_ngram.py; n-grams are counted in bounded
+memory (--memory-budget). English is not rebuilt by MetaCLIP 2 (see --force-english).
+"""
 from __future__ import annotations
 
 import argparse
@@ -13,10 +16,7 @@ from metadata.segmenters import help_table
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("build-wiki", help="MetaCLIP 2 recipe from a Wikipedia pages-articles dump",
-                               description="Unigrams top min(251465, 10%), bigrams with PMI > 30 up to 100646, titles top "
-                                           "min(61235, 76%) by occurrences in the dump, plus numbers and WordNet; "
-                                           "tokens as MetaCLIP 2's build_ngram.py; n-grams are counted in bounded memory "
-                                           "(--memory-budget). English is not rebuilt by MetaCLIP 2 (see --force-english).")
+                               description=__doc__)
     p.add_argument("--dump", required=True, help="pages-articles XML dump (.xml, .xml.bz2 or .xml.gz)")
     p.add_argument("--lang", required=True, help="language of the dump (ISO 639-1 code, e.g. zh)")
     p.add_argument("--out", required=True, help="META folder to create or append to")

@@ -1,4 +1,4 @@
-"""`curate metadata stats`: per-language sizes of a META folder by source, with samples."""
+"""Reads META/entries.parquet (validated) and prints a table."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ from core.flags import COUNT
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("stats", help="per-language sizes by source, with samples",
-                               description="Reads META/entries.parquet (validated) and prints a table.")
+                               description=__doc__)
     p.add_argument("meta", help="META folder")
     p.add_argument("--samples", type=COUNT, default=3, metavar="N", help="sample entries shown per language (default 3)")
     p.add_argument("--langs", default=None, help="only these comma-separated languages")
