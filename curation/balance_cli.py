@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
+from core.errors import UserError
 from core.flags import FINITE, POSITIVE, POSITIVE_INT, SHARE, number
 
 
@@ -45,10 +47,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def score_filter(args: argparse.Namespace) -> dict | None:
     """The --scores/--min-score/--score-top-fraction filter for run_balance, checked; None without one."""
-    from pathlib import Path
-
-    from core.errors import UserError
-
     if args.min_score is None and args.score_top_fraction is None:
         if args.scores:
             raise UserError("--scores needs --min-score S or --score-top-fraction F")
@@ -65,7 +63,6 @@ def score_filter(args: argparse.Namespace) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.errors import UserError
     from curation.balance_run import run_balance, summary_line
 
     if args.t is None and args.p is None:

@@ -24,15 +24,18 @@ import tarfile
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+import braceexpand
 import numpy as np
 import torch
 from PIL import Image
+from webdataset.tariterators import group_by_keys
 
 from core import storage
 from core.errors import UserError
 from core.tars import members as tar_members
 from curation.curated import curated_folder, online_conf, online_curation
 from curation.sampling import draw, uid_hash64
+from training.tokenizer import tokenize
 from training.transforms import train_crop
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -52,8 +55,6 @@ class Source:
 
 def expand_sources(spec: str, weights: str | None = None) -> list[Source]:
     """Brace-expand each `::` part of --shards; UserError for missing files or a bad --shards-weights."""
-    import braceexpand
-
     parts = [p for p in spec.split("::") if p.strip()]
     if not parts:
         raise UserError("--shards is empty; give e.g. 'CURATED/shards/{00000..00009}.tar'")
@@ -180,8 +181,6 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iter
     (the trainer counts it as corrupt), or, without it, a UserError names the shard. A shard that cannot
     be opened at all (gone, unreadable) is always a UserError.
     """
-    from webdataset.tariterators import group_by_keys
-
     i = -1
     try:
         f = open(storage.local_path(unit.url), "rb") if storage.is_local(unit.url) else storage.open_input(unit.url)
@@ -277,8 +276,6 @@ class ShardStream(torch.utils.data.IterableDataset):
             yield {"fatal": str(e)}  # a DataLoader worker's exception would reach the user as a traceback
 
     def _collate(self, items, worker: int, pos: Position, stats: Stats) -> dict:
-        from training.tokenizer import tokenize
-
         images, texts, uids = zip(*items)
         ids, mask = tokenize(self.tokenizer, list(texts))
         return {"images": torch.from_numpy(np.stack(images)), "input_ids": ids, "attention_mask": mask, "uids": list(uids),
