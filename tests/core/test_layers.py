@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import collections
+import functools
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ["core", "matching", "metadata", "curation", "training", "pipelines"]  # each may import only those before it
 
 
+@functools.lru_cache(maxsize=None)
 def import_graph(root: Path = ROOT) -> tuple[dict[str, set[str]], collections.Counter]:
     """(module -> modules of ours it imports, lazy imports per module) over the LAYERS packages."""
     files = {}

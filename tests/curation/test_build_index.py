@@ -147,6 +147,7 @@ def test_uid_derivation():
 @given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["", " ", "\u3000", "u1"])),
                           st.one_of(st.none(), st.sampled_from(["", "\u00a0", "http://a/é.jpg", " http://b "]))),
                 max_size=8), st.sampled_from(["/p", "/tmp/\udcff\u00e9.parquet"]))
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 def test_columnar_uids_equal_derive_uid(rows, source):
     table = pa.table({"uid": pa.array([u for u, _ in rows], pa.string()),
@@ -185,6 +186,7 @@ def index_state(out: Path) -> tuple[bytes, set, dict]:
     return (out / "counts.parquet").read_bytes(), rows, {k: manifest[k] for k in ("totals", "per_lang", "inputs")}
 
 
+@pytest.mark.slow
 def test_index_contract(ray_local, meta_dir, parquet_pool, tmp_path):
     out = tmp_path / "index"
     manifest = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=2, part_size=5)
@@ -215,6 +217,7 @@ def test_index_contract(ray_local, meta_dir, parquet_pool, tmp_path):
             assert r["uid"] == derive_uid(r["url"], r["source"], r["row"])
 
 
+@pytest.mark.slow
 def test_identical_index_for_any_workers_and_part_size(ray_local, meta_dir, tmp_path):
     pool = write_parquet_pool(tmp_path / "pool", repeated_pool(20), files=3, row_group_size=9)
     states = []
@@ -224,6 +227,7 @@ def test_identical_index_for_any_workers_and_part_size(ray_local, meta_dir, tmp_
     assert states[0] == states[1] == states[2]
 
 
+@pytest.mark.slow
 def test_in_process_run_equals_ray_run_byte_for_byte(ray_local, meta_dir, tmp_path, monkeypatch):
     """--workers 1 runs without Ray; its part files and counts are the bytes a Ray run writes."""
     import curation.executor as executor
@@ -239,6 +243,7 @@ def test_in_process_run_equals_ray_run_byte_for_byte(ray_local, meta_dir, tmp_pa
         assert (tmp_path / "local" / f).read_bytes() == (tmp_path / "ray" / f).read_bytes(), f
 
 
+@pytest.mark.slow
 def test_every_format_in_one_run(ray_local, meta_dir, parquet_pool, img2dataset_pool, webdataset_pool, wat_pool,
                                  tmp_path):
     out = tmp_path / "index"
@@ -263,6 +268,7 @@ def test_every_format_in_one_run(ray_local, meta_dir, parquet_pool, img2dataset_
     assert all(r["key"] for r in rows if r["source"].endswith((".tar", "00000.parquet")))
 
 
+@pytest.mark.slow
 def test_refuses_changed_options_resumes_same_and_overwrites(ray_local, meta_dir, parquet_pool, tmp_path):
     out = tmp_path / "index"
     build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=5)
@@ -286,6 +292,7 @@ def test_refuses_changed_options_resumes_same_and_overwrites(ray_local, meta_dir
             build_index([str(parquet_pool)], str(meta_dir), str(out), part_size=6)
 
 
+@pytest.mark.slow
 def test_bad_inputs_cli(ray_local, meta_dir, tmp_path, capsys):
     good = write_parquet_pool(tmp_path / "good", pool_table(), files=1)
     (tmp_path / "broken").mkdir()

@@ -34,6 +34,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_output(pool, tmp_path):
     again = dp.make_demo_pool(tmp_path, n_images=150, seed=3, shards=2, eval_per_class=2, progress=False)
     first = _files(pool.pool.parent)

@@ -30,6 +30,7 @@ def first_pass(curated, train_seed: int, t: float | None = None) -> dict[str, st
     return kept
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("t,seed", [(15, 0), (6, 11)])
 def test_first_online_pass_keeps_the_offline_balance(tmp_path, t, seed):
     built = make_index(tmp_path, synthetic_images(240, ENTRIES, seed=5, max_texts=3), ENTRIES, sources=2)
