@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from core.errors import UserError
 from core.flags import POSITIVE_INT
 
 
@@ -49,7 +50,6 @@ def _default_workers() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.errors import UserError
     from curation.recaption import FUSE_PROMPT, Decoding
     from curation.recaption_run import run_recaption, summary_line
 

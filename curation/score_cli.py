@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from core.errors import UserError
 from core.flags import POSITIVE_INT
 
 
@@ -22,7 +23,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.errors import UserError
     from curation.score import score_curated
 
     if args.batch_size < 1:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 
 from core import storage
+from core.errors import UserError
 from core.flags import COUNT
+from curation.index import match_files
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,8 +39,6 @@ def _query(con, sql: str) -> str:
 
 
 def folder_kind(folder: str) -> str:
-    from core.errors import UserError
-
     if storage.exists(storage.join(folder, "thresholds.parquet")) or storage.exists(storage.join(folder, "curated.parquet")):
         return "curated"
     if storage.exists(storage.join(folder, "counts.parquet")):
@@ -53,8 +53,6 @@ def _register(con, name: str, urls: list[str]) -> None:
 
 def index_report(folder: str, top: int = 0) -> str:
     import duckdb
-
-    from curation.index import match_files
 
     con = duckdb.connect()
     _register(con, "counts", [storage.join(folder, "counts.parquet")])

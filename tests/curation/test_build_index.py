@@ -323,6 +323,7 @@ def test_bad_inputs_cli(ray_local, meta_dir, tmp_path, capsys):
     assert m["totals"]["matched"] == 400 and m["errors"][0]["rows"] == [0, 400]
 
 
+@pytest.mark.slow
 def test_compat_flag_reaches_the_workers(ray_local, meta_dir, tmp_path):
     pq.write_table(pa.table({"text": ["東京タワーの夜景"], "lang": ["ja"]}), tmp_path / "ja.parquet")
     ids = {}
@@ -477,6 +478,7 @@ def test_overwrite_into_the_metadata_is_refused(tmp_path, parquet_pool, capsys):
     assert {p.name: p.read_bytes() for p in meta.iterdir() if p.is_file() and p.name != ".lock"} == before
 
 
+@pytest.mark.slow
 def test_fully_resumed_index_records_the_real_backend(ray_local, meta_dir, parquet_pool, tmp_path):
     """17.20: a rerun with every part journaled recorded backend `auto` instead of the one that ran."""
     out = tmp_path / "I"

@@ -46,6 +46,7 @@ def test_other_seed_gives_other_pool():
     assert dp.plan_rows(200, 0) != dp.plan_rows(200, 1)
 
 
+@pytest.mark.slow
 def test_img2dataset_layout_and_parquet_columns(pool):
     names = sorted(p.name for p in pool.pool.iterdir())
     assert names == ["00000.parquet", "00000.tar", "00000_stats.json", "00001.parquet", "00001.tar", "00001_stats.json"]

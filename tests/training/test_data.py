@@ -233,6 +233,7 @@ def test_shard_gone_after_start_is_one_clear_error(tmp_path, tokenizer_dir, work
     assert str(gone) in msg and "cannot open" in msg and "restore" in msg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_no_usable_sample_is_one_clear_error(tmp_path, tokenizer_dir, workers):
     spec = write_shards(tmp_path / "c", 2, 4, extra={i: {"json": "{broken"} for i in range(8)})
