@@ -39,6 +39,7 @@ from core.atomic import atomic_path, write_parquet_atomic
 from core.errors import UserError
 from core.outputs import prepare_output
 from curation import balance, balance_stats, images, sampling, shards
+from curation.curated import SHARD_SIZE
 from curation.executor import Executor
 from curation.index import MATCH_COLUMNS, Index, open_index
 from curation.score import filter_index
@@ -202,7 +203,7 @@ def _probabilities(idx: Index, t: float | None, p: float | None):
 
 
 def run_balance(index: str, out: str, *, t: float | None = None, p: float | None = None, seed: int = 0,
-                shard_size: int = 10000, online: bool = False, workers: int | None = None,
+                shard_size: int = SHARD_SIZE, online: bool = False, workers: int | None = None,
                 ray_address: str | None = None, overwrite: bool = False,
                 rows_per_bucket: int = ROWS_PER_BUCKET, score_filter: dict | None = None) -> dict:
     """Run (or resume) balance; returns stats.json's content. `score_filter` (scores, min_score,

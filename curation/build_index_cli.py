@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from core.flags import POSITIVE_INT
+from curation.index import PART_SIZE
 from matching.matcher import BACKENDS
 
 
@@ -43,9 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS], help="substring matcher backend; every backend gives the same matches. auto = ngram: hashed "
                         "n-gram lookups walked by a C kernel built at install (a numpy walk without a compiler); "
                         "pyahocorasick = MetaCLIP's loop; ahocorasick_rs = one batched automaton (default: auto)")
-    p.add_argument("--part-size", type=POSITIVE_INT, default=50_000, metavar="ROWS",
+    p.add_argument("--part-size", type=POSITIVE_INT, default=PART_SIZE, metavar="ROWS",
                    help="rows per part of Parquet/img2dataset files, the unit of work and of resume "
-                        "(a tar is one part, a WAT file one part per 64 MiB) (default: 50000)")
+                        "(a tar is one part, a WAT file one part per 64 MiB) (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="delete an existing INDEX in --out and start over")
     p.set_defaults(func=run)
 

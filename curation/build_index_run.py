@@ -48,7 +48,7 @@ from core.errors import UserError
 from core.outputs import prepare_output
 from curation.build_index import PartProcessor
 from curation.executor import Executor
-from curation.index import INDEX_FILES, match_files, part_name, read_part_counts, write_counts, write_part
+from curation.index import INDEX_FILES, PART_SIZE, match_files, part_name, read_part_counts, write_counts, write_part
 from curation.lid import ALL_LANGUAGES, parse_lid
 from curation.pool import Part, PoolColumns, PoolFile, expand_paths, make_parts, resolve_columns
 from matching.matcher import Matcher
@@ -224,7 +224,7 @@ def _run_parts(out: str, p: dict, todo: list[Part], workers: int | None, ray_add
 def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", compat: bool = False,
                 text_column: str | None = None, uid_column: str | None = None, url_column: str | None = None,
                 image_column: str | None = None, workers: int | None = None, ray_address: str | None = None,
-                backend: str = "auto", part_size: int = 50_000, overwrite: bool = False,
+                backend: str = "auto", part_size: int = PART_SIZE, overwrite: bool = False,
                 pool_base: str | None = None) -> dict:
     """Run (or resume) build-index; returns the final manifest."""
     t0 = time.time()

@@ -32,6 +32,7 @@ from curation.balance import probabilities
 from curation.select import TEXT_STRUCT
 
 SHARDS = "shards"
+SHARD_SIZE = 10_000  # samples per shard (balance --shard-size)
 CURATED_PARQUET = "curated.parquet"
 CURATION_JSON = "curation.json"
 COUNTS_PARQUET = "counts.parquet"

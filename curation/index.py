@@ -38,6 +38,7 @@ MATCH_SCHEMA = pa.schema([
 MATCH_COLUMNS = MATCH_SCHEMA.names
 FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
 MATCH_PARQUET = {"compression": "zstd", "compression_level": 1, "use_dictionary": ["lang", "source"]}  # BENCHMARKS.md
+PART_SIZE = 50_000  # rows per part of Parquet/img2dataset pools: build-index's unit of work and of resume
 INDEX_FILES = ("matches", "counts", "parts.jsonl", "parts.journal", "entries.parquet", "counts.parquet",
                "manifest.json")
 
