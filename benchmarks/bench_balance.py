@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from curation import balance_run, shards  # noqa: E402
+from curation.index import open_index  # noqa: E402
 from core.outputs import content_hash
 
 LANGS = ["en", "de", "ja", "fr"]
@@ -117,7 +118,7 @@ def decision_core(table: pa.Table, p_entry: np.ndarray) -> np.ndarray:
 def bench_decisions(rows: int, t: float, tmp: Path) -> dict:
     index, gen_s = timed(make_index, tmp / "INDEX", rows)
     print(f"synthetic INDEX: {rows:,} rows in {gen_s:.1f}s", flush=True)
-    idx = balance_run.open_index(index)
+    idx = open_index(index)
     p_entry = np.full(int(idx.counts.num_rows), 0.3)
     work = tmp / "work"
     (work / "scatter").mkdir(parents=True)

@@ -86,7 +86,8 @@ def reference(pool: Path, entries: pa.Table) -> tuple[float, float]:
 
 def worker(pool: Path, meta: str, out: Path, prof: cProfile.Profile) -> tuple[float, float, int]:
     """(start-up CPU s, part CPU s, rows) of one in-process worker over the whole pool as one part."""
-    from curation.build_index import PartProcessor, write_part
+    from curation.build_index import PartProcessor
+    from curation.index import write_part
     from curation.build_index_run import plan
 
     t0 = time.process_time()
@@ -100,7 +101,7 @@ def worker(pool: Path, meta: str, out: Path, prof: cProfile.Profile) -> tuple[fl
     part = p["parts"][0]
     prof.enable()
     result = proc.process_part(part)
-    write_part(out, part.part, result)
+    write_part(out, part.part, result.matches, result.counts)
     prof.disable()
     return t1 - t0, time.process_time() - t1, result.rows_in
 

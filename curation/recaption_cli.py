@@ -1,21 +1,23 @@
-"""`curate recaption CURATED --model DIR --source NAME [--fuse-with DIR]`: VeCLIP's caption + fusion steps."""
+"""Run a local transformers image-to-text checkpoint (anything AutoModelForImageTextToText loads with its
+processor: BLIP, Florence-2, LLaVA-style, VisionEncoderDecoder) over every image of CURATED, write
+captions/NAME/<shard>.parquet (uid, caption, alt) and attach them as caption source NAME. With --fuse-with, a
+local causal LM merges each alt-text and caption into one caption (VeCLIP's VeCap), written and attached as
+--fuse-source. Greedy decoding unless --sample. Rerunning the same command resumes (finished parts are
+skipped).
+"""
 from __future__ import annotations
 
 import argparse
 import os
 
+from core.errors import UserError
 from core.flags import POSITIVE_INT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "recaption", help="caption a CURATED set's images with a local image-to-text model (VeCLIP), attach them",
-        description="Run a local transformers image-to-text checkpoint (anything AutoModelForImageTextToText loads "
-                    "with its processor: BLIP, Florence-2, LLaVA-style, VisionEncoderDecoder) over every image of "
-                    "CURATED, write captions/NAME/<shard>.parquet (uid, caption, alt) and attach them as caption "
-                    "source NAME. With --fuse-with, a local causal LM merges each alt-text and caption into one "
-                    "caption (VeCLIP's VeCap), written and attached as --fuse-source. Greedy decoding unless "
-                    "--sample. Rerunning the same command resumes (finished parts are skipped).")
+        description=__doc__)
     p.add_argument("curated", metavar="CURATED", help="output folder of `curate balance` (with shards/)")
     p.add_argument("--model", required=True, metavar="DIR", help="local image-to-text checkpoint folder")
     p.add_argument("--source", required=True, metavar="NAME", help="caption source name for the captions, e.g. blip")
@@ -48,7 +50,6 @@ def _default_workers() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.errors import UserError
     from curation.recaption import FUSE_PROMPT, Decoding
     from curation.recaption_run import run_recaption, summary_line
 

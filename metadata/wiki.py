@@ -35,16 +35,24 @@ import numpy as np
 
 from core.errors import UserError
 from core.outputs import file_fingerprint
+from matching.matcher import Matcher
+from matching.text import pad_entry, spacing
 from metadata import segmenters, wordnet
 from metadata.languages import check_lang
 from metadata.packaged import NUMBERS
+from metadata.recipe import (
+    BIGRAM_CAP,
+    BIGRAM_PMI,
+    DEFAULT_BUDGET_MIB,
+    TITLE_CAP,
+    TITLE_SHARE,
+    UNIGRAM_CAP,
+    UNIGRAM_SHARE,
+)
 from metadata.store import Block, append, entry_problem
 from metadata.tokenizer import is_pure_punctuation
-from metadata.wiki_counts import DEFAULT_BUDGET_MIB, SpillingCounts
+from metadata.wiki_counts import SpillingCounts
 
-UNIGRAM_SHARE, UNIGRAM_CAP = 0.10, 251_465
-BIGRAM_PMI, BIGRAM_CAP = 30.0, 100_646
-TITLE_SHARE, TITLE_CAP = 0.76, 61_235
 MAX_LEN = 256
 PLUS_REMOVED = frozenset({"zh", "ja", "fr"})  # build_metadata.py drops "+" from these WordNet lemmas
 
@@ -210,8 +218,6 @@ def count_titles(titles: list[str], text_file: IO[str], progress: bool, batch_li
     too), matched as entries match alt-texts (matching.matcher). The fast Matcher finds which titles
     each line contains; only those (line, title) pairs are then counted exactly."""
     from tqdm import tqdm
-
-    from matching.matcher import Matcher, pad_entry, spacing
 
     if not titles:
         return np.zeros(0, dtype=np.int64)

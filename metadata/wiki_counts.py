@@ -23,8 +23,6 @@ import pyarrow.parquet as pq
 
 from metadata.ngrams import NgramCounts
 
-DEFAULT_BUDGET_MIB = 2048  # build-wiki --memory-budget
-MIN_BUDGET_MIB = 64
 BYTES_PER_NGRAM = 350  # per distinct n-gram held (dict slot, key tuple, strings, count); ~330 measured
 RUN_SHIFT = 40  # up to 2^40 distinct n-grams per run, 2^23 runs
 BATCH_ROWS = 65_536

@@ -1,4 +1,10 @@
-"""`train eval --model RUN/hf --data PATH [--langs ...] [--batch-size N] [--out eval.json]`."""
+"""Evaluate an exported model (RUN/hf) on an image folder (DIR/<class>/*.jpg + classnames.<lang>.txt) or
+WebDataset shards (image + .txt caption + class label), or a CLIP_benchmark WebDataset folder
+(ROOT/test/nshards.txt, classnames.txt, zeroshot_classification_templates.txt; retrieval sets with several
+captions per image); see docs/evaluation.md. --model, --data, --classnames and --out take local paths or URLs
+(s3://, gs://, hf://, file://): data is streamed from the store, the model folder copied once per machine into
+WORLDCLIP_SCRATCH (default: the temp folder).
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,12 +15,7 @@ from core.flags import COUNT, POSITIVE_INT
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="zero-shot classification and image<->text retrieval of an exported model",
-        description="Evaluate an exported model (RUN/hf) on an image folder (DIR/<class>/*.jpg + classnames.<lang>.txt) "
-                    "or WebDataset shards (image + .txt caption + class label), or a CLIP_benchmark WebDataset folder "
-                    "(ROOT/test/nshards.txt, classnames.txt, zeroshot_classification_templates.txt; retrieval sets "
-                    "with several captions per image); see docs/evaluation.md. --model, --data, --classnames and --out take "
-                    "local paths or URLs (s3://, gs://, hf://, file://): data is streamed from the store, the model "
-                    "folder copied once per machine into WORLDCLIP_SCRATCH (default: the temp folder).",
+        description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, help="folder written by train (RUN/hf) or another MetaClip2/CLIP folder (path or URL)")
     p.add_argument("--data", required=True, help="image folder, .tar shard, brace pattern, folder of shards (join several with ::), or a CLIP_benchmark wds folder (paths or URLs)")

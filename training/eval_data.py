@@ -30,7 +30,7 @@ from typing import Iterator, Union
 from core import storage
 from core.errors import UserError
 from training.data import IMAGE_EXTS, Unit, read_raw
-from training.eval_clipbench import is_clip_benchmark, open_clip_benchmark
+from training.eval_clipbench import clip_benchmark_fields, is_clip_benchmark
 
 LABEL_FIELDS = ("label", "class", "cls", "class_id", "target")
 
@@ -320,7 +320,8 @@ def _open_source(data: str | os.PathLike, classnames: str | os.PathLike | None, 
         if not names:
             raise UserError(f"--classnames {where}: no classnames.json or classnames.<lang>.txt there")
     if root is not None and root.is_dir() and is_clip_benchmark(root):
-        return open_clip_benchmark(root, names if classnames is not None else None)
+        own = classnames is None
+        return EvalSource(**clip_benchmark_fields(root, read_classnames(root) if own else names, own_names=own))
     if root is not None and root.is_dir() and not any(root.glob("*.tar")):
         return open_folder(root, names if classnames is not None else read_classnames(root))
     if root is not None and "{" not in spec and not root.exists():

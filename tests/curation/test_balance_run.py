@@ -5,13 +5,13 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
+from index_factory import Img, entries_table, image_bytes, make_index, repart, synthetic_images
 
+from core.errors import UserError
 from curation import balance_run, cli, shards
 from curation.balance import entry_probabilities
 from curation.balance_run import run_balance
-from core.errors import UserError
-from curation.select import redraw
-from index_factory import Img, entries_table, image_bytes, make_index, repart, synthetic_images
+from training.data import Curation
 
 ENTRIES = entries_table({"en": 12, "de": 8, "ja": 5})
 
@@ -123,6 +123,7 @@ def test_resume_after_interruption_gives_identical_output(tmp_path, monkeypatch)
     assert json.loads((cur / "manifest.json").read_text())["complete"]
 
 
+@pytest.mark.slow
 def test_corrupt_and_missing_images_are_counted_and_skipped(tmp_path):
     imgs = [Img(f"u{i}", [(f"text {i}", "en", [i % 12])], image_bytes(i)) for i in range(30)]
     imgs[3].data = b"\xff\xd8\xff garbage, not a jpeg"
@@ -138,6 +139,7 @@ def test_corrupt_and_missing_images_are_counted_and_skipped(tmp_path):
     assert len(read_samples(cur)) == 27
 
 
+@pytest.mark.slow
 def test_online_writes_everything_and_training_inputs(tmp_path):
     built = make_index(tmp_path, synthetic_images(150, ENTRIES, seed=4), ENTRIES, sources=2)
     cur = tmp_path / "CUR"
@@ -151,10 +153,11 @@ def test_online_writes_everything_and_training_inputs(tmp_path):
     p_entry, th = entry_probabilities(counts, t=conf["t"])
     assert conf["thresholds"] == th and counts.column_names == ["entry_id", "lang", "count"]
     metas = [s["json"] for s in read_samples(cur)]
-    choice, keep = redraw(metas, p_entry, conf["seed"], epoch=0)  # what training does each epoch
+    online = Curation(p_entry, conf["seed"])  # training's draw (its first pass: tests/training/test_online_offline.py)
+    keep, choice = online.decide([m["uid"] for m in metas], [m["texts"] for m in metas], epoch=0)
     assert keep.tolist() == curated.column("keep").to_pylist()
     assert [m["texts"][c][0] for m, c in zip(metas, choice)] == curated.column("text").to_pylist()
-    _, keep1 = redraw(metas, p_entry, conf["seed"], epoch=1)
+    keep1, _ = online.decide([m["uid"] for m in metas], [m["texts"] for m in metas], epoch=1)
     assert keep1.tolist() != keep.tolist() and abs(int(keep1.sum()) - int(keep.sum())) < 40
 
 
@@ -180,6 +183,7 @@ def test_bad_index_inputs(tmp_path):
         run_balance(tmp_path / "nowhere", tmp_path / "o5", t=5, workers=1)
 
 
+@pytest.mark.slow
 def test_no_english_needs_p(tmp_path):
     ent = entries_table({"de": 4, "ja": 4})
     built = make_index(tmp_path, synthetic_images(30, ent), ent)
@@ -189,6 +193,7 @@ def test_no_english_needs_p(tmp_path):
     assert stats["totals"]["kept"] > 0 and stats["t"] is None
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line_and_options_are_checked(tmp_path, capsys):
     built = make_index(tmp_path, synthetic_images(40, ENTRIES), ENTRIES)
     out = tmp_path / "CUR"
@@ -269,6 +274,7 @@ def test_unreadable_pool_files_are_counted_and_reported(tmp_path, capsys, ray_se
     assert json.loads((two / "stats.json").read_text())["unreadable_sources"] == bad
 
 
+@pytest.mark.slow
 def test_unreadable_pool_files_resume_identically(tmp_path, monkeypatch):
     built, _ = unreadable_pool(tmp_path)
     ref, cur = tmp_path / "REF", tmp_path / "CUR"
@@ -284,6 +290,7 @@ def test_unreadable_pool_files_resume_identically(tmp_path, monkeypatch):
     assert len(stats["unreadable_sources"]) == 2
 
 
+@pytest.mark.slow
 def test_corrupt_parquet_row_group_loses_only_its_images(tmp_path):
     built = make_index(tmp_path, synthetic_images(40, ENTRIES, seed=3, max_texts=1), ENTRIES, kind="parquet",
                        sources=2)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from curation.cli import main
-from core.errors import UserError
-from curation.recaption import Captioner, Decoding, Fuser, fill_prompt
-from curation.recaption_run import run_recaption
 from model_factory import tiny_captioner, tiny_lm
 from shard_factory import write_shards
+
+from core.errors import UserError
+from curation.cli import main
+from curation.recaption import Captioner, Decoding, Fuser, fill_prompt
+from curation.recaption_run import run_recaption
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,7 @@ def _captions(curated: Path) -> dict[str, dict]:
     return out
 
 
+@pytest.mark.slow
 def test_captioner_batches_equal_single_images(models):
     from PIL import Image
 
@@ -67,6 +68,7 @@ def test_recaption_and_fuse_attach_deterministically(models, curated, tmp_path):
         assert shard.read_bytes() == (other / "shards" / shard.name).read_bytes()
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_parts(models, curated):
     run_recaption(str(curated), str(models[0]), "tinycap", decoding=Decoding(max_new_tokens=3))
     (curated / "captions" / "tinycap" / "00002.parquet").unlink()
@@ -89,6 +91,7 @@ def test_not_a_checkpoint_is_one_line(models, curated, tmp_path, capsys):
         Captioner(str(models[0].parent / "broken"))
 
 
+@pytest.mark.slow
 def test_cli_prints_throughput(models, curated, capsys):
     assert main(["recaption", str(curated), "--model", str(models[0]), "--source", "tinycap", "--workers", "1",
                  "--max-new-tokens", "3"]) == 0
@@ -105,7 +108,6 @@ def test_fuser_and_prompt_filling(models):
 def test_undecodable_images_are_left_out_and_counted(models, tmp_path):
     import numpy as np
     import webdataset as wds
-
     from shard_factory import sample
 
     rng = np.random.default_rng(0)
@@ -121,11 +123,11 @@ def test_undecodable_images_are_left_out_and_counted(models, tmp_path):
     assert "captions" not in _captions(tmp_path / "cur")["u000001"]
 
 
+@pytest.mark.slow
 def test_processor_models_and_prompts(tmp_path, models):
     """A checkpoint with a multimodal processor (BLIP) and a prompt; captions exclude the echoed prompt."""
-    from PIL import Image
-
     from model_factory import tiny_blip
+    from PIL import Image
 
     blip = Captioner(str(tiny_blip(tmp_path / "blip")), prompt="a photo of", decoding=Decoding(max_new_tokens=4))
     assert hasattr(blip.processor, "image_processor")
@@ -143,8 +145,9 @@ def test_processor_models_and_prompts(tmp_path, models):
 
 @pytest.mark.slow
 def test_curated_and_model_in_a_bucket_equal_the_local_run(models, curated, s3):
-    from core import storage
     from test_captions import _bucket_shards, _local_shards, upload
+
+    from core import storage
 
     upload(curated, s3.url("CUR"))
     upload(models[0], s3.url("models", "cap"))

@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from index_factory import entries_table, make_index, synthetic_images
 
 from curation.balance_run import run_balance
 from curation.cli import main
 from curation.score import score_curated
-from index_factory import entries_table, make_index, synthetic_images
 
 ENTRIES = entries_table({"en": 6, "de": 4})
 
@@ -38,11 +38,12 @@ def setup(tmp_path_factory):
     return built, d / "ALL", hf, pq.read_table(d / "ALL" / "scores.parquet")
 
 
+@pytest.mark.slow
 def test_scores_equal_a_direct_computation(setup):
     import webdataset as wds
     from PIL import Image
 
-    from training.eval import load_model
+    from curation.clip import load_model
 
     _, cur, hf, scores = setup
     model, tok, proc = load_model(hf, "cpu")
@@ -60,6 +61,7 @@ def test_scores_equal_a_direct_computation(setup):
     assert all(-1 <= s <= 1 for s in got.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["min", "top"])
 def test_filter_keeps_exactly_the_passing_images(setup, tmp_path, how):
     built, cur, _, scores = setup
@@ -79,6 +81,7 @@ def test_filter_keeps_exactly_the_passing_images(setup, tmp_path, how):
     assert unfiltered["totals"]["kept"] == 40
 
 
+@pytest.mark.slow
 def test_filter_recomputes_counts_and_unscored_are_counted(setup, tmp_path):
     built, cur, _, scores = setup
     part = scores.slice(0, 30)
@@ -91,6 +94,7 @@ def test_filter_recomputes_counts_and_unscored_are_counted(setup, tmp_path):
     assert (counts <= full).all() and counts.sum() < full.sum()
 
 
+@pytest.mark.slow
 def test_cli_flags(setup, tmp_path, capsys):
     built, cur, hf, _ = setup
     base = ["balance", "--index", str(built.index), "--out", str(tmp_path / "X"), "--t", "5", "--workers", "1"]
@@ -102,8 +106,9 @@ def test_cli_flags(setup, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_curated_and_model_in_a_bucket_give_the_local_scores(setup, s3):
-    from core import storage
     from test_captions import upload
+
+    from core import storage
 
     _, cur, hf, scores = setup
     upload(cur / "shards", s3.url("ALL", "shards"))

@@ -2,10 +2,11 @@
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
+from index_factory import MATCH_SCHEMA
 
 from curation import balance, sampling
 from curation.select import select_images
-from index_factory import MATCH_SCHEMA
 
 
 def table(rows):
@@ -70,6 +71,7 @@ def test_keep_all_returns_every_image_with_its_draw():
     assert set(everything.filter(everything.column("keep")).column("uid").to_pylist()) == set(kept.column("uid").to_pylist())
 
 
+@pytest.mark.slow
 def test_kept_matches_per_entry_within_4_sigma_of_exact_expectation():
     n_entries = 40
     t = synthetic(60000, n_entries, seed=3)

@@ -149,6 +149,7 @@ def cjk_like(rng, n_texts):
     return list(dict.fromkeys(entries)), texts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", [english_like, cjk_like])
 @pytest.mark.parametrize("compat", [False, True])
 def test_backends_equal_reference_on_generated_texts(make, compat):

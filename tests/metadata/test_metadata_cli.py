@@ -2,11 +2,10 @@ import argparse
 import json
 
 import pytest
+from wiki_dump_factory import EN_PAGES, write_dump
 
 from curation.cli import build_parser, main
 from metadata.store import load_entries
-
-from wiki_dump_factory import EN_PAGES, write_dump
 
 
 def _run(capsys, *argv):
@@ -87,9 +86,11 @@ def test_every_flag_has_help():
             assert action.help, f"metadata {name} {action.dest} has no help"
 
 
-def test_cli_defaults_equal_the_library_constants():
-    """metadata/cli.py repeats two defaults so that --help stays light; they must not drift."""
-    from metadata import cli, wiki, wiki_counts
+def test_cli_defaults_are_the_recipe_constants():
+    """build-wiki's defaults come from metadata.recipe, the one home of these numbers."""
+    from metadata import recipe
 
-    assert cli.BIGRAM_PMI_DEFAULT == wiki.BIGRAM_PMI
-    assert cli.MEMORY_BUDGET_DEFAULT == wiki_counts.DEFAULT_BUDGET_MIB
+    meta = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["metadata"]
+    wiki = next(a for a in meta._actions if isinstance(a, argparse._SubParsersAction)).choices["build-wiki"]
+    defaults = {a.dest: a.default for a in wiki._actions}
+    assert defaults["pmi_threshold"] == recipe.BIGRAM_PMI and defaults["memory_budget"] == recipe.DEFAULT_BUDGET_MIB

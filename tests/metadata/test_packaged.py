@@ -1,7 +1,7 @@
 import pytest
 
-from metadata.languages import script_ok, script_ranges
 from metadata import wordnet
+from metadata.languages import script_ok, script_ranges
 from metadata.packaged import available_languages, build, wordfreq_words
 from metadata.store import load_entries, read_manifest
 
@@ -21,6 +21,7 @@ def _by(meta_dir):
     return rows, by
 
 
+@pytest.mark.slow
 def test_numbers_first_in_every_language(meta):
     out, _ = meta
     rows, by = _by(out)
@@ -64,6 +65,7 @@ def test_gloss_bigrams(meta):
     assert "כדור הארץ" in bigrams  # "planet Earth", a collocation of the Hebrew glosses
 
 
+@pytest.mark.slow
 def test_wordnet_lemmas():
     lemmas, placeholders = wordnet.lemmas("en")
     assert "life form" in lemmas and not any("_" in e for e in lemmas)

@@ -33,6 +33,7 @@ def test_every_no_space_language_of_the_reference_has_a_segmenter():
     ("botok-syllables", "བཀྲ་ཤིས་བདེ་ལེགས།", ["བཀྲ་", "ཤིས་", "བདེ་", "ལེགས", "།"]),
     ("my-syllables", "မြန်မာစာabc၁၂", ["မြန်", "မာ", "စာ", "abc", "၁", "၂"]),
 ])
+@pytest.mark.slow
 def test_offline_segmenters(name, chunk, expected):
     assert load(name)(chunk) == expected
 

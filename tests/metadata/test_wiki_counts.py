@@ -20,6 +20,7 @@ def _merged(tmp_path, lang: str, texts: list[str], max_ngrams: int):
     return counts, counts.finish()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_ngrams", [1, 37, 10**9])
 def test_merged_ranking_equals_in_memory_counts_whatever_the_spill_points(tmp_path, max_ngrams):
     texts = _zipf_texts(0, 300, [f"w{i}" for i in range(200)])

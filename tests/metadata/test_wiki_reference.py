@@ -16,13 +16,12 @@ import string
 
 import ahocorasick
 import pytest
+from wiki_dump_factory import write_dump
 
 from matching.matcher import pad_entry, spacing
 from metadata import wordnet
 from metadata.store import entry_problem, load_entries
 from metadata.wiki import build_wiki, iter_articles, strip_markup
-
-from wiki_dump_factory import write_dump
 
 # ---- build_ngram.py -------------------------------------------------------------------------------
 EXTRA_PUNCT = set("，。、；：？¿！“”‘’（）【】《》〈〉「」『』～—")
@@ -237,6 +236,7 @@ def synthetic_pages(lang, seed, n=60):
 @pytest.mark.parametrize("lang, pmi_threshold, use_wordnet", [
     ("de", 2.0, False), ("fr", 3.0, True), ("ja", 2.0, False), ("zh", 1.0, False), ("th", 2.0, False),
     ("lo", 2.0, False)])
+@pytest.mark.slow
 def test_build_wiki_equals_the_reference_recipe(tmp_path, lang, pmi_threshold, use_wordnet):
     dump = write_dump(tmp_path / f"{lang}wiki.xml.bz2", lang, synthetic_pages(lang, seed=len(lang) * 7 + ord(lang[0])),
                       compress=True)

@@ -16,11 +16,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 import index_factory
 import pool_factory as curation_inputs
+import pyarrow as pa
+import pyarrow.parquet as pq
 import shard_factory as training_inputs  # noqa: F401  (re-exported to the tests)
 
 TESTS = Path(__file__).resolve().parent.parent
@@ -116,7 +115,7 @@ def big_pool(folder: Path, rows: int) -> Path:
 
 
 def index_state(out: Path) -> tuple:
-    from curation.build_index import read_matches
+    from curation.index import read_matches
 
     rows = [tuple(str(v) for v in r.values()) for r in read_matches(out).to_pylist()]
     m = manifest(out)

@@ -12,9 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image
-
 from harness import ENTRIES, curation_inputs, index_factory, manifest, training_inputs
+from PIL import Image
 
 pytestmark = pytest.mark.slow
 
@@ -88,7 +87,7 @@ def test_truncated_tar_latin1_text_and_huge_text_are_counted(ray_address, meta, 
     assert "undecodable_text 1" in summary and "unreadable_file 1" in summary
     errors = manifest(out)["errors"]
     assert len(errors) == 1 and errors[0]["source"].endswith("00001.tar")
-    from curation.build_index import read_matches
+    from curation.index import read_matches
 
     texts = read_matches(out).column("text").to_pylist()
     assert "York " * 199_999 + "York" in texts  # str.strip() of the 1 MB text, matched and kept whole

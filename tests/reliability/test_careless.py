@@ -5,6 +5,7 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from index_factory import entries_table, make_index, synthetic_images
 from pool_factory import write_img2dataset, write_meta
 
@@ -48,6 +49,7 @@ def test_language_with_only_numbers_is_warned_about(tmp_path, capsys):
     assert "dee: " in err and "WARNING: only the numbers 0..99" in err
 
 
+@pytest.mark.slow
 def test_resumed_balance_leaves_no_plot_temp_files(tmp_path, capsys):
     """17.16: a killed balance left plots/.*.tmp behind after the resume."""
     ent = entries_table({"en": 3, "de": 2})

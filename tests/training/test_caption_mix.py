@@ -11,11 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from curation.captions import attach
-from core.errors import UserError
-from curation.sampling import uid_hash64
 from shard_factory import write_shards
+
+from core.errors import UserError
+from curation.captions import attach
+from curation.sampling import uid_hash64
 from training.caption_mix import parse_mix
 from training.data import Position, ShardStream, Stats, expand_sources, load_curation
 from training.tokenizer import load_tokenizer
@@ -61,6 +61,7 @@ def test_parse_mix_errors_and_weights():
         parse_mix(None, 0, "en")
 
 
+@pytest.mark.slow
 def test_draw_follows_the_weights_and_depends_on_seed_epoch_uid():
     m = parse_mix("alt:1,vecap:3", 0)
     keys = uid_hash64([f"u{i}" for i in range(20000)])
@@ -105,6 +106,7 @@ def test_caption_mix_langs_limits_enrichment(captioned, tokenizer_dir):
     assert enriched and enriched == {u for u, m in metas.items() if m["lang"] == "de" and "captions" in m}
 
 
+@pytest.mark.slow
 def test_train_cli_reports_fallbacks(captioned, tokenizer_dir, tmp_path):
     run = tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "training.cli", "--shards", str(captioned / "shards" / "{00000..00001}.tar"),

@@ -149,6 +149,7 @@ def direct_predictions(model_dir, data, classes: list[str], names: list[str], la
     return predicted, labels
 
 
+@pytest.mark.slow
 def test_folder_eval_matches_a_direct_computation(tokenizer_dir, tmp_path):
     classes, names = ["cat", "dog", "zebra"], {"en": ["cat", "dog", "zebra"], "de": ["Katze", "Hund", "Zebra"]}
     data = make_folder(tmp_path / "d", classes, 3, names=names)
@@ -178,6 +179,7 @@ def write_shard(path, samples: list[dict]):
             w.write(s)
 
 
+@pytest.mark.slow
 def test_webdataset_retrieval_and_zeroshot_exact_case(model_dir, tmp_path):
     same = image_bytes(3)
     captions = ["a photo of a cat", "ein Foto von einer Katze", "a red car", "ein rotes Auto", "bird on a tree",

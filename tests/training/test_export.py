@@ -88,6 +88,7 @@ def test_zero_shot_pipeline_runs_offline(exported, monkeypatch):
     assert sum(r["score"] for r in out) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_reexport_replaces_folder_and_unwraps_compiled_model(model, tokenizer_dir, tmp_path):
     out = tmp_path / "hf"
     out.mkdir()

@@ -15,6 +15,7 @@ def tensorboard_scalars(folder, tag):
     return [(e.step, round(e.value, 6)) for e in acc.Scalars(tag)]
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_scalars_and_a_resume_replaces_later_steps(tmp_path):
     pytest.importorskip("tensorboard")
     sinks = MetricSinks(["tensorboard"], tmp_path, {})
@@ -32,6 +33,7 @@ def test_tensorboard_logs_scalars_and_a_resume_replaces_later_steps(tmp_path):
     assert tensorboard_scalars(tmp_path / "tensorboard", "train/loss") == [(1, 7.0)]
 
 
+@pytest.mark.slow
 def test_wandb_writes_an_offline_run(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.delenv("WANDB_MODE", raising=False)

@@ -1,6 +1,7 @@
 """Patch dropout: the encoder sees the class token and half the patches in training, every patch in eval."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from training.models import build_model
@@ -15,6 +16,7 @@ def encoder_lengths(model, pixels):
     return seen
 
 
+@pytest.mark.slow
 def test_half_the_patches_reach_the_encoder_in_training_only():
     torch.manual_seed(0)
     model = build_model("tiny", 50)  # 32 px / 8 px patches: 16 patches + class token

@@ -47,6 +47,7 @@ def test_missing_tokenizer_says_where_to_put_it(tmp_path):
         load_tokenizer("facebook/not-a-cached-model-xyz")
 
 
+@pytest.mark.slow
 def test_train_tokenizer_cli(shards, tmp_path):
     out = tmp_path / "tok"
     r = subprocess.run([sys.executable, "-m", "training.cli", "tokenizer", "--shards", shards, "--vocab-size", "120", "--out", str(out)],
@@ -74,6 +75,7 @@ def test_hub_id_resolves_from_the_local_cache(tokenizer_dir, tmp_path, monkeypat
         load_tokenizer("facebook/xlm-roberta-base")
 
 
+@pytest.mark.slow
 def test_garbage_sentencepiece_model_is_one_line(shards, tmp_path):
     (tmp_path / SPM_FILE).write_bytes(bytes(range(256)) * 20)
     with pytest.raises(UserError, match="is not a SentencePiece model"):
@@ -87,6 +89,7 @@ def test_garbage_sentencepiece_model_is_one_line(shards, tmp_path):
 @pytest.mark.slow
 def test_train_with_the_cached_hub_id_exports_its_sentencepiece_model(shards, tokenizer_dir, tmp_path, monkeypatch):
     from test_hf_cache import cached_repo
+
     from training.train import TrainConfig, train
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
