@@ -18,12 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core import storage
-from curation.images import IMAGE_EXTS, image_format
 from core.errors import UserError
-from curation.balance_stats import write_sizes
-from curation.shards import end_of_archive, member
 from core.tars import TarDamaged
 from core.tars import members as tar_members
+from curation.balance_stats import write_sizes
+from curation.images import IMAGE_EXTS, image_format
+from curation.shards import end_of_archive, member
 
 EXTRA_COLUMNS = ["uid", "lang", "entry_ids", "text", "texts"]
 DISTRIBUTORS = ("multiprocessing", "pyspark")

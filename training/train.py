@@ -19,28 +19,43 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from core.errors import UserError
-from core.atomic import atomic_path, write_json_atomic
-from core.locks import output_lock
 from core import storage
+from core.atomic import atomic_path, write_json_atomic
+from core.errors import UserError
+from core.locks import output_lock
+from curation.sampling import keep_probability
 from training import run_state
+from training.batch_check import batch_warning, pass_size
 from training.caption_mix import parse_mix
-from training.run_dir import RunDir
 from training.checkpoint import resolve_resume
 from training.config import TrainConfig
 from training.data import Unit, count_samples, expand_sources, load_curation, make_loader, read_raw, usable_meta
 from training.distributed import Dist, all_gather_object, all_reduce_mean, barrier, init_distributed
-from training.fsdp import average_replicated_grads, ensure_process_group, full_value, memory_line, parameter_count, set_gradient_sync, shard
-from training.stream import LaneStream, StepReader, StreamState, default_lanes, layout_problem
-from curation.sampling import keep_probability
-from training.batch_check import batch_warning, pass_size
+from training.fsdp import (
+    average_replicated_grads,
+    ensure_process_group,
+    full_value,
+    memory_line,
+    parameter_count,
+    set_gradient_sync,
+    shard,
+)
 from training.loggers import SINKS, MetricSinks
 from training.loss import LOSSES, MAX_LOGIT_SCALE, clip_loss, init_loss_parameters, siglip_loss
 from training.models import PRESETS, build_model, parameter_counts
 from training.optim import param_groups
 from training.patch_dropout import enable_patch_dropout
-from training.run_guard import changed_flags, check_fresh, last_planned_steps, mismatch_message, remove_outputs, truncate_jsonl
+from training.run_dir import RunDir
+from training.run_guard import (
+    changed_flags,
+    check_fresh,
+    last_planned_steps,
+    mismatch_message,
+    remove_outputs,
+    truncate_jsonl,
+)
 from training.schedule import apply_schedule, change_warning, lr_lambda
+from training.stream import LaneStream, StepReader, StreamState, default_lanes, layout_problem
 from training.tokenizer import load_tokenizer, special_ids
 from training.towers import init_from, lock_image_tower
 from training.transforms import normalize

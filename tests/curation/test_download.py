@@ -2,8 +2,8 @@
 import functools
 import http.server
 import json
-import tarfile
 import os
+import tarfile
 import threading
 
 import pyarrow.parquet as pq
@@ -130,7 +130,7 @@ def test_normalise_of_a_cut_shard_is_one_line(tmp_path):
     with tarfile.open(shard) as tar:
         cut = tar.getmembers()[2].offset
     shard.write_bytes(shard.read_bytes()[:cut])
-    with pytest.raises(UserError, match=rf"00000.tar: damaged after byte \d+ .+ rerun the same `curate download`"):
+    with pytest.raises(UserError, match=r"00000.tar: damaged after byte \d+ .+ rerun the same `curate download`"):
         normalise_shard(shard)
 
 

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from curation import cli
-from core import storage
-from curation.balance_run import run_balance
-from curation.build_index_run import build_index
 from index_factory import entries_table, make_index, synthetic_images
 from pool_factory import write_meta
+
+from core import storage
+from curation import cli
+from curation.balance_run import run_balance
 
 pytestmark = pytest.mark.slow
 ENT = entries_table({"en": 10, "de": 6})

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from launch import torchrun
 
 from core import storage
-from launch import torchrun
 
 
 def upload(folder: Path, url: str) -> None:
