@@ -169,8 +169,11 @@ def gcs_server(tmp_path_factory) -> str:
 @pytest.fixture
 def gcs(gcs_server: str, monkeypatch) -> GcsBucket:
     monkeypatch.setenv("WORLDCLIP_STORAGE_OPTIONS", "")
-    import gcsfs
+    from fsspec.registry import _registry
+    from gcsfs.core import GCSFileSystem
 
+    for proto in ("gs", "gcs"):  # gcsfs may have been imported before gcs_server set the variable
+        monkeypatch.setitem(_registry, proto, GCSFileSystem)
     bucket = f"g{uuid.uuid4().hex[:12]}"
-    gcsfs.GCSFileSystem(endpoint_url=gcs_server, token="anon", skip_instance_cache=True).mkdir(bucket)
+    GCSFileSystem(endpoint_url=gcs_server, token="anon", skip_instance_cache=True).mkdir(bucket)
     return GcsBucket(gcs_server, bucket)
