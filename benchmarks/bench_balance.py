@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -29,9 +28,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from core.outputs import content_hash
 from curation import balance_run, shards  # noqa: E402
 from curation.index import open_index  # noqa: E402
-from core.outputs import content_hash
 
 LANGS = ["en", "de", "ja", "fr"]
 ENTRIES_PER_LANG = 50_000
@@ -154,7 +153,8 @@ def bench_shards(n_images: int, tmp: Path) -> dict:
     from PIL import Image
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "curation"))
-    from index_factory import Img, entries_table, make_index as make_small_index
+    from index_factory import Img, entries_table
+    from index_factory import make_index as make_small_index
 
     rng = np.random.default_rng(0)
     base = [rng.integers(0, 256, (160, 160, 3), dtype=np.uint8) for _ in range(16)]

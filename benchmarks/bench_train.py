@@ -87,13 +87,13 @@ def train_rate(spec: str, tok_dir: str, model: str, args, out: Path) -> dict:
     import torch
 
     from training.distributed import init_distributed
-    from training.train import Trainer, TrainConfig
+    from training.train import TrainConfig, Trainer
 
     cfg = TrainConfig(shards=spec, tokenizer=tok_dir, out=str(out / model), model=model, steps=args.steps + 1,
                       batch_size=args.train_batch, precision=args.precision, workers=0, device=args.device,
                       grad_checkpointing=args.grad_checkpointing, model_vocab=args.model_vocab or None)
     tr = Trainer(cfg, init_distributed(args.device))
-    from training.data import ShardStream, expand_sources, make_loader
+    from training.data import ShardStream, make_loader
     it = iter(make_loader(ShardStream(tr.sources, tr.tokenizer, cfg.batch_size, tr.image_size), 0))
     batch = next(it)
     tr.model.train()
@@ -173,7 +173,7 @@ def main() -> None:
     if args.model_vocab is None and cuda:
         args.model_vocab = 901629
 
-    from training.data import load_curation, expand_sources
+    from training.data import expand_sources, load_curation
     from training.models import PRESETS
     from training.tokenizer import load_tokenizer, train_sentencepiece
 

@@ -70,10 +70,9 @@ def bench_add(work: Path) -> None:
 
 
 def bench_wiki(work: Path, pages: int) -> None:
-    from wiki_dump_factory import write_dump
-
     from metadata import wordnet
     from metadata.wiki import build_wiki
+    from wiki_dump_factory import write_dump
 
     glosses = wordnet.glosses("en")
     rng = random.Random(0)

@@ -29,9 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core import duck, storage
-from curation import images
-from core.errors import UserError
 from core.atomic import atomic_path, write_parquet_atomic
+from core.errors import UserError
+from curation import images
 
 BLOCK = 512
 RECORD = 20 * BLOCK

@@ -8,7 +8,6 @@ from metadata.store import load_entries, read_manifest
 def language_table(meta_dir: str, samples: int = 3, langs: list[str] | None = None) -> list[dict]:
     """One row per language: entries, entries per source, and `samples` deterministic sample entries."""
     import duckdb
-
     import pyarrow as pa
     import pyarrow.compute as pc
 

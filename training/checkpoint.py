@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from core import storage
-from core.errors import UserError
 from core.atomic import atomic_path
+from core.errors import UserError
 
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
 

@@ -47,7 +47,8 @@ def export_hf(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir:
     from transformers import CLIPProcessor
 
     from training.loss import hf_state_dict
-    from training.tokenizer import SPM_FILE, load_tokenizer, tokenizer_dir as resolve_tokenizer
+    from training.tokenizer import SPM_FILE, load_tokenizer
+    from training.tokenizer import tokenizer_dir as resolve_tokenizer
     from training.transforms import clip_image_processor
 
     model = unwrap(model)

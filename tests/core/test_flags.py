@@ -7,10 +7,10 @@ import argparse
 import numpy as np
 import pytest
 
-from curation import cli as curate_cli
-from curation.balance import thresholds
 from core.errors import UserError
 from core.flags import number
+from curation import cli as curate_cli
+from curation.balance import thresholds
 from training import cli as train_cli
 
 

@@ -8,9 +8,9 @@ import lzma
 import tarfile
 
 import pytest
-from pool_factory import tar_cut_points
 
 from core.tars import TarDamaged, members
+from pool_factory import tar_cut_points
 
 
 def tar_bytes(n: int = 4, fmt: int = tarfile.USTAR_FORMAT, long_names: bool = False) -> bytes:

@@ -27,7 +27,13 @@ def tiny_captioner(out: Path, seed: int = 0, hidden: int = 32, layers: int = 1, 
     """VisionEncoderDecoderModel (ViT + GPT-2) + ViTImageProcessor + tokenizer, saved to `out` (larger
     sizes give real-size, still randomly initialised, models for benchmarks)."""
     import torch
-    from transformers import GPT2Config, ViTConfig, ViTImageProcessor, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+    from transformers import (
+        GPT2Config,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
 
     tok = tokenizer()
     enc = ViTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn,
@@ -60,7 +66,13 @@ def tiny_lm(out: Path, seed: int = 0) -> Path:
 def tiny_blip(out: Path, seed: int = 0) -> Path:
     """A tiny BlipForConditionalGeneration + BlipProcessor (BERT word-piece tokenizer), saved to `out`."""
     import torch
-    from transformers import BertTokenizerFast, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+    from transformers import (
+        BertTokenizerFast,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     words = sorted({w for line in CORPUS for w in line.split()} | {"photo", "of"})

@@ -3,10 +3,10 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from pool_factory import write_meta
 from curation.balance_run import run_balance
 from curation.build_index_run import build_index
 from index_factory import entries_table, make_index, synthetic_images
+from pool_factory import write_meta
 
 pytestmark = pytest.mark.slow
 

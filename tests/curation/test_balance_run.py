@@ -5,12 +5,12 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
-from index_factory import Img, entries_table, image_bytes, make_index, repart, synthetic_images
 
 from core.errors import UserError
 from curation import balance_run, cli, shards
 from curation.balance import entry_probabilities
 from curation.balance_run import run_balance
+from index_factory import Img, entries_table, image_bytes, make_index, repart, synthetic_images
 from training.data import Curation
 
 ENTRIES = entries_table({"en": 12, "de": 8, "ja": 5})

@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
 from core.errors import UserError
 from core.locks import output_lock
@@ -31,6 +30,7 @@ from curation.index import MATCH_SCHEMA, read_matches
 from curation.lid import LidMode
 from curation.pool import PoolColumns, expand_paths, make_parts, resolve_columns
 from matching.matcher import reference_match
+from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
 VENV_BIN = Path(sys.executable).parent
 

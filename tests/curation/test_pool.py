@@ -6,11 +6,19 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pool_factory import POOL_TEXTS, pool_table, write_parquet_pool, write_wat, write_webdataset
 
 from core.errors import UserError
-from curation.pool import BATCH_SCHEMA, Part, PoolColumns, ReadStats, expand_paths, make_parts, read_part, \
-    resolve_columns
+from curation.pool import (
+    BATCH_SCHEMA,
+    Part,
+    PoolColumns,
+    ReadStats,
+    expand_paths,
+    make_parts,
+    read_part,
+    resolve_columns,
+)
+from pool_factory import POOL_TEXTS, pool_table, write_parquet_pool, write_wat, write_webdataset
 
 
 def read_all(path, fmt, cols, part_size=None, num_rows=None):

@@ -3,10 +3,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from index_factory import MATCH_SCHEMA
 
 from curation import balance, sampling
 from curation.select import select_images
+from index_factory import MATCH_SCHEMA
 
 
 def table(rows):

@@ -2,10 +2,10 @@ import argparse
 import json
 
 import pytest
-from wiki_dump_factory import EN_PAGES, write_dump
 
 from curation.cli import build_parser, main
 from metadata.store import load_entries
+from wiki_dump_factory import EN_PAGES, write_dump
 
 
 def _run(capsys, *argv):

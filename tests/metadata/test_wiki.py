@@ -7,7 +7,6 @@ from core.errors import UserError
 from metadata.segmenters import SEGMENTERS
 from metadata.store import ENTRIES, load_entries, read_manifest
 from metadata.wiki import build_wiki, count_titles, iter_articles, strip_markup
-
 from wiki_dump_factory import EN_PAGES, ZH_PAGES, write_dump
 
 

@@ -16,12 +16,12 @@ import string
 
 import ahocorasick
 import pytest
-from wiki_dump_factory import write_dump
 
 from matching.matcher import pad_entry, spacing
 from metadata import wordnet
 from metadata.store import entry_problem, load_entries
 from metadata.wiki import build_wiki, iter_articles, strip_markup
+from wiki_dump_factory import write_dump
 
 # ---- build_ngram.py -------------------------------------------------------------------------------
 EXTRA_PUNCT = set("，。、；：？¿！“”‘’（）【】《》〈〉「」『』～—")

@@ -12,8 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from harness import ENTRIES, curation_inputs, index_factory, manifest, training_inputs
 from PIL import Image
+
+from harness import ENTRIES, curation_inputs, index_factory, manifest, training_inputs
 
 pytestmark = pytest.mark.slow
 

@@ -6,10 +6,10 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from index_factory import entries_table, make_index, synthetic_images
-from pool_factory import write_img2dataset, write_meta
 
 from curation.cli import main as curate
+from index_factory import entries_table, make_index, synthetic_images
+from pool_factory import write_img2dataset, write_meta
 
 
 def one_error_line(capsys) -> str:

@@ -13,12 +13,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from core.errors import UserError
+from curation import images
+from curation.pool import Part, PoolColumns, ReadStats, expand_paths, read_part, resolve_columns
 from harness import curation_inputs, training_inputs
 from pool_factory import tar_cut_points
-
-from curation import images
-from core.errors import UserError
-from curation.pool import Part, PoolColumns, ReadStats, expand_paths, read_part, resolve_columns
 from training.data import Unit, read_raw
 from training.eval_data import shard_records
 

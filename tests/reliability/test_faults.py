@@ -12,8 +12,19 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from harness import (ENTRIES, ENV, big_pool, curated_state, curation_inputs, index_factory, index_state, manifest,
-                     shard_members, temp_files, training_inputs)
+from harness import (
+    ENTRIES,
+    ENV,
+    big_pool,
+    curated_state,
+    curation_inputs,
+    index_factory,
+    index_state,
+    manifest,
+    shard_members,
+    temp_files,
+    training_inputs,
+)
 
 pytestmark = pytest.mark.slow
 

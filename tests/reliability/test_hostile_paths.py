@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from index_factory import Img, entries_table, image_bytes, make_index, synthetic_images
-from wiki_dump_factory import EN_PAGES, write_dump
 
 from curation.cli import main as curate
+from index_factory import Img, entries_table, image_bytes, make_index, synthetic_images
+from wiki_dump_factory import EN_PAGES, write_dump
 
 HOSTILE = "it's; DROP TABLE x; --\n') TO 'pwn.parquet' (FORMAT PARQUET); -- [1]*"
 

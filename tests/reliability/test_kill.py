@@ -11,9 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from harness import (ENTRIES, big_pool, count_files, count_lines, curated_state, curation_inputs, index_factory,
-                     index_state, kill_when, manifest, read_parquet_rows, shard_members, start, temp_files,
-                     training_inputs)
+from harness import (
+    ENTRIES,
+    big_pool,
+    count_files,
+    count_lines,
+    curated_state,
+    curation_inputs,
+    index_factory,
+    index_state,
+    kill_when,
+    manifest,
+    read_parquet_rows,
+    shard_members,
+    start,
+    temp_files,
+    training_inputs,
+)
 
 pytestmark = pytest.mark.slow
 SEEDS = [0, 1, 2]
@@ -22,9 +36,9 @@ SEEDS = [0, 1, 2]
 # ---- metadata ------------------------------------------------------------------------------------
 
 def test_metadata_add_killed_then_rerun(tmp_path):
+    from core.outputs import content_hash
     from curation.cli import main as curate
     from metadata.store import load_entries, read_manifest
-    from core.outputs import content_hash
 
     words = tmp_path / "words.txt"
     words.write_text("".join(f"word{i} w{i % 977}x\n" for i in range(300_000)))

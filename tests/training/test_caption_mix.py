@@ -11,11 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from shard_factory import write_shards
 
 from core.errors import UserError
 from curation.captions import attach
 from curation.sampling import uid_hash64
+from shard_factory import write_shards
 from training.caption_mix import parse_mix
 from training.data import Position, ShardStream, Stats, expand_sources, load_curation
 from training.tokenizer import load_tokenizer

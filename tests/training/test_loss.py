@@ -7,7 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.loss import MAX_LOGIT_SCALE, SIGLIP_INIT_BIAS, SIGLIP_INIT_SCALE, clip_loss, init_loss_parameters, siglip_loss
+from training.loss import (
+    MAX_LOGIT_SCALE,
+    SIGLIP_INIT_BIAS,
+    SIGLIP_INIT_SCALE,
+    clip_loss,
+    init_loss_parameters,
+    siglip_loss,
+)
 
 
 def reference(img, txt, scale):

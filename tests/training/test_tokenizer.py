@@ -89,7 +89,6 @@ def test_garbage_sentencepiece_model_is_one_line(shards, tmp_path):
 @pytest.mark.slow
 def test_train_with_the_cached_hub_id_exports_its_sentencepiece_model(shards, tokenizer_dir, tmp_path, monkeypatch):
     from test_hf_cache import cached_repo
-
     from training.train import TrainConfig, train
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
