@@ -83,7 +83,8 @@ def test_part_core_equals_reference_and_accounts_every_row(parquet_pool):
     matches = pa.concat_tables([r.matches for r in results])
     counts = sum(r.counts for r in results)
     known = {"en", "de", "zh", "ja"}
-    expected, expected_counts = oracle([(t.strip(), lang) for t, lang in POOL_TEXTS if t and t.strip() and lang in known])
+    expected, expected_counts = oracle([(t.strip(), lang) for t, lang in POOL_TEXTS
+                                        if t and t.strip() and lang in known])
     assert dict(zip(matches.column("text").to_pylist(), matches.column("entry_ids").to_pylist())) == expected
     assert counts.tolist() == expected_counts.tolist()
     rejected = sum((r.rejected for r in results), Counter())

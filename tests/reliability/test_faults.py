@@ -44,7 +44,8 @@ def die_once(fn, marker: Path):
 
 # ---- a Ray worker dies mid-task --------------------------------------------------------------------
 
-@pytest.mark.parametrize("module,stage", [("curation.balance_run", "select_bucket"), ("curation.shards", "write_group")])
+@pytest.mark.parametrize("module,stage", [("curation.balance_run", "select_bucket"),
+                                          ("curation.shards", "write_group")])
 def test_balance_worker_dies_once_and_task_is_retried(ray_address, tmp_path, monkeypatch, module, stage):
     import importlib
 

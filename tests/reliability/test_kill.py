@@ -68,7 +68,8 @@ def test_build_index_killed_then_rerun(ray_address, tmp_path):
             "--backend", "pyahocorasick", "--ray-address", ray_address]
     assert curate([*argv, "--out", str(tmp_path / "clean")]) == 0
     clean = index_state(tmp_path / "clean")
-    assert clean[2]["rows_in"] == 80_000 == clean[2]["matched"] + clean[2]["unmatched"] + sum(clean[2]["rejected"].values())
+    report = clean[2]
+    assert report["rows_in"] == 80_000 == report["matched"] + report["unmatched"] + sum(report["rejected"].values())
     partial = 0
     for seed in SEEDS:
         out = tmp_path / f"index{seed}"

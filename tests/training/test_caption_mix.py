@@ -109,9 +109,10 @@ def test_caption_mix_langs_limits_enrichment(captioned, tokenizer_dir):
 @pytest.mark.slow
 def test_train_cli_reports_fallbacks(captioned, tokenizer_dir, tmp_path):
     run = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "training.cli", "--shards", str(captioned / "shards" / "{00000..00001}.tar"),
-                        "--tokenizer", str(tokenizer_dir), "--out", str(run), "--steps", "2", "--batch-size", "4",
-                        "--workers", "0", "--caption-mix", "alt:0,vecap:1"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "training.cli",
+                        "--shards", str(captioned / "shards" / "{00000..00001}.tar"), "--tokenizer", str(tokenizer_dir),
+                        "--out", str(run), "--steps", "2", "--batch-size", "4", "--workers", "0",
+                        "--caption-mix", "alt:0,vecap:1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "samples lacked the drawn caption source" in r.stderr
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
