@@ -12,7 +12,7 @@ from metadata.report import add_out_flag, print_skips, summary_line
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("build", description=__doc__,
-                               help="build real metadata offline from packaged sources (wordfreq, WordNet, …)")
+                              help="build real metadata offline from packaged sources (wordfreq, WordNet, …)")
     p.add_argument("--langs", required=True,
                    help="comma-separated language codes (ISO 639-1, e.g. en,de,zh,th) or 'all'")
     add_out_flag(p)
