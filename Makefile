@@ -1,5 +1,6 @@
 # Entry points: `make demo`, `make test` (lint, then every test), `make test-fast` (lint, then the unit tests:
-# no test marked slow, under 2 minutes) and `make lint` (ruff: pyflakes + import order). All create .venv on first use.
+# no test marked slow, under 2 minutes) and `make lint` (ruff: pyflakes, import order, lines <= 120).
+# All create .venv on first use.
 # torch==2.13.0 is installed first so the project's `torch>=` range does not pull a CUDA build.
 # The install compiles matching/_ngram_kernel.c (the matcher's C walk), so editing it re-runs the install.
 PYTHON ?= python3

@@ -35,7 +35,8 @@ def files(paths: Sequence[str | os.PathLike]) -> list[str]:
     return [str(p) for p in paths]
 
 
-def copy_parquet(con, query: str, params: Sequence[Any], path: str | os.PathLike, row_group_size: int | None = None) -> int:
+def copy_parquet(con, query: str, params: Sequence[Any], path: str | os.PathLike,
+                 row_group_size: int | None = None) -> int:
     """Stream `query`'s result into the Parquet file `path` (written atomically); returns the row count."""
     reader = con.sql(query, params=list(params)).to_arrow_reader(STREAM_ROWS)
     rows = 0

@@ -74,7 +74,8 @@ def thresholds(by_lang: dict[str, tuple[np.ndarray, np.ndarray]], t: float | Non
                p: float | None = None) -> Thresholds:
     """t_L per language: t for English, p_to_t(C_L, p) elsewhere, p = --p or t_to_p(C_en, t)."""
     if t is not None and not (t > 0 and math.isfinite(t)):
-        raise UserError(f"--t must be a finite number > 0 (got {t}): it is the English head/tail threshold, e.g. --t 20000")
+        raise UserError(f"--t must be a finite number > 0 (got {t}): "
+                        "it is the English head/tail threshold, e.g. --t 20000")
     if p is not None and not 0 <= p <= 1:
         raise UserError(f"--p must be a tail share in [0, 1] (got {p})")
     if t is None and p is None:

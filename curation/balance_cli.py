@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="tail share for the non-English languages instead of t_to_p(C_en, t) (needed when the "
                         "INDEX has no English); without --t English uses p_to_t(C_en, p) too")
     p.add_argument("--seed", type=int, default=0, help="seed of every draw (default: 0)")
-    p.add_argument("--shard-size", type=POSITIVE_INT, default=SHARD_SIZE, metavar="N", help="samples per shard (default: %(default)s)")
+    p.add_argument("--shard-size", type=POSITIVE_INT, default=SHARD_SIZE, metavar="N",
+                   help="samples per shard (default: %(default)s)")
     p.add_argument("--online", action="store_true",
                    help="write every matched image and curation.json + counts.parquet so training re-draws a "
                         "balanced subset each epoch")

@@ -152,7 +152,8 @@ def _tars_expected(index: Index) -> bool:
 def _url_only(index: Index, kept: Path) -> bool:
     """True when no kept image can be read locally (WAT, Parquet without an image column)."""
     con = duck.connect()
-    sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM read_parquet(?) LIMIT 1000", [str(kept)]).fetchall()]
+    sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM read_parquet(?) LIMIT 1000",
+                                         [str(kept)]).fetchall()]
     con.close()
     return all(images.source_kind(s, _image_source(index), _tars_expected(index))[0] == images.KIND_URL
                for s in sources)

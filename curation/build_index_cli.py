@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "default: all CPUs of the machine or cluster)")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="join this running Ray cluster (e.g. 10.0.0.1:6379) instead of starting a local one")
-    p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS], help="substring matcher backend; every backend gives the same matches. auto = ngram: hashed "
+    p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                   help="substring matcher backend; every backend gives the same matches. auto = ngram: hashed "
                         "n-gram lookups walked by a C kernel built at install (a numpy walk without a compiler); "
                         "pyahocorasick = MetaCLIP's loop; ahocorasick_rs = one batched automaton (default: auto)")
     p.add_argument("--part-size", type=POSITIVE_INT, default=PART_SIZE, metavar="ROWS",

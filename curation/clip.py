@@ -23,7 +23,8 @@ def model_folder(model_dir: str | os.PathLike) -> tuple[Path, str]:
     where = str(storage.local_path(url)) if local else url
     with storage.errors(url, "--model"):
         if not storage.isfile(storage.join(url, "config.json")):
-            raise UserError(f"--model {where}: no model there (config.json missing); give the folder `train` exported, e.g. RUN/hf")
+            raise UserError(f"--model {where}: no model there (config.json missing); "
+                            "give the folder `train` exported, e.g. RUN/hf")
         return (storage.local_path(url) if local else Path(storage.local_copy(url, "--model"))), where
 
 

@@ -19,6 +19,7 @@ seed and t keeps, with the same chosen texts.
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,13 @@ CURATED_SCHEMA = pa.schema([
     ("uid", pa.string()), ("url", pa.string()), ("lang", pa.string()), ("text", pa.string()),
     ("entry_ids", pa.list_(pa.int32())), ("texts", pa.list_(TEXT_STRUCT)), ("shard", pa.int32()),
     ("key", pa.string()), ("status", pa.string()), ("source", pa.string()), ("row", pa.int64())])
+
+
+def add_curated_model_args(p: argparse.ArgumentParser, curated_note: str, model_help: str) -> None:
+    """CURATED and --model DIR of the commands that run a model over a CURATED set's images (`curate score`,
+    `curate recaption`); `curated_note` ends CURATED's help, in parentheses."""
+    p.add_argument("curated", metavar="CURATED", help=f"output folder of `curate balance` ({curated_note})")
+    p.add_argument("--model", required=True, metavar="DIR", help=model_help)
 
 
 def write_online(out: str, counts: pa.Table, *, t: float | None, p: float, seed: int, thresholds: dict) -> None:

@@ -17,8 +17,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder (or s3://, gs:// URL) written by `curate balance` for a URL-only pool")
     p.add_argument("--processes", type=POSITIVE_INT, default=1, help="img2dataset processes (default: 1)")
     p.add_argument("--thread-count", type=POSITIVE_INT, default=32, help="download threads per process (default: 32)")
-    p.add_argument("--image-size", type=POSITIVE_INT, default=256, help="target image size when resizing (default: 256)")
-    p.add_argument("--resize-mode", default="no", choices=["no", "border", "keep_ratio", "keep_ratio_largest", "center_crop"],
+    p.add_argument("--image-size", type=POSITIVE_INT, default=256,
+                   help="target image size when resizing (default: 256)")
+    p.add_argument("--resize-mode", default="no",
+                   choices=["no", "border", "keep_ratio", "keep_ratio_largest", "center_crop"],
                    help="img2dataset resize mode; 'no' keeps the downloaded bytes as they are (default: no)")
     p.add_argument("--encode-format", default="jpg", choices=["jpg", "png", "webp"],
                    help="format of re-encoded images when resizing (default: jpg)")

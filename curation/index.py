@@ -66,7 +66,8 @@ def read_part_counts(index: str | Path, part: int, num_entries: int) -> np.ndarr
 
 def write_counts(index: str | Path, entries: pa.Table, counts: np.ndarray) -> None:
     """counts.parquet: META's entries (entry_id, lang, entry) with their count."""
-    storage.write_parquet(storage.join(index, "counts.parquet"), entries.append_column("count", pa.array(counts, pa.int64())))
+    storage.write_parquet(storage.join(index, "counts.parquet"),
+                          entries.append_column("count", pa.array(counts, pa.int64())))
 
 
 def match_files(index: str | Path) -> list[str]:
@@ -142,8 +143,8 @@ def _open_index(path: str) -> Index:
         found = (schema.metadata or {}).get(FINGERPRINT_KEY, b"").decode()
         if found != fingerprint:
             raise UserError(f"INDEX from another metadata version: {p} was matched against metadata "
-                            f"{found[:12] or '(none)'}… but {storage.join(path, 'entries.parquet')} is {fingerprint[:12]}…; "
-                            "rebuild the INDEX with `curate build-index --overwrite`")
+                            f"{found[:12] or '(none)'}… but {storage.join(path, 'entries.parquet')} is "
+                            f"{fingerprint[:12]}…; rebuild the INDEX with `curate build-index --overwrite`")
         rows += meta.num_rows
     counts = read_counts(storage.join(path, "counts.parquet"))
     return Index(path, manifest, parts, fingerprint, counts, rows)

@@ -99,7 +99,8 @@ def _precheck(kind: str, folder: str) -> None:
 
     from curation.recaption import _check_folder, _not_loadable
 
-    flag, auto = ("--model", AutoModelForImageTextToText) if kind == "caption" else ("--fuse-with", AutoModelForCausalLM)
+    flag, auto = (("--model", AutoModelForImageTextToText) if kind == "caption"
+                  else ("--fuse-with", AutoModelForCausalLM))
     with storage.errors(folder, flag):
         folder = storage.local_copy(folder)
     _check_folder(flag, folder)
@@ -108,7 +109,8 @@ def _precheck(kind: str, folder: str) -> None:
     except (OSError, ValueError, KeyError) as e:
         raise _not_loadable(flag, folder, "image-to-text" if kind == "caption" else "causal language model", e) from e
     if type(config) not in auto._model_mapping:
-        what = "image-to-text (AutoModelForImageTextToText)" if kind == "caption" else "causal LM (AutoModelForCausalLM)"
+        what = ("image-to-text (AutoModelForImageTextToText)" if kind == "caption"
+                else "causal LM (AutoModelForCausalLM)")
         raise UserError(f"{flag} {folder}: a {config.model_type} checkpoint is not an {what} model; give e.g. a "
                         "BLIP, Florence-2, LLaVA or VisionEncoderDecoder folder" if kind == "caption" else
                         f"{flag} {folder}: a {config.model_type} checkpoint is not a {what}; give e.g. a GPT-2, "
@@ -194,7 +196,8 @@ def run_recaption(curated: str, model: str, source: str, *, prompt: str | None =
     shards = shard_paths(cur)
     reports = []
     with storage.errors(cur, "CURATED"), storage.lock(cur):
-        st = _stage(cur, "caption", model, prompt, decoding, shards, source, batch_size, workers, ray_address, overwrite)
+        st = _stage(cur, "caption", model, prompt, decoding, shards, source, batch_size, workers, ray_address,
+                    overwrite)
         reports.append(st | {"attach": attach_locked(cur, source, st["outputs"], by_shard=True)})
         if fuse_with is not None:
             fu = _stage(cur, "fuse", fuse_with, fuse_prompt, decoding, st["outputs"], fuse_source, batch_size,
@@ -205,7 +208,8 @@ def run_recaption(curated: str, model: str, source: str, *, prompt: str | None =
 
 def summary_line(report: dict, workers: int) -> str:
     a = report["attach"]
-    return (f"recaption {report['source']}: {report['rows']} images in {report['parts']} parts ({report['resumed']} resumed) "
-            f"in {report['seconds']:.1f}s, {report['per_s']:.2f} images/s ({report['per_s'] / workers:.2f} per worker); "
-            f"attached to {a['captioned']} images, {a['uncaptioned']} without a caption "
+    return (f"recaption {report['source']}: {report['rows']} images in {report['parts']} parts "
+            f"({report['resumed']} resumed) in {report['seconds']:.1f}s, {report['per_s']:.2f} images/s "
+            f"({report['per_s'] / workers:.2f} per worker); attached to {a['captioned']} images, "
+            f"{a['uncaptioned']} without a caption "
             f"({report['undecodable']} undecodable images)")

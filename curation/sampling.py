@@ -77,7 +77,8 @@ def _hash_string_array(arr: pa.Array) -> np.ndarray:
     bufs = arr.buffers()
     offsets = np.frombuffer(bufs[1], dtype=off_type, count=n + 1, offset=arr.offset * np.dtype(off_type).itemsize)
     offsets = offsets.astype(np.int64)
-    raw = np.frombuffer(bufs[2], dtype=np.uint8)[offsets[0]:offsets[-1]] if bufs[2] is not None else np.zeros(0, np.uint8)
+    raw = (np.frombuffer(bufs[2], dtype=np.uint8)[offsets[0]:offsets[-1]] if bufs[2] is not None
+           else np.zeros(0, np.uint8))
     starts = offsets[:-1] - offsets[0]
     lengths = np.diff(offsets)
     n_words = (len(raw) + 7) // 8 + 1
@@ -167,8 +168,9 @@ def keep_draw(uid_keys: np.ndarray, prob: np.ndarray, seed: int, epoch: int = 0)
     return uniform(uid_keys, seed, epoch, STREAM_KEEP) < np.asarray(prob, dtype=np.float64)
 
 
-def draw(uid_keys: np.ndarray, n_texts: np.ndarray, chosen_entries: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-         p_entry: np.ndarray, seed: int, epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def draw(uid_keys: np.ndarray, n_texts: np.ndarray,
+         chosen_entries: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], p_entry: np.ndarray, seed: int,
+         epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Choose one of each image's texts and keep or drop the image: (choice int64[n], keep bool[n]).
 
     uid_keys: uid_hash64 of each image's uid; n_texts: how many matched texts it has (in canonical

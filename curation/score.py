@@ -64,7 +64,8 @@ def score_shard(model, tokenizer, processor, shard: str, batch_size: int, device
             return
         pixels = processor(images=batch, return_tensors="pt")["pixel_values"].to(device)
         with torch.inference_mode():
-            img = torch.nn.functional.normalize(features(model.get_image_features(pixel_values=pixels)).float(), dim=-1).cpu()
+            img = features(model.get_image_features(pixel_values=pixels)).float()
+            img = torch.nn.functional.normalize(img, dim=-1).cpu()
         txt = embed_texts(model, tokenizer, texts[-len(batch):], batch_size, device)
         scores.extend((img * txt).sum(-1).tolist())
         batch.clear()
@@ -133,7 +134,8 @@ def passing_uids(scores: str | Path, min_score: float | None, top_fraction: floa
     try:
         t = pq.read_table(path, columns=["uid", "score"])
     except (OSError, pa.ArrowException) as e:
-        raise UserError(f"--scores {path}: not a scores.parquet with uid and score ({e}); make it with `curate score`") from e
+        raise UserError(f"--scores {path}: not a scores.parquet with uid and score ({e}); "
+                        "make it with `curate score`") from e
     t = t.filter(pc.is_valid(t.column("score")))
     uids = np.asarray(t.column("uid").to_pylist(), dtype=object)
     s = t.column("score").to_numpy().astype(np.float64)

@@ -9,14 +9,14 @@ import argparse
 
 from core.errors import UserError
 from core.flags import POSITIVE_INT
+from curation.curated import add_curated_model_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "score", help="CLIP-score every image of a CURATED set against its alt-text -> scores.parquet",
         description=__doc__)
-    p.add_argument("curated", metavar="CURATED", help="output folder of `curate balance` (use --online for every image)")
-    p.add_argument("--model", required=True, metavar="DIR", help="CLIP-style Hugging Face folder, e.g. RUN/hf")
+    add_curated_model_args(p, "use --online for every image", "CLIP-style Hugging Face folder, e.g. RUN/hf")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=run)

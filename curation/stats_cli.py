@@ -39,7 +39,7 @@ def _query(con, sql: str) -> str:
 
 
 def folder_kind(folder: str) -> str:
-    if storage.exists(storage.join(folder, "thresholds.parquet")) or storage.exists(storage.join(folder, "curated.parquet")):
+    if any(storage.exists(storage.join(folder, name)) for name in ("thresholds.parquet", "curated.parquet")):
         return "curated"
     if storage.exists(storage.join(folder, "counts.parquet")):
         return "index"
@@ -97,7 +97,8 @@ def curated_report(folder: str) -> str:
         out.append(format_table(list(totals), [tuple(totals.values())]))
         if caps := stats.get("captions"):
             cols = ["captioned", "uncaptioned", "unknown_uids", "duplicate_uids"]
-            out.append(format_table(["caption_source", *cols], [(k, *(v.get(c) for c in cols)) for k, v in sorted(caps.items())]))
+            out.append(format_table(["caption_source", *cols],
+                                    [(k, *(v.get(c) for c in cols)) for k, v in sorted(caps.items())]))
     return "\n\n".join(out)
 
 

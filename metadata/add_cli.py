@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import argparse
 
-from metadata.report import print_skips, summary_line
+from metadata.report import add_out_flag, print_skips, summary_line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("add", help="import a list of entries (MetaCLIP 1 metadata.json, JSON list, or one per line)",
-                               description=__doc__)
-    p.add_argument("--out", required=True, help="META folder to create or append to")
+    p = subparsers.add_parser("add", description=__doc__,
+                              help="import a list of entries (MetaCLIP 1 metadata.json, JSON list, or one per line)")
+    add_out_flag(p)
     p.add_argument("--lang", required=True, help="language of the entries (ISO 639-1 code, e.g. en)")
-    p.add_argument("--file", required=True, help="metadata.json / JSON list / text file with one entry per line (UTF-8)")
-    p.add_argument("--source", default="user", help="source name stored with each entry (default user; e.g. metaclip1)")
+    p.add_argument("--file", required=True,
+                   help="metadata.json / JSON list / text file with one entry per line (UTF-8)")
+    p.add_argument("--source", default="user",
+                   help="source name stored with each entry (default user; e.g. metaclip1)")
     p.add_argument("--format", choices=("auto", "json", "lines"), default="auto",
                    help="file format; auto: JSON when the file starts with [ or { or ends in .json, else lines")
     p.set_defaults(func=run)

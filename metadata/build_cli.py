@@ -7,16 +7,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from metadata.report import print_skips, summary_line
+from metadata.report import add_out_flag, print_skips, summary_line
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("build", help="build real metadata offline from packaged sources (wordfreq, WordNet, …)",
-                               description=__doc__)
-    p.add_argument("--langs", required=True, help="comma-separated language codes (ISO 639-1, e.g. en,de,zh,th) or 'all'")
-    p.add_argument("--out", required=True, help="META folder to create or append to")
+    p = subparsers.add_parser("build", description=__doc__,
+                              help="build real metadata offline from packaged sources (wordfreq, WordNet, …)")
+    p.add_argument("--langs", required=True,
+                   help="comma-separated language codes (ISO 639-1, e.g. en,de,zh,th) or 'all'")
+    add_out_flag(p)
     p.add_argument("--max-unigrams", type=int, default=100_000, metavar="N",
-                   help="most frequent words taken per language from wordfreq / the Thai National Corpus (default 100000)")
+                   help="most frequent words taken per language from wordfreq / the Thai National Corpus "
+                        "(default 100000)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

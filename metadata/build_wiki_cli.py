@@ -10,7 +10,7 @@ import sys
 from core.errors import UserError
 from core.flags import FINITE
 from metadata.recipe import BIGRAM_PMI, DEFAULT_BUDGET_MIB, MIN_BUDGET_MIB
-from metadata.report import print_skips, summary_line
+from metadata.report import add_out_flag, print_skips, summary_line
 from metadata.segmenters import help_table
 
 
@@ -19,14 +19,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                description=__doc__)
     p.add_argument("--dump", required=True, help="pages-articles XML dump (.xml, .xml.bz2 or .xml.gz)")
     p.add_argument("--lang", required=True, help="language of the dump (ISO 639-1 code, e.g. zh)")
-    p.add_argument("--out", required=True, help="META folder to create or append to")
+    add_out_flag(p)
     p.add_argument("--pmi-threshold", type=FINITE, default=BIGRAM_PMI,
-                   help="keep bigrams with PMI (log2) above this (default %(default)s, MetaCLIP's; lower it for small dumps)")
-    p.add_argument("--no-wordnet", action="store_true", help="do not add the packaged WordNet lemmas of the language")
-    p.add_argument("--max-pages", type=int, default=None, metavar="N", help="read only the first N articles (for trials)")
+                   help="keep bigrams with PMI (log2) above this (default %(default)s, MetaCLIP's; lower it for "
+                        "small dumps)")
+    p.add_argument("--no-wordnet", action="store_true",
+                   help="do not add the packaged WordNet lemmas of the language")
+    p.add_argument("--max-pages", type=int, default=None, metavar="N",
+                   help="read only the first N articles (for trials)")
     p.add_argument("--memory-budget", type=int, default=DEFAULT_BUDGET_MIB, metavar="MIB",
-                   help="memory for n-gram counting, in MiB (default %(default)s): past about 3,000 distinct n-grams per "
-                        "MiB the counters spill a Parquet run and start over; DuckDB merges the "
+                   help="memory for n-gram counting, in MiB (default %(default)s): past about 3,000 distinct n-grams "
+                        "per MiB the counters spill a Parquet run and start over; DuckDB merges the "
                         "runs under the same limit, spilling to disk itself. The result does not depend on it")
     p.add_argument("--segmenter", default=None, metavar="NAME",
                    help="word segmenter of a no-space language (default: the first listed); per language: "

@@ -1,7 +1,14 @@
-"""What the metadata commands print: skipped entries per (language, source) and the one-line summary."""
+"""What the metadata commands that write META share: their --out flag, and what they print (skipped entries
+per (language, source) and the one-line summary)."""
 from __future__ import annotations
 
+import argparse
 import sys
+
+
+def add_out_flag(p: argparse.ArgumentParser) -> None:
+    """--out META of `curate metadata build`, `build-wiki` and `add`."""
+    p.add_argument("--out", required=True, help="META folder to create or append to")
 
 
 def print_skips(skipped: dict, first: dict | None = None) -> None:

@@ -10,7 +10,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("stats", help="per-language sizes by source, with samples",
                                description=__doc__)
     p.add_argument("meta", help="META folder")
-    p.add_argument("--samples", type=COUNT, default=3, metavar="N", help="sample entries shown per language (default 3)")
+    p.add_argument("--samples", type=COUNT, default=3, metavar="N",
+                   help="sample entries shown per language (default 3)")
     p.add_argument("--langs", default=None, help="only these comma-separated languages")
     p.set_defaults(func=run)
 

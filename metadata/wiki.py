@@ -138,7 +138,8 @@ def iter_articles(path: Path) -> Iterator[tuple[str, str, frozenset[str]]]:
                 if root is None:
                     root = elem
                     if _local(elem.tag) != "mediawiki":
-                        raise UserError(f"--dump {path}: root element is <{_local(elem.tag)}>, not <mediawiki>: not a Wikipedia XML dump")
+                        raise UserError(f"--dump {path}: root element is <{_local(elem.tag)}>, not <mediawiki>: "
+                                        "not a Wikipedia XML dump")
                 if event != "end":
                     continue
                 tag = _local(elem.tag)
@@ -154,7 +155,8 @@ def iter_articles(path: Path) -> Iterator[tuple[str, str, frozenset[str]]]:
                     root.clear()
     except ET.ParseError as e:
         line, col = e.position
-        raise UserError(f"--dump {path}:{line}: not well-formed XML (column {col}): is it a complete pages-articles dump?") from e
+        raise UserError(f"--dump {path}:{line}: not well-formed XML (column {col}): "
+                        "is it a complete pages-articles dump?") from e
     except (OSError, EOFError) as e:
         raise UserError(f"--dump {path}: cannot read ({e}): is the file complete?") from e
 
@@ -315,7 +317,8 @@ def build_wiki(dump: str, lang: str, out: str, pmi_threshold: float = BIGRAM_PMI
 
     stats = {"pages": pages, "tokens": ranked_counts.tokens, "distinct_unigrams": ranked_counts.distinct_unigrams,
              "distinct_bigrams": ranked_counts.distinct_bigrams, "bigrams_over_pmi": n_pmi, "titles": len(title_list),
-             "runs": counts.runs, "peak_ngrams_in_memory": counts.peak_in_memory, "tokenizer": tokenizer_label(lang, chosen),
+             "runs": counts.runs, "peak_ngrams_in_memory": counts.peak_in_memory,
+             "tokenizer": tokenizer_label(lang, chosen),
              "caps": {"wiki_unigram": n_uni, "wiki_bigram": n_bi, "wiki_title": n_title}}
     record = {
         "command": "build-wiki",

@@ -55,7 +55,8 @@ class Ranked:
             CREATE OR REPLACE TABLE scored AS
             SELECT {joined} AS entry, pmi, first FROM (
                 SELECT bi.a, bi.b, bi.first,
-                       ln(bi.count::DOUBLE * ?::DOUBLE) / ln(2.0) - ln(ua.count::DOUBLE * ub.count::DOUBLE) / ln(2.0) AS pmi
+                       ln(bi.count::DOUBLE * ?::DOUBLE) / ln(2.0)
+                       - ln(ua.count::DOUBLE * ub.count::DOUBLE) / ln(2.0) AS pmi
                 FROM bi JOIN uni ua ON ua.gram = bi.a JOIN uni ub ON ub.gram = bi.b)
             WHERE pmi > ?::DOUBLE""", [self.tokens, threshold])
         n = self.con.execute("SELECT count(*) FROM scored").fetchone()[0]

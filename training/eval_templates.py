@@ -14,7 +14,8 @@ from pathlib import Path
 from core.errors import UserError
 
 # The templates are data: eval_templates.json, {lang: [template, ...]} (shipped as package data).
-TEMPLATES: dict[str, list[str]] = json.loads((Path(__file__).with_name("eval_templates.json")).read_text(encoding="utf-8"))
+TEMPLATES: dict[str, list[str]] = json.loads(
+    Path(__file__).with_name("eval_templates.json").read_text(encoding="utf-8"))
 
 
 def resolve_lang(lang: str) -> str:

@@ -10,12 +10,15 @@ from core.flags import POSITIVE_INT
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("tokenizer", help="train a small SentencePiece tokenizer (XLM-V layout) from shard captions",
-                              description=__doc__)
-    p.add_argument("--shards", required=True, help="WebDataset shards in brace notation; several sources joined with '::'")
-    p.add_argument("--vocab-size", type=POSITIVE_INT, default=8000, help="target vocabulary size (a soft limit for small corpora; default 8000)")
+    p = subparsers.add_parser("tokenizer", description=__doc__,
+                              help="train a small SentencePiece tokenizer (XLM-V layout) from shard captions")
+    p.add_argument("--shards", required=True,
+                   help="WebDataset shards in brace notation; several sources joined with '::'")
+    p.add_argument("--vocab-size", type=POSITIVE_INT, default=8000,
+                   help="target vocabulary size (a soft limit for small corpora; default 8000)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--max-texts", type=POSITIVE_INT, default=2_000_000, help="use at most this many captions (default 2,000,000)")
+    p.add_argument("--max-texts", type=POSITIVE_INT, default=2_000_000,
+                   help="use at most this many captions (default 2,000,000)")
     p.set_defaults(func=run)
 
 

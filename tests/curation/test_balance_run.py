@@ -5,12 +5,12 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
-from index_factory import Img, entries_table, image_bytes, make_index, repart, synthetic_images
 
 from core.errors import UserError
 from curation import balance_run, cli, shards
 from curation.balance import entry_probabilities
 from curation.balance_run import run_balance
+from index_factory import Img, entries_table, image_bytes, make_index, repart, synthetic_images
 from training.data import Curation
 
 ENTRIES = entries_table({"en": 12, "de": 8, "ja": 5})
@@ -115,7 +115,8 @@ def test_resume_after_interruption_gives_identical_output(tmp_path, monkeypatch)
     for name in redone:
         module = shards if name == "write_group" else balance_run
         fn = real if name == "write_group" else getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *a, _fn=fn, _n=name, **k: (redone.__setitem__(_n, redone[_n] + 1), _fn(*a, **k))[1])
+        monkeypatch.setattr(module, name,
+                            lambda *a, _fn=fn, _n=name, **k: (redone.__setitem__(_n, redone[_n] + 1), _fn(*a, **k))[1])
     run_balance(built.index, cur, t=20, shard_size=10, workers=1)
     assert redone == {"scatter_part": 0, "select_bucket": 0, "write_group": total_groups - 1}
     assert shard_bytes(cur) == shard_bytes(ref)
@@ -133,9 +134,10 @@ def test_corrupt_and_missing_images_are_counted_and_skipped(tmp_path):
     cur = tmp_path / "CUR"
     stats = run_balance(built.index, cur, t=1000, shard_size=8, workers=1)
     assert stats["totals"]["kept"] == 30
-    assert (stats["totals"]["corrupt_images"], stats["totals"]["missing_images"], stats["totals"]["written"]) == (2, 1, 27)
+    totals = stats["totals"]
+    assert (totals["corrupt_images"], totals["missing_images"], totals["written"]) == (2, 1, 27)
     status = {r["uid"]: (r["status"], r["shard"]) for r in pq.read_table(cur / "curated.parquet").to_pylist()}
-    assert status["u3"] == ("corrupt", None) and status["u7"] == ("corrupt", None) and status["u11"] == ("missing", None)
+    assert (status["u3"], status["u7"], status["u11"]) == (("corrupt", None), ("corrupt", None), ("missing", None))
     assert len(read_samples(cur)) == 27
 
 

@@ -19,7 +19,6 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
 from core.errors import UserError
 from core.locks import output_lock
@@ -31,6 +30,7 @@ from curation.index import MATCH_SCHEMA, read_matches
 from curation.lid import LidMode
 from curation.pool import PoolColumns, expand_paths, make_parts, resolve_columns
 from matching.matcher import reference_match
+from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -83,7 +83,8 @@ def test_part_core_equals_reference_and_accounts_every_row(parquet_pool):
     matches = pa.concat_tables([r.matches for r in results])
     counts = sum(r.counts for r in results)
     known = {"en", "de", "zh", "ja"}
-    expected, expected_counts = oracle([(t.strip(), lang) for t, lang in POOL_TEXTS if t and t.strip() and lang in known])
+    expected, expected_counts = oracle([(t.strip(), lang) for t, lang in POOL_TEXTS
+                                        if t and t.strip() and lang in known])
     assert dict(zip(matches.column("text").to_pylist(), matches.column("entry_ids").to_pylist())) == expected
     assert counts.tolist() == expected_counts.tolist()
     rejected = sum((r.rejected for r in results), Counter())

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from model_factory import tiny_captioner, tiny_lm
-from shard_factory import write_shards
 
 from core.errors import UserError
 from curation.cli import main
 from curation.recaption import Captioner, Decoding, Fuser, fill_prompt
 from curation.recaption_run import run_recaption
+from model_factory import tiny_captioner, tiny_lm
+from shard_factory import write_shards
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,7 @@ def test_fuser_and_prompt_filling(models):
 def test_undecodable_images_are_left_out_and_counted(models, tmp_path):
     import numpy as np
     import webdataset as wds
+
     from shard_factory import sample
 
     rng = np.random.default_rng(0)
@@ -126,8 +127,9 @@ def test_undecodable_images_are_left_out_and_counted(models, tmp_path):
 @pytest.mark.slow
 def test_processor_models_and_prompts(tmp_path, models):
     """A checkpoint with a multimodal processor (BLIP) and a prompt; captions exclude the echoed prompt."""
-    from model_factory import tiny_blip
     from PIL import Image
+
+    from model_factory import tiny_blip
 
     blip = Captioner(str(tiny_blip(tmp_path / "blip")), prompt="a photo of", decoding=Decoding(max_new_tokens=4))
     assert hasattr(blip.processor, "image_processor")
@@ -145,9 +147,8 @@ def test_processor_models_and_prompts(tmp_path, models):
 
 @pytest.mark.slow
 def test_curated_and_model_in_a_bucket_equal_the_local_run(models, curated, s3):
-    from test_captions import _bucket_shards, _local_shards, upload
-
     from core import storage
+    from test_captions import _bucket_shards, _local_shards, upload
 
     upload(curated, s3.url("CUR"))
     upload(models[0], s3.url("models", "cap"))

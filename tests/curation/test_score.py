@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from index_factory import entries_table, make_index, synthetic_images
 
 from curation.balance_run import run_balance
 from curation.cli import main
 from curation.score import score_curated
+from index_factory import entries_table, make_index, synthetic_images
 
 ENTRIES = entries_table({"en": 6, "de": 4})
 
@@ -106,9 +106,8 @@ def test_cli_flags(setup, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_curated_and_model_in_a_bucket_give_the_local_scores(setup, s3):
-    from test_captions import upload
-
     from core import storage
+    from test_captions import upload
 
     _, cur, hf, scores = setup
     upload(cur / "shards", s3.url("ALL", "shards"))

@@ -1,9 +1,9 @@
 """`curate stats` on an INDEX and on a CURATED folder (DuckDB over the Parquet outputs)."""
 import pytest
-from index_factory import entries_table, make_index, synthetic_images
 
 from curation import cli
 from curation.balance_run import run_balance
+from index_factory import entries_table, make_index, synthetic_images
 
 ENTRIES = entries_table({"en": 6, "de": 4})
 

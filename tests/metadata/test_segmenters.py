@@ -55,7 +55,8 @@ def _reference_char_features(sentence, i):
     else:
         f.append("BOS")
     if i >= 2:
-        f.extend(["char-2=" + sentence[i - 2][0], "char-2:0=" + sentence[i - 2][0] + sentence[i - 1][0] + sentence[i][0],
+        f.extend(["char-2=" + sentence[i - 2][0],
+                  "char-2:0=" + sentence[i - 2][0] + sentence[i - 1][0] + sentence[i][0],
                   "char-2:-1=" + sentence[i - 2][0] + sentence[i - 1][0]])
     if i >= 3:
         f.extend(["char-3:0=" + sentence[i - 3][0] + sentence[i - 2][0] + sentence[i - 1][0] + sentence[i][0],

@@ -9,7 +9,8 @@ from metadata.wiki_counts import SpillingCounts, max_ngrams_for
 def _zipf_texts(seed: int, n: int, lang_words: list[str]) -> list[str]:
     rng = random.Random(seed)
     weights = [1 / (i + 1) for i in range(len(lang_words))]
-    lines = lambda: " ".join(rng.choices(lang_words, weights=weights, k=rng.randint(1, 12))) + rng.choice(["", ".", ","])
+    lines = lambda: (" ".join(rng.choices(lang_words, weights=weights, k=rng.randint(1, 12)))
+                     + rng.choice(["", ".", ","]))
     return ["\n".join(lines() for _ in range(3)) for _ in range(n)]
 
 

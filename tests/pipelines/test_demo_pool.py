@@ -128,7 +128,8 @@ def test_at_least_100_concepts_in_10_languages_with_packaged_names():
     # the names are the emoji package's CLDR names, not made up here
     sun = dcn.GLYPHS.index("☀")
     data = emoji.EMOJI_DATA["☀️"]
-    assert [dcn.names()[lang][sun] for lang in dcn.LANGS] == [data[lang].strip(":").replace("_", " ") for lang in dcn.LANGS]
+    assert [dcn.names()[lang][sun] for lang in dcn.LANGS] == [data[lang].strip(":").replace("_", " ")
+                                                              for lang in dcn.LANGS]
     assert dcn.names()["de"][sun] == "sonne" and dcn.names()["zh"][sun] == "太阳"
 
 

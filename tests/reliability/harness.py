@@ -16,10 +16,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import index_factory
-import pool_factory as curation_inputs
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+import index_factory
+import pool_factory as curation_inputs
 import shard_factory as training_inputs  # noqa: F401  (re-exported to the tests)
 
 TESTS = Path(__file__).resolve().parent.parent

@@ -11,11 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from shard_factory import write_shards
 
 from core.errors import UserError
 from curation.captions import attach
 from curation.sampling import uid_hash64
+from shard_factory import write_shards
 from training.caption_mix import parse_mix
 from training.data import Position, ShardStream, Stats, expand_sources, load_curation
 from training.tokenizer import load_tokenizer
@@ -109,9 +109,10 @@ def test_caption_mix_langs_limits_enrichment(captioned, tokenizer_dir):
 @pytest.mark.slow
 def test_train_cli_reports_fallbacks(captioned, tokenizer_dir, tmp_path):
     run = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "training.cli", "--shards", str(captioned / "shards" / "{00000..00001}.tar"),
-                        "--tokenizer", str(tokenizer_dir), "--out", str(run), "--steps", "2", "--batch-size", "4",
-                        "--workers", "0", "--caption-mix", "alt:0,vecap:1"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "training.cli",
+                        "--shards", str(captioned / "shards" / "{00000..00001}.tar"), "--tokenizer", str(tokenizer_dir),
+                        "--out", str(run), "--steps", "2", "--batch-size", "4", "--workers", "0",
+                        "--caption-mix", "alt:0,vecap:1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "samples lacked the drawn caption source" in r.stderr
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]

@@ -65,7 +65,8 @@ def test_from_pretrained_gives_identical_embeddings(model, tokenizer_dir, export
     assert torch.equal(enc["input_ids"], ids)
     pixels = torch.stack([eval_image(im, 32) for im in images()])
     assert processor.crop_size == {"height": 32, "width": 32}
-    assert torch.allclose(pil_processor(exported)(images=images(), return_tensors="pt")["pixel_values"], pixels, atol=1e-4)
+    assert torch.allclose(pil_processor(exported)(images=images(), return_tensors="pt")["pixel_values"], pixels,
+                          atol=1e-4)
     with torch.no_grad():
         text, image = (
             [m.get_text_features(input_ids=ids, attention_mask=mask).pooler_output for m in (model, loaded)],

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 import pytest
-from index_factory import entries_table, make_index, synthetic_images
 
 from curation.balance_run import run_balance
+from index_factory import entries_table, make_index, synthetic_images
 from training.data import Position, ShardStream, Stats, expand_sources, load_curation
 
 ENTRIES = entries_table({"en": 12, "de": 8, "ja": 5})

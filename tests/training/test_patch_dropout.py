@@ -10,7 +10,8 @@ from training.patch_dropout import enable_patch_dropout, keep_patches
 
 def encoder_lengths(model, pixels):
     seen = []
-    handle = model.vision_model.encoder.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["inputs_embeds"].shape[1]), with_kwargs=True)
+    handle = model.vision_model.encoder.register_forward_pre_hook(
+        lambda m, a, kw: seen.append(kw["inputs_embeds"].shape[1]), with_kwargs=True)
     model.get_image_features(pixel_values=pixels)
     handle.remove()
     return seen

@@ -20,7 +20,8 @@ def test_ids_follow_xlmv_fairseq_layout(tokenizer_dir):
     assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2, 3)
     assert len(tok) == sp.get_piece_size() + 2  # + fairseq offset, + <mask>
     for text in TEXTS:
-        assert tok(text)["input_ids"] == [0] + [i + 1 if i else 3 for i in sp.encode(text)] + [2], text  # spm <unk>=0 -> 3
+        # spm <unk>=0 -> 3
+        assert tok(text)["input_ids"] == [0] + [i + 1 if i else 3 for i in sp.encode(text)] + [2], text
 
 
 def test_spm_only_directory_loads_identically(tokenizer_dir, tmp_path):
@@ -50,13 +51,13 @@ def test_missing_tokenizer_says_where_to_put_it(tmp_path):
 @pytest.mark.slow
 def test_train_tokenizer_cli(shards, tmp_path):
     out = tmp_path / "tok"
-    r = subprocess.run([sys.executable, "-m", "training.cli", "tokenizer", "--shards", shards, "--vocab-size", "120", "--out", str(out)],
-                       capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "training.cli", "tokenizer", "--shards", shards, "--vocab-size", "120",
+                        "--out", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     tok = load_tokenizer(out)
     assert (out / SPM_FILE).exists() and tok("一个红色的方块")["input_ids"][0] == 0
-    r = subprocess.run([sys.executable, "-m", "training.cli", "tokenizer", "--shards", str(tmp_path / "x/{0..3}.tar"), "--out", str(out)],
-                       capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "training.cli", "tokenizer", "--shards", str(tmp_path / "x/{0..3}.tar"),
+                        "--out", str(out)], capture_output=True, text=True)
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -89,10 +90,10 @@ def test_garbage_sentencepiece_model_is_one_line(shards, tmp_path):
 @pytest.mark.slow
 def test_train_with_the_cached_hub_id_exports_its_sentencepiece_model(shards, tokenizer_dir, tmp_path, monkeypatch):
     from test_hf_cache import cached_repo
-
     from training.train import TrainConfig, train
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     cached_repo(tmp_path / "hub", "facebook/xlm-v-base", {SPM_FILE: (tokenizer_dir / SPM_FILE).read_bytes()})
-    train(TrainConfig(shards=shards, tokenizer="facebook/xlm-v-base", out=str(tmp_path / "run"), steps=1, batch_size=4, workers=0))
+    train(TrainConfig(shards=shards, tokenizer="facebook/xlm-v-base", out=str(tmp_path / "run"), steps=1, batch_size=4,
+                      workers=0))
     assert (tmp_path / "run" / "hf" / SPM_FILE).read_bytes() == (tokenizer_dir / SPM_FILE).read_bytes()
