@@ -597,7 +597,7 @@ def _owner() -> dict:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process of this host with this pid exists (a stale lock or scratch file is one whose owner does not)."""
+    """Whether a process of this host with this pid exists (a stale lock or scratch file's owner does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

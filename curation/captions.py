@@ -101,7 +101,8 @@ class DiskCaptions:
         scratch = os.environ.get("WORLDCLIP_SCRATCH") or tempfile.gettempdir()
         os.makedirs(scratch, exist_ok=True)
         remove_orphans(scratch, self.PREFIX)
-        fd, self.path = tempfile.mkstemp(prefix=f"{self.PREFIX}{socket.gethostname()}-{os.getpid()}-", suffix=".sqlite", dir=scratch)
+        owner = f"{self.PREFIX}{socket.gethostname()}-{os.getpid()}-"
+        fd, self.path = tempfile.mkstemp(prefix=owner, suffix=".sqlite", dir=scratch)
         os.close(fd)
         self.db = sqlite3.connect(self.path)
         self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "

@@ -97,9 +97,9 @@ def count_samples(urls: list[str]) -> int:
                 for m, _ in tar_members(f, lambda m: False):
                     keys.add(m.name.rsplit("/", 1)[-1].split(".", 1)[0])
         except TarDamaged as e:
-            raise UserError(f"--shards: {url}: {e}; its samples cannot be counted for --epochs: restore the shard or "
-                            "leave it out of --shards, or train with --steps (a damaged shard's samples are then skipped "
-                            "and counted as corrupt)") from e
+            raise UserError(f"--shards: {url}: {e}; its samples cannot be counted for --epochs: restore the shard "
+                            "or leave it out of --shards, or train with --steps (a damaged shard's samples are then "
+                            "skipped and counted as corrupt)") from e
         n += len(keys)
     return n
 
@@ -181,7 +181,8 @@ def pass_units(sources: list[Source], seed: int, pass_index: int, n_workers: int
 _WDS_META = re.compile(r"__[^/]*__($|/)")  # members webdataset's tar reader skips
 
 
-def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None, flag: str = "--shards") -> Iterator[dict[str, Any]]:
+def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None,
+             flag: str = "--shards") -> Iterator[dict[str, Any]]:
     """Raw samples {__key__, ext: bytes} of a unit, in tar order (webdataset's tar reader and grouping).
 
     A truncated or corrupt tar ends the unit after its last whole sample: `on_damage(message)` is told
@@ -193,7 +194,8 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None, flag: s
     try:
         f = open(storage.local_path(unit.url), "rb") if storage.is_local(unit.url) else storage.open_input(unit.url)
     except OSError as e:
-        raise UserError(f"{unit.url}: cannot open this shard ({e.strerror or e}); restore it or leave it out of {flag}") from e
+        raise UserError(f"{unit.url}: cannot open this shard ({e.strerror or e}); "
+                        f"restore it or leave it out of {flag}") from e
     except UserError as e:
         raise UserError(f"{e}; restore it or leave it out of {flag}") from e
     try:

@@ -207,7 +207,8 @@ def evaluate(model, tokenizer, processor, source: EvalSource, langs: list[str] |
     if emb.images.shape[0] == 0:
         raise UserError(f"{source.flag} {source.location}: no usable images (skipped: {dict(emb.skipped)})")
     if not captioned and not (labelled and chosen):
-        raise UserError(f"{source.flag} {source.location}: nothing to evaluate: samples need a class label with class names "
+        raise UserError(f"{source.flag} {source.location}: nothing to evaluate: samples need a class label with "
+                        "class names "
                         f"(zero-shot) or a .txt caption (retrieval)")
     if langs and not labelled:
         raise UserError(f"--langs given but no sample in {source.location} has a class label")

@@ -165,7 +165,8 @@ class EvalSource:
             for shard in self.files[worker::num_workers]:
                 yield from shard_records(shard, self.num_classes, self.split_captions, self.flag)
         else:
-            records = (r for shard in self.files for r in shard_records(shard, self.num_classes, self.split_captions, self.flag))
+            records = (r for shard in self.files
+                       for r in shard_records(shard, self.num_classes, self.split_captions, self.flag))
             for i, record in enumerate(records):
                 if i % num_workers == worker:
                     yield record
@@ -272,7 +273,8 @@ def parse_label(sample: dict, where: str) -> int | None:
     return value
 
 
-def shard_records(shard: AnyPath, num_classes: int, split_captions: bool = False, flag: str = "--data") -> Iterator[Record]:
+def shard_records(shard: AnyPath, num_classes: int, split_captions: bool = False,
+                  flag: str = "--data") -> Iterator[Record]:
     """Records of one WebDataset shard; a corrupt tar is a UserError naming the shard. With
     split_captions, `text` is the list of the .txt's non-empty lines (several captions per image)."""
     for s in read_raw(Unit(str(shard)), flag=flag):
@@ -293,7 +295,8 @@ def shard_records(shard: AnyPath, num_classes: int, split_captions: bool = False
         yield Record(key=s["__key__"], image=image, label=label, text=text, lang=meta.get("lang"))
 
 
-def open_source(data: str | os.PathLike, classnames: str | os.PathLike | None = None, flag: str = "--data") -> EvalSource:
+def open_source(data: str | os.PathLike, classnames: str | os.PathLike | None = None,
+                flag: str = "--data") -> EvalSource:
     """Detect the layout of `data` (image folder or WebDataset) and list its files.
 
     Class names come from the folder `classnames` when given, else from the data folder (or the
@@ -325,7 +328,8 @@ def _open_source(data: str | os.PathLike, classnames: str | os.PathLike | None, 
     if root is not None and root.is_dir() and not any(root.glob("*.tar")):
         return open_folder(root, names if classnames is not None else read_classnames(root))
     if root is not None and "{" not in spec and not root.exists():
-        raise UserError(f"{flag} {spec}: not found; give an image folder, a .tar shard, a brace pattern or a folder of shards")
+        raise UserError(f"{flag} {spec}: not found; give an image folder, a .tar shard, a brace pattern or a "
+                        "folder of shards")
     shards = expand_shards(spec, listings, flag)
     if classnames is None:
         first = location(spec.split("::")[0], listings)

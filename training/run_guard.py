@@ -2,8 +2,8 @@
 
 A folder that already holds a run's outputs is refused unless the command continues it (`--resume`)
 or starts it again (`--overwrite`, which removes only what `train` writes there, and never a folder
-holding one of the command's inputs). The same holds for a RUN in an object store (s3://, gs://). Resuming drops the log rows after the resumed step, so steps
-that are trained again are logged once.
+holding one of the command's inputs). The same holds for a RUN in an object store (s3://, gs://).
+Resuming drops the log rows after the resumed step, so steps that are trained again are logged once.
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def _holds(target: str, given: str) -> bool:
 
 
 def remove_outputs(run: str | Path, inputs: list[str]) -> None:
-    """Delete what `train` wrote in `run` (local or URL); UserError (nothing removed) if an output holds one of `inputs`."""
+    """Delete what `train` wrote in `run` (local or URL); UserError (nothing removed) if an output holds an input."""
     targets = [storage.normalize(storage.join(run, name)) for name in existing_outputs(run)]
     for given in inputs:
         hit = next((t for t in targets if _holds(t, given)), None)

@@ -430,7 +430,8 @@ def train(cfg: TrainConfig) -> dict:
 
 
 def guard_run_folder(cfg: TrainConfig, is_main: bool) -> None:
-    """--overwrite clears what train wrote in RUN (rank 0; local or URL); without it or --resume a RUN holding a run is refused."""
+    """--overwrite clears what train wrote in RUN (rank 0; local or URL); without it or --resume a RUN holding a run
+    is refused."""
     run = storage.local_path(cfg.out) if storage.is_local(cfg.out) else storage.normalize(cfg.out)
     if cfg.overwrite and is_main:
         inputs = [*cfg.shards.split("::"), cfg.tokenizer, cfg.init_from, cfg.eval_data]

@@ -34,7 +34,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-every", type=POSITIVE_INT, help="write a checkpoint every N steps, and at the end (default %(default)s)")
     p.add_argument("--resume", help="'latest' (newest checkpoint in RUN/checkpoints, fresh start if none) or a checkpoint path")
     p.add_argument("--curation-t", type=POSITIVE, help="online curation: English threshold t to use instead of curation.json's (no re-matching)")
-    p.add_argument("--eval-data", help="evaluate the exported model on this data (path or URL) at the end; its layout is checked before the first step (see `train eval --help`)")
+    p.add_argument("--eval-data", help="evaluate the exported model on this data (path or URL) at the end; its layout "
+                   "is checked before the first step (see `train eval --help`)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--image-size", type=POSITIVE_INT, help="input resolution (default: the preset's; must be a multiple of the patch size)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")

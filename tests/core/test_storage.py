@@ -164,7 +164,8 @@ def test_local_copies_keep_one_per_source_plus_those_in_use(s3, tmp_path, monkey
     copies = tmp_path / "scratch" / "worldclip-copies"
     model, other = s3.url("model"), s3.url("other")
     storage.write_bytes(storage.join(other, "w.bin"), b"other source")
-    code = "import sys, time; from core import storage; print(storage.local_copy(sys.argv[1]), flush=True); time.sleep(float(sys.argv[2]))"
+    code = ("import sys, time; from core import storage\n"
+            "print(storage.local_copy(sys.argv[1]), flush=True); time.sleep(float(sys.argv[2]))")
 
     def copy_in_subprocess(url, hold_s=0.0):
         proc = subprocess.Popen([sys.executable, "-c", code, url, str(hold_s)], stdout=subprocess.PIPE, text=True)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from launch import hf_weights, metric_rows, torchrun
 
+from launch import hf_weights, metric_rows, torchrun
 from training.fsdp import blocks, per_rank_bytes
 
 # fp32 on both sides; only the order of the gradient reduction differs (reduce-scatter vs all-reduce).

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from launch import torchrun
 
 from core import storage
+from launch import torchrun
 
 
 def upload(folder: Path, url: str) -> None:
@@ -80,7 +80,8 @@ def no_ambient_credentials(monkeypatch) -> None:
 
 
 @pytest.mark.slow
-def test_storage_options_alone_reach_loader_workers_dcp_writers_and_eval(s3, shards, tokenizer_dir, tmp_path, monkeypatch):
+def test_storage_options_alone_reach_loader_workers_dcp_writers_and_eval(s3, shards, tokenizer_dir, tmp_path,
+                                                                         monkeypatch):
     """Credentials and endpoint only in `train --storage-options`: spawned DataLoader workers read the shards, DCP's
     writers write the sharded checkpoint, the export and `train eval` reach the bucket."""
     monkeypatch.setenv("WORLDCLIP_SCRATCH", str(tmp_path / "scratch"))
@@ -97,7 +98,8 @@ def test_storage_options_alone_reach_loader_workers_dcp_writers_and_eval(s3, sha
     bare = torchrun(1, "eval", "--model", storage.join(run, "hf"), "--data", data, "--out", s3.url("eval3.json"))
     assert bare.returncode == 2 and "credentials" in bare.stderr.strip().splitlines()[-1], bare.stderr[-2000:]
 
-    monkeypatch.setenv("WORLDCLIP_STORAGE_OPTIONS", json.dumps(s3.server.storage_options))  # this process reads the bucket
+    # this process reads the bucket
+    monkeypatch.setenv("WORLDCLIP_STORAGE_OPTIONS", json.dumps(s3.server.storage_options))
     step = storage.join(run, "checkpoints", "step_00000002")
     assert storage.isfile(storage.join(step, "COMMIT.json")) and storage.glob(storage.join(step, "*.distcp"))
     assert [x["step"] for x in jsonl(storage.join(run, "metrics.jsonl"))] == [1, 2]
@@ -117,7 +119,8 @@ def test_one_run_per_run_folder_in_a_bucket(s3, shards, tokenizer_dir, tmp_path,
     storage.write_bytes(storage.join(run, "notes.txt"), b"mine, not train's")
 
     def objects():
-        return {u: storage.fingerprint(u)["etag"] for u in storage.list_files(run) if storage.name(u) != storage.LOCK_NAME}
+        return {u: storage.fingerprint(u)["etag"] for u in storage.list_files(run)
+                if storage.name(u) != storage.LOCK_NAME}
 
     before = objects()
 
