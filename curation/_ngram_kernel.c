@@ -252,8 +252,225 @@ done:
     return result;
 }
 
+/* --- spacing: the reference `spacing` of each text, written as the code points `scan` reads ---------------
+ * Per text: a space, then each code point c mapped as `spacing` maps it (one of , . ; : ? ! ` -> space, c,
+ * space; tab, newline, carriage return -> space; anything else -> c), a space and SEPARATOR. `spacing`'s
+ * str.replace calls act on single characters and insert only spaces, so this per-code-point map is the
+ * same function (tests/curation/test_matching_ngram.py checks it against matching_ngram.spaced_batch). */
+
+static inline Py_ssize_t space_cp(uint32_t c, uint32_t *o) {
+    switch (c) {
+    case ',': case '.': case ';': case ':': case '?': case '!': case '`':
+        o[0] = SPACE, o[1] = c, o[2] = SPACE;
+        return 3;
+    case '\t': case '\n': case '\r':
+        o[0] = SPACE;
+        return 1;
+    default:
+        o[0] = c;
+        return 1;
+    }
+}
+
+/* A bytes object of n uint32 slots, shrunk to `used` slots (it was sized for the worst case). */
+static PyObject *finish_cps(PyObject *buf, Py_ssize_t used) {
+    if (_PyBytes_Resize(&buf, used * (Py_ssize_t)sizeof(uint32_t)) < 0) return NULL;
+    return buf;
+}
+
+/* space_str(texts: list[str]) -> bytes: uint32 code points of the spaced texts, each followed by SEPARATOR. */
+static PyObject *space_str(PyObject *self, PyObject *arg) {
+    if (!PyList_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "space_str takes a list of str");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(arg), cap = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PyList_GET_ITEM(arg, i);
+        if (!PyUnicode_Check(t)) {
+            PyErr_Format(PyExc_TypeError, "space_str: text %zd is %.50s, not str", i, Py_TYPE(t)->tp_name);
+            return NULL;
+        }
+        cap += 3 * PyUnicode_GET_LENGTH(t) + 3;
+    }
+    PyObject *buf = PyBytes_FromStringAndSize(NULL, cap * (Py_ssize_t)sizeof(uint32_t));
+    if (!buf) return NULL;
+    uint32_t *o = (uint32_t *)PyBytes_AS_STRING(buf), *o0 = o;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *t = PyList_GET_ITEM(arg, i);
+        int kind = PyUnicode_KIND(t);
+        const void *data = PyUnicode_DATA(t);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(t);
+        *o++ = SPACE;
+        for (Py_ssize_t j = 0; j < len; j++) o += space_cp(PyUnicode_READ(kind, data, j), o);
+        *o++ = SPACE;
+        *o++ = SEPARATOR;
+    }
+    return finish_cps(buf, o - o0);
+}
+
+/* One code point from valid UTF-8 at d[*p] (< end); -1 on an invalid or truncated sequence. */
+static inline int64_t utf8_next(const uint8_t *d, Py_ssize_t *p, Py_ssize_t end) {
+    uint32_t b = d[*p];
+    if (b < 0x80) {
+        (*p)++;
+        return b;
+    }
+    int more;
+    uint32_t c, min;
+    if ((b & 0xE0) == 0xC0) more = 1, c = b & 0x1F, min = 0x80;
+    else if ((b & 0xF0) == 0xE0) more = 2, c = b & 0x0F, min = 0x800;
+    else if ((b & 0xF8) == 0xF0) more = 3, c = b & 0x07, min = 0x10000;
+    else return -1;
+    if (*p + more >= end) return -1;
+    for (int k = 1; k <= more; k++) {
+        uint32_t x = d[*p + k];
+        if ((x & 0xC0) != 0x80) return -1;
+        c = (c << 6) | (x & 0x3F);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return -1;
+    *p += more + 1;
+    return c;
+}
+
+/* space_utf8(data, offsets) -> bytes: space_str of the UTF-8 texts data[offsets[i]:offsets[i+1]] (an Arrow
+ * string array's buffers; offsets int64), without making them Python strings. */
+static PyObject *space_utf8(PyObject *self, PyObject *args) {
+    Py_buffer data = {0}, off = {0};
+    PyObject *buf = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*", &data, &off)) return NULL;
+    const uint8_t *d = data.buf;
+    const int64_t *offsets = off.buf;
+    Py_ssize_t n = off.len / 8 - 1, bad = -1;
+    if (off.len % 8 || n < 0 || (n >= 0 && (offsets[0] < 0 || offsets[n] > data.len))) {
+        PyErr_SetString(PyExc_ValueError, "space_utf8: offsets must be int64[n + 1] within the data");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (offsets[i + 1] < offsets[i]) {
+            PyErr_SetString(PyExc_ValueError, "space_utf8: offsets must not decrease");
+            goto done;
+        }
+    /* a code point takes >= 1 byte: 3 slots per byte + 3 per text bound the output */
+    buf = PyBytes_FromStringAndSize(NULL, (3 * (offsets[n] - offsets[0]) + 3 * n) * (Py_ssize_t)sizeof(uint32_t));
+    if (!buf) goto done;
+    uint32_t *o = (uint32_t *)PyBytes_AS_STRING(buf), *o0 = o;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n && bad < 0; i++) {
+        Py_ssize_t p = offsets[i], end = offsets[i + 1];
+        *o++ = SPACE;
+        while (p < end) {
+            uint8_t b = d[p];
+            if (b < 0x80) {  /* ASCII: the common case */
+                o += space_cp(b, o);
+                p++;
+                continue;
+            }
+            int64_t c = utf8_next(d, &p, end);
+            if (c < 0) {
+                bad = i;
+                break;
+            }
+            *o++ = (uint32_t)c;
+        }
+        *o++ = SPACE;
+        *o++ = SEPARATOR;
+    }
+    Py_END_ALLOW_THREADS
+    if (bad >= 0) {
+        Py_CLEAR(buf);
+        PyErr_Format(PyExc_ValueError, "space_utf8: text %zd is not valid UTF-8", bad);
+        goto done;
+    }
+    buf = finish_cps(buf, o - o0);
+done:
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&off);
+    return buf;
+}
+
+/* --- grouping: (text, key) pairs -> sorted unique entry ids per text ------------------------------------ */
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* group(texts int32, keys int32, key_ids int32, n_texts) -> (offsets int64[n_texts + 1], ids int32) bytes:
+ * text t's entry ids key_ids[k] over its pairs, sorted and unique (matching.pairs_to_result when every key
+ * has one entry id). Pairs may come in any order and repeat. */
+static PyObject *group(PyObject *self, PyObject *args) {
+    Py_buffer tb = {0}, kb = {0}, ib = {0};
+    Py_ssize_t n_texts;
+    PyObject *result = NULL, *offs = NULL, *ids = NULL;
+    int64_t *start = NULL;
+    int32_t *tmp = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*y*n", &tb, &kb, &ib, &n_texts)) return NULL;
+    Py_ssize_t n = tb.len / 4, n_keys = ib.len / 4, bad = -1;
+    const int32_t *text = tb.buf, *key = kb.buf, *key_ids = ib.buf;
+    if (tb.len % 4 || kb.len != tb.len || ib.len % 4 || n_texts < 0) {
+        PyErr_SetString(PyExc_ValueError, "group: texts and keys must be int32 of one length, key_ids int32");
+        goto done;
+    }
+    start = calloc((size_t)n_texts + 2, sizeof(int64_t));
+    tmp = malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+    offs = PyBytes_FromStringAndSize(NULL, (n_texts + 1) * (Py_ssize_t)sizeof(int64_t));
+    if (!start || !tmp || !offs) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (text[i] < 0 || text[i] >= n_texts || key[i] < 0 || key[i] >= n_keys) {
+            bad = i;
+            break;
+        }
+        start[text[i] + 2]++;
+    }
+    if (bad >= 0) {
+        PyErr_Format(PyExc_ValueError, "group: pair %zd (text %d, key %d) out of range", bad, text[bad], key[bad]);
+        goto done;
+    }
+    int64_t *out_off = (int64_t *)PyBytes_AS_STRING(offs);
+    Py_ssize_t m = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t t = 0; t < n_texts; t++) start[t + 2] += start[t + 1];
+    for (Py_ssize_t i = 0; i < n; i++) tmp[start[text[i] + 1]++] = key_ids[key[i]];  /* counting sort by text */
+    /* now start[t] = text t's first pair; sort and dedup each text's ids in place, compacting to tmp[0:m] */
+    out_off[0] = 0;
+    for (Py_ssize_t t = 0; t < n_texts; t++) {
+        int32_t *a = tmp + start[t];
+        Py_ssize_t len = start[t + 1] - start[t];
+        if (len > 64) qsort(a, (size_t)len, sizeof(int32_t), cmp_i32);
+        else
+            for (Py_ssize_t x = 1; x < len; x++) {
+                int32_t v = a[x];
+                Py_ssize_t y = x;
+                for (; y > 0 && a[y - 1] > v; y--) a[y] = a[y - 1];
+                a[y] = v;
+            }
+        for (Py_ssize_t x = 0; x < len; x++)
+            if (x == 0 || a[x] != a[x - 1]) tmp[m++] = a[x];
+        out_off[t + 1] = m;
+    }
+    Py_END_ALLOW_THREADS
+    ids = PyBytes_FromStringAndSize((const char *)tmp, m * (Py_ssize_t)sizeof(int32_t));
+    if (ids) result = PyTuple_Pack(2, offs, ids);
+done:
+    Py_XDECREF(offs);
+    Py_XDECREF(ids);
+    free(start);
+    free(tmp);
+    PyBuffer_Release(&tb);
+    PyBuffer_Release(&kb);
+    PyBuffer_Release(&ib);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "All (text, key) pairs of a batch of spaced texts, as int32 bytes."},
+    {"space_str", space_str, METH_O, "Code points of the spaced texts (a list of str), each followed by SEPARATOR."},
+    {"space_utf8", space_utf8, METH_VARARGS, "space_str of UTF-8 texts given as a data buffer and int64 offsets."},
+    {"group", group, METH_VARARGS, "(text, key) pairs -> (offsets int64, sorted unique entry ids int32) per text."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -25,6 +25,11 @@ from typing import Sequence
 import numpy as np
 import pyarrow as pa
 
+try:
+    from curation import _ngram_kernel
+except ImportError:  # built without a C compiler: numpy does the grouping (same results)
+    _ngram_kernel = None
+
 PUNCT_TO_WRAP = (",", ".", ";", ":", "?", "!", "`")
 CHARS_TO_SPACE = ("\t", "\n", "\r")
 CJK_PUNCTUATION = frozenset("，。、；：？！“”‘’（）【】《》〈〉「」『』～—")
@@ -139,6 +144,10 @@ def padded_keys(entries: Sequence[str], entry_ids: Sequence[int], compat: bool =
 def pairs_to_result(n_texts: int, text: np.ndarray, key: np.ndarray, key_offsets: np.ndarray,
                     key_ids: np.ndarray) -> MatchResult:
     """(text, key) match pairs (any order, repeats allowed) -> sorted unique entry ids per text."""
+    if len(key_ids) == len(key_offsets) - 1 and _ngram_kernel is not None:  # one entry id per key: in C
+        offsets, ids = _ngram_kernel.group(np.ascontiguousarray(text, dtype=np.int32),
+                                           np.ascontiguousarray(key, dtype=np.int32), key_ids, n_texts)
+        return MatchResult(np.frombuffer(offsets, dtype=np.int64), np.frombuffer(ids, dtype=np.int32))
     if len(key_ids) == len(key_offsets) - 1:  # the usual case: one entry id per key (key k -> key_ids[k])
         ids = key_ids[key]
     else:
@@ -292,7 +301,21 @@ class Matcher:
         if self.backend == "pyahocorasick":
             return self.match(texts.to_pylist())
         enc = texts.dictionary_encode()
-        distinct = enc.dictionary.to_pylist()
-        text, key = self._impl.match(distinct)
+        distinct = enc.dictionary
+        utf8 = utf8_buffers(distinct) if getattr(self._impl, "kernel", False) else None
+        if utf8 is not None:  # spaced in C straight from the Arrow buffers
+            text, key = self._impl.match_utf8(*utf8, distinct.to_pylist)
+        else:
+            text, key = self._impl.match(distinct.to_pylist())
         result = pairs_to_result(len(distinct), text, key, self._key_offsets, self._key_ids)
         return result if len(distinct) == len(texts) else expand(result, enc.indices.to_numpy())
+
+
+def utf8_buffers(arr: pa.Array) -> tuple[object, np.ndarray] | None:
+    """(UTF-8 data buffer, int64 offsets) of a non-empty, null-free string or large_string array; else None."""
+    if not len(arr) or arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    _, off, data = arr.buffers()
+    width = np.int32 if pa.types.is_string(arr.type) else np.int64
+    offsets = np.frombuffer(off, dtype=width)[arr.offset: arr.offset + len(arr) + 1].astype(np.int64)
+    return (data if data is not None else b""), offsets

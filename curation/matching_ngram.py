@@ -19,8 +19,11 @@ a hash collision can cost time but never change the result. Keys whose hash coll
 key's are handed to a small automaton (`fallback`) so that no key is shadowed.
 
 The walk itself runs in C (`curation/_ngram_kernel.c`, built at install) when that extension is
-importable: one position at a time, it stops at the first span that is no key prefix. Otherwise the
-same walk runs here in numpy, a round of spans at a time. Tables, hashes and results are the same.
+importable: one position at a time, it stops at the first span that is no key prefix. The kernel also
+does `spacing` (of Python strings, or of an Arrow string array's UTF-8 buffers without making Python
+strings: `match_utf8`) and the grouping of pairs into sorted entry ids per text (matching.pairs_to_result).
+Otherwise the same walk runs here in numpy, a round of spans at a time. Tables, hashes and results are
+the same.
 """
 from __future__ import annotations
 
@@ -298,11 +301,31 @@ class NgramBackend:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
 
+    def match_utf8(self, data, offsets: np.ndarray, texts: Callable[[], list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """match() of the UTF-8 texts data[offsets[i]:offsets[i+1]] (an Arrow string array's buffers, int64
+        offsets), spaced by the C kernel without Python strings; `texts()` gives them as str for the fallback.
+
+        Needs the kernel (self.kernel); chunks bound code points by bytes (a code point has >= 1 byte)."""
+        n = len(offsets) - 1
+        pairs = []
+        bounds = offsets[1:] - offsets[0] + 8 * np.arange(1, n + 1)
+        cut = np.searchsorted(bounds, np.arange(self.chunk, int(bounds[-1]) if n else 0, self.chunk))
+        for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, n].tolist()):
+            if b > a:
+                cps = _ngram_kernel.space_utf8(data, np.ascontiguousarray(offsets[a:b + 1]))
+                t, k = _ngram_kernel.scan(cps, *self._scan_args)
+                pairs.append((np.frombuffer(t, dtype=np.int32) + np.int32(a), np.frombuffer(k, dtype=np.int32)))
+        if self.fallback is not None:
+            t, k = self.fallback.match(texts())
+            pairs.append((t, self.shadowed[k]))
+        if not pairs:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+        return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+
     def _match_chunk(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        cps, starts = spaced_batch(texts)
         if not self.kernel:
-            return self._match_chunk_numpy(cps, starts)
-        t, k = _ngram_kernel.scan(cps, *self._scan_args)
+            return self._match_chunk_numpy(*spaced_batch(texts))
+        t, k = _ngram_kernel.scan(_ngram_kernel.space_str(list(texts)), *self._scan_args)
         return np.frombuffer(t, dtype=np.int32), np.frombuffer(k, dtype=np.int32)
 
     def _match_chunk_numpy(self, cps: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
