@@ -103,9 +103,8 @@ class PartProcessor:
         self.num_entries = entries.num_rows
         self.lid, self.compat, self.backend, self.cols = lid, compat, backend, cols
         self.fingerprint = fingerprint
-        langs = entries.column("lang").to_pylist()
         self._entries = entries
-        self.meta_langs = sorted(set(langs))
+        self.meta_langs = sorted(pc.unique(entries.column("lang")).to_pylist())
         self.lang_map = LanguageMap(self.meta_langs)
         self.single_label = self.meta_langs[0] if len(self.meta_langs) == 1 else ALL_LANGUAGES
         self.labels = self.meta_langs if lid.mode != "none" else [self.single_label]  # sorted: group order
@@ -118,7 +117,7 @@ class PartProcessor:
             t0, t = time.perf_counter(), self._entries
             if self.lid.mode != "none":
                 t = t.filter(pc.equal(t.column("lang"), lang))
-            self._matchers[lang] = Matcher(t.column("entry").to_pylist(), t.column("entry_id").to_pylist(),
+            self._matchers[lang] = Matcher(t.column("entry"), t.column("entry_id"),
                                            compat=self.compat, backend=self.backend)
             self.build_seconds += time.perf_counter() - t0
         return self._matchers[lang]
@@ -181,10 +180,11 @@ class PartProcessor:
             stats = result.per_lang.setdefault(lang, {"texts": 0, "matched": 0})
             stats["texts"] += len(idx)
             stats["matched"] += len(nz)
-            result.counts += np.bincount(res.entry_ids, minlength=self.num_entries)
             found_idx.append(idx[nz])
             found_len.append(lengths[nz])
             found_ids.append(res.entry_ids)
+        if found_ids:  # one dense bincount per batch, not per language (META may have millions of entries)
+            result.counts += np.bincount(np.concatenate(found_ids), minlength=self.num_entries)
         matched = sum(len(x) for x in found_idx)
         result.matched += matched
         result.unmatched += int(bounds[-1] - bounds[1]) - matched

@@ -24,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 try:
     from curation import _ngram_kernel
@@ -125,12 +126,43 @@ BACKENDS = ("ngram", "ahocorasick_rs", "pyahocorasick")
 AUTO_BACKEND = "ngram"  # fastest measured on English and CJK-heavy metadata (BENCHMARKS.md, Matching)
 
 
-def padded_keys(entries: Sequence[str], entry_ids: Sequence[int], compat: bool = False
-                ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Distinct padded keys, and the entry ids of key k: ids[offsets[k]:offsets[k+1]] (ascending).
+def padded_keys(entries: Sequence[str] | pa.Array | pa.ChunkedArray, entry_ids: Sequence[int] | pa.Array,
+                compat: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Distinct padded keys (first-seen order), and the entry ids of key k: ids[offsets[k]:offsets[k+1]]
+    (ascending).
 
     Several entries may pad to the same key (duplicates with different ids); empty entries never match.
+    Columnar (Arrow): the padding is decided once per distinct first/last character; entries that are
+    not UTF-8 (lone surrogates) take the per-entry path, with the same result.
     """
+    try:
+        arr = entries if isinstance(entries, (pa.Array, pa.ChunkedArray)) else pa.array(list(entries), pa.string())
+    except (ValueError, TypeError, pa.ArrowException):
+        return _padded_keys_py(entries, entry_ids, compat)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    ids = np.asarray(entry_ids.to_numpy() if hasattr(entry_ids, "to_numpy") else entry_ids, dtype=np.int64)
+    keep = pc.fill_null(pc.greater(pc.binary_length(arr), 0), False).to_numpy(zero_copy_only=False)
+    arr, ids = arr.filter(pa.array(keep)), ids[keep]
+    pads = pa.array(["", " "], pa.string())
+
+    def pad(ends: pa.Array) -> pa.Array:  # " " where the end character is not a no-space character
+        enc = ends.dictionary_encode()
+        lut = np.array([not is_no_space_char(c, compat) for c in enc.dictionary.to_pylist()], dtype=np.int8)
+        return pads.take(pa.array(lut[enc.indices.to_numpy()] if len(lut) else np.zeros(0, np.int8)))
+
+    padded = pc.binary_join_element_wise(pad(pc.utf8_slice_codeunits(arr, 0, 1)), arr,
+                                         pad(pc.utf8_slice_codeunits(arr, -1)), "")
+    enc = padded.dictionary_encode()
+    key = enc.indices.to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(enc.dictionary) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key, minlength=len(enc.dictionary)), out=offsets[1:])
+    return enc.dictionary.to_pylist(), offsets, ids[np.lexsort((ids, key))].astype(np.int32)
+
+
+def _padded_keys_py(entries: Sequence[str], entry_ids: Sequence[int], compat: bool
+                    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """padded_keys one entry at a time (any str, lone surrogates included)."""
     table: dict[str, list[int]] = {}
     for eid, entry in zip(entry_ids, entries):
         if entry:

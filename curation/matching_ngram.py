@@ -217,7 +217,7 @@ class NgramBackend:
         self.key_cps, self.key_offsets = code_points(keys)
         n = len(keys)
         lengths = np.diff(self.key_offsets)
-        token = np.array([_is_token_key(k) for k in keys], dtype=bool) if n else np.zeros(0, dtype=bool)
+        token = _token_keys(self.key_cps, self.key_offsets)
         g = prefix_sums(self.key_cps, self.powers)
         self.token_table = self.char_table = None
         shadowed = []
@@ -399,6 +399,15 @@ def _pair_slot(bits: int, first: np.ndarray, second: np.ndarray, third: np.ndarr
     if third is not None:
         mixed ^= (third.astype(np.uint64) + np.uint64(1)) * _TRIPLE_MUL
     return (mixed >> np.uint64(64 - bits)).view(np.int64)
+
+
+def _token_keys(cps: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """_is_token_key of every key, from the keys' code points and offsets."""
+    starts, ends = offsets[:-1], offsets[1:]
+    if not len(starts):
+        return np.zeros(0, dtype=bool)
+    long = ends - starts >= 2
+    return long & (cps[np.minimum(starts, len(cps) - 1)] == SPACE) & (cps[np.maximum(ends - 1, 0)] == SPACE)
 
 
 def _is_token_key(key: str) -> bool:
