@@ -141,7 +141,7 @@ def padded_keys(entries: Sequence[str] | pa.Array | pa.ChunkedArray, entry_ids: 
         return _padded_keys_py(entries, entry_ids, compat)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    ids = np.asarray(entry_ids.to_numpy() if hasattr(entry_ids, "to_numpy") else entry_ids, dtype=np.int64)
+    ids = np.asarray(entry_ids, dtype=np.int64)  # a list, numpy or Arrow array
     keep = pc.fill_null(pc.greater(pc.binary_length(arr), 0), False).to_numpy(zero_copy_only=False)
     arr, ids = arr.filter(pa.array(keep)), ids[keep]
     pads = pa.array(["", " "], pa.string())
