@@ -119,6 +119,18 @@ def prefix_sums(cps: np.ndarray, powers: _Powers) -> np.ndarray:
     return g
 
 
+def key_prefix_sums(cps: np.ndarray, offsets: np.ndarray, powers: _Powers) -> np.ndarray:
+    """prefix_sums with each key's powers counted from its own start: G[i] = sum(cps[j] * B**(j - s_j), j < i)
+    where s_j starts j's key, so a span that starts a key hashes to (G[e] - G[s]) * F, as span_hash, and
+    powers are needed only up to the longest key (not the length of all keys together)."""
+    lengths = np.diff(offsets)
+    powers.ensure(int(lengths.max(initial=0)) + 1)
+    rel = np.arange(len(cps)) - np.repeat(offsets[:-1], lengths)
+    g = np.zeros(len(cps) + 1, dtype=np.uint64)
+    np.cumsum(cps.astype(np.uint64) * powers.pow[rel], out=g[1:], dtype=np.uint64)
+    return g
+
+
 def span_hash(g: np.ndarray, powers: _Powers, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Hash of cps[start:end] for arrays of spans."""
     return (g[end] - g[start]) * powers.invpow[start]
@@ -179,21 +191,26 @@ class HashTable:
 
 
 def _table(hashes: np.ndarray, key_index: np.ndarray, is_prefix: np.ndarray) -> tuple[HashTable, np.ndarray]:
-    """Merge key and prefix hashes into one table; returns it and the keys whose hash another key holds."""
+    """Merge key and prefix hashes into one table; returns it and the keys whose hash another key holds.
+
+    Entries with one hash form a group (a key that is also a prefix of longer keys, or a collision): the
+    group keeps the prefix bit if any has it and the highest key index; its other keys are shadowed."""
     value = np.where(key_index >= 0, (key_index + 1) << 1, 0) | is_prefix.astype(np.int64)
     bits = max(int(value.max(initial=1)).bit_length(), 1)  # as HashTable: entries are the high bits
     ident = hashes >> np.uint64(bits)
-    order = np.lexsort((-value >> 1, ident))  # per hash: the key entry (if any) first
+    order = np.argsort(ident)
     h, v, ident = hashes[order], value[order], ident[order]
     first = np.ones(len(h), dtype=bool)
     first[1:] = ident[1:] != ident[:-1]
+    starts = np.flatnonzero(first)
     group = np.cumsum(first) - 1
-    merged = np.zeros(int(first.sum()), dtype=np.int64)
-    np.bitwise_or.at(merged, group, v & 1)
     keyed = v >> 1
-    merged |= np.where(keyed[first] > 0, keyed[first] << 1, 0)
-    shadowed = keyed[~first & (keyed > 0)] - 1  # a second key with the same hash
-    return HashTable(h[first], merged), shadowed
+    kept = np.maximum.reduceat(keyed, starts) if len(h) else np.zeros(0, dtype=np.int64)
+    merged = np.where(kept > 0, kept << 1, 0) | (np.bitwise_or.reduceat(v & 1, starts) if len(h) else 0)
+    shadowed = keyed[(keyed > 0) & (keyed != kept[group])] - 1  # a second key with the same hash
+    cand = np.flatnonzero(keyed == kept[group])  # each group's stored hash: its kept key's (else any)
+    rep = cand[np.r_[True, group[cand][1:] != group[cand][:-1]]] if len(cand) else cand
+    return HashTable(h[rep], merged), shadowed
 
 
 class NgramBackend:
@@ -218,7 +235,7 @@ class NgramBackend:
         n = len(keys)
         lengths = np.diff(self.key_offsets)
         token = _token_keys(self.key_cps, self.key_offsets)
-        g = prefix_sums(self.key_cps, self.powers)
+        g = key_prefix_sums(self.key_cps, self.key_offsets, self.powers)
         self.token_table = self.char_table = None
         shadowed = []
         if token.any():
@@ -251,7 +268,7 @@ class NgramBackend:
         inside = (owner < len(idx)) & (spaces > starts[np.minimum(owner, len(idx) - 1)])
         spaces, owner = spaces[inside], owner[inside]
         is_key = spaces + 1 == ends[owner]
-        h = span_hash(g, self.powers, starts[owner], spaces + 1)
+        h = (g[spaces + 1] - g[starts[owner]]) * _FIB  # span_hash of a span from its key's start
         return _table(h, np.where(is_key, idx[owner], -1), ~is_key)
 
     def _char_table(self, g: np.ndarray, idx: np.ndarray, lengths: np.ndarray):
@@ -260,7 +277,7 @@ class NgramBackend:
         owner = np.repeat(np.arange(len(idx)), lens)
         ends = np.arange(len(owner)) - np.repeat(np.cumsum(lens) - lens, lens) + 1 + starts[owner]
         is_key = ends == starts[owner] + lens[owner]
-        h = span_hash(g, self.powers, starts[owner], ends)
+        h = (g[ends] - g[starts[owner]]) * _FIB  # span_hash of a span from its key's start
         return _table(h, np.where(is_key, idx[owner], -1), ~is_key)
 
     def _char_filters(self, starts: np.ndarray, lengths: np.ndarray, idx: np.ndarray) -> None:
