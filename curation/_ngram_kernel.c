@@ -9,10 +9,12 @@
  * scan(cps, token, char_, starts, key_cps, key_offsets, base, mix) -> (texts bytes, keys bytes)
  *   cps          uint32 code points of spaced texts, each followed by SEPARATOR (0x110000)
  *   token, char_ None or (slots uint64, mask, shift, floor, value_mask): a HashTable's fields
- *   starts       (first_char, single_char, top, first_pair, pair_bits): which positions can start a
- *                non-token key. first_char/single_char uint8[top + 1], indexed by min(cp, top): some key
- *                starts with cp / is cp; first_pair uint8[2**pair_bits]: a bitmap of the first 2 and
- *                first 3 code points of longer keys (matching_ngram._pair_slot)
+ *   starts       (first_char, single_char, top, first_pair, pair_bits, single_key): which positions can
+ *                start a non-token key. first_char/single_char uint8[top + 1], indexed by min(cp, top): some
+ *                key starts with cp / is cp; first_pair uint8[2**pair_bits / 8]: a bitmap (bit i = byte
+ *                i >> 3, bit i & 7) of the first 2 and first 3 code points of longer keys
+ *                (matching_ngram._pair_slot; packed so that it stays in cache); single_key int32[top + 1]:
+ *                the key that is cp (one-code-point keys match exactly, without a probe; as the numpy walk)
  *   key_cps      uint32 code points of all keys; key_offsets int64[n_keys + 1]
  *   base, mix    the hash's B and F: h(s) = F * sum(s[j] * B**j) mod 2**64
  * Returns int32 text indices and int32 key indices (native byte order), pairs in about text order.
@@ -31,20 +33,23 @@
 
 typedef struct {
     const uint8_t *first_char, *single_char, *first_pair;
+    const int32_t *single_key;
     uint32_t top;
     unsigned pair_bits;
 } starts_t;
 
-/* A non-token key can start at p (superset: the walk decides). Mirrors NgramBackend's numpy filters. */
+/* Non-token keys at p: bit 0 = the code point at p is a key (single_key), bit 1 = a key of 2+ code points
+ * may start at p (superset: the walk decides). Mirrors NgramBackend's numpy filters. */
 static inline int may_start(const starts_t *f, const uint32_t *cps, Py_ssize_t p, Py_ssize_t n) {
     uint32_t c0 = cps[p];
     uint32_t i0 = c0 < f->top ? c0 : f->top;
     if (!f->first_char[i0]) return 0;
-    if (f->single_char[i0]) return 1;
     uint64_t c1 = p + 1 < n ? cps[p + 1] : SEPARATOR, c2 = cps[p + 2 < n ? p + 2 : n - 1];
     uint64_t pair = (uint64_t)c0 * FIB ^ c1 * PAIR_MUL;
     unsigned shift = 64 - f->pair_bits;
-    return f->first_pair[pair >> shift] || f->first_pair[(pair ^ (c2 + 1) * TRIPLE_MUL) >> shift];
+    uint64_t a = pair >> shift, b = (pair ^ (c2 + 1) * TRIPLE_MUL) >> shift;
+    int longer = ((f->first_pair[a >> 3] >> (a & 7)) | (f->first_pair[b >> 3] >> (b & 7))) & 1;
+    return (f->single_char[i0] ? 1 : 0) | (longer << 1);
 }
 
 typedef struct {
@@ -96,7 +101,10 @@ typedef struct {
 static inline int verify(const scan_t *s, Py_ssize_t pos, Py_ssize_t len, uint64_t k) {
     int64_t a = s->key_offsets[k], b = s->key_offsets[k + 1];
     if (b - a != len) return 0;
-    return memcmp(s->cps + pos, s->key_cps + a, (size_t)len * sizeof(uint32_t)) == 0;
+    const uint32_t *x = s->cps + pos, *y = s->key_cps + a;  /* keys are short: a loop beats a memcmp call */
+    for (Py_ssize_t i = 0; i < len; i++)
+        if (x[i] != y[i]) return 0;
+    return 1;
 }
 
 /* One walk: the span cps[start:end] grows to the next boundary (token walks: the next space; char walks:
@@ -129,8 +137,8 @@ static inline int advance(const scan_t *s, walk_t *w, int token) {
 static int run_walks(const scan_t *s, const table_t *t, walk_t *w, int n, int token, pairs_t *out) {
     uint64_t v[BATCH], key[BATCH];
     int hit[BATCH];
+    for (int i = 0; i < n; i++) __builtin_prefetch(t->slots + (w[i].h >> t->shift));
     while (n) {
-        for (int i = 0; i < n; i++) __builtin_prefetch(t->slots + (w[i].h >> t->shift));
         int n_hit = 0;
         for (int i = 0; i < n; i++) {
             v[i] = probe(t, w[i].h);
@@ -146,7 +154,10 @@ static int run_walks(const scan_t *s, const table_t *t, walk_t *w, int n, int to
         }
         int m = 0;
         for (int i = 0; i < n; i++)
-            if ((v[i] & 1) && advance(s, &w[i], token)) w[m++] = w[i];
+            if ((v[i] & 1) && advance(s, &w[i], token)) {  /* a prefix: grow it, prefetch its next probe */
+                __builtin_prefetch(t->slots + (w[i].h >> t->shift));
+                w[m++] = w[i];
+            }
         n = m;
     }
     return 0;
@@ -157,11 +168,9 @@ static int add_walk(const scan_t *s, const table_t *t, walk_t *batch, int *n, Py
                     int token, pairs_t *out) {
     walk_t *w = &batch[*n];
     w->start = p, w->text = text;
-    if (token) {  /* the span starts with the space at p */
-        w->acc = SPACE, w->pw = s->base, w->end = p + 1;
-    } else {
-        w->acc = 0, w->pw = 1, w->end = p;
-    }
+    /* token walks: the span starts with the space at p; char walks start at 2 code points (one-code-point
+     * keys are matched exactly by may_start/single_key) */
+    w->acc = s->cps[p], w->pw = s->base, w->end = p + 1;
     if (!advance(s, w, token)) return 0;
     if (++*n < BATCH) return 0;
     int rc = run_walks(s, t, batch, *n, token, out);
@@ -188,7 +197,7 @@ static int parse_table(PyObject *obj, table_t *t, Py_buffer *buf) {
 }
 
 static PyObject *scan(PyObject *self, PyObject *args) {
-    Py_buffer cps = {0}, first = {0}, single = {0}, pairs = {0}, kcps = {0}, koff = {0}, tok_buf = {0},
+    Py_buffer cps = {0}, first = {0}, single = {0}, pairs = {0}, skey = {0}, kcps = {0}, koff = {0}, tok_buf = {0},
               chr_buf = {0};
     PyObject *tok_obj, *chr_obj, *result = NULL;
     Py_ssize_t top;
@@ -198,19 +207,19 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     pairs_t out = {0};
     int failed = 0;
 
-    if (!PyArg_ParseTuple(args, "y*OO(y*y*ny*I)y*y*KK", &cps, &tok_obj, &chr_obj, &first, &single, &top, &pairs,
-                          &pair_bits, &kcps, &koff, &base, &mix))
+    if (!PyArg_ParseTuple(args, "y*OO(y*y*ny*Iy*)y*y*KK", &cps, &tok_obj, &chr_obj, &first, &single, &top, &pairs,
+                          &pair_bits, &skey, &kcps, &koff, &base, &mix))
         return NULL;
     if (parse_table(tok_obj, &tok, &tok_buf) < 0) goto done;
     if (parse_table(chr_obj, &chr, &chr_buf) < 0) goto done;
-    if (top < 0 || top >= SEPARATOR || first.len < top + 1 || single.len < top + 1 || pair_bits < 1 ||
-        pair_bits > 30 || pairs.len < ((Py_ssize_t)1 << pair_bits) || koff.len < 8 || cps.len % 4 ||
+    if (top < 0 || top >= SEPARATOR || first.len < top + 1 || single.len < top + 1 || skey.len < 4 * (top + 1) ||
+        pair_bits < 3 || pair_bits > 30 || pairs.len < ((Py_ssize_t)1 << (pair_bits - 3)) || koff.len < 8 || cps.len % 4 ||
         kcps.len % 4) {
         PyErr_SetString(PyExc_ValueError, "scan: inconsistent array sizes (see curation/_ngram_kernel.c)");
         goto done;
     }
     scan_t s = {cps.buf, kcps.buf, koff.buf, cps.len / 4, koff.len / 8 - 1, base, mix};
-    starts_t f = {first.buf, single.buf, pairs.buf, (uint32_t)top, pair_bits};
+    starts_t f = {first.buf, single.buf, pairs.buf, skey.buf, (uint32_t)top, pair_bits};
 
     Py_BEGIN_ALLOW_THREADS
     walk_t tok_walks[BATCH], chr_walks[BATCH];
@@ -223,9 +232,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             continue;
         }
         if (tok.present && c == SPACE && add_walk(&s, &tok, tok_walks, &n_tok, p, text, 1, &out)) failed = 1;
-        if (chr.present && may_start(&f, s.cps, p, s.n) &&
-            add_walk(&s, &chr, chr_walks, &n_chr, p, text, 0, &out))
-            failed = 1;
+        int kind = chr.present ? may_start(&f, s.cps, p, s.n) : 0;
+        if ((kind & 1) && push(&out, text, f.single_key[c < f.top ? c : f.top])) failed = 1;
+        if ((kind & 2) && add_walk(&s, &chr, chr_walks, &n_chr, p, text, 0, &out)) failed = 1;
     }
     if (!failed && (run_walks(&s, &tok, tok_walks, n_tok, 1, &out) || run_walks(&s, &chr, chr_walks, n_chr, 0, &out)))
         failed = 1;
@@ -246,6 +255,7 @@ done:
     PyBuffer_Release(&cps);
     PyBuffer_Release(&first);
     PyBuffer_Release(&single);
+    PyBuffer_Release(&skey);
     PyBuffer_Release(&pairs);
     PyBuffer_Release(&kcps);
     PyBuffer_Release(&koff);

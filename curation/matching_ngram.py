@@ -254,9 +254,13 @@ class NgramBackend:
         tables = [None if t is None else (t.slots, int(t.mask), int(t.shift), int(t.floor), int(t.value_mask))
                   for t in (self.token_table, self.char_table)]
         none = np.zeros(1, dtype=np.uint8)
-        key_starts = (self.first_char.view(np.uint8), self.single_char.view(np.uint8), self.top,
-                      self.first_pair.view(np.uint8), self.pair_bits) if self.char_table is not None \
-            else (none, none, 0, np.zeros(2, dtype=np.uint8), 1)
+        if self.char_table is not None:
+            single_key = np.full(self.top + 1, -1, dtype=np.int32)
+            single_key[self.single_cps] = self.single_keys
+            key_starts = (self.first_char.view(np.uint8), self.single_char.view(np.uint8), self.top,
+                          np.packbits(self.first_pair, bitorder="little"), self.pair_bits, single_key)
+        else:
+            key_starts = (none, none, 0, np.zeros(1, dtype=np.uint8), 3, np.zeros(1, dtype=np.int32))
         return (*tables, key_starts, self.key_cps, self.key_offsets, int(self.powers.base), int(_FIB))
 
     def _token_table(self, g: np.ndarray, idx: np.ndarray) -> tuple[HashTable, np.ndarray]:
