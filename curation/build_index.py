@@ -37,7 +37,8 @@ MATCH_SCHEMA = pa.schema([
     ("entry_ids", pa.list_(pa.int32())), ("source", pa.string()), ("row", pa.int64()), ("key", pa.string()),
 ])
 FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
-MATCH_PARQUET = {"compression": "zstd", "compression_level": 1, "use_dictionary": ["lang", "source"]}  # BENCHMARKS.md
+MATCH_PARQUET = {"compression": "zstd", "compression_level": 1, "use_dictionary": ["lang", "source"],  # BENCHMARKS.md
+                 "write_statistics": ["lang", "source", "row"]}  # min/max of texts, uids, urls: costly, unused
 
 
 def part_name(part: int) -> str:
@@ -52,12 +53,22 @@ def fill_uids(rows: pa.Table, source: str) -> pa.Array:
     if not len(todo):
         return uids
     urls = rows.column("url").combine_chunks().take(todo)
-    prefix = f"{source}\0".encode("utf-8", "surrogatepass")
-    rownums = rows.column("row").take(todo).to_pylist()
-    data = [u if ok else prefix + str(r).encode()
-            for u, ok, r in zip(urls.cast(pa.binary()).to_pylist(), nonblank(urls).tolist(), rownums)]
-    derived = [hashlib.blake2b(d, digest_size=16).hexdigest() for d in data]
-    return pc.replace_with_mask(uids, pa.array(missing), pa.array(derived, pa.string()))
+    has_url = nonblank(urls)
+    derived = np.empty(len(todo), dtype=object)
+    if has_url.any():  # an image's alt-texts share its url: hash each distinct url once
+        enc = urls.filter(pa.array(has_url)).dictionary_encode()
+        hashed = np.array([_blake2b_hex(u) for u in enc.dictionary.cast(pa.binary()).to_pylist()] or [""],
+                          dtype=object)
+        derived[has_url] = hashed[enc.indices.to_numpy(zero_copy_only=False)]
+    if not has_url.all():
+        prefix = f"{source}\0".encode("utf-8", "surrogatepass")
+        rownums = rows.column("row").take(todo[~has_url]).to_pylist()
+        derived[~has_url] = [_blake2b_hex(prefix + str(r).encode()) for r in rownums]
+    return pc.replace_with_mask(uids, pa.array(missing), pa.array(derived.tolist(), pa.string()))
+
+
+def _blake2b_hex(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def derive_uid(url: str | None, source: str, row: int) -> str:
