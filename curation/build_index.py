@@ -250,12 +250,10 @@ def write_part(index: str | Path, part: int, result: PartResult) -> None:
                           **MATCH_PARQUET)
 
 
-def read_part_counts(index: str | Path, part: int, num_entries: int) -> np.ndarray:
-    """Dense int64 counts of one finished part."""
-    out = np.zeros(num_entries, dtype=np.int64)
+def add_part_counts(index: str | Path, part: int, counts: np.ndarray) -> None:
+    """Add one finished part's counts into the dense int64 `counts` (no dense array per part)."""
     with np.load(io.BytesIO(storage.read_bytes(storage.join(index, "counts", f"{part_name(part)}.npz")))) as z:
-        out[z["entry_id"]] = z["count"]
-    return out
+        counts[z["entry_id"]] += z["count"]  # a part's entry ids are distinct
 
 
 def match_files(index: str | Path) -> list[str]:

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from curation.build_index import PartProcessor, match_files, part_name, read_part_counts, write_part
+from curation.build_index import PartProcessor, add_part_counts, match_files, part_name, write_part
 from curation import storage
 from curation.common import UserError, ensure_ray, prepare_output
 from curation.lid import ALL_LANGUAGES, parse_lid
@@ -155,7 +155,7 @@ def _finish(out: str, p: dict, records: dict[int, dict], backend: str) -> dict:
     entries = p["entries"]
     counts = np.zeros(entries.num_rows, dtype=np.int64)
     for i in records:
-        counts += read_part_counts(out, i, entries.num_rows)
+        add_part_counts(out, i, counts)
     storage.write_parquet(storage.join(out, "counts.parquet"),
                           entries.append_column("count", pa.array(counts, pa.int64())))
     totals, per_lang, errors = _totals([records[i] for i in sorted(records)])
