@@ -1,6 +1,6 @@
 # Two entry points: `make demo` and `make test`. Both create .venv on first use.
 # torch==2.13.0 is installed first so the project's `torch>=` range does not pull a CUDA build.
-# The install compiles curation/_ngram_kernel.c (the matcher's C walk), so editing it re-runs the install.
+# The install compiles matching/_ngram_kernel.c (the matcher's C walk), so editing it re-runs the install.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -14,7 +14,7 @@ export TOKENIZERS_PARALLELISM := false
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py curation/_ngram_kernel.c
+$(STAMP): pyproject.toml setup.py matching/_ngram_kernel.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0

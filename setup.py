@@ -5,5 +5,5 @@ its numpy path (same results, slower; `curate build-index` says which path it us
 """
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("curation._ngram_kernel", ["curation/_ngram_kernel.c"],
+setup(ext_modules=[Extension("matching._ngram_kernel", ["matching/_ngram_kernel.c"],
                              extra_compile_args=["-O3"], optional=True)])

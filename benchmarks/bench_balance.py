@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from curation import balance_run, shards  # noqa: E402
-from curation.common import content_hash  # noqa: E402
+from core.outputs import content_hash
 
 LANGS = ["en", "de", "ja", "fr"]
 ENTRIES_PER_LANG = 50_000

@@ -162,7 +162,7 @@ def reference_main(pool: str, meta: str, out: str) -> None:
     and its matches (row, entry_ids) to `out` after the clock stops."""
     wall0 = time.time()
     from curation.build_index_run import load_entries
-    from curation.matching import reference_automaton, reference_loop
+    from matching.matcher import reference_automaton, reference_loop
 
     entries = load_entries(meta)[0]
     t0 = time.process_time()

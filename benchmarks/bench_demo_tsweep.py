@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.common import write_json_atomic  # noqa: E402
+from core.atomic import write_json_atomic
 from pipelines import ablation, quickstart  # noqa: E402
 from pipelines.threshold import kept_share  # noqa: E402
 

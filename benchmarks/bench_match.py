@@ -23,7 +23,7 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import corpora  # noqa: E402
-from curation.matching import BACKENDS, Matcher, reference_automaton, reference_loop  # noqa: E402
+from matching.matcher import BACKENDS, Matcher, reference_automaton, reference_loop
 
 
 def cpu_seconds(fn, repeat: int) -> tuple[float, object]:

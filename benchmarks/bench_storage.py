@@ -30,7 +30,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_build_index import PeakRSS, write_meta  # noqa: E402
-from curation import storage  # noqa: E402
+from core import storage
 
 CURATE = str(Path(sys.executable).with_name("curate"))
 RCLONE = shutil.which("rclone") or str(Path(sys.executable).with_name("rclone"))

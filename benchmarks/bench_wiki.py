@@ -73,7 +73,7 @@ def bench_titles() -> None:
     import ahocorasick
     import numpy as np
 
-    from curation.matching import Matcher, pad_entry, spacing
+    from matching.matcher import Matcher, pad_entry, spacing
     from metadata.wiki import count_titles
 
     rng = np.random.default_rng(0)

@@ -24,7 +24,7 @@ KANA = ((0x3040, 0x30FF), (0xFF66, 0xFF9F))
 
 def rates(entries: list[str], texts: list[str], compat: bool = False) -> tuple[float, float, list[list[int]]]:
     """(share of texts with a match, mean matched entries per text, the match lists)."""
-    from curation.matching import Matcher
+    from matching.matcher import Matcher
 
     lists = Matcher(entries, range(len(entries)), compat=compat).match(texts).lists()
     sizes = np.array([len(m) for m in lists])

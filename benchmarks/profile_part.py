@@ -69,7 +69,7 @@ def make_pool(folder: Path, n_texts: int, n_entries: int) -> tuple[Path, Path]:
 
 def reference(pool: Path, entries: pa.Table) -> tuple[float, float]:
     """(automaton build CPU s, loop CPU s) of MetaCLIP's loop over the pool, language by language."""
-    from curation.matching import reference_automaton, reference_loop
+    from matching.matcher import reference_automaton, reference_loop
 
     t0 = time.process_time()
     automata = {}

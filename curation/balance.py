@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from curation.common import UserError
+from core.errors import UserError
 
 ENGLISH = "en"
 

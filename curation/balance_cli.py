@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from curation.flags import FINITE, POSITIVE, POSITIVE_INT, SHARE, number
+from core.flags import FINITE, POSITIVE, POSITIVE_INT, SHARE, number
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +46,7 @@ def score_filter(args: argparse.Namespace) -> dict | None:
     """The --scores/--min-score/--score-top-fraction filter for run_balance, checked; None without one."""
     from pathlib import Path
 
-    from curation.common import UserError
+    from core.errors import UserError
 
     if args.min_score is None and args.score_top_fraction is None:
         if args.scores:
@@ -65,7 +65,7 @@ def score_filter(args: argparse.Namespace) -> dict | None:
 
 def run(args: argparse.Namespace) -> int:
     from curation.balance_run import run_balance, summary_line
-    from curation.common import UserError
+    from core.errors import UserError
 
     if args.t is None and args.p is None:
         raise UserError("give --t T (English threshold, e.g. --t 20000) or --p P (tail share)")

@@ -14,7 +14,7 @@ Stages (work files under CURATED/.work, each written atomically, so a rerun skip
 Every draw depends on (seed, uid) only, so the output is the same for any worker count or INDEX
 part size; shard bytes are deterministic too.
 
-INDEX and CURATED may be URLs (curation.storage): INDEX parts and pool files are streamed from the
+INDEX and CURATED may be URLs (core.storage): INDEX parts and pool files are streamed from the
 store, shards and outputs are uploaded whole under their final names, manifest.json (complete) last.
 With an object-store --out the .work files live on local scratch (WORLDCLIP_SCRATCH, default the temp
 folder), keyed by the --out URL, so a rerun on the same machine resumes from them.
@@ -36,8 +36,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balance, duck, images, sampling, shards, storage
-from curation.common import UserError, atomic_path, ensure_ray, prepare_output, write_parquet_atomic
+from curation import balance, images, sampling, shards
+from core import duck, storage
+from core.errors import UserError
+from core.atomic import atomic_path, write_parquet_atomic
+from curation.executor import ensure_ray
+from core.outputs import prepare_output
 from curation.select import MATCH_COLUMNS, SelectStats, select_images
 
 VERSION = 1

@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balance, plots, shards, storage
+from curation import balance, plots, shards
+from core import storage
 from curation.select import TEXT_STRUCT, SelectStats
 
 WORK = ".work"

@@ -2,7 +2,7 @@
 
 Pure over Arrow/numpy except `write_part`, which puts a part's two files in place atomically.
 Per batch, columnar (Arrow/numpy; Python objects only for the matcher's distinct texts and derived
-uids): text = Python `str.strip()` (curation.arrow_text); empty/whitespace/null -> rejected
+uids): text = Python `str.strip()` (matching.text); empty/whitespace/null -> rejected
 "empty_text"; the language comes from the --lid mode (curation.lid) mapped to a metadata language,
 else rejected "no_metadata_language"; the text is matched against its language's entries only (one
 Matcher per language, built on first use and kept); counts c_e = number of texts that matched e.
@@ -26,10 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation import storage
-from curation.arrow_text import nonblank, nonempty, strip
+from core import storage
+from matching.text import nonblank, nonempty, strip
 from curation.lid import ALL_LANGUAGES, Detector, LanguageMap, LidMode
-from curation.matching import Matcher
+from matching.matcher import Matcher
 from curation.pool import Part, PoolColumns, ReadStats, read_part
 
 MATCH_SCHEMA = pa.schema([
@@ -241,7 +241,7 @@ class PartProcessor:
 
 
 def write_part(index: str | Path, part: int, result: PartResult) -> None:
-    """Put a part's counts and matches in place, each whole or not at all (curation.storage.open_output)."""
+    """Put a part's counts and matches in place, each whole or not at all (core.storage.open_output)."""
     nz = np.flatnonzero(result.counts)
     buf = io.BytesIO()
     np.savez(buf, entry_id=nz.astype(np.int32), count=result.counts[nz])

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 
-from curation.flags import POSITIVE_INT
+from core.flags import POSITIVE_INT
 
 
 def _backends() -> list[str]:
-    from curation import matching
+    from matching import matcher
 
-    return ["auto", *getattr(matching, "BACKENDS", ("pyahocorasick",))]
+    return ["auto", *getattr(matcher, "BACKENDS", ("pyahocorasick",))]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -7,7 +7,7 @@ INDEX layout (DESIGN.md "INDEX" + the build-index/balance contract):
                               only after both files of the part are in place
   entries.parquet, counts.parquet, manifest.json             (written by the driver, atomically)
 On an object store (--out s3://…) the journal is parts.journal/part-NNNNN.json, one object per finished
-part (no append there), and the lock is a lock object (curation.storage); each file is uploaded whole.
+part (no append there), and the lock is a lock object (core.storage); each file is uploaded whole.
 A part is finished when it is in the journal and its files exist; a rerun of the same command skips
 finished parts and redoes the rest (a half-written part left only a temp file, which is removed).
 manifest.json is written at the start (complete: false, so a changed rerun is recognised) and at the
@@ -43,10 +43,12 @@ import numpy as np
 import pyarrow as pa
 
 from curation.build_index import PartProcessor, add_part_counts, match_files, part_name, write_part
-from curation import storage
-from curation.common import UserError, ensure_ray, prepare_output
+from core import storage
+from core.errors import UserError
+from curation.executor import ensure_ray
+from core.outputs import prepare_output
 from curation.lid import ALL_LANGUAGES, parse_lid
-from curation.matching import Matcher
+from matching.matcher import Matcher
 from curation.pool import Part, PoolColumns, PoolFile, expand_paths, make_parts, resolve_columns
 
 MANIFEST_VERSION = 1
@@ -168,7 +170,7 @@ def _finish(out: str, p: dict, records: dict[int, dict], backend: str) -> dict:
 
 
 def _start_ray(workers: int | None, ray_address: str | None) -> tuple[int, bool]:
-    """Join, reuse or start Ray (curation.common.ensure_ray); returns (workers, started_here)."""
+    """Join, reuse or start Ray (curation.executor.ensure_ray); returns (workers, started_here)."""
     import ray
 
     started = ensure_ray(workers, ray_address)

@@ -1,6 +1,6 @@
 """Attach captions made elsewhere to a CURATED set: `KEY.json` gains `captions: {source: text}`.
 
-CURATED and the captions files are local paths or URLs (curation.storage). Each shard is streamed and
+CURATED and the captions files are local paths or URLs (core.storage). Each shard is streamed and
 rewritten member by member (the other members' bytes are copied unchanged, `KEY.txt` stays the
 alt-text), whole under its own name: locally a temporary name renamed into place, on object stores one
 upload that becomes visible when complete. The rewrite of a shard depends only on the shard and the
@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation.common import UserError
+from core.errors import UserError
 from curation.shards import member, write_tar
 
 SOURCE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
@@ -46,21 +46,21 @@ def check_source(name: str) -> str:
 
 def curated_root(curated: str | Path) -> str:
     """CURATED as a string: a local path (plain or file://) or an object-store URL (s3://, gs://, memory://)."""
-    from curation import storage
+    from core import storage
 
     return str(storage.local_path(curated)) if storage.is_local(curated) else storage.normalize(curated)
 
 
 def stem(url: str) -> str:
     """A shard or part's name without its extension (`…/00001.tar` -> `00001`)."""
-    from curation import storage
+    from core import storage
 
     return storage.name(url).rsplit(".", 1)[0]
 
 
 def shard_paths(curated: str) -> list[str]:
     """CURATED/shards/*.tar (paths or URLs) in name order; UserError when there are none."""
-    from curation import storage
+    from core import storage
 
     with storage.errors(curated, "CURATED"):
         found = storage.glob_in(storage.join(curated, "shards"), "*.tar")
@@ -136,7 +136,7 @@ class CaptionFile:
 
 def read_table(path: str) -> pa.Table:
     """A whole (small) Parquet file, e.g. one shard's caption or score part, from a path or URL."""
-    from curation import storage
+    from core import storage
 
     if storage.is_local(path):
         return pq.read_table(storage.local_path(path))
@@ -147,7 +147,7 @@ def read_table(path: str) -> pa.Table:
 def _batches(path: str) -> Iterator[tuple[int, list[str], list]]:
     """(first row, uids as strings, captions) per record batch of a captions Parquet file (path or URL),
     streamed; a missing column or a null is a UserError naming file and row."""
-    from curation import storage
+    from core import storage
 
     with contextlib.ExitStack() as stack:
         try:
@@ -176,7 +176,7 @@ def _batches(path: str) -> Iterator[tuple[int, list[str], list]]:
 def read_captions(paths: list[str], on_disk: bool = False) -> CaptionFile:
     """Read caption Parquet files (in the given order), streamed, into memory or (`on_disk`) a DiskCaptions;
     null uids or captions are a UserError."""
-    from curation import storage
+    from core import storage
 
     by_uid = DiskCaptions() if on_disk else MemoryCaptions()
     rows = dups = 0
@@ -194,7 +194,7 @@ def read_captions(paths: list[str], on_disk: bool = False) -> CaptionFile:
 
 def _members(path: str) -> Iterator[tuple[str, bytes]]:
     """(name, data) of a tar's regular members, in order, streamed from a path or URL."""
-    from curation import storage
+    from core import storage
 
     try:
         with storage.open_input(path) as f, storage.errors(path), tarfile.open(fileobj=f, mode="r") as tf:
@@ -253,7 +253,7 @@ def rewrite_shard(path: str, source: str, by_uid: MemoryCaptions | DiskCaptions 
 def _stat(path: str) -> list:
     """Identity of a shard as the journal records it (local: size and mtime; object stores: size and ETag):
     a shard replaced since (rebalanced, re-downloaded) is rewritten again."""
-    from curation import storage
+    from core import storage
 
     if storage.is_local(path):
         st = storage.local_path(path).stat()
@@ -272,7 +272,7 @@ class AttachJournal:
     """
 
     def __init__(self, curated: str, source: str, fingerprint: str) -> None:
-        from curation import storage
+        from core import storage
 
         self.fingerprint, self.local = fingerprint, storage.is_local(curated)
         folder = storage.join(curated, "captions")
@@ -285,7 +285,7 @@ class AttachJournal:
             self.done = {r["name"]: r["record"] for r in self.journal.records() if r.get("fingerprint") == fingerprint}
 
     def commit(self, shard: str, record: dict) -> None:
-        from curation import storage
+        from core import storage
 
         name = storage.name(shard)
         self.done[name] = record
@@ -298,7 +298,7 @@ class AttachJournal:
 
 def attach(curated: str | Path, source: str, captions: list[str]) -> dict:
     """Attach the captions to every shard (resuming an interrupted attach); returns the stats entry."""
-    from curation import storage
+    from core import storage
 
     curated = curated_root(curated)
     with storage.errors(curated, "CURATED"), storage.lock(curated):
@@ -325,7 +325,7 @@ def _attach(curated: str, source: str, paths: list[str], captions: list[str], cf
     """attach_locked's work: rewrite the shards not yet committed, then record the stats."""
     from tqdm import tqdm
 
-    from curation import storage
+    from core import storage
 
     by_shard = cf is None
     parts = {stem(p): p for p in captions}
@@ -369,7 +369,7 @@ def _stats_entry(cf: CaptionFile | None, done: list[dict], shards: int) -> dict:
 
 def _record(curated: str, source: str, entry: dict) -> None:
     """stats.json's captions.<source> = entry (stats.json is created if the set has none)."""
-    from curation import storage
+    from core import storage
 
     path = storage.join(curated, "stats.json")
     stats = storage.read_json(path) if storage.exists(path) else {}

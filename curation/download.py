@@ -16,13 +16,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import storage
+from core import storage
 from curation.images import IMAGE_EXTS, image_format
-from curation.common import UserError
+from core.errors import UserError
 from curation.balance_stats import write_sizes
 from curation.shards import end_of_archive, member
-from curation.tars import TarDamaged
-from curation.tars import members as tar_members
+from core.tars import TarDamaged
+from core.tars import members as tar_members
 
 EXTRA_COLUMNS = ["uid", "lang", "entry_ids", "text", "texts"]
 DISTRIBUTORS = ("multiprocessing", "pyspark")

@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
-from curation import storage
-from curation.tars import TarDamaged
-from curation.tars import members as tar_members
+from core import storage
+from core.tars import TarDamaged
+from core.tars import members as tar_members
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "gif", "bmp", "tif", "tiff")
 KIND_TAR = "tar"

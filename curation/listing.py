@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import gzip
 
-from curation import storage
-from curation.common import UserError
+from core import storage
+from core.errors import UserError
 
 SUFFIXES = (".paths.gz", ".paths")
 

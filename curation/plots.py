@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from curation import storage
+from core import storage
 
 TOP_LANGS = 30
 MAX_POINTS = 2000  # log-spaced ranks drawn per curve: same picture, fast to render

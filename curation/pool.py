@@ -14,7 +14,7 @@ Parts: Parquet and img2dataset files are cut into row ranges of `part_size` rows
 footer); a WAT file larger than WAT_PART_BYTES into compressed byte ranges (a record belongs to the
 range its gzip member starts in); a tar or smaller WAT file is one part, read as a stream in batches.
 The partition depends only on the sorted file list, the file sizes and `part_size`, so a rerun sees the
-same parts (needed for resume). Damaged tars and WATs cost only their tail (curation.tars, curation.wat).
+same parts (needed for resume). Damaged tars and WATs cost only their tail (core.tars, curation.wat).
 
 Every batch a reader yields has the columns of `BATCH_SCHEMA`; rows it cannot turn into a text are
 counted in the reader's `rejected` dict instead, so nothing is dropped silently.
@@ -36,10 +36,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation import storage
-from curation.common import UserError
+from core import storage
+from core.errors import UserError
 from curation.listing import is_listing, listing_urls
-from curation.tars import TarDamaged, members
+from core.tars import TarDamaged, members
 from curation.wat import WatDamaged, image_links
 
 BATCH_SCHEMA = pa.schema([
@@ -164,7 +164,7 @@ def _expand_listing(arg: str, base: str | None, found: dict[str, str]) -> None:
 def expand_paths(paths: list[str], base: str | None = None) -> list[tuple[str, str]]:
     """Pool arguments -> sorted, de-duplicated (file, format) pairs; raises UserError on a bad path.
 
-    Local files are absolute paths, objects are URLs (curation.storage). A `*.paths.gz` listing names its
+    Local files are absolute paths, objects are URLs (core.storage). A `*.paths.gz` listing names its
     files relative to `base` (--pool-base)."""
     found: dict[str, str] = {}
     for arg in paths:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from curation.common import UserError
+from core.errors import UserError
 
 # VeCLIP's fusion step (Lai et al. 2024, "VeCLIP", sec. 3.2) asks an LLM to merge the noisy alt-text
 # (knowledge: names, places) with the captioner's description (visual content) into one caption.

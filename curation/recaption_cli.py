@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from curation.flags import POSITIVE_INT
+from core.flags import POSITIVE_INT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +48,7 @@ def _default_workers() -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from curation.common import UserError
+    from core.errors import UserError
     from curation.recaption import FUSE_PROMPT, Decoding
     from curation.recaption_run import run_recaption, summary_line
 

@@ -18,10 +18,11 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import storage
+from core import storage
 from curation.captions import (attach_locked, check_source, curated_root, read_table, shard_paths, shard_samples,
                                stem)
-from curation.common import UserError, ensure_ray
+from core.errors import UserError
+from curation.executor import ensure_ray
 from curation.recaption import FUSE_PROMPT, Captioner, Decoding, Fuser, open_image
 
 UNDECODABLE_KEY = b"worldclip.undecodable_images"

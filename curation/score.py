@@ -23,9 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation import storage
+from core import storage
 from curation.captions import curated_root, read_table, shard_paths, shard_samples, stem
-from curation.common import UserError, content_hash, write_bytes_atomic, write_json_atomic, write_parquet_atomic
+from core.errors import UserError
+from core.outputs import content_hash
+from core.atomic import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 WORK = ".scores"
@@ -151,7 +153,7 @@ def passing_uids(scores: str | Path, min_score: float | None, top_fraction: floa
 
 def _read_parquet(path: str) -> pa.Table:
     """A Parquet file from a local path or an object-store URL."""
-    from curation import storage
+    from core import storage
 
     return pq.read_table(path if storage.is_local(path) else storage.open_input(path))
 
@@ -159,7 +161,7 @@ def _read_parquet(path: str) -> pa.Table:
 def filter_index(index, scores: str | Path, min_score: float | None, top_fraction: float | None, out: Path):
     """A filtered copy of `index` (balance_run.Index) in the local folder `out`: rows of passing uids,
     counts recomputed."""
-    from curation import storage
+    from core import storage
     from curation.balance_run import FINGERPRINT_KEY, open_index
 
     passed, stats = passing_uids(scores, min_score, top_fraction)

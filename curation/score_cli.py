@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from curation.flags import POSITIVE_INT
+from core.flags import POSITIVE_INT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from curation.common import UserError
+    from core.errors import UserError
     from curation.score import score_curated
 
     if args.batch_size < 1:

@@ -28,8 +28,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import duck, images, storage
-from curation.common import UserError, atomic_path, write_parquet_atomic
+from core import duck, storage
+from curation import images
+from core.errors import UserError
+from core.atomic import atomic_path, write_parquet_atomic
 
 BLOCK = 512
 RECORD = 20 * BLOCK

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from curation import storage
-from curation.flags import COUNT
+from core import storage
+from core.flags import COUNT
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def _query(con, sql: str) -> str:
 
 
 def folder_kind(folder: str) -> str:
-    from curation.common import UserError
+    from core.errors import UserError
 
     if storage.exists(storage.join(folder, "thresholds.parquet")) or storage.exists(storage.join(folder, "curated.parquet")):
         return "curated"
@@ -47,7 +47,7 @@ def folder_kind(folder: str) -> str:
 
 
 def _register(con, name: str, urls: list[str]) -> None:
-    """Give DuckDB Parquet files (paths or URLs) as a table `name`: streamed through curation.storage, no path in SQL."""
+    """Give DuckDB Parquet files (paths or URLs) as a table `name`: streamed through core.storage, no path in SQL."""
     con.register(name, storage.arrow_dataset(urls))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from curation.flags import COUNT, FINITE
+from core.flags import COUNT, FINITE
 
 BIGRAM_PMI_DEFAULT = 30.0  # metadata.wiki.BIGRAM_PMI, repeated so that --help needs no heavy import
 MEMORY_BUDGET_DEFAULT = 2048  # metadata.wiki_counts.DEFAULT_BUDGET_MIB, likewise
@@ -40,7 +40,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_build_wiki(args: argparse.Namespace) -> int:
-    from curation.common import UserError
+    from core.errors import UserError
     from metadata.wiki import build_wiki
     from metadata.wiki_counts import MIN_BUDGET_MIB, max_ngrams_for
 

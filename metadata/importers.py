@@ -17,7 +17,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from curation.common import UserError, content_hash
+from core.errors import UserError
+from core.outputs import content_hash
 from metadata.languages import check_lang
 from metadata.store import AppendSummary, Block, append, entry_problem
 

@@ -25,7 +25,7 @@ from collections import Counter
 from importlib import resources
 from pathlib import Path
 
-from curation.common import UserError
+from core.errors import UserError
 from metadata import wordnet
 from metadata.languages import parse_langs, script_ok, script_ranges
 from metadata.ngrams import NgramCounts

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
-from curation.common import UserError
+from core.errors import UserError
 
 Segment = Callable[[str], list[str]]
 

@@ -11,7 +11,7 @@ a reader always knows whether the pair belongs together. If a crash falls betwee
 the manifest that matches is still in the temporary folder: readers use it, and the next writer
 moves it into place (roll forward). Temporary folders of runs that died earlier are removed.
 
-On an object store (META given as s3://…, see curation.storage) there is no rename: the new manifest is
+On an object store (META given as s3://…, see core.storage) there is no rename: the new manifest is
 first written as `META/.pending/<sha256>.json`, then entries.parquet, then manifest.json (the commit),
 then the pending object is removed; readers and the next writer use a pending manifest whose sha256
 matches the entries exactly as the local `.tmp-*` one. The lock is a lock object with a heartbeat.
@@ -34,8 +34,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from curation import storage
-from curation.common import UserError, content_hash, read_json
+from core import storage
+from core.errors import UserError
+from core.outputs import content_hash
+from core.atomic import read_json
 
 ENTRIES = "entries.parquet"
 MANIFEST = "manifest.json"

@@ -6,7 +6,7 @@ and fr, as there); unigrams by count, top min(251465, 10% of distinct unigrams);
 PMI > 30 (log2, NLTK's formula, as MetaCLIP 1), highest first, at most min(100646, distinct
 bigrams), concatenated without a space in no-space languages; article titles (no ':'), ranked by
 how often the title occurs in the dump text (matched the way entries match alt-texts,
-curation.matching), top min(61235, 76% of titles). Candidates that are empty, pure punctuation or
+matching.matcher), top min(61235, 76% of titles). Candidates that are empty, pure punctuation or
 (except WordNet lemmas) over 256 characters are skipped, as in the recipe; caps count added entries
 only and are checked after each addition, as there. N-grams are counted over the title line and the
 text of each article, as the reference counts WikiExtractor's output (metadata.ngrams).
@@ -16,7 +16,7 @@ English is not rebuilt by the reference (it reuses MetaCLIP 1's 500k list): `for
 The dump (.xml, .xml.bz2 or .xml.gz) is streamed once with iterparse, never loaded whole: it strips
 markup, counts n-grams in bounded memory (metadata.wiki_counts: spilled Parquet runs, ranked in
 DuckDB) and collects titles, spooling the plain text to a temporary file beside META (or in
---tmp-dir); a second pass over that text counts title occurrences with curation.matching.Matcher.
+--tmp-dir); a second pass over that text counts title occurrences with matching.matcher.Matcher.
 """
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ from typing import IO, Iterator
 
 import numpy as np
 
-from curation.common import UserError, file_fingerprint
+from core.errors import UserError
+from core.outputs import file_fingerprint
 from metadata import segmenters, wordnet
 from metadata.languages import check_lang
 from metadata.packaged import NUMBERS
@@ -206,11 +207,11 @@ def _occurrences(text: str, key: str) -> int:
 
 def count_titles(titles: list[str], text_file: IO[str], progress: bool, batch_lines: int = 50_000) -> np.ndarray:
     """How often each title occurs in the spooled text: one count per occurrence (overlapping ones
-    too), matched as entries match alt-texts (curation.matching). The fast Matcher finds which titles
+    too), matched as entries match alt-texts (matching.matcher). The fast Matcher finds which titles
     each line contains; only those (line, title) pairs are then counted exactly."""
     from tqdm import tqdm
 
-    from curation.matching import Matcher, pad_entry, spacing
+    from matching.matcher import Matcher, pad_entry, spacing
 
     if not titles:
         return np.zeros(0, dtype=np.int64)
@@ -233,7 +234,7 @@ def count_titles(titles: list[str], text_file: IO[str], progress: bool, batch_li
 def _work_folder(out: str, tmp_dir: str | None) -> Path:
     """Where spill runs, DuckDB's temp files and the spooled text go: --tmp-dir, else beside META (the temp
     folder when META is a URL)."""
-    from curation import storage
+    from core import storage
 
     beside = storage.local_path(out).resolve().parent if storage.is_local(out) else Path(tempfile.gettempdir())
     base = Path(tmp_dir) if tmp_dir else beside

@@ -125,7 +125,7 @@ class SpillingCounts:
         """Spill the last run and merge all runs in DuckDB (bounded by memory_limit, spilling to disk)."""
         from tqdm import tqdm
 
-        from curation import duck
+        from core import duck
 
         self.spill()
         con = duck.connect(self.folder / "counts.duckdb", memory_limit=f"{self.memory_limit_mib}MiB",

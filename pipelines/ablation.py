@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from curation.common import write_json_atomic
+from core.atomic import write_json_atomic
 
 BUCKETS = ("head", "middle", "tail")
 

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from curation.common import UserError, write_bytes_atomic, write_json_atomic, write_parquet_atomic
+from core.errors import UserError
+from core.atomic import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 from pipelines.demo_captions import NOISE_KINDS, concept_caption, noise_caption
 from pipelines.demo_concepts import GLYPHS, LANGS, names
 from pipelines.demo_render import render_glyph

@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from curation.common import UserError
+from core.errors import UserError
 
 MARKER = ".worldclip-quickstart"
 HUGE_T = 10**12  # a threshold no count reaches: p_e = 1 for every entry, so every matched image is kept

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from curation.common import write_bytes_atomic
+from core.atomic import write_bytes_atomic
 from pipelines import report_figures as figs
 
 BUCKETS = ("head", "middle", "tail")

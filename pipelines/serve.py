@@ -18,7 +18,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
-from curation.common import UserError, write_bytes_atomic, write_parquet_atomic
+from core.errors import UserError
+from core.atomic import write_bytes_atomic, write_parquet_atomic
 
 
 def export_images(pool: str | Path, www: str | Path) -> int:

@@ -1,7 +1,7 @@
 """Warn when one optimiser step asks for more samples than one pass over the shards holds."""
 from __future__ import annotations
 
-from curation.common import UserError
+from core.errors import UserError
 from training.data import Source, count_samples
 
 

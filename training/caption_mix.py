@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from curation.common import UserError
+from core.errors import UserError
 from curation.sampling import uniform
 
 ALT = "alt"

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from curation import storage
-from curation.common import UserError, atomic_path
+from core import storage
+from core.errors import UserError
+from core.atomic import atomic_path
 
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
 

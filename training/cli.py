@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from curation.cli import Parser, run
+from core.cli import Parser, run
 
 SUBCOMMANDS = ["training.tokenizer_cli", "training.eval_cli"]
 

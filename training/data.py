@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from curation import storage
-from curation.common import UserError
+from core import storage
+from core.errors import UserError
 from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
-from curation.tars import members as tar_members
+from core.tars import members as tar_members
 from training.transforms import train_crop
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")

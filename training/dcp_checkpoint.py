@@ -21,8 +21,8 @@ import torch.nn as nn
 from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader, FsspecWriter
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 
-from curation import storage
-from curation.common import UserError
+from core import storage
+from core.errors import UserError
 from training.distributed import barrier
 
 COMMIT = "COMMIT.json"

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import torch
 
-from curation import storage
-from curation.common import UserError, write_json_atomic
+from core import storage
+from core.errors import UserError
+from core.atomic import write_json_atomic
 from training.eval_data import EvalSource, open_source
 from training.eval_templates import TEMPLATES, resolve_lang, templates_for
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from curation.flags import COUNT, POSITIVE_INT
+from core.flags import COUNT, POSITIVE_INT
 
 
 def register(subparsers) -> None:

@@ -13,7 +13,7 @@ reader; for retrieval sets each `.txt` is split into its lines (several captions
 """
 from __future__ import annotations
 
-from curation.common import UserError
+from core.errors import UserError
 
 CLASSNAMES = "classnames.txt"
 TEMPLATES = "zeroshot_classification_templates.txt"

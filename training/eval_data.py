@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Iterator, Union
 
-from curation import storage
-from curation.common import UserError
+from core import storage
+from core.errors import UserError
 from training.data import IMAGE_EXTS, Unit, read_raw
 from training.eval_clipbench import is_clip_benchmark, open_clip_benchmark
 
@@ -38,7 +38,7 @@ LABEL_FIELDS = ("label", "class", "cls", "class_id", "target")
 class RemotePath:
     """A file or folder in an object store, with the pathlib operations evaluation needs. Folder listings
     are cached (shared by every RemotePath made from this one), so a folder of shards or of class folders
-    costs one listing request; files are read through curation.storage (failures: one line naming the URL)."""
+    costs one listing request; files are read through core.storage (failures: one line naming the URL)."""
 
     def __init__(self, url: str, listings: dict | None = None):
         self.url = storage.normalize(url).rstrip("/")

@@ -7,7 +7,7 @@ leaves it in its dictionary form, since class-name files hold dictionary forms.
 """
 from __future__ import annotations
 
-from curation.common import UserError
+from core.errors import UserError
 
 TEMPLATES: dict[str, list[str]] = {
     "en": ["a photo of a {}.", "itap of a {}.", "a bad photo of the {}.", "a origami {}.",

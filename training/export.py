@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from curation.common import UserError
+from core.errors import UserError
 
 
 def unwrap(model):

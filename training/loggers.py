@@ -11,7 +11,7 @@ import os
 import uuid
 from pathlib import Path
 
-from curation.common import UserError
+from core.errors import UserError
 
 SINKS = ("tensorboard", "wandb")
 

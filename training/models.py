@@ -1,7 +1,7 @@
 """MetaClip2Config / MetaClip2Model for a preset of training.presets, and parameter counts."""
 from __future__ import annotations
 
-from curation.common import UserError
+from core.errors import UserError
 from training.presets import CONTEXT_LENGTH, PRESETS, Preset  # noqa: F401  (re-exported)
 
 

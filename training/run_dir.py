@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from curation import storage
+from core import storage
 
 SAMPLES = "samples"
 

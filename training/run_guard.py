@@ -11,7 +11,8 @@ import json
 import shutil
 from pathlib import Path
 
-from curation.common import UserError, atomic_path
+from core.errors import UserError
+from core.atomic import atomic_path
 
 OUTPUTS = ("checkpoints", "metrics.jsonl", "samples", "plots", "hf", "config.json", "eval.json", "tensorboard", "wandb")
 

@@ -11,7 +11,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from curation.common import UserError
+from core.errors import UserError
 from training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from training.distributed import all_gather_object, barrier
 from training.stream import StreamState, layout_problem
@@ -73,7 +73,7 @@ def check_compatible(ck: dict, tr, path: Path) -> None:
 
 def restore(tr, path) -> None:
     """Load `path` (a .pt file or a sharded folder, local or URL) into the trainer (collective under --fsdp)."""
-    from curation import storage
+    from core import storage
     from training.dcp_checkpoint import COMMIT, is_committed, load_sharded, read_train_state
 
     if storage.isdir(path):

@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from curation.common import UserError
+from core.errors import UserError
 from training.data import Position, ShardStream, Source, Stats, _NoUsableSample
 
 

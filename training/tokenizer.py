@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
-from curation.common import UserError
+from core.errors import UserError
 
 CONTEXT_LENGTH = 77
 SPM_FILE = "sentencepiece.bpe.model"

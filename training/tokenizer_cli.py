@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from curation.flags import POSITIVE_INT
+from core.flags import POSITIVE_INT
 
 
 def register(subparsers) -> None:
@@ -45,7 +45,7 @@ def captions(urls: list[str], limit: int):
 
 
 def run(args: argparse.Namespace) -> int:
-    from curation.common import UserError
+    from core.errors import UserError
     from training.data import expand_sources
     from training.tokenizer import train_sentencepiece
 

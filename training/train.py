@@ -19,8 +19,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from curation.common import UserError, atomic_path, output_lock, write_json_atomic
-from curation import storage
+from core.errors import UserError
+from core.atomic import atomic_path, write_json_atomic
+from core.locks import output_lock
+from core import storage
 from training import run_state
 from training.caption_mix import parse_mix
 from training.run_dir import RunDir

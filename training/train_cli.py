@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from curation.flags import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SHARE, number
+from core.flags import COUNT, NON_NEGATIVE, POSITIVE, POSITIVE_INT, SHARE, number
 from training.models import PRESETS
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from curation.common import content_hash
+from core.outputs import content_hash
 
 MATCH_SCHEMA = pa.schema([("uid", pa.string()), ("text", pa.string()), ("url", pa.string()), ("lang", pa.string()),
                           ("entry_ids", pa.list_(pa.int32())), ("source", pa.string()), ("row", pa.int64()),

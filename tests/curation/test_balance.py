@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 
 from curation import balance
-from curation.common import UserError
+from core.errors import UserError
 
 
 # ---- MetaCLIP 2 metaclip/curation/curate.py, transcribed literally (the oracle) ----

@@ -9,7 +9,7 @@ import webdataset as wds
 from curation import balance_run, cli, shards
 from curation.balance import entry_probabilities
 from curation.balance_run import run_balance
-from curation.common import UserError
+from core.errors import UserError
 from curation.select import redraw
 from index_factory import Img, entries_table, image_bytes, make_index, repart, synthetic_images
 

@@ -24,9 +24,11 @@ from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_poo
 from curation.build_index import MATCH_SCHEMA, PartProcessor, derive_uid, fill_uids, read_matches
 from curation.build_index_run import build_index, summary_line
 from curation.cli import main as curate
-from curation.common import UserError, content_hash, output_lock
+from core.errors import UserError
+from core.locks import output_lock
+from core.outputs import content_hash
 from curation.lid import LidMode
-from curation.matching import reference_match
+from matching.matcher import reference_match
 from curation.pool import PoolColumns, expand_paths, make_parts, resolve_columns
 
 VENV_BIN = Path(sys.executable).parent

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation import storage
+from core import storage
 from curation.captions import attach, with_caption
 from curation.cli import main
-from curation.common import UserError
+from core.errors import UserError
 from shard_factory import write_shards
 
 

@@ -10,7 +10,7 @@ import pytest
 import webdataset as wds
 
 from curation.balance_run import run_balance
-from curation.common import UserError
+from core.errors import UserError
 from curation.download import run_download
 from index_factory import Img, entries_table, image_bytes, make_index
 
@@ -90,7 +90,7 @@ def test_download_refuses_a_curated_with_pool_images(tmp_path):
 def test_download_into_a_bucket_equals_local(tmp_path, server, s3):
     """img2dataset writes the shards straight into the bucket; shards, curated.parquet and totals equal the
     same download on local disk."""
-    from curation import storage
+    from core import storage
 
     root, base = server
     built = url_only_index(tmp_path, root, base)

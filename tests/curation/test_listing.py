@@ -1,5 +1,5 @@
 """Common Crawl listings as pools (issue 11.4): `--pool …/wat.paths.gz --pool-base BASE`, locally and in a
-real S3 bucket; the WAT files are read through curation.storage and FastWARC."""
+real S3 bucket; the WAT files are read through core.storage and FastWARC."""
 from __future__ import annotations
 
 import gzip
@@ -8,7 +8,7 @@ import shutil
 import pytest
 from pool_factory import WAT_PAGES, write_wat
 
-from curation.common import UserError
+from core.errors import UserError
 from curation.pool import Part, PoolColumns, ReadStats, expand_paths, read_part
 
 KEYS = ["crawl-data/CC-MAIN-2024-10/segments/1/wat/a.warc.wat.gz",

@@ -14,7 +14,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from curation import cli, storage
+from curation import cli
+from core import storage
 from curation.balance_run import run_balance
 from curation.build_index_run import build_index
 from index_factory import entries_table, make_index, synthetic_images

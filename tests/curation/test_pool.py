@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 from pool_factory import POOL_TEXTS, pool_table, write_parquet_pool, write_wat, write_webdataset
 
-from curation.common import UserError
+from core.errors import UserError
 from curation.pool import BATCH_SCHEMA, Part, PoolColumns, ReadStats, expand_paths, make_parts, read_part, \
     resolve_columns
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation.cli import main
-from curation.common import UserError
+from core.errors import UserError
 from curation.recaption import Captioner, Decoding, Fuser, fill_prompt
 from curation.recaption_run import run_recaption
 from model_factory import tiny_captioner, tiny_lm
@@ -143,7 +143,7 @@ def test_processor_models_and_prompts(tmp_path, models):
 
 @pytest.mark.slow
 def test_curated_and_model_in_a_bucket_equal_the_local_run(models, curated, s3):
-    from curation import storage
+    from core import storage
     from test_captions import _bucket_shards, _local_shards, upload
 
     upload(curated, s3.url("CUR"))

@@ -102,7 +102,7 @@ def test_cli_flags(setup, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_curated_and_model_in_a_bucket_give_the_local_scores(setup, s3):
-    from curation import storage
+    from core import storage
     from test_captions import upload
 
     _, cur, hf, scores = setup

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from curation.common import UserError
+from core.errors import UserError
 from metadata.importers import add, read_entries
 from metadata.store import load_entries
 

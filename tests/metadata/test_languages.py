@@ -1,6 +1,6 @@
 import pytest
 
-from curation.common import UserError
+from core.errors import UserError
 from metadata.languages import LID176, check_lang, parse_langs, script_ok, script_ranges
 
 

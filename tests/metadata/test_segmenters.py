@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from curation.common import UserError
+from core.errors import UserError
 from metadata import segmenters
 from metadata.segmenters import SEGMENTERS, choose, help_table, load
 

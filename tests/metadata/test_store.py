@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from curation.common import UserError
+from core.errors import UserError
 from metadata import store
 from metadata.store import Block, append, entry_problem, load_entries, read_manifest
 
@@ -155,7 +155,7 @@ def test_appends_keep_ids_dense_stable_unique(tmp_path_factory, batches):
 def test_meta_in_a_bucket_equals_local(tmp_path, s3):
     """META on a real S3 server: same entries as a local META, appends keep ids, a commit cut after the
     entries were uploaded rolls forward from the pending manifest."""
-    from curation import storage
+    from core import storage
 
     blocks = [Block("en", "user", ["cat", "dog"]), Block("de", "user", ["Hund"])]
     url = s3.url("META")

@@ -3,7 +3,7 @@ import random
 
 import pytest
 
-from curation.common import UserError
+from core.errors import UserError
 from metadata.segmenters import SEGMENTERS
 from metadata.store import ENTRIES, load_entries, read_manifest
 from metadata.wiki import build_wiki, count_titles, iter_articles, strip_markup
@@ -120,7 +120,7 @@ def test_tiny_budget_gives_byte_identical_entries(tmp_path):
 def test_count_titles_counts_every_occurrence_as_the_automaton_walk():
     import ahocorasick
 
-    from curation.matching import pad_entry, spacing
+    from matching.matcher import pad_entry, spacing
 
     titles = ["Scotland", "New York", "北京", "a", "York"]
     lines = ["Scotland Scotland, Scotland.", "New York New York York", "北京北京 in 北京大学", "a a a", "", "none here"]

@@ -17,7 +17,7 @@ import string
 import ahocorasick
 import pytest
 
-from curation.matching import pad_entry, spacing
+from matching.matcher import pad_entry, spacing
 from metadata import wordnet
 from metadata.store import entry_problem, load_entries
 from metadata.wiki import build_wiki, iter_articles, strip_markup

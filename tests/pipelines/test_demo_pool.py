@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from curation.common import UserError
-from curation.matching import reference_match
+from core.errors import UserError
+from matching.matcher import reference_match
 from pipelines import demo_captions as dc
 from pipelines import demo_concepts as dcn
 from pipelines import demo_pool as dp

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from curation.common import UserError
+from core.errors import UserError
 from pipelines import quickstart
 
 

@@ -17,7 +17,7 @@ from harness import curation_inputs, training_inputs
 from pool_factory import tar_cut_points
 
 from curation import images
-from curation.common import UserError
+from core.errors import UserError
 from curation.pool import Part, PoolColumns, ReadStats, expand_paths, read_part, resolve_columns
 from training.data import Unit, read_raw
 from training.eval_data import shard_records

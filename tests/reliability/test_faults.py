@@ -189,7 +189,7 @@ def test_metadata_disk_full_then_rerun(tmp_path, small_disk, capsys):
 
 def hold_lock(folder: Path) -> subprocess.Popen:
     """Another process holding `folder`'s output lock (as a running stage does) until killed."""
-    code = ("import sys, time\nfrom curation.common import output_lock\n"
+    code = ("import sys, time\nfrom core.locks import output_lock\n"
             "with output_lock(sys.argv[1]):\n    print('locked', flush=True)\n    time.sleep(600)\n")
     proc = subprocess.Popen([sys.executable, "-c", code, str(folder)], stdout=subprocess.PIPE, env=ENV, text=True)
     assert proc.stdout.readline().strip() == "locked"

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from curation.common import UserError
+from core.errors import UserError
 from curation.pool import ReadStats, expand_paths, make_parts, read_part, resolve_columns
 from harness import curation_inputs
 

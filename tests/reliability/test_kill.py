@@ -24,7 +24,7 @@ SEEDS = [0, 1, 2]
 def test_metadata_add_killed_then_rerun(tmp_path):
     from curation.cli import main as curate
     from metadata.store import load_entries, read_manifest
-    from curation.common import content_hash
+    from core.outputs import content_hash
 
     words = tmp_path / "words.txt"
     words.write_text("".join(f"word{i} w{i % 977}x\n" for i in range(300_000)))

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from curation.captions import attach
-from curation.common import UserError
+from core.errors import UserError
 from curation.sampling import uid_hash64
 from shard_factory import write_shards
 from training.caption_mix import parse_mix

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from shard_factory import write_shards
-from curation.common import UserError
+from core.errors import UserError
 from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
 from training.data import Curation, ShardStream, Unit, expand_sources, load_curation, make_loader, read_raw
 from training.tokenizer import load_tokenizer

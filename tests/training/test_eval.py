@@ -291,7 +291,7 @@ def test_eval_after_training_beats_chance_in_every_language(tmp_path):
 # --- model and data in object storage ---
 
 def upload(folder, url: str) -> None:
-    from curation import storage
+    from core import storage
 
     for f in sorted(p for p in folder.rglob("*") if p.is_file()):
         storage.write_bytes(storage.join(url, f.relative_to(folder).as_posix()), f.read_bytes())
@@ -301,7 +301,7 @@ def upload(folder, url: str) -> None:
 def test_eval_with_model_and_data_in_a_bucket_matches_the_local_run(s3, model_dir, tmp_path, capsys, monkeypatch):
     """A real S3 server (rclone on 127.0.0.1): `train eval --model s3://… --data s3://…` writes the local
     run's numbers to s3://…/eval.json; the model is copied once; a missing object is one line naming it."""
-    from curation import storage
+    from core import storage
 
     monkeypatch.setenv("WORLDCLIP_SCRATCH", str(tmp_path / "scratch"))
     images = make_folder(tmp_path / "d", ["0", "1", "2"], 2, names={"en": ["cat", "dog", "car"], "de": ["Katze", "Hund", "Auto"]})

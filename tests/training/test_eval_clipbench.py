@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from curation.common import UserError
+from core.errors import UserError
 from training.eval import embed_texts, features, load_model, retrieval_metrics, run_eval
 from training.eval_clipbench import as_format_template
 from training.export import export_hf

@@ -6,7 +6,7 @@ import json
 import pytest
 import webdataset as wds
 
-from curation.common import UserError
+from core.errors import UserError
 from training.eval_data import expand_shards, open_source, read_classnames
 
 
@@ -113,7 +113,7 @@ def test_shard_specs_and_classnames_override(tmp_path):
 
 
 def upload(folder_path, url: str) -> None:
-    from curation import storage
+    from core import storage
 
     for f in sorted(p for p in folder_path.rglob("*") if p.is_file()):
         storage.write_bytes(storage.join(url, f.relative_to(folder_path).as_posix()), f.read_bytes())

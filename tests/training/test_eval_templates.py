@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from curation.common import UserError
+from core.errors import UserError
 from training.eval_templates import TEMPLATES, resolve_lang, templates_for
 
 LISTED = "en de fr es it pt ru zh ja ko ar hi th vi tr pl nl id".split()

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from curation.common import UserError
+from core.errors import UserError
 from training.export import export_hf
 from training.models import build_model
 from training.tokenizer import load_tokenizer, special_ids, tokenize, train_sentencepiece

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from curation.common import UserError
+from core.errors import UserError
 from training.loggers import MetricSinks
 
 

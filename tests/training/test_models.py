@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from curation.common import UserError
+from core.errors import UserError
 from training.models import build_config, build_model
 
 

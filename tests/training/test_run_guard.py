@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from curation.common import UserError
+from core.errors import UserError
 from training.train import TrainConfig, train
 
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 import sentencepiece as spm
 
-from curation.common import UserError
+from core.errors import UserError
 from training.tokenizer import SPM_FILE, load_tokenizer, tokenize
 
 TEXTS = ["a red square", "ein grün Quadrat", "一个红色的方块", "สี่เหลี่ยมสีแดง", "مربع أحمر", "青色 square 赤い"]

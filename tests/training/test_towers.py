@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from curation.common import UserError
+from core.errors import UserError
 from training.models import build_config, build_model
 from training.towers import init_from, lock_image_tower, tower_of
 

@@ -62,7 +62,7 @@ def test_all_corrupt_shards_are_a_clear_error(tmp_path, tokenizer_dir):
 
 @pytest.mark.slow
 def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(shards, tokenizer_dir, tmp_path):
-    from curation.common import UserError
+    from core.errors import UserError
 
     run = tmp_path / "run"
     cfg = TrainConfig(shards=shards, tokenizer=str(tokenizer_dir), out=str(run), steps=30, batch_size=8, lr=1e20,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from curation import storage
+from core import storage
 from launch import torchrun
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# every character `str.isspace()` accepts (tests/curation/test_arrow_text.py recomputes it over all of Unicode;
+# every character `str.isspace()` accepts (tests/matching/test_text.py recomputes it over all of Unicode;
 # computing it here cost ~0.5 s of every command's start-up)
 PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
                  "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")

@@ -10,14 +10,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation import common
-from curation.common import UserError
+from core import atomic, locks, outputs
+from core.errors import UserError
 
 
 def test_atomic_write_leaves_no_file_on_failure(tmp_path):
     target = tmp_path / "out.json"
     with pytest.raises(RuntimeError):
-        with common.atomic_path(target) as tmp:
+        with atomic.atomic_path(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("boom")
     assert not target.exists()
@@ -26,18 +26,18 @@ def test_atomic_write_leaves_no_file_on_failure(tmp_path):
 
 def test_atomic_write_replaces_whole_file(tmp_path):
     target = tmp_path / "t.parquet"
-    common.write_parquet_atomic(target, pa.table({"a": [1, 2]}))
-    common.write_parquet_atomic(target, pa.table({"a": [3]}))
+    atomic.write_parquet_atomic(target, pa.table({"a": [1, 2]}))
+    atomic.write_parquet_atomic(target, pa.table({"a": [3]}))
     assert pq.read_table(target).column("a").to_pylist() == [3]
-    common.write_json_atomic(tmp_path / "m.json", {"ü": 1})
-    assert common.read_json(tmp_path / "m.json") == {"ü": 1}
+    atomic.write_json_atomic(tmp_path / "m.json", {"ü": 1})
+    assert atomic.read_json(tmp_path / "m.json") == {"ü": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "t.parquet"]
 
 
 def test_disk_full_is_a_user_error_and_leaves_nothing(tmp_path):
     target = tmp_path / "x.bin"
     with pytest.raises(UserError, match="disk full"):
-        with common.atomic_path(target) as tmp:
+        with atomic.atomic_path(target) as tmp:
             tmp.write_bytes(b"partial")
             raise OSError(errno.ENOSPC, "No space left on device")
     assert list(tmp_path.iterdir()) == []
@@ -45,24 +45,24 @@ def test_disk_full_is_a_user_error_and_leaves_nothing(tmp_path):
 
 def test_read_json_errors_name_the_file(tmp_path):
     with pytest.raises(UserError, match="not found"):
-        common.read_json(tmp_path / "missing.json")
+        atomic.read_json(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{nope")
     with pytest.raises(UserError, match="bad.json"):
-        common.read_json(bad)
+        atomic.read_json(bad)
 
 
 def test_second_run_is_refused_while_lock_held(tmp_path):
     script = textwrap.dedent(f"""
         import sys
-        from curation.common import output_lock, UserError
+        from core.locks import output_lock; from core.errors import UserError
         try:
             with output_lock({str(tmp_path)!r}):
                 pass
         except UserError as e:
             print("refused:", e); sys.exit(3)
     """)
-    with common.output_lock(tmp_path):
+    with locks.output_lock(tmp_path):
         r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
         assert r.returncode == 3 and "in use by another run" in r.stdout
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -72,14 +72,14 @@ def test_second_run_is_refused_while_lock_held(tmp_path):
 def test_file_fingerprint_changes_with_content(tmp_path):
     f = tmp_path / "a"
     f.write_bytes(b"1")
-    a = common.file_fingerprint(f)
+    a = outputs.file_fingerprint(f)
     f.write_bytes(b"22")
-    assert common.file_fingerprint(f) != a
-    assert common.content_hash(f) == common.content_hash(f)
+    assert outputs.file_fingerprint(f) != a
+    assert outputs.content_hash(f) == outputs.content_hash(f)
 
 
 def test_cli_user_error_is_one_line(capsys):
-    from curation.cli import run
+    from core.cli import run
     import argparse
 
     parser = argparse.ArgumentParser(prog="curate")
@@ -107,7 +107,7 @@ def test_forked_child_does_not_keep_the_lock(tmp_path):
 
     script = textwrap.dedent(f"""
         import os, time
-        from curation.common import output_lock
+        from core.locks import output_lock
         with output_lock({str(tmp_path)!r}):
             if os.fork() == 0:
                 null = os.open(os.devnull, os.O_RDWR)
@@ -120,7 +120,7 @@ def test_forked_child_does_not_keep_the_lock(tmp_path):
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     t0 = time.monotonic()
-    with common.output_lock(tmp_path, wait_s=0):
+    with locks.output_lock(tmp_path, wait_s=0):
         pass
     assert time.monotonic() - t0 < 1
 
@@ -137,7 +137,7 @@ def test_overwrite_never_removes_an_input(tmp_path):
     (meta / "manifest.json").write_text(json.dumps({**_identity(), "format": "worldclip-meta/1"}))
     for out, inp in [(meta, meta), (tmp_path, meta / "entries.parquet"), (meta, meta / "entries.parquet")]:
         with pytest.raises(UserError, match=r"--overwrite would remove .* which is \(or holds\) the input --x"):
-            common.prepare_output(out, _identity(), ["entries.parquet", "manifest.json", "META"], True, "an X",
+            outputs.prepare_output(out, _identity(), ["entries.parquet", "manifest.json", "META"], True, "an X",
                                   inputs={"--x": [str(inp)]})
     assert sorted(p.name for p in meta.iterdir()) == ["entries.parquet", "manifest.json"]
 
@@ -148,8 +148,8 @@ def test_overwrite_removes_only_what_the_tool_wrote(tmp_path):
     (out / "shards").mkdir(parents=True)
     (out / "shards" / "holiday.jpg").write_bytes(b"photo")
     with pytest.raises(UserError, match="has no manifest.json of a CURATED.*nothing was removed"):
-        common.prepare_output(out, _identity(), ["shards", "manifest.json"], True, "a CURATED")
+        outputs.prepare_output(out, _identity(), ["shards", "manifest.json"], True, "a CURATED")
     assert (out / "shards" / "holiday.jpg").exists()
     (out / "manifest.json").write_text(json.dumps(_identity()))
-    assert common.prepare_output(out, _identity(), ["shards", "manifest.json"], True, "a CURATED") is None
+    assert outputs.prepare_output(out, _identity(), ["shards", "manifest.json"], True, "a CURATED") is None
     assert list(out.iterdir()) == []

@@ -1,4 +1,4 @@
-"""curation.storage against local paths, file://, fsspec memory:// and a real S3 server (tests/conftest.py)."""
+"""core.storage against local paths, file://, fsspec memory:// and a real S3 server (tests/conftest.py)."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation import storage
-from curation.common import UserError
+from core import storage
+from core.errors import UserError
 
 
 @pytest.fixture(params=["local", "file", "memory", "s3"])

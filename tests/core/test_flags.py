@@ -9,8 +9,8 @@ import pytest
 
 from curation import cli as curate_cli
 from curation.balance import thresholds
-from curation.common import UserError
-from curation.flags import number
+from core.errors import UserError
+from core.flags import number
 from training import cli as train_cli
 
 

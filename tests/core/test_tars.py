@@ -1,4 +1,4 @@
-"""curation.tars: a tar cut anywhere before its end-of-archive block is damage, with the byte offset."""
+"""core.tars: a tar cut anywhere before its end-of-archive block is damage, with the byte offset."""
 from __future__ import annotations
 
 import bz2
@@ -10,7 +10,7 @@ import tarfile
 import pytest
 from pool_factory import tar_cut_points
 
-from curation.tars import TarDamaged, members
+from core.tars import TarDamaged, members
 
 
 def tar_bytes(n: int = 4, fmt: int = tarfile.USTAR_FORMAT, long_names: bool = False) -> bytes:

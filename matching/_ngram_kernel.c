@@ -1,10 +1,10 @@
 /* The "ngram" matcher's scan in C: the same walk, hashes, table probes and verification as the numpy
- * code in curation/matching_ngram.py (NgramBackend._match_chunk_numpy), one position at a time.
+ * code in matching/ngram.py (NgramBackend._match_chunk_numpy), one position at a time.
  *
  * numpy has to materialise every candidate span of a round as arrays; here a walk stops at the first
  * span that is not a key prefix, so most positions cost one probe, and walks run BATCH at a time with
  * their probes prefetched (the tables are larger than the caches). Both paths read the same tables and
- * must give the same (text, key) pairs: tests/curation/test_matching_ngram.py compares them.
+ * must give the same (text, key) pairs: tests/matching/test_ngram.py compares them.
  *
  * scan(cps, token, char_, starts, key_cps, key_offsets, base, mix) -> (texts bytes, keys bytes)
  *   cps          uint32 code points of spaced texts, each followed by SEPARATOR (0x110000)
@@ -13,7 +13,7 @@
  *                start a non-token key. first_char/single_char uint8[top + 1], indexed by min(cp, top): some
  *                key starts with cp / is cp; first_pair uint8[2**pair_bits / 8]: a bitmap (bit i = byte
  *                i >> 3, bit i & 7) of the first 2 and first 3 code points of longer keys
- *                (matching_ngram._pair_slot; packed so that it stays in cache); single_key int32[top + 1]:
+ *                (ngram._pair_slot; packed so that it stays in cache); single_key int32[top + 1]:
  *                the key that is cp (one-code-point keys match exactly, without a probe; as the numpy walk)
  *   key_cps      uint32 code points of all keys; key_offsets int64[n_keys + 1]
  *   base, mix    the hash's B and F: h(s) = F * sum(s[j] * B**j) mod 2**64
@@ -215,7 +215,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     if (top < 0 || top >= SEPARATOR || first.len < top + 1 || single.len < top + 1 || skey.len < 4 * (top + 1) ||
         pair_bits < 3 || pair_bits > 30 || pairs.len < ((Py_ssize_t)1 << (pair_bits - 3)) || koff.len < 8 || cps.len % 4 ||
         kcps.len % 4) {
-        PyErr_SetString(PyExc_ValueError, "scan: inconsistent array sizes (see curation/_ngram_kernel.c)");
+        PyErr_SetString(PyExc_ValueError, "scan: inconsistent array sizes (see matching/_ngram_kernel.c)");
         goto done;
     }
     scan_t s = {cps.buf, kcps.buf, koff.buf, cps.len / 4, koff.len / 8 - 1, base, mix};
@@ -266,7 +266,7 @@ done:
  * Per text: a space, then each code point c mapped as `spacing` maps it (one of , . ; : ? ! ` -> space, c,
  * space; tab, newline, carriage return -> space; anything else -> c), a space and SEPARATOR. `spacing`'s
  * str.replace calls act on single characters and insert only spaces, so this per-code-point map is the
- * same function (tests/curation/test_matching_ngram.py checks it against matching_ngram.spaced_batch). */
+ * same function (tests/matching/test_ngram.py checks it against ngram.spaced_batch). */
 
 static inline Py_ssize_t space_cp(uint32_t c, uint32_t *o) {
     switch (c) {
@@ -407,7 +407,7 @@ static int cmp_i32(const void *a, const void *b) {
 }
 
 /* group(texts int32, keys int32, key_ids int32, n_texts) -> (offsets int64[n_texts + 1], ids int32) bytes:
- * text t's entry ids key_ids[k] over its pairs, sorted and unique (matching.pairs_to_result when every key
+ * text t's entry ids key_ids[k] over its pairs, sorted and unique (matcher.pairs_to_result when every key
  * has one entry id). Pairs may come in any order and repeat. */
 static PyObject *group(PyObject *self, PyObject *args) {
     Py_buffer tb = {0}, kb = {0}, ib = {0};

@@ -18,10 +18,10 @@ The hash table holds every key and every prefix; a key hit is verified by compar
 a hash collision can cost time but never change the result. Keys whose hash collides with another
 key's are handed to a small automaton (`fallback`) so that no key is shadowed.
 
-The walk itself runs in C (`curation/_ngram_kernel.c`, built at install) when that extension is
+The walk itself runs in C (`matching/_ngram_kernel.c`, built at install) when that extension is
 importable: one position at a time, it stops at the first span that is no key prefix. The kernel also
 does `spacing` (of Python strings, or of an Arrow string array's UTF-8 buffers without making Python
-strings: `match_utf8`) and the grouping of pairs into sorted entry ids per text (matching.pairs_to_result).
+strings: `match_utf8`) and the grouping of pairs into sorted entry ids per text (matcher.pairs_to_result).
 Otherwise the same walk runs here in numpy, a round of spans at a time. Tables, hashes and results are
 the same.
 """
@@ -32,10 +32,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from curation.matching import spacing
+from matching.matcher import spacing
 
 try:
-    from curation import _ngram_kernel
+    from matching import _ngram_kernel
 except ImportError:  # built without a C compiler: the numpy walk gives the same results
     _ngram_kernel = None
 
@@ -226,7 +226,7 @@ class NgramBackend:
                  seed: int | None = None, base: int | None = None, chunk_code_points: int = 1 << 20,
                  kernel: bool | None = None) -> None:
         if kernel and _ngram_kernel is None:
-            raise RuntimeError("curation._ngram_kernel is not built: reinstall worldclip with a C compiler")
+            raise RuntimeError("matching._ngram_kernel is not built: reinstall worldclip with a C compiler")
         self.kernel = _ngram_kernel is not None if kernel is None else kernel
         rng = np.random.default_rng(seed if seed is not None else int.from_bytes(os.urandom(8), "little"))
         self.powers = _Powers(base if base is not None else int(rng.integers(1 << 62)) * 2 + 1)

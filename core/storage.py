@@ -1,7 +1,7 @@
 """One storage layer for every path flag: plain paths, file://, s3://, gs://, hf:// (read-only), memory://.
 
 Paths and URLs are plain strings. A plain path or `file://` URL is LOCAL and behaves exactly as before
-this module existed (writes go to a temp name and are renamed; locks are flock; see curation.common).
+this module existed (writes go to a temp name and are renamed; locks are flock; see core.atomic and core.locks).
 Anything else is a URL on an fsspec filesystem (an OBJECT STORE: no atomic rename, no flock).
 
 Credentials and endpoints come from the usual places: the AWS/GCS environment variables and config files
@@ -48,7 +48,9 @@ from typing import IO, Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation.common import UserError, json_bytes, output_lock, write_bytes_atomic
+from core.errors import UserError
+from core.atomic import json_bytes, write_bytes_atomic
+from core.locks import output_lock
 
 ENV_OPTIONS = "WORLDCLIP_STORAGE_OPTIONS"
 READ_ONLY = ("hf", "http", "https")
@@ -219,7 +221,7 @@ def read_bytes(url: str | os.PathLike) -> bytes:
 def read_json(url: str | os.PathLike) -> Any:
     """Parsed JSON; a missing or invalid file is a UserError naming it."""
     if is_local(url):
-        from curation.common import read_json as local_read_json
+        from core.atomic import read_json as local_read_json
 
         return local_read_json(local_path(url))
     if not exists(url):
@@ -322,8 +324,8 @@ def has_magic(p: str) -> bool:
 
 
 def fingerprint(url: str | os.PathLike) -> dict:
-    """Identity of an input file without reading it: local {path, size, mtime_ns} (as curation.common's
-    file_fingerprint); object stores {path, size, etag, mtime} (whatever the store reports)."""
+    """Identity of an input file without reading it: local {path, size, mtime_ns} (as core.outputs.file_fingerprint);
+    object stores {path, size, etag, mtime} (whatever the store reports)."""
     if is_local(url):
         st = os.stat(local_path(url))
         return {"path": str(local_path(url).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -395,7 +397,7 @@ def open_output(url: str | os.PathLike) -> Iterator[IO[bytes]]:
     """
     s = os.fspath(url)
     if is_local(s):
-        from curation.common import atomic_path
+        from core.atomic import atomic_path
 
         with atomic_path(local_path(s)) as tmp, open(tmp, "wb") as f:
             yield f
@@ -432,7 +434,7 @@ def write_bytes(url: str | os.PathLike, data: bytes) -> None:
 
 
 def write_json(url: str | os.PathLike, obj: Any) -> None:
-    """JSON as curation.common.write_json_atomic writes it."""
+    """JSON as core.atomic.write_json_atomic writes it."""
     write_bytes(url, json_bytes(obj))
 
 
@@ -584,7 +586,7 @@ class _LockObject:
 def lock(folder: str | os.PathLike, wait_s: float = 3.0, stale_s: float | None = None) -> Iterator[None]:
     """Exclusive use of an output folder for one run; a second concurrent run is refused in one line.
 
-    Local: curation.common.output_lock (flock on folder/.lock). Object stores: a lock object with owner and
+    Local: core.locks.output_lock (flock on folder/.lock). Object stores: a lock object with owner and
     heartbeat, refused while fresh; stale when its heartbeat is older than `stale_s` (default
     WORLDCLIP_LOCK_STALE_S, 60 s) or its owner was a process of this host that no longer exists.
     """

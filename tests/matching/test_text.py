@@ -1,11 +1,11 @@
-"""curation.arrow_text equals Python's str.strip() on any text, including rare Unicode whitespace."""
+"""matching.text equals Python's str.strip() on any text, including rare Unicode whitespace."""
 from __future__ import annotations
 
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from curation.arrow_text import PY_WHITESPACE, nonblank, strip
+from matching.text import PY_WHITESPACE, nonblank, strip
 
 SPACE_HEAVY = st.text(alphabet=st.one_of(st.sampled_from(PY_WHITESPACE + "\u200b\ufeff\x00\x1b"), st.characters(
     blacklist_categories=("Cs",))), max_size=12)

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 try:
-    from curation import _ngram_kernel
+    from matching import _ngram_kernel
 except ImportError:  # built without a C compiler: numpy does the grouping (same results)
     _ngram_kernel = None
 
@@ -302,7 +302,7 @@ class Matcher:
         self.compat = compat
         keys, self._key_offsets, self._key_ids = padded_keys(entries, entry_ids, compat)
         if self.backend == "ngram":
-            from curation.matching_ngram import NgramBackend
+            from matching.ngram import NgramBackend
 
             self._impl = NgramBackend(keys, PyAhoBackend)
         elif self.backend == "ahocorasick_rs":

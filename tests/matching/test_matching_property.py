@@ -4,7 +4,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from curation.matching import BACKENDS, Matcher, pad_entry, spacing
+from matching.matcher import BACKENDS, Matcher, pad_entry, spacing
 
 # words, punctuation (wrapped and not), spaces and Unicode whitespace, CJK, kana, Thai, join candidates
 ALPHABET = list("abAB1 ,.;:?!`'-()\t\n\r") + ["\u00a0", "\u3000", "猫", "狗", "。", "カ", "メ", "の", "ｶ",
@@ -58,8 +58,8 @@ def test_kernel_spacing_equals_spacing(texts):
     import numpy as np
     import pyarrow as pa
 
-    from curation.matching import utf8_buffers
-    from curation.matching_ngram import SEPARATOR, _ngram_kernel
+    from matching.matcher import utf8_buffers
+    from matching.ngram import SEPARATOR, _ngram_kernel
 
     got = np.frombuffer(_ngram_kernel.space_str(list(texts)), dtype=np.uint32)
     want = np.concatenate([np.append(np.array([ord(c) for c in spacing(t)], dtype=np.uint32), SEPARATOR)
@@ -78,7 +78,7 @@ def test_columnar_padded_keys_equal_per_entry(entries, compat, data):
     import numpy as np
     import pyarrow as pa
 
-    from curation.matching import _padded_keys_py, padded_keys
+    from matching.matcher import _padded_keys_py, padded_keys
 
     entries = entries + data.draw(st.lists(st.sampled_from(entries), max_size=4)) if entries else entries  # repeats
     ids = data.draw(st.permutations(range(len(entries))))
@@ -94,7 +94,7 @@ def test_kernel_grouping_equals_numpy(pairs, data):
     """The C grouping of (text, key) pairs = the numpy sort/unique (one entry id per key)."""
     import numpy as np
 
-    from curation import matching
+    from matching import matcher as matching
 
     key_ids = np.array(data.draw(st.permutations(range(100, 110))), dtype=np.int32)
     key_offsets = np.arange(11, dtype=np.int64)
@@ -113,6 +113,6 @@ def test_kernel_grouping_equals_numpy(pairs, data):
 @settings(max_examples=200, deadline=None)
 @given(keys=st.lists(st.lists(piece, min_size=1, max_size=4).map("".join), max_size=10))
 def test_token_keys_columnar(keys):
-    from curation.matching_ngram import _is_token_key, _token_keys, code_points
+    from matching.ngram import _is_token_key, _token_keys, code_points
 
     assert _token_keys(*code_points(keys)).tolist() == [_is_token_key(k) for k in keys]

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 import pyarrow.parquet as pq
 
-from curation.common import UserError, atomic_path
+from core.errors import UserError
+from core.atomic import atomic_path
 
 STREAM_ROWS = 65_536
 

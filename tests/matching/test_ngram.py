@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curation import matching_ngram
-from curation.matching import Matcher, PyAhoBackend, padded_keys, reference_match
-from curation.matching_ngram import NgramBackend
-from test_matching import cjk_like, english_like
+from matching import ngram as matching_ngram
+from matching.matcher import Matcher, PyAhoBackend, padded_keys, reference_match
+from matching.ngram import NgramBackend
+from test_matcher import cjk_like, english_like
 
 
 def test_kernel_is_built():

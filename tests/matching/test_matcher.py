@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curation.matching import BACKENDS, Matcher, PyAhoBackend, pad_entry, padded_keys, reference_match, spacing
-from curation.matching_ngram import NgramBackend
+from matching.matcher import BACKENDS, Matcher, PyAhoBackend, pad_entry, padded_keys, reference_match, spacing
+from matching.ngram import NgramBackend
 
 ALL = ("reference", *BACKENDS)
 
