@@ -232,7 +232,6 @@ class NgramBackend:
         self.powers = _Powers(base if base is not None else int(rng.integers(1 << 62)) * 2 + 1)
         self.chunk = chunk_code_points
         self.key_cps, self.key_offsets = code_points(keys)
-        n = len(keys)
         lengths = np.diff(self.key_offsets)
         token = _token_keys(self.key_cps, self.key_offsets)
         g = key_prefix_sums(self.key_cps, self.key_offsets, self.powers)
