@@ -318,8 +318,18 @@ class Matcher:
         return "ngram (C kernel)" if self._impl.kernel else "ngram (numpy walk)"
 
     def match(self, texts: Sequence[str]) -> MatchResult:
-        """Match already-stripped texts; returns sorted unique entry ids per text."""
+        """Match already-stripped texts; returns sorted unique entry ids per text.
+
+        With the C kernel, the texts go through Arrow (one UTF-8 copy; dedup and spacing then run in C++/C,
+        faster than a dict and Python strings); texts that are not UTF-8 (lone surrogates) stay in Python."""
         texts = list(texts)
+        if getattr(self._impl, "kernel", False) and texts:
+            try:
+                arr = pa.array(texts, pa.string())
+            except (ValueError, TypeError, pa.ArrowException):
+                arr = None
+            if arr is not None and not arr.null_count:
+                return self.match_array(arr)
         inverse = None
         if self.backend != "pyahocorasick":
             texts, inverse = dedup(texts)
