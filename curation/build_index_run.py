@@ -183,10 +183,11 @@ def process_and_write(proc: PartProcessor, out: str, part: Part) -> dict:
     started, cpu, built = time.time(), time.process_time(), proc.build_seconds
     result = proc.process_part(part)
     write_part(out, part.part, result)
-    # started_at, cpu_s (this process's CPU seconds) and build_s (matcher builds inside this part): journal
-    # only, for benchmarks
+    # started_at, cpu_at_start (this process's CPU seconds so far), cpu_s (its CPU seconds in this part) and
+    # build_s (matcher builds inside this part): journal only, for benchmarks
     return {"part": part.part, "source": part.path, "start": part.start, "stop": part.stop, **result.summary(),
-            "started_at": started, "cpu_s": time.process_time() - cpu, "build_s": proc.build_seconds - built}
+            "started_at": started, "cpu_at_start": cpu, "cpu_s": time.process_time() - cpu,
+            "build_s": proc.build_seconds - built}
 
 
 def _journal(out: str, part: Part, rec: dict, records: dict[int, dict], bar) -> None:
