@@ -18,12 +18,12 @@ Reported: wall s, CPU s (the process tree's user+system, sampled every 0.2 s wit
 getrusage for single-process runs), end-to-end texts/s per core (texts / CPU s, start-up included) and
 its ratio to the reference, steady texts/s per core (the parts after each worker's first, which holds
 the matcher builds: rows / the journal's per-part `cpu_s`; the reference: rows / the CPU s of its loop,
-Parquet read included, after META load and automaton builds), texts/s of wall time and its ratio to 1 worker, start-up (command start -> the first
-part starts, from the journal's `started_at`; for 1 worker also the process's CPU seconds by then),
-matcher builds (wall s, all workers) and peak RSS of the
-process tree. On a shared machine the CPU-based rates are the ones to compare; wall rates move with load. Every INDEX is checked against the reference: the same rows
-matched with the same entry ids, the stripped text and language of each, and counts.parquet equal to the
-reference's counts.
+Parquet read included, after META load and automaton builds), texts/s of wall time and its ratio to 1
+worker, start-up (command start -> the first part starts, from the journal's `started_at`; for 1 worker
+also the process's CPU seconds by then), matcher builds (wall s, all workers) and peak RSS of the
+process tree. On a shared machine the CPU-based rates are the ones to compare; wall rates move with
+load. Every INDEX is checked against the reference: the same rows matched with the same entry ids, the
+stripped text and language of each, and counts.parquet equal to the reference's counts.
 
 `--corpus en cjk` runs the older single-corpus benchmark (English / CJK pools with a `lang` column, Ray
 start included, 1x and 4x pool sizes), without the reference.
@@ -48,7 +48,6 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpora  # noqa: E402
-
 from metadata.store import Block, append  # noqa: E402
 
 CURATE = str(Path(sys.executable).parent / "curate")
@@ -261,8 +260,9 @@ def web_benchmark(args: argparse.Namespace) -> None:
     one = next((r for _n, w, r, same in runs if w == 1 and same != "oracle"), None)
     print(f"\n{n:,} rows, load average after: {load_average()}\n")
     print("| run | wall s | CPU s | end-to-end texts/s per core (CPU) | vs reference | steady texts/s per core | "
-          "vs reference | texts/s wall | wall vs 1 worker | start-up s (CPU s) | matcher builds s | peak RSS | output |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+          "vs reference | texts/s wall | wall vs 1 worker | start-up s (CPU s) | matcher builds s | peak RSS | "
+          "output |")
+    print("|---|" + "---:|" * 11 + "---|")
     for name, w, r, same in runs:
         vs = f"**{r['texts_per_cpu_s'] / ref['texts_per_cpu_s']:.2f}x**" if ref else "-"
         vs_steady = f"**{r['steady_texts_per_cpu_s'] / ref['steady_texts_per_cpu_s']:.2f}x**" if ref else "-"
@@ -302,8 +302,10 @@ def corpus_benchmark(args: argparse.Namespace) -> None:
                 rows.append((name, n, w, r))
                 print(f"[{name}] {n:,} texts, {w} worker(s): {r['wall_s']:.1f}s wall, {r['texts_per_s']:,.0f} texts/s "
                       f"end-to-end, {r['steady_texts_per_s']:,.0f} texts/s steady, RSS driver "
-                      f"{r['driver_rss_mib']:.0f} MiB / total {r['total_rss_mib']:.0f} MiB ({r['backend']})", flush=True)
-    print("\n| corpus | texts | workers | backend | wall s | texts/s end-to-end | texts/s steady | peak RSS driver | peak RSS total |")
+                      f"{r['driver_rss_mib']:.0f} MiB / total {r['total_rss_mib']:.0f} MiB ({r['backend']})",
+                      flush=True)
+    print("\n| corpus | texts | workers | backend | wall s | texts/s end-to-end | texts/s steady | peak RSS driver | "
+          "peak RSS total |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, n, w, r in rows:
         print(f"| {name} | {n:,} | {w} | {r['backend']} | {r['wall_s']:.1f} | {r['texts_per_s']:,.0f} | "

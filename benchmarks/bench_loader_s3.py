@@ -48,20 +48,24 @@ def main() -> None:
         port = s.getsockname()[1]
     exe = shutil.which("rclone") or str(Path(sys.executable).with_name("rclone"))
     key, secret = "bench-key", "bench-secret-0123456789"
-    proc = subprocess.Popen([exe, "serve", "s3", str(root), "--addr", f"127.0.0.1:{port}", "--auth-key", f"{key},{secret}",
-                             "--config", "/dev/null"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([exe, "serve", "s3", str(root), "--addr", f"127.0.0.1:{port}",
+                             "--auth-key", f"{key},{secret}", "--config", "/dev/null"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.environ.update(AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}",
                       AWS_DEFAULT_REGION="us-east-1")
     try:
         time.sleep(2)
-        run_local = lambda: samples_per_s(str(Path(args.curated, "shards", spec_tail)), args.tokenizer, args.steps, args.batch, args.workers)  # noqa: E731
+        run_local = lambda: samples_per_s(str(Path(args.curated, "shards", spec_tail)), args.tokenizer,  # noqa: E731
+                                          args.steps, args.batch, args.workers)
         before = run_local()  # local before and after S3, so warm-up favours neither
-        s3 = samples_per_s(f"s3://bench/curated/shards/{spec_tail}", args.tokenizer, args.steps, args.batch, args.workers)
+        s3 = samples_per_s(f"s3://bench/curated/shards/{spec_tail}", args.tokenizer, args.steps, args.batch,
+                           args.workers)
         local = (before + run_local()) / 2
     finally:
         proc.terminate()
         shutil.rmtree(root, ignore_errors=True)
-    print(json.dumps({"local_samples_per_s": round(local, 1), "s3_samples_per_s": round(s3, 1), "s3_over_local": round(s3 / local, 3)}))
+    print(json.dumps({"local_samples_per_s": round(local, 1), "s3_samples_per_s": round(s3, 1),
+                      "s3_over_local": round(s3 / local, 3)}))
 
 
 if __name__ == "__main__":

@@ -175,8 +175,8 @@ WEB_LANGS = {"en": 0.35, "zh": 0.08, "es": 0.07, "ja": 0.06, "de": 0.06, "fr": 0
              "ko": 0.03, "it": 0.03, "ar": 0.03, "th": 0.02, "nl": 0.02, "pl": 0.02, "tr": 0.02, "vi": 0.02}
 WEB_OTHER_LANGS = {"sw": 0.01, "und": 0.01, None: 0.01}
 WEB_TEXT_LANG = {"sw": "ms", "und": "hu", None: "fi"}  # words of these rows' texts (wordfreq has no sw/und)
-WEB_MESSY = ["", " ", "   ", "\t\n", "\u00a0", "\u3000", "\u2028", "\x1c\x1f", "\x85", "\u200b", "\x00", "\x01\x02 icon",
-             "logo\x7f", "\ufeffbanner"]
+WEB_MESSY = ["", " ", "   ", "\t\n", "\u00a0", "\u3000", "\u2028", "\x1c\x1f", "\x85", "\u200b", "\x00",
+             "\x01\x02 icon", "logo\x7f", "\ufeffbanner"]
 
 
 def word_entries(lang: str, n: int, seed: int = 0) -> list[str]:

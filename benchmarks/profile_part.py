@@ -87,8 +87,9 @@ def reference(pool: Path, entries: pa.Table) -> tuple[float, float]:
 
 def worker(pool: Path, meta: str, out: Path, prof: cProfile.Profile) -> tuple[float, float, int]:
     """(start-up CPU s, part CPU s, rows) of one in-process worker over the whole pool as one part."""
-    from curation.build_index import PartProcessor, write_part
+    from curation.build_index import PartProcessor
     from curation.build_index_run import plan
+    from curation.index import write_part
 
     t0 = time.process_time()
     p = plan([str(pool)], meta, lid="column:lang", compat=False, text_column=None, uid_column="uid",
@@ -101,7 +102,7 @@ def worker(pool: Path, meta: str, out: Path, prof: cProfile.Profile) -> tuple[fl
     part = p["parts"][0]
     prof.enable()
     result = proc.process_part(part)
-    write_part(out, part.part, result)
+    write_part(out, part.part, result.matches, result.counts)
     prof.disable()
     return t1 - t0, time.process_time() - t1, result.rows_in
 

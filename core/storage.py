@@ -34,9 +34,12 @@ names are ignored, then overwritten or removed.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import glob as globlib
 import hashlib
 import json
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -48,8 +51,9 @@ from typing import IO, Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.atomic import atomic_path, json_bytes, write_bytes_atomic
+from core.atomic import read_json as local_read_json
 from core.errors import UserError
-from core.atomic import json_bytes, write_bytes_atomic
 from core.locks import output_lock
 
 ENV_OPTIONS = "WORLDCLIP_STORAGE_OPTIONS"
@@ -150,7 +154,7 @@ def fsspec_options(url: str | os.PathLike) -> dict:
 
 def filesystem(url: str | os.PathLike):
     """(fsspec filesystem, path inside it) for a URL or local path; options as described above."""
-    import fsspec
+    import fsspec  # lazy: fsspec and its store plugins load only when a URL is used
 
     s = os.fspath(url)
     proto = protocol(s) or "file"
@@ -221,8 +225,6 @@ def read_bytes(url: str | os.PathLike) -> bytes:
 def read_json(url: str | os.PathLike) -> Any:
     """Parsed JSON; a missing or invalid file is a UserError naming it."""
     if is_local(url):
-        from core.atomic import read_json as local_read_json
-
         return local_read_json(local_path(url))
     if not exists(url):
         raise UserError(f"{url}: file not found")
@@ -238,28 +240,25 @@ def info(url: str | os.PathLike) -> dict:
         return fs.info(path)
 
 
-def exists(url: str | os.PathLike) -> bool:
+def _test(url: str | os.PathLike, local_test: str, fs_test: str) -> bool:
+    """Path.<local_test>() of a local path, else the file system's <fs_test>(path)."""
     if is_local(url):
-        return local_path(url).exists()
+        return getattr(local_path(url), local_test)()
     fs, path = filesystem(url)
     with errors(url):
-        return fs.exists(path)
+        return getattr(fs, fs_test)(path)
+
+
+def exists(url: str | os.PathLike) -> bool:
+    return _test(url, "exists", "exists")
 
 
 def isdir(url: str | os.PathLike) -> bool:
-    if is_local(url):
-        return local_path(url).is_dir()
-    fs, path = filesystem(url)
-    with errors(url):
-        return fs.isdir(path)
+    return _test(url, "is_dir", "isdir")
 
 
 def isfile(url: str | os.PathLike) -> bool:
-    if is_local(url):
-        return local_path(url).is_file()
-    fs, path = filesystem(url)
-    with errors(url):
-        return fs.isfile(path)
+    return _test(url, "is_file", "isfile")
 
 
 def _url(url: str, fs, path: str) -> str:
@@ -280,8 +279,6 @@ def list_files(url: str | os.PathLike) -> list[str]:
 def glob(pattern: str) -> list[str]:
     """Files matching a glob (`**` recursive), sorted (local: absolute paths; else URLs)."""
     if is_local(pattern):
-        import glob as globlib
-
         return sorted(str(Path(m).resolve()) for m in globlib.glob(str(local_path(pattern)), recursive=True))
     fs, path = filesystem(pattern)
     with errors(pattern):
@@ -292,8 +289,6 @@ def glob(pattern: str) -> list[str]:
 def glob_in(folder: str | os.PathLike, pattern: str) -> list[str]:
     """Files directly in `folder` whose name matches `pattern`, sorted. Only the name is a pattern: a folder
     whose own path holds `[`, `*` or `?` is taken literally (glob(join(folder, "*.tar")) would not be)."""
-    import fnmatch
-
     if is_local(folder):
         d = local_path(folder).resolve()
         return sorted(str(p) for p in d.iterdir() if p.is_file() and fnmatch.fnmatchcase(p.name, pattern)) \
@@ -308,7 +303,7 @@ def glob_in(folder: str | os.PathLike, pattern: str) -> list[str]:
 def arrow_dataset(urls: list[str]):
     """A pyarrow Dataset over Parquet files (paths or URLs of one store), scanned lazily and streamed: what
     DuckDB is given as a registered table, so no path becomes SQL and no file is copied first."""
-    import pyarrow.dataset as ds
+    import pyarrow.dataset as ds  # lazy, as pyarrow.fs below: only `curate stats`/download scan datasets
 
     if not urls or is_local(urls[0]):
         return ds.dataset([str(local_path(u)) for u in urls], format="parquet")
@@ -349,8 +344,6 @@ def local_copy(url: str | os.PathLike, flag: str = "") -> str:
     from_pretrained): a local path as it is; a URL copied once per machine into WORLDCLIP_SCRATCH (default
     the temp folder), keyed by the URL and its objects' fingerprints, so a changed folder is copied anew.
     `flag` (e.g. "--model") starts the error line when nothing is there or a read fails."""
-    import shutil
-
     if is_local(url):
         return str(local_path(url))
     prefix = f"{flag} " if flag else ""
@@ -397,8 +390,6 @@ def open_output(url: str | os.PathLike) -> Iterator[IO[bytes]]:
     """
     s = os.fspath(url)
     if is_local(s):
-        from core.atomic import atomic_path
-
         with atomic_path(local_path(s)) as tmp, open(tmp, "wb") as f:
             yield f
         return
@@ -446,8 +437,6 @@ def write_parquet(url: str | os.PathLike, table: pa.Table, **kwargs: Any) -> Non
 def remove(url: str | os.PathLike, recursive: bool = True) -> None:
     """Remove a file or folder/prefix if it is there."""
     if is_local(url):
-        import shutil
-
         p = local_path(url)
         if p.is_dir():
             shutil.rmtree(p) if recursive else p.rmdir()

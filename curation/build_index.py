@@ -1,48 +1,31 @@
 """The core of build-index: one part of the pool -> its matched texts, per-entry counts and accounting.
 
-Pure over Arrow/numpy except `write_part`, which puts a part's two files in place atomically.
+Pure over Arrow/numpy (curation.index.write_part puts a part's two files in place atomically).
 Per batch, columnar (Arrow/numpy; Python objects only for the matcher's distinct texts and derived
 uids): text = Python `str.strip()` (matching.text); empty/whitespace/null -> rejected
 "empty_text"; the language comes from the --lid mode (curation.lid) mapped to a metadata language,
 else rejected "no_metadata_language"; the text is matched against its language's entries only (one
 Matcher per language, built on first use and kept); counts c_e = number of texts that matched e.
 
-Outputs of a part (INDEX contract): `matches/part-NNNNN.parquet` (MATCH_SCHEMA, matched texts
-only, schema metadata `worldclip.metadata_fingerprint`) and `counts/part-NNNNN.npz` (sparse
-per-entry counts: `entry_id` int32, `count` int64), so the final counts.parquet is summed from
-these without re-reading matches.
+A part's result is its matches (curation.index.MATCH_SCHEMA, FINGERPRINT_KEY in the schema metadata)
+and dense per-entry counts; curation.index writes them in the INDEX contract.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from core import storage
-from matching.text import nonblank, nonempty, strip
+from curation.index import FINGERPRINT_KEY, MATCH_SCHEMA
 from curation.lid import ALL_LANGUAGES, Detector, LanguageMap, LidMode
-from matching.matcher import Matcher
 from curation.pool import Part, PoolColumns, ReadStats, read_part
-
-MATCH_SCHEMA = pa.schema([
-    ("uid", pa.string()), ("text", pa.string()), ("url", pa.string()), ("lang", pa.string()),
-    ("entry_ids", pa.list_(pa.int32())), ("source", pa.string()), ("row", pa.int64()), ("key", pa.string()),
-])
-FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
-MATCH_PARQUET = {"compression": "zstd", "compression_level": 1, "use_dictionary": ["lang", "source"],  # BENCHMARKS.md
-                 "write_statistics": ["lang", "source", "row"]}  # min/max of texts, uids, urls: costly, unused
-
-
-def part_name(part: int) -> str:
-    return f"part-{part:05d}"
+from matching.matcher import Matcher
+from matching.text import nonblank, nonempty, strip
 
 
 def fill_uids(rows: pa.Table, source: str) -> pa.Array:
@@ -239,37 +222,3 @@ class PartProcessor:
             else schema.empty_table()
         return result
 
-
-def write_part(index: str | Path, part: int, result: PartResult) -> None:
-    """Put a part's counts and matches in place, each whole or not at all (core.storage.open_output)."""
-    nz = np.flatnonzero(result.counts)
-    buf = io.BytesIO()
-    np.savez(buf, entry_id=nz.astype(np.int32), count=result.counts[nz])
-    storage.write_bytes(storage.join(index, "counts", f"{part_name(part)}.npz"), buf.getvalue())
-    storage.write_parquet(storage.join(index, "matches", f"{part_name(part)}.parquet"), result.matches,
-                          **MATCH_PARQUET)
-
-
-def add_part_counts(index: str | Path, part: int, counts: np.ndarray) -> None:
-    """Add one finished part's counts into the dense int64 `counts` (no dense array per part)."""
-    with np.load(io.BytesIO(storage.read_bytes(storage.join(index, "counts", f"{part_name(part)}.npz")))) as z:
-        counts[z["entry_id"]] += z["count"]  # a part's entry ids are distinct
-
-
-def match_files(index: str | Path) -> list[str]:
-    """The INDEX's matches/part-*.parquet files (paths or URLs), sorted."""
-    folder = storage.join(index, "matches")
-    if not storage.isdir(folder):
-        return []
-    return [u for u in storage.list_files(folder)
-            if storage.parent(u) == storage.normalize(folder) and storage.name(u).startswith("part-")
-            and u.endswith(".parquet")]
-
-
-def read_matches(index: str | Path) -> pa.Table:
-    """All matches of an INDEX (for tests and small pools)."""
-    tables = []
-    for f in match_files(index):
-        with storage.open_input(f) as fh:
-            tables.append(pq.read_table(fh))
-    return pa.concat_tables(tables) if tables else MATCH_SCHEMA.empty_table()

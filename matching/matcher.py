@@ -8,20 +8,21 @@ Hiragana/Katakana as no-space characters (the reference pads kana-initial entrie
 match); `compat=True` reproduces the reference exactly.
 
 `Matcher.match` returns matches as arrays (Arrow-style offsets + sorted unique entry ids per text).
-Backends (BACKENDS) all give the same sets: "ngram" (vectorised hash lookups, matching_ngram; the
+Backends (BACKENDS) all give the same sets: "ngram" (vectorised hash lookups, matching.ngram; the
 default), "ahocorasick_rs" (one batched automaton scan) and "pyahocorasick" (one automaton walk per
 text, the reference loop). The reference's per-match Python objects are its bottleneck, so the fast
 backends produce (text, key) index arrays and deduplicate repeated texts before matching.
 `reference_match` is the reference loop itself, kept as the oracle for tests and benchmarks.
+The text rules themselves (`spacing`, `pad_entry`, the no-space characters) live in matching.text.
 """
 from __future__ import annotations
 
-import functools
-import string
-from itertools import chain
 from dataclasses import dataclass
+from itertools import chain
 from typing import Sequence
 
+import ahocorasick  # pyahocorasick: the reference backend and the ngram backend's collision fallback
+import ahocorasick_rs
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,48 +32,8 @@ try:
 except ImportError:  # built without a C compiler: numpy does the grouping (same results)
     _ngram_kernel = None
 
-PUNCT_TO_WRAP = (",", ".", ";", ":", "?", "!", "`")
-CHARS_TO_SPACE = ("\t", "\n", "\r")
-CJK_PUNCTUATION = frozenset("，。、；：？！“”‘’（）【】《》〈〉「」『』～—")
-ASCII_PUNCTUATION = frozenset(string.punctuation)
-
-_NO_SPACE_RANGES = (
-    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
-    (0x2B820, 0x2CEAF), (0x2CEB0, 0x2EBEF), (0xF900, 0xFAFF), (0x2E80, 0x2EFF), (0x2F00, 0x2FDF),
-    (0x2FF0, 0x2FFF),  # CJK ideographs, compatibility ideographs, radicals, description characters
-    (0x0E00, 0x0E7F), (0x0E80, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x0F00, 0x0FFF),  # Thai Lao Burmese Khmer Tibetan
-)
-KANA_RANGES = ((0x3040, 0x30FF), (0xFF66, 0xFF9F))
-
-
-@functools.lru_cache(maxsize=1 << 16)  # padding 500k entries asks about few distinct characters
-def is_no_space_char(ch: str, compat: bool = False) -> bool:
-    """True when an entry may touch this character without a space (reference: is_cjk_or_similar)."""
-    cp = ord(ch)
-    if any(lo <= cp <= hi for lo, hi in _NO_SPACE_RANGES):
-        return True
-    if ch in ASCII_PUNCTUATION or ch in CJK_PUNCTUATION:
-        return True
-    return not compat and any(lo <= cp <= hi for lo, hi in KANA_RANGES)
-
-
-def spacing(text: str) -> str:
-    """The reference `spacing`: pad, wrap punctuation in spaces, turn tabs/newlines into spaces."""
-    spaced = f" {text} "
-    for p in PUNCT_TO_WRAP:
-        spaced = spaced.replace(p, f" {p} ")
-    for c in CHARS_TO_SPACE:
-        spaced = spaced.replace(c, " ")
-    return spaced
-
-
-def pad_entry(entry: str, compat: bool = False) -> str:
-    """The reference `get_spaced_metadata` for one (non-empty) entry."""
-    if not is_no_space_char(entry[0], compat):
-        entry = " " + entry
-    if not is_no_space_char(entry[-1], compat):
-        entry = entry + " "
-    return entry
+from matching.ngram import NgramBackend
+from matching.text import is_no_space_char, pad_entry, spacing
 
 
 @dataclass(frozen=True)
@@ -91,8 +52,6 @@ class MatchResult:
 
 def reference_automaton(entries: Sequence[str], entry_ids: Sequence[int] | None = None, compat: bool = False):
     """MetaCLIP's automaton: every padded entry added with (entry id, key) as its value."""
-    import ahocorasick
-
     ids = range(len(entries)) if entry_ids is None else entry_ids
     automaton = ahocorasick.Automaton()
     for idx, entry in zip(ids, entries):
@@ -199,8 +158,6 @@ class PyAhoBackend:
     """One pyahocorasick `iter` per spaced text, as the reference loop (the simple backend)."""
 
     def __init__(self, keys: Sequence[str]) -> None:
-        import ahocorasick
-
         self._automaton = ahocorasick.Automaton()
         for k, key in enumerate(keys):
             self._automaton.add_word(key, k)
@@ -228,8 +185,6 @@ class RsAhoBackend:
     """
 
     def __init__(self, keys: Sequence[str]) -> None:
-        import ahocorasick_rs
-
         self._keys = list(keys)
         self._slow: PyAhoBackend | None = None
         used = set().union(*map(set, keys)) if keys else set()
@@ -288,7 +243,7 @@ class Matcher:
     """Matches texts of one language against that language's entries.
 
     entries/entry_ids: the language's metadata (entry_ids global, from entries.parquet).
-    backend: "ngram" (vectorised hashing, matching_ngram), "ahocorasick_rs" (batched automaton),
+    backend: "ngram" (vectorised hashing, matching.ngram), "ahocorasick_rs" (batched automaton),
     "pyahocorasick" (one automaton walk per text, the reference loop) or "auto" (AUTO_BACKEND).
     All give identical results: the SET of entries whose padded form occurs in the spaced text.
     The fast backends match each distinct text once (web alt-texts repeat a lot).
@@ -302,8 +257,6 @@ class Matcher:
         self.compat = compat
         keys, self._key_offsets, self._key_ids = padded_keys(entries, entry_ids, compat)
         if self.backend == "ngram":
-            from matching.ngram import NgramBackend
-
             self._impl = NgramBackend(keys, PyAhoBackend)
         elif self.backend == "ahocorasick_rs":
             self._impl = RsAhoBackend(keys)

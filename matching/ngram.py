@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from matching.matcher import spacing
+from matching.text import spacing
 
 try:
     from matching import _ngram_kernel

@@ -12,7 +12,7 @@ Accepted layouts (see docs/evaluation.md):
   retrieval), `.cls` or a `.json` field label/class/cls/class_id/target (for classification) and a json
   `lang` (for per-language retrieval). Class names are looked up next to the shards, as above.
 
-Every layout may also be a URL (s3://, gs://, hf://, file://, memory://; curation/storage.py): folders are
+Every layout may also be a URL (s3://, gs://, hf://, file://, memory://; core/storage.py): folders are
 listed once each and every image and shard is streamed from the store, never copied to local disk first.
 Local paths are handled by pathlib exactly as before; a URL by `RemotePath`, which offers the few pathlib
 operations this module and training/eval_clipbench.py use.
@@ -30,7 +30,7 @@ from typing import Iterator, Union
 from core import storage
 from core.errors import UserError
 from training.data import IMAGE_EXTS, Unit, read_raw
-from training.eval_clipbench import is_clip_benchmark, open_clip_benchmark
+from training.eval_clipbench import clip_benchmark_fields, is_clip_benchmark
 
 LABEL_FIELDS = ("label", "class", "cls", "class_id", "target")
 
@@ -309,7 +309,8 @@ def open_source(data: str | os.PathLike, classnames: str | os.PathLike | None = 
         if not names:
             raise UserError(f"--classnames {where}: no classnames.json or classnames.<lang>.txt there")
     if root is not None and root.is_dir() and is_clip_benchmark(root):
-        return open_clip_benchmark(root, names if classnames is not None else None)
+        own = classnames is None
+        return EvalSource(**clip_benchmark_fields(root, read_classnames(root) if own else names, own_names=own))
     if root is not None and root.is_dir() and not any(root.glob("*.tar")):
         return open_folder(root, names if classnames is not None else read_classnames(root))
     if root is not None and "{" not in spec and not root.exists():

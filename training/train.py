@@ -12,7 +12,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from training import run_state
 from training.caption_mix import parse_mix
 from training.run_dir import RunDir
 from training.checkpoint import resolve_resume
+from training.config import TrainConfig
 from training.data import Unit, count_samples, expand_sources, load_curation, make_loader, read_raw, usable_meta
 from training.distributed import Dist, all_gather_object, all_reduce_mean, barrier, init_distributed
 from training.fsdp import average_replicated_grads, ensure_process_group, full_value, memory_line, parameter_count, set_gradient_sync, shard
@@ -43,51 +44,6 @@ from training.schedule import apply_schedule, change_warning, lr_lambda
 from training.tokenizer import load_tokenizer, special_ids
 from training.towers import init_from, lock_image_tower
 from training.transforms import normalize
-
-
-@dataclass
-class TrainConfig:
-    """Everything `train` needs; mirrors the CLI flags."""
-
-    shards: str
-    tokenizer: str
-    out: str
-    model: str = "tiny"
-    shards_weights: str | None = None
-    batch_size: int = 32
-    epochs: float | None = None
-    steps: int | None = None
-    lr: float = 5e-4
-    wd: float = 0.2
-    warmup: int = 100
-    accum_freq: int = 1
-    precision: str = "fp32"
-    grad_checkpointing: bool = False
-    local_loss: bool = False
-    gather_with_grad: bool = False
-    workers: int = 2
-    seed: int = 0
-    save_every: int = 1000
-    resume: str | None = None
-    curation_t: float | None = None
-    eval_data: str | None = None
-    compile: bool = False
-    image_size: int | None = None
-    device: str | None = None
-    log_samples: bool = False
-    shuffle_block: int = 1000
-    caption_mix: str | None = None
-    caption_mix_langs: str | None = None
-    model_vocab: int | None = None  # embedding rows if larger than the tokenizer (benchmarks: XLM-V's 901,629)
-    fsdp: bool = False
-    lanes: int | None = None
-    loss: str = "clip"
-    patch_dropout: float = 0.0
-    lock_image: bool = False
-    init_from: str | None = None
-    layer_decay: float | None = None
-    log: tuple[str, ...] = ()
-    overwrite: bool = False
 
 
 class ClipForward(nn.Module):

@@ -99,9 +99,10 @@ def test_lock_object_refuses_second_run(s3):
     assert not storage.exists(storage.join(out, storage.LOCK_NAME))
 
 
+@pytest.mark.slow
 def test_lock_object_of_dead_process_is_stale(s3):
     """kill -9 leaves the lock object behind; its pid is gone, so the rerun takes the lock at once."""
-    code = ("import os, sys; from curation import storage\n"
+    code = ("import os, sys; from core import storage\n"
             "cm = storage.lock(sys.argv[1]); cm.__enter__(); os._exit(0)")
     subprocess.run([sys.executable, "-c", code, s3.url("out")], check=True)
     assert storage.exists(s3.url("out", storage.LOCK_NAME))

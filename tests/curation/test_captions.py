@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from shard_factory import write_shards
 
 from core import storage
+from core.errors import UserError
 from curation.captions import attach, with_caption
 from curation.cli import main
-from core.errors import UserError
-from shard_factory import write_shards
 
 
 def _members(path: Path) -> dict[str, bytes]:
@@ -239,6 +239,7 @@ def test_file_and_memory_urls_equal_local(curated, tmp_path):
         storage.remove("memory://wc-captions")
 
 
+@pytest.mark.slow
 def test_a_large_captions_file_is_not_held_in_memory(curated, tmp_path):
     import tracemalloc
 

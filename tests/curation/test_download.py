@@ -8,12 +8,11 @@ import threading
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
-
-from curation.balance_run import run_balance
-from core.errors import UserError
-from curation.download import run_download
 from index_factory import Img, entries_table, image_bytes, make_index
 
+from core.errors import UserError
+from curation.balance_run import run_balance
+from curation.download import run_download
 
 
 @pytest.fixture()
@@ -76,6 +75,7 @@ def test_download_url_only_pool(tmp_path, server):
         assert row["key"] == s["__key__"]
 
 
+@pytest.mark.slow
 def test_download_refuses_a_curated_with_pool_images(tmp_path):
     ent = entries_table({"en": 2})
     built = make_index(tmp_path, [Img("u0", [("a", "en", [0])], image_bytes(0))], ent, kind="webdataset", sources=1)

@@ -1,6 +1,7 @@
 """Property: every matcher backend equals a plain scan (`pad_entry(entry) in spacing(text)` per entry)."""
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,6 +33,7 @@ def plain_scan(texts, entries, ids, compat):
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(entries=st.lists(entry, min_size=1, max_size=12), texts=st.lists(text, max_size=6),
        compat=st.booleans(), data=st.data())
+@pytest.mark.slow
 def test_backends_equal_plain_scan(entries, texts, compat, data):
     ids = data.draw(st.permutations(range(len(entries))))  # ids need not follow entry order
     expected = plain_scan(texts, entries, ids, compat)

@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-
 from shard_factory import write_shards
+
 from core.errors import UserError
 from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
 from training.data import Curation, ShardStream, Unit, expand_sources, load_curation, make_loader, read_raw
@@ -62,6 +62,7 @@ def test_weights_sample_with_replacement_and_reject_non_finite(tmp_path):
             expand_sources(spec, bad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_one_pass_covers_every_sample_once_and_is_deterministic(shards, tokenizer_dir, workers):
     def first_pass():
@@ -86,6 +87,7 @@ def test_ranks_split_the_pass(shards, tokenizer_dir):
     assert not seen[0] & seen[1] and seen[0] | seen[1] == set(all_uids(shards))
 
 
+@pytest.mark.slow
 def test_online_decisions_follow_the_formula():
     rng = np.random.default_rng(0)
     n_entries = 6
@@ -110,6 +112,7 @@ def test_online_decisions_follow_the_formula():
     assert (keep3 != keep).any()  # a fresh draw each epoch
 
 
+@pytest.mark.slow
 def test_online_stream_keeps_the_formula_set_for_any_worker_count(online_shards, tokenizer_dir):
     cur = load_curation(expand_sources(online_shards), seed=0)
     assert cur is not None
@@ -230,6 +233,7 @@ def test_shard_gone_after_start_is_one_clear_error(tmp_path, tokenizer_dir, work
     assert str(gone) in msg and "cannot open" in msg and "restore" in msg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_no_usable_sample_is_one_clear_error(tmp_path, tokenizer_dir, workers):
     spec = write_shards(tmp_path / "c", 2, 4, extra={i: {"json": "{broken"} for i in range(8)})

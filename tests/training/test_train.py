@@ -35,6 +35,7 @@ def test_tiny_loss_falls_and_run_is_complete(shards, tokenizer_dir, tmp_path):
     assert "36 steps" in r.stderr
 
 
+@pytest.mark.slow
 def test_missing_shards_is_one_line_error(tokenizer_dir, tmp_path):
     r = run_cli("--shards", tmp_path / "nope/{00000..00009}.tar", "--tokenizer", tokenizer_dir, "--out", tmp_path / "run", "--steps", 2)
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
