@@ -214,7 +214,7 @@ def reference_run(pool: Path, meta: Path, out: Path) -> dict:
 def verify(index: Path, ref_matches: Path, pool: Path) -> str:
     """'identical' when the INDEX has exactly the reference's matched rows and entry ids (and the stripped
     text and language of each, counts.parquet = the reference's counts); else what differs."""
-    from curation.build_index import read_matches
+    from curation.index import read_matches
 
     got = read_matches(index).sort_by("row")
     ref = pq.read_table(ref_matches)
