@@ -218,7 +218,8 @@ def _run_parts(out: str, p: dict, todo: list[Part], workers: int | None, ray_add
                backend: str, records: dict[int, dict]) -> str:
     """Stream parts to IndexWorkers (curation.executor: in this process for --workers 1, else Ray actors);
     journal each finished part. Returns the matcher backend the workers run."""
-    args = (str(p["meta_dir"]), p["lid"], compat, backend, p["cols"], p["identity"]["metadata"]["fingerprint"], str(out))
+    fingerprint = p["identity"]["metadata"]["fingerprint"]
+    args = (str(p["meta_dir"]), p["lid"], compat, backend, p["cols"], fingerprint, str(out))
     with Executor(workers, ray_address) as ex, _progress(todo) as bar:
         return ex.map_actors(IndexWorker, args, "process", [(part,) for part in todo],
                              lambda item, rec: _journal(out, item[0], rec, records, bar),
