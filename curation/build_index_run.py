@@ -48,7 +48,7 @@ from core.errors import UserError
 from core.outputs import prepare_output
 from curation.build_index import PartProcessor
 from curation.executor import Executor
-from curation.index import INDEX_FILES, PART_SIZE, match_files, part_name, read_part_counts, write_counts, write_part
+from curation.index import INDEX_FILES, PART_SIZE, add_part_counts, match_files, part_name, write_counts, write_part
 from curation.lid import ALL_LANGUAGES, parse_lid
 from curation.pool import Part, PoolColumns, PoolFile, expand_paths, make_parts, resolve_columns
 from matching.matcher import Matcher
@@ -158,7 +158,7 @@ def _finish(out: str, p: dict, records: dict[int, dict], backend: str) -> dict:
     entries = p["entries"]
     counts = np.zeros(entries.num_rows, dtype=np.int64)
     for i in records:
-        counts += read_part_counts(out, i, entries.num_rows)
+        add_part_counts(out, i, counts)
     write_counts(out, entries, counts)
     totals, per_lang, errors = _totals([records[i] for i in sorted(records)])
     parts = {part_name(i): {k: records[i][k] for k in ("source", "start", "stop", "rows_in", "matched")}
@@ -171,9 +171,14 @@ def _finish(out: str, p: dict, records: dict[int, dict], backend: str) -> dict:
 
 def process_and_write(proc: PartProcessor, out: str, part: Part) -> dict:
     """Process one part, put its files in place and return its journal record (a worker's whole job)."""
+    started, cpu, built = time.time(), time.process_time(), proc.build_seconds
     result = proc.process_part(part)
     write_part(out, part.part, result.matches, result.counts)
-    return {"part": part.part, "source": part.path, "start": part.start, "stop": part.stop, **result.summary()}
+    # started_at, cpu_at_start (this process's CPU seconds so far), cpu_s (its CPU seconds in this part) and
+    # build_s (matcher builds inside this part): journal only, for benchmarks
+    return {"part": part.part, "source": part.path, "start": part.start, "stop": part.stop, **result.summary(),
+            "started_at": started, "cpu_at_start": cpu, "cpu_s": time.process_time() - cpu,
+            "build_s": proc.build_seconds - built}
 
 
 def _journal(out: str, part: Part, rec: dict, records: dict[int, dict], bar) -> None:
@@ -213,7 +218,8 @@ def _run_parts(out: str, p: dict, todo: list[Part], workers: int | None, ray_add
                backend: str, records: dict[int, dict]) -> str:
     """Stream parts to IndexWorkers (curation.executor: in this process for --workers 1, else Ray actors);
     journal each finished part. Returns the matcher backend the workers run."""
-    args = (str(p["meta_dir"]), p["lid"], compat, backend, p["cols"], p["identity"]["metadata"]["fingerprint"], str(out))
+    fingerprint = p["identity"]["metadata"]["fingerprint"]
+    args = (str(p["meta_dir"]), p["lid"], compat, backend, p["cols"], fingerprint, str(out))
     with Executor(workers, ray_address) as ex, _progress(todo) as bar:
         return ex.map_actors(IndexWorker, args, "process", [(part,) for part in todo],
                              lambda item, rec: _journal(out, item[0], rec, records, bar),

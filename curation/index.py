@@ -37,7 +37,8 @@ MATCH_SCHEMA = pa.schema([
 ])
 MATCH_COLUMNS = MATCH_SCHEMA.names
 FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
-MATCH_PARQUET = {"compression": "zstd", "compression_level": 1, "use_dictionary": ["lang", "source"]}  # BENCHMARKS.md
+MATCH_PARQUET = {"compression": "zstd", "compression_level": 1, "use_dictionary": ["lang", "source"],  # BENCHMARKS.md
+                 "write_statistics": ["lang", "source", "row"]}  # min/max of texts, uids, urls: costly, unused
 PART_SIZE = 50_000  # rows per part of Parquet/img2dataset pools: build-index's unit of work and of resume
 INDEX_FILES = ("matches", "counts", "parts.jsonl", "parts.journal", "entries.parquet", "counts.parquet",
                "manifest.json")
@@ -56,12 +57,10 @@ def write_part(index: str | Path, part: int, matches: pa.Table, counts: np.ndarr
     storage.write_parquet(storage.join(index, "matches", f"{part_name(part)}.parquet"), matches, **MATCH_PARQUET)
 
 
-def read_part_counts(index: str | Path, part: int, num_entries: int) -> np.ndarray:
-    """Dense int64 counts of one finished part."""
-    out = np.zeros(num_entries, dtype=np.int64)
+def add_part_counts(index: str | Path, part: int, counts: np.ndarray) -> None:
+    """Add one finished part's counts into the dense int64 `counts` (no dense array per part)."""
     with np.load(io.BytesIO(storage.read_bytes(storage.join(index, "counts", f"{part_name(part)}.npz")))) as z:
-        out[z["entry_id"]] = z["count"]
-    return out
+        counts[z["entry_id"]] += z["count"]  # a part's entry ids are distinct
 
 
 def write_counts(index: str | Path, entries: pa.Table, counts: np.ndarray) -> None:

@@ -25,9 +25,15 @@ import ahocorasick  # pyahocorasick: the reference backend and the ngram backend
 import ahocorasick_rs
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+
+try:
+    from matching import _ngram_kernel
+except ImportError:  # built without a C compiler: numpy does the grouping (same results)
+    _ngram_kernel = None
 
 from matching.ngram import NgramBackend
-from matching.text import pad_entry, spacing
+from matching.text import is_no_space_char, pad_entry, spacing
 
 
 @dataclass(frozen=True)
@@ -79,12 +85,43 @@ BACKENDS = ("ngram", "ahocorasick_rs", "pyahocorasick")
 AUTO_BACKEND = "ngram"  # fastest measured on English and CJK-heavy metadata (BENCHMARKS.md, Matching)
 
 
-def padded_keys(entries: Sequence[str], entry_ids: Sequence[int], compat: bool = False
-                ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Distinct padded keys, and the entry ids of key k: ids[offsets[k]:offsets[k+1]] (ascending).
+def padded_keys(entries: Sequence[str] | pa.Array | pa.ChunkedArray, entry_ids: Sequence[int] | pa.Array,
+                compat: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Distinct padded keys (first-seen order), and the entry ids of key k: ids[offsets[k]:offsets[k+1]]
+    (ascending).
 
     Several entries may pad to the same key (duplicates with different ids); empty entries never match.
+    Columnar (Arrow): the padding is decided once per distinct first/last character; entries that are
+    not UTF-8 (lone surrogates) take the per-entry path, with the same result.
     """
+    try:
+        arr = entries if isinstance(entries, (pa.Array, pa.ChunkedArray)) else pa.array(list(entries), pa.string())
+    except (ValueError, TypeError, pa.ArrowException):
+        return _padded_keys_py(entries, entry_ids, compat)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    ids = np.asarray(entry_ids, dtype=np.int64)  # a list, numpy or Arrow array
+    keep = pc.fill_null(pc.greater(pc.binary_length(arr), 0), False).to_numpy(zero_copy_only=False)
+    arr, ids = arr.filter(pa.array(keep)), ids[keep]
+    pads = pa.array(["", " "], pa.string())
+
+    def pad(ends: pa.Array) -> pa.Array:  # " " where the end character is not a no-space character
+        enc = ends.dictionary_encode()
+        lut = np.array([not is_no_space_char(c, compat) for c in enc.dictionary.to_pylist()], dtype=np.int8)
+        return pads.take(pa.array(lut[enc.indices.to_numpy()] if len(lut) else np.zeros(0, np.int8)))
+
+    padded = pc.binary_join_element_wise(pad(pc.utf8_slice_codeunits(arr, 0, 1)), arr,
+                                         pad(pc.utf8_slice_codeunits(arr, -1)), "")
+    enc = padded.dictionary_encode()
+    key = enc.indices.to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(enc.dictionary) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key, minlength=len(enc.dictionary)), out=offsets[1:])
+    return enc.dictionary.to_pylist(), offsets, ids[np.lexsort((ids, key))].astype(np.int32)
+
+
+def _padded_keys_py(entries: Sequence[str], entry_ids: Sequence[int], compat: bool
+                    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """padded_keys one entry at a time (any str, lone surrogates included)."""
     table: dict[str, list[int]] = {}
     for eid, entry in zip(entry_ids, entries):
         if entry:
@@ -98,6 +135,10 @@ def padded_keys(entries: Sequence[str], entry_ids: Sequence[int], compat: bool =
 def pairs_to_result(n_texts: int, text: np.ndarray, key: np.ndarray, key_offsets: np.ndarray,
                     key_ids: np.ndarray) -> MatchResult:
     """(text, key) match pairs (any order, repeats allowed) -> sorted unique entry ids per text."""
+    if len(key_ids) == len(key_offsets) - 1 and _ngram_kernel is not None:  # one entry id per key: in C
+        offsets, ids = _ngram_kernel.group(np.ascontiguousarray(text, dtype=np.int32),
+                                           np.ascontiguousarray(key, dtype=np.int32), key_ids, n_texts)
+        return MatchResult(np.frombuffer(offsets, dtype=np.int64), np.frombuffer(ids, dtype=np.int32))
     if len(key_ids) == len(key_offsets) - 1:  # the usual case: one entry id per key (key k -> key_ids[k])
         ids = key_ids[key]
     else:
@@ -230,8 +271,18 @@ class Matcher:
         return "ngram (C kernel)" if self._impl.kernel else "ngram (numpy walk)"
 
     def match(self, texts: Sequence[str]) -> MatchResult:
-        """Match already-stripped texts; returns sorted unique entry ids per text."""
+        """Match already-stripped texts; returns sorted unique entry ids per text.
+
+        With the C kernel, the texts go through Arrow (one UTF-8 copy; dedup and spacing then run in C++/C,
+        faster than a dict and Python strings); texts that are not UTF-8 (lone surrogates) stay in Python."""
         texts = list(texts)
+        if getattr(self._impl, "kernel", False) and texts:
+            try:
+                arr = pa.array(texts, pa.string())
+            except (ValueError, TypeError, pa.ArrowException):
+                arr = None
+            if arr is not None and not arr.null_count:
+                return self.match_array(arr)
         inverse = None
         if self.backend != "pyahocorasick":
             texts, inverse = dedup(texts)
@@ -245,7 +296,21 @@ class Matcher:
         if self.backend == "pyahocorasick":
             return self.match(texts.to_pylist())
         enc = texts.dictionary_encode()
-        distinct = enc.dictionary.to_pylist()
-        text, key = self._impl.match(distinct)
+        distinct = enc.dictionary
+        utf8 = utf8_buffers(distinct) if getattr(self._impl, "kernel", False) else None
+        if utf8 is not None:  # spaced in C straight from the Arrow buffers
+            text, key = self._impl.match_utf8(*utf8, distinct.to_pylist)
+        else:
+            text, key = self._impl.match(distinct.to_pylist())
         result = pairs_to_result(len(distinct), text, key, self._key_offsets, self._key_ids)
         return result if len(distinct) == len(texts) else expand(result, enc.indices.to_numpy())
+
+
+def utf8_buffers(arr: pa.Array) -> tuple[object, np.ndarray] | None:
+    """(UTF-8 data buffer, int64 offsets) of a non-empty, null-free string or large_string array; else None."""
+    if not len(arr) or arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    _, off, data = arr.buffers()
+    width = np.int32 if pa.types.is_string(arr.type) else np.int64
+    offsets = np.frombuffer(off, dtype=width)[arr.offset: arr.offset + len(arr) + 1].astype(np.int64)
+    return (data if data is not None else b""), offsets

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import functools
 import string
-import sys
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-PY_WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+# every character `str.isspace()` accepts (tests/matching/test_text.py recomputes it over all of Unicode;
+# computing it here cost ~0.5 s of every command's start-up)
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+                 "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 PUNCT_TO_WRAP = (",", ".", ";", ":", "?", "!", "`")
 CHARS_TO_SPACE = ("\t", "\n", "\r")
 CJK_PUNCTUATION = frozenset("，。、；：？！“”‘’（）【】《》〈〉「」『』～—")
@@ -30,7 +32,8 @@ NO_SPACE_RANGES = (
     (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
     (0x2B820, 0x2CEAF), (0x2CEB0, 0x2EBEF), (0xF900, 0xFAFF), (0x2E80, 0x2EFF), (0x2F00, 0x2FDF),
     (0x2FF0, 0x2FFF),  # CJK ideographs, compatibility ideographs, radicals, description characters
-    (0x0E00, 0x0E7F), (0x0E80, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x0F00, 0x0FFF),  # Thai Lao Burmese Khmer Tibetan
+    (0x0E00, 0x0E7F), (0x0E80, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF),  # Thai Lao Burmese Khmer
+    (0x0F00, 0x0FFF),  # Tibetan
 )
 KANA_RANGES = ((0x3040, 0x30FF), (0xFF66, 0xFF9F))
 
