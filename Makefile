@@ -1,4 +1,6 @@
-# Two entry points: `make demo` and `make test`. Both create .venv on first use.
+# Entry points: `make demo`, `make test` (lint, then every test), `make test-fast` (lint, then the unit tests:
+# no test marked slow, under 2 minutes) and `make lint` (ruff: pyflakes, import order, lines <= 120).
+# All create .venv on first use.
 # torch==2.13.0 is installed first so the project's `torch>=` range does not pull a CUDA build.
 # The install compiles matching/_ngram_kernel.c (the matcher's C walk), so editing it re-runs the install.
 PYTHON ?= python3
@@ -10,7 +12,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test venv clean
+.PHONY: demo test test-fast lint venv clean
 
 venv: $(STAMP)
 
@@ -24,8 +26,14 @@ $(STAMP): pyproject.toml setup.py matching/_ngram_kernel.c
 demo: $(STAMP)
 	$(PY) -m pipelines.quickstart --out $(DEMO_OUT)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
 	$(PY) -m pytest
+
+test-fast: lint
+	$(PY) -m pytest -m "not slow"
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

@@ -5,8 +5,9 @@
     .venv/bin/python benchmarks/bench_balance.py rss --rows 4000000   # balance in a child process: its ru_maxrss
 
 Rates are per CPU-second of the benchmark process (time.process_time), because the development
-machines are shared; DuckDB's threads count in that time too. `decisions` builds a synthetic INDEX (32-hex uids, ~1.3 texts per image, 1-4 entries per text,
-4 languages x 50k entries, Zipf-like counts) of --rows rows in parts of 1M and times the two
+machines are shared; DuckDB's threads count in that time too. `decisions` builds a synthetic INDEX (32-hex
+uids, ~1.3 texts per image, 1-4 entries per text, 4 languages x 50k entries, Zipf-like counts) of --rows rows
+in parts of 1M and times the two
 sampling stages in one process (1 core): scatter (read part, uid hash, bucket) and select (canonical
 order, choice, keep, texts lists), then the whole URL-only run including the DuckDB ordering.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -29,8 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from curation import balance_run, shards  # noqa: E402
 from core.outputs import content_hash
+from curation import balance_run, shards  # noqa: E402
+from curation.index import open_index  # noqa: E402
 
 LANGS = ["en", "de", "ja", "fr"]
 ENTRIES_PER_LANG = 50_000
@@ -117,12 +118,14 @@ def decision_core(table: pa.Table, p_entry: np.ndarray) -> np.ndarray:
 def bench_decisions(rows: int, t: float, tmp: Path) -> dict:
     index, gen_s = timed(make_index, tmp / "INDEX", rows)
     print(f"synthetic INDEX: {rows:,} rows in {gen_s:.1f}s", flush=True)
-    idx = balance_run.open_index(index)
+    idx = open_index(index)
     p_entry = np.full(int(idx.counts.num_rows), 0.3)
     work = tmp / "work"
     (work / "scatter").mkdir(parents=True)
-    bits = max(0, int(np.ceil(np.log2(rows / balance_run.ROWS_PER_BUCKET)))) if rows > balance_run.ROWS_PER_BUCKET else 0
-    t_scatter = sum(timed(balance_run.scatter_part, str(p), str(work / "scatter" / f"{p.stem}.arrow"), bits)[1] for p in idx.parts)
+    bits = (max(0, int(np.ceil(np.log2(rows / balance_run.ROWS_PER_BUCKET))))
+            if rows > balance_run.ROWS_PER_BUCKET else 0)
+    t_scatter = sum(timed(balance_run.scatter_part, str(p), str(work / "scatter" / f"{p.stem}.arrow"), bits)[1]
+                    for p in idx.parts)
     files = sorted(str(p) for p in (work / "scatter").glob("*.arrow"))
     (work / "selected").mkdir()
     t_read = t_select = t_core = 0.0
@@ -153,7 +156,8 @@ def bench_shards(n_images: int, tmp: Path) -> dict:
     from PIL import Image
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "curation"))
-    from index_factory import Img, entries_table, make_index as make_small_index
+    from index_factory import Img, entries_table
+    from index_factory import make_index as make_small_index
 
     rng = np.random.default_rng(0)
     base = [rng.integers(0, 256, (160, 160, 3), dtype=np.uint8) for _ in range(16)]
@@ -187,7 +191,8 @@ def bench_shards(n_images: int, tmp: Path) -> dict:
         return out
     shards.write_group = timed_group
     try:
-        _, t_all = timed(balance_run.run_balance, str(built.index), str(tmp / "CUR"), t=1e12, shard_size=1000, workers=1)
+        _, t_all = timed(balance_run.run_balance, str(built.index), str(tmp / "CUR"), t=1e12, shard_size=1000,
+                         workers=1)
     finally:
         shards.write_group = real
     return {"images": n_images, "image_MB": image_mb, "shard_write_MB_s": image_mb / sum(spent),

@@ -49,7 +49,8 @@ def build_inputs(root: Path, preset: str, n: int) -> tuple[Path, Path, str]:
     from training.models import PRESETS, build_model
     from training.tokenizer import load_tokenizer, special_ids, train_sentencepiece
 
-    corpus = [f"{t} {c}" for names in CLASSES.values() for c in names for t in ("a photo of a", "ein Foto von", "写真")] * 20
+    corpus = [f"{t} {c}" for names in CLASSES.values() for c in names
+              for t in ("a photo of a", "ein Foto von", "写真")] * 20
     train_sentencepiece(corpus, 200, root / "tok")
     tok = load_tokenizer(root / "tok")
     model = build_model(preset, len(tok), **special_ids(tok))
@@ -108,7 +109,8 @@ def main() -> None:
               f"{device}, torch threads {torch.get_num_threads()}", file=sys.stderr)
         rate = decode_rate(hf, folder, args.workers, args.batch_size)
         print(f"decode + preprocess only: {rate:.1f} img/s")
-        for name, data in (("folder, zero-shot en/de/ja", folder), ("webdataset, zero-shot en/de/ja + retrieval", shard)):
+        for name, data in (("folder, zero-shot en/de/ja", folder),
+                           ("webdataset, zero-shot en/de/ja + retrieval", shard)):
             cpu = time.process_time()
             r = run_eval(hf, data, root / "eval.json", batch_size=args.batch_size, workers=args.workers, device=device)
             cpu = time.process_time() - cpu

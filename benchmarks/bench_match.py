@@ -36,32 +36,36 @@ def cpu_seconds(fn, repeat: int) -> tuple[float, object]:
     return best, out
 
 
+def build_and_match(build_one, match_one, groups: dict, repeat: int) -> tuple[float, float, dict]:
+    """CPU seconds to build one matcher per language (build_one(entries, ids)), best CPU seconds to match every
+    language's texts with its matcher (match_one(matcher, texts)), and the matches per language. The matchers
+    live only in this call, so each method's are freed before the next one's are built."""
+    t = time.process_time()
+    matchers = {lang: build_one(e, ids) for lang, (e, ids, _) in groups.items()}
+    build = time.process_time() - t
+    sec, out = cpu_seconds(lambda: {lang: match_one(matchers[lang], tx) for lang, (_, _, tx) in groups.items()},
+                           repeat)
+    return build, sec, out
+
+
 def bench_corpus(name: str, corpus: corpora.Corpus, backends: list[str], repeat: int, compat: bool) -> list[dict]:
     """Rows of the table for one corpus: the reference, then each backend."""
     groups = corpus.by_lang()
     n_texts = len(corpus.texts)
     rows = []
-    t = time.process_time()
-    automata = {lang: reference_automaton(e, ids, compat) for lang, (e, ids, _) in groups.items()}
-    build = time.process_time() - t
-    ref_time, ref = cpu_seconds(lambda: {lang: reference_loop(automata[lang], tx)
-                                         for lang, (_, _, tx) in groups.items()}, repeat)
+    build, ref_time, ref = build_and_match(lambda e, ids: reference_automaton(e, ids, compat), reference_loop,
+                                           groups, repeat)
     matches = sum(len(x) for lists in ref.values() for x in lists) / max(n_texts, 1)
     rows.append(dict(corpus=name, method="reference loop (MetaCLIP)", build=build, rate=n_texts / ref_time,
                      speedup=1.0, identical="oracle", matches=matches))
-    del automata
     for backend in backends:
-        t = time.process_time()
-        matchers = {lang: Matcher(e, ids, compat=compat, backend=backend) for lang, (e, ids, _) in groups.items()}
-        build = time.process_time() - t
-        sec, got = cpu_seconds(lambda: {lang: matchers[lang].match(tx) for lang, (_, _, tx) in groups.items()},
-                               repeat)
+        build, sec, got = build_and_match(lambda e, ids: Matcher(e, ids, compat=compat, backend=backend),
+                                          lambda m, tx: m.match(tx), groups, repeat)
         same = all(got[lang].lists() == ref[lang] for lang in groups)
         rows.append(dict(corpus=name, method=f"Matcher backend={backend}", build=build, rate=n_texts / sec,
                          speedup=ref_time / sec, identical="yes" if same else "NO", matches=matches))
         print(f"  {name} {backend}: {n_texts / sec:,.0f} texts/s ({ref_time / sec:.1f}x), identical={same}",
               file=sys.stderr, flush=True)
-        del matchers
     return rows
 
 

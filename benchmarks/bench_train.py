@@ -87,13 +87,13 @@ def train_rate(spec: str, tok_dir: str, model: str, args, out: Path) -> dict:
     import torch
 
     from training.distributed import init_distributed
-    from training.train import Trainer, TrainConfig
+    from training.train import TrainConfig, Trainer
 
     cfg = TrainConfig(shards=spec, tokenizer=tok_dir, out=str(out / model), model=model, steps=args.steps + 1,
                       batch_size=args.train_batch, precision=args.precision, workers=0, device=args.device,
                       grad_checkpointing=args.grad_checkpointing, model_vocab=args.model_vocab or None)
     tr = Trainer(cfg, init_distributed(args.device))
-    from training.data import ShardStream, expand_sources, make_loader
+    from training.data import ShardStream, make_loader
     it = iter(make_loader(ShardStream(tr.sources, tr.tokenizer, cfg.batch_size, tr.image_size), 0))
     batch = next(it)
     tr.model.train()
@@ -158,11 +158,13 @@ def main() -> None:
     ap.add_argument("--grad-checkpointing", action="store_true")
     ap.add_argument("--train-batch", type=int, default=None, help="per-step batch (default 32 on CPU, 128 on GPU)")
     ap.add_argument("--steps", type=int, default=3, help="timed train steps per model (after 1 warm-up)")
-    ap.add_argument("--model-vocab", type=int, default=None, help="model vocabulary (default: 901629 = XLM-V on cuda, the small tokenizer's on cpu)")
+    ap.add_argument("--model-vocab", type=int, default=None,
+                    help="model vocabulary (default: 901629 = XLM-V on cuda, the small tokenizer's on cpu)")
     ap.add_argument("--workers", type=int, default=min(8, max(1, (os.cpu_count() or 2) - 1)), help="loader workers")
     ap.add_argument("--loader-batch", type=int, default=64)
     ap.add_argument("--loader-batches", type=int, default=30)
-    ap.add_argument("--repeats", type=int, default=3, help="interleaved loader measurements per configuration (median reported)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="interleaved loader measurements per configuration (median reported)")
     ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--per-shard", type=int, default=1000)
     ap.add_argument("--e2e-steps", type=int, default=30, help="steps of the end-to-end tiny `train` run (0: skip)")
@@ -173,7 +175,7 @@ def main() -> None:
     if args.model_vocab is None and cuda:
         args.model_vocab = 901629
 
-    from training.data import load_curation, expand_sources
+    from training.data import expand_sources, load_curation
     from training.models import PRESETS
     from training.tokenizer import load_tokenizer, train_sentencepiece
 
@@ -199,7 +201,8 @@ def main() -> None:
             rs = sorted(runs[key], key=lambda r: r["read_per_s"])
             loader[key] = {**rs[len(rs) // 2], "all_read_per_s": [r["read_per_s"] for r in runs[key]]}
             r = loader[key]
-            print(f"loader {key:20s}: {r['samples_per_s']:8.0f} samples/s delivered, {r['read_per_s']:8.0f} read/s (median of {len(rs)})", flush=True)
+            print(f"loader {key:20s}: {r['samples_per_s']:8.0f} samples/s delivered, {r['read_per_s']:8.0f} read/s "
+                  f"(median of {len(rs)})", flush=True)
         results["loader"] = loader
         for size in sorted({PRESETS["tiny"].image_size, 224}):
             plain, online = loader[f"plain@{size}"]["read_per_s"], loader[f"online_keep_all@{size}"]["read_per_s"]

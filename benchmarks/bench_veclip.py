@@ -54,7 +54,8 @@ def bench_attach(cur: Path, images: int) -> dict:
 
     caps = cur / "caps.parquet"
     pq.write_table(pa.table({"uid": [f"u{i:08d}" for i in range(images)],
-                             "caption": [f"a detailed description of image {i}, with a lawn and trees" for i in range(images)]}), caps)
+                             "caption": [f"a detailed description of image {i}, with a lawn and trees"
+                                         for i in range(images)]}), caps)
     t0, c0 = time.perf_counter(), time.process_time()
     entry = attach(cur, "bench", [caps])
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -30,8 +30,8 @@ t = time.perf_counter()
 r = build_wiki(dump, "en", out, pmi_threshold=8.0, use_wordnet=False, force_english=True, progress=False,
                max_ngrams=max_ngrams_for(mib), memory_limit_mib=max(mib, 64), tmp_dir=work)
 usage = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"wall_s": time.perf_counter() - t, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024,
-                  **{k: v for k, v in r["stats"].items() if k != "caps"}}))
+print(json.dumps({"wall_s": time.perf_counter() - t, "cpu_s": usage.ru_utime + usage.ru_stime,
+                  "peak_rss_mib": usage.ru_maxrss / 1024, **{k: v for k, v in r["stats"].items() if k != "caps"}}))
 """
 
 
@@ -50,8 +50,8 @@ def zipf_dump(path: Path, megabytes: float, seed: int = 0) -> int:
         words = [vocab[r] for r in ranks]
         sentences = [" ".join(words[j:j + 15]) + "." for j in range(0, len(words), 15)]
         text = "\n".join(" ".join(sentences[k:k + 4]) for k in range(0, len(sentences), 4))
-        pages.append({"title": f"{vocab[int(ranks[0])]} {vocab[int(ranks[1])]}" if i % 2 else vocab[int(ranks[0])].title(),
-                      "text": text})
+        title = f"{vocab[int(ranks[0])]} {vocab[int(ranks[1])]}" if i % 2 else vocab[int(ranks[0])].title()
+        pages.append({"title": title, "text": text})
         size += len(text)
         i += 1
     write_dump(path, "en", pages, compress=True)
@@ -81,7 +81,8 @@ def bench_titles() -> None:
     vocab = ["".join(rng.choice(letters, rng.integers(2, 10))) for _ in range(100_000)]
     words = [vocab[r] for r in np.minimum(rng.zipf(1.1, 2_000_000), len(vocab)) - 1]
     text = "\n".join(" ".join(words[j:j + 60]) + "." for j in range(0, len(words), 60)) + "\n"
-    sets = {"dense (common single words)": [vocab[i] for i in range(0, 100_000, 7)] + [f"{vocab[i]} {vocab[i + 1]}" for i in range(5000)],
+    sets = {"dense (common single words)": [vocab[i] for i in range(0, 100_000, 7)]
+            + [f"{vocab[i]} {vocab[i + 1]}" for i in range(5000)],
             "sparse (word pairs, capitalized words)": [f"{vocab[i]} {vocab[i + 1]}" for i in range(0, 100_000, 2)]
             + [vocab[i].title() for i in range(0, 100_000, 3)]}
     print(f"{len(text) / 1e6:.1f} MB of text")
@@ -123,7 +124,8 @@ def bench_segmenters() -> None:
 
     rng = random.Random(0)
     samples = {
-        "ja": list(wordfreq.iter_wordlist("ja", "best"))[:5000], "zh": list(wordfreq.iter_wordlist("zh", "best"))[:5000],
+        "ja": list(wordfreq.iter_wordlist("ja", "best"))[:5000],
+        "zh": list(wordfreq.iter_wordlist("zh", "best"))[:5000],
         "th": sorted(thai_words())[:5000], "lo": ["ພາສາລາວ", "ມີ", "ຄວາມ", "ສວຍງາມ", "ປະເທດ", "ລາວ", "ເມືອງ", "ຫຼວງ"],
         "km": ["ខ្ញុំ", "ស្រឡាញ់", "ប្រទេស", "កម្ពុជា", "ភ្នំពេញ", "រាជធានី"], "bo": ["བཀྲ་", "ཤིས་", "བདེ་", "ལེགས་", "བོད་", "ཡིག་"],
         "my": ["မြန်မာ", "စာ", "ကျောင်း", "သား", "ရန်ကုန်", "မြို့"],
@@ -147,7 +149,8 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=20, help="uncompressed article text in MB (default 20)")
     parser.add_argument("--small-mib", type=int, default=8, help="the small --memory-budget in MiB (default 8)")
     parser.add_argument("--titles", action="store_true", help="benchmark title counting instead")
-    parser.add_argument("--segmenters", action="store_true", help="benchmark the no-space languages' segmenters instead")
+    parser.add_argument("--segmenters", action="store_true",
+                        help="benchmark the no-space languages' segmenters instead")
     args = parser.parse_args()
     if args.titles:
         return bench_titles()
@@ -160,14 +163,16 @@ def main() -> None:
         print(f"dump: {size / 1e6:.1f} MB of text, {(root / 'en.xml.bz2').stat().st_size / 1e6:.1f} MB bz2, "
               f"generated in {time.perf_counter() - t:.0f} s")
         results = {}
-        for name, mib in (("no spill (budget 4096 MiB)", 4096), (f"small budget ({args.small_mib} MiB)", args.small_mib)):
+        for name, mib in (("no spill (budget 4096 MiB)", 4096),
+                          (f"small budget ({args.small_mib} MiB)", args.small_mib)):
             results[name] = run(root / "en.xml.bz2", root / name.split()[0], root / "work", mib)
         print("| configuration | wall s | CPU s | text MB/s (CPU) | peak RSS MiB | runs | peak n-grams in memory | "
               "distinct unigrams | distinct bigrams |")
         print("|---|---|---|---|---|---|---|---|---|")
         for name, r in results.items():
-            print(f"| {name} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {size / 1e6 / r['cpu_s']:.2f} | {r['peak_rss_mib']:.0f} | "
-                  f"{r['runs']} | {r['peak_ngrams_in_memory']} | {r['distinct_unigrams']} | {r['distinct_bigrams']} |")
+            print(f"| {name} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | {size / 1e6 / r['cpu_s']:.2f} | "
+                  f"{r['peak_rss_mib']:.0f} | {r['runs']} | {r['peak_ngrams_in_memory']} | {r['distinct_unigrams']} | "
+                  f"{r['distinct_bigrams']} |")
         a, b = (root / "no" / "entries.parquet").read_bytes(), (root / "small" / "entries.parquet").read_bytes()
         print(f"entries.parquet byte-identical: {a == b}")
         if a != b:

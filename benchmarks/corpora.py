@@ -20,6 +20,7 @@ NOISE_WORDS = ("IMG_{n}.jpg", "{n}x{m}", "{n}", "({n})", "#{n}", "v{n}.{m}", "{n
 PUNCT_ENTRIES = ("c++", "c#", ".net", "u.s.", "mr.", "dr.", "st.", "inc.", "no.", "e.g.", "a.m.", "p.m.",
                  "at&t", "r&b", "q&a", "wi-fi", "t-shirt", "'s", "#1", "4:3", "16:9", "...", "!!!", "?!")
 LANG_SHARE = {"zh": 0.4, "ja": 0.3, "ko": 0.15, "th": 0.15}
+NO_SPACE_LANGS = ("zh", "ja", "th")  # written without spaces between words
 
 
 @dataclass
@@ -124,7 +125,7 @@ def alt_texts(lang: str, n: int, seed: int = 0, dup_rate: float = 0.1,
         words, p = vocab, np.full(len(vocab), 1 / len(vocab))
     else:
         words, p = _zipf_words(lang, 50_000, "large" if lang in ("en", "zh", "ja") else "best")
-    joiner = " " if lang in ("en", "ko") else ""
+    joiner = "" if lang in NO_SPACE_LANGS else " "
     if lang in ("zh", "ja", "th"):
         min_chars, max_chars = max(8, min_chars // 2), max(16, max_chars // 3)
     seps = [", ", " - ", " | ", ". ", " ", ": ", "\t", " \u00a0"] if joiner else ["，", "。", "、", " ", "｜", "・", ""]
@@ -166,3 +167,92 @@ def cjk(n_entries: int = 500_000, n_texts: int = 100_000, seed: int = 0, dup_rat
         text_langs += [lang] * k
     order = np.random.default_rng(seed + 99).permutation(len(texts))  # a web pool mixes its languages
     return Corpus(entries, langs, [texts[i] for i in order], [text_langs[i] for i in order])
+
+
+# The web pool of issue 15: share of rows per language (16 with metadata), the rest in languages the
+# metadata does not have (rejected as no_metadata_language); entries per language besides en and cjk.
+WEB_LANGS = {"en": 0.35, "zh": 0.08, "es": 0.07, "ja": 0.06, "de": 0.06, "fr": 0.06, "pt": 0.05, "ru": 0.05,
+             "ko": 0.03, "it": 0.03, "ar": 0.03, "th": 0.02, "nl": 0.02, "pl": 0.02, "tr": 0.02, "vi": 0.02}
+WEB_OTHER_LANGS = {"sw": 0.01, "und": 0.01, None: 0.01}
+WEB_TEXT_LANG = {"sw": "ms", "und": "hu", None: "fi"}  # words of these rows' texts (wordfreq has no sw/und)
+WEB_MESSY = ["", " ", "   ", "\t\n", "\u00a0", "\u3000", "\u2028", "\x1c\x1f", "\x85", "\u200b", "\x00",
+             "\x01\x02 icon", "logo\x7f", "\ufeffbanner"]
+
+
+def word_entries(lang: str, n: int, seed: int = 0) -> list[str]:
+    """n distinct entries of a space-separated language: wordfreq's words, then Zipf-sampled bigrams."""
+    import wordfreq
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, None] = {}
+    _distinct_fill(out, (str(i) for i in range(100)), n)
+    _distinct_fill(out, wordfreq.top_n_list(lang, int(n * 0.7), wordlist="best"), n)
+    words, p = _zipf_words(lang, 30_000, "best")
+    while len(out) < n:
+        picks = rng.choice(len(words), size=(20_000, 2), p=p).tolist()
+        _distinct_fill(out, (f"{words[a]} {words[b]}" for a, b in picks), n)
+    return list(out)
+
+
+def web_entries(seed: int = 0, en: int = 500_000, cjk_n: int = 500_000, other: int = 40_000
+                ) -> tuple[list[str], list[str]]:
+    """A MetaCLIP 2-style metadata over WEB_LANGS: 500k English, 500k zh/ja/ko/th, `other` per other language."""
+    entries, langs = english_entries(en, seed), ["en"] * en
+    e, lg = cjk_entries(cjk_n, seed)
+    entries, langs = entries + e, langs + lg
+    for i, lang in enumerate(x for x in WEB_LANGS if x not in ("en", *LANG_SHARE)):
+        e = word_entries(lang, other, seed + 10 + i)
+        entries, langs = entries + e, langs + [lang] * len(e)
+    return entries, langs
+
+
+def web_pool(n_rows: int, seed: int = 0, dup_rate: float = 0.1):
+    """A web-like pool table (text, lang, uid, url) of n_rows over WEB_LANGS + WEB_OTHER_LANGS.
+
+    Rows are alt-texts of images: 1-4 per image (same uid and url), images in random order, languages mixed.
+    Messy classes: ~3% of texts replaced by WEB_MESSY values or padded with NBSP/U+3000/control
+    characters, ~1% null texts, 0.05% very long texts (5k-40k characters); 10% of images have a null uid
+    and 1% a blank one (uids derived from the url), 2% of images repeat an earlier image's uid and url.
+    """
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    shares = {**WEB_LANGS, **WEB_OTHER_LANGS}
+    texts, langs = [], []
+    for i, (lang, share) in enumerate(shares.items()):
+        k = int(round(n_rows * share)) if i < len(shares) - 1 else n_rows - len(texts)
+        texts += alt_texts(WEB_TEXT_LANG.get(lang, lang), k, seed + 100 + i, dup_rate)
+        langs += [lang] * k
+    order = rng.permutation(n_rows)
+    texts = [texts[i] for i in order]
+    langs = [langs[i] for i in order]
+    long_rows = np.flatnonzero(rng.random(n_rows) < 0.0005)
+    for r in long_rows.tolist():
+        same = [j for j in rng.integers(0, n_rows, 2000).tolist() if langs[j] == langs[r]][:400]
+        texts[r] = " ".join(texts[j] for j in same[: int(rng.integers(30, 400))])
+    draw = rng.random(n_rows)
+    for r in np.flatnonzero(draw < 0.015).tolist():
+        texts[r] = WEB_MESSY[int(rng.integers(len(WEB_MESSY)))]
+    pads = ("\u00a0", "\u3000", " \t", "\x00", "\u2009", "\x1f")
+    for r in np.flatnonzero((draw >= 0.015) & (draw < 0.03)).tolist():
+        texts[r] = pads[int(rng.integers(len(pads)))] + texts[r] + pads[int(rng.integers(len(pads)))]
+    for r in np.flatnonzero((draw >= 0.03) & (draw < 0.04)).tolist():
+        texts[r] = None
+    sizes = rng.choice([1, 1, 1, 2, 2, 3, 4], size=n_rows)
+    sizes = sizes[: int(np.searchsorted(np.cumsum(sizes), n_rows)) + 1]
+    sizes[-1] -= int(sizes.sum()) - n_rows
+    n_img = len(sizes)
+    img_uid = np.array([f"{a:016x}{b:016x}" for a, b in zip(rng.integers(0, 1 << 62, n_img).tolist(),
+                                                               rng.integers(0, 1 << 62, n_img).tolist())], dtype=object)
+    img_url = np.array([f"https://img{k % 97}.example.com/{u[:20]}.jpg" for k, u in enumerate(img_uid)], dtype=object)
+    again = np.flatnonzero(rng.random(n_img) < 0.02)
+    again = again[again > 0]
+    src = (rng.random(len(again)) * again).astype(np.int64)
+    img_uid[again], img_url[again] = img_uid[src], img_url[src]
+    u = rng.random(n_img)
+    img_uid[u < 0.10] = None
+    img_uid[(u >= 0.10) & (u < 0.11)] = " "
+    image = np.repeat(np.arange(n_img), sizes)
+    return pa.table({"text": pa.array(texts, pa.string()), "lang": pa.array(langs, pa.string()),
+                     "uid": pa.array(img_uid[image].tolist(), pa.string()),
+                     "url": pa.array(img_url[image].tolist(), pa.string())})

@@ -50,7 +50,8 @@ def main() -> None:
         size_mb = (out / "entries.parquet").stat().st_size / 2**20
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"build --langs {args.langs}: {len(result['langs'])} languages, {table.num_rows} entries, "
-              f"{build_s:.1f} s wall ({build_cpu:.1f} s CPU), entries.parquet {size_mb:.1f} MiB, peak RSS {peak_mb:.0f} MiB")
+              f"{build_s:.1f} s wall ({build_cpu:.1f} s CPU), entries.parquet {size_mb:.1f} MiB, "
+              f"peak RSS {peak_mb:.0f} MiB")
         print(f"load_entries (read + validate): {load_s:.2f} s")
     finally:
         if not args.out:
@@ -66,26 +67,28 @@ def bench_add(work: Path) -> None:
     (work / "metadata.json").write_text(json.dumps(entries))
     t0, cpu0 = time.perf_counter(), time.process_time()
     summary, _, _ = add(str(work / "M_add"), "en", str(work / "metadata.json"), source="metaclip1")
-    print(f"add metadata.json: {summary.n_added} entries, {time.perf_counter() - t0:.1f} s wall ({time.process_time() - cpu0:.1f} s CPU)")
+    print(f"add metadata.json: {summary.n_added} entries, {time.perf_counter() - t0:.1f} s wall "
+          f"({time.process_time() - cpu0:.1f} s CPU)")
 
 
 def bench_wiki(work: Path, pages: int) -> None:
-    from wiki_dump_factory import write_dump
-
     from metadata import wordnet
     from metadata.wiki import build_wiki
+    from wiki_dump_factory import write_dump
 
     glosses = wordnet.glosses("en")
     rng = random.Random(0)
     titles = list(dict.fromkeys(wordnet.lemmas("en")[0]))
     dump = write_dump(work / "enwiki.xml.bz2", "en", [
-        {"title": titles[i].capitalize(), "text": "\n".join(rng.sample(glosses, 20))} for i in range(pages)], compress=True)
+        {"title": titles[i].capitalize(), "text": "\n".join(rng.sample(glosses, 20))} for i in range(pages)],
+        compress=True)
     t0, cpu0 = time.perf_counter(), time.process_time()
-    result = build_wiki(str(dump), "en", str(work / "M_wiki"), pmi_threshold=10.0, use_wordnet=False, force_english=True,
-                        progress=False)
+    result = build_wiki(str(dump), "en", str(work / "M_wiki"), pmi_threshold=10.0, use_wordnet=False,
+                        force_english=True, progress=False)
     s = result["stats"]
     print(f"build-wiki: {s['pages']} articles, {s['tokens']} tokens ({dump.stat().st_size / 2**20:.1f} MiB bz2), "
-          f"{result['summary'].n_added} entries, {time.perf_counter() - t0:.1f} s wall ({time.process_time() - cpu0:.1f} s CPU)")
+          f"{result['summary'].n_added} entries, {time.perf_counter() - t0:.1f} s wall "
+          f"({time.process_time() - cpu0:.1f} s CPU)")
 
 
 if __name__ == "__main__":

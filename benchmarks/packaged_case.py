@@ -61,14 +61,16 @@ def japanese(n: int) -> None:
     entries = packaged("ja")
     single = {i for i, e in enumerate(entries) if len(e) == 1 and any(lo <= ord(e) <= hi for lo, hi in KANA)}
     texts = alt_texts("ja", n, seed=1)
-    print(f"ja: {len(entries)} packaged entries, {len(single)} of one kana ({''.join(sorted(entries[i] for i in single))[:40]}…)")
+    kana = "".join(sorted(entries[i] for i in single))[:40]
+    print(f"ja: {len(entries)} packaged entries, {len(single)} of one kana ({kana}…)")
     print("| mode | texts with a match | with a one-kana entry | only one-kana entries |")
     print("|---|---|---|---|")
     for compat in (False, True):
         share, _, lists = rates(entries, texts, compat)
         with_single = np.mean([bool(single.intersection(m)) for m in lists])
         only_single = np.mean([bool(m) and set(m) <= single for m in lists])
-        print(f"| {'--compat metaclip' if compat else 'default'} | {share:.1%} | {with_single:.1%} | {only_single:.1%} |")
+        mode = "--compat metaclip" if compat else "default"
+        print(f"| {mode} | {share:.1%} | {with_single:.1%} | {only_single:.1%} |")
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ classes of the web (empty, whitespace-only, NBSP/U+3000 padding, control charact
 process, CPU time (`time.process_time`), cProfile for the split:
 
     .venv/bin/python benchmarks/profile_part.py --texts 300000 --entries 200000
+    .venv/bin/python benchmarks/profile_part.py --corpus web --texts 1000000   # bench_build_index's web pool
 
 Reference = MetaCLIP's loop on the same rows: Parquet read, `str.strip()`, one automaton per language,
 one `iter` per text; its automaton build is reported apart, like the worker's start-up.
@@ -27,7 +28,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpora  # noqa: E402
-from bench_build_index import write_meta  # noqa: E402
+from bench_build_index import web_inputs, write_meta  # noqa: E402
 
 MESSY = ["", "   ", "\u00a0", "\u3000logo\u3000", "\u00a0photo of a cat\u00a0", "\x00\x01 icon", "\t\n", None]
 
@@ -86,8 +87,9 @@ def reference(pool: Path, entries: pa.Table) -> tuple[float, float]:
 
 def worker(pool: Path, meta: str, out: Path, prof: cProfile.Profile) -> tuple[float, float, int]:
     """(start-up CPU s, part CPU s, rows) of one in-process worker over the whole pool as one part."""
-    from curation.build_index import PartProcessor, write_part
+    from curation.build_index import PartProcessor
     from curation.build_index_run import plan
+    from curation.index import write_part
 
     t0 = time.process_time()
     p = plan([str(pool)], meta, lid="column:lang", compat=False, text_column=None, uid_column="uid",
@@ -100,7 +102,7 @@ def worker(pool: Path, meta: str, out: Path, prof: cProfile.Profile) -> tuple[fl
     part = p["parts"][0]
     prof.enable()
     result = proc.process_part(part)
-    write_part(out, part.part, result)
+    write_part(out, part.part, result.matches, result.counts)
     prof.disable()
     return t1 - t0, time.process_time() - t1, result.rows_in
 
@@ -139,10 +141,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--texts", type=int, default=300_000)
     ap.add_argument("--entries", type=int, default=200_000, help="entries per corpus (English, CJK)")
+    ap.add_argument("--corpus", choices=["en+cjk", "web"], default="en+cjk",
+                    help="web: bench_build_index's 16-language pool and 1.44M-entry META (--entries ignored)")
     ap.add_argument("--root", default="/tmp/profile_part")
     args = ap.parse_args()
     root = Path(args.root)
-    meta, pool = make_pool(root, args.texts, args.entries)
+    if args.corpus == "web":
+        meta, pool = web_inputs(Path("/tmp/bench_build_index"), args.texts)
+        root = root / f"web-{args.texts}"
+    else:
+        meta, pool = make_pool(root, args.texts, args.entries)
     from curation.build_index_run import load_entries
 
     prof = cProfile.Profile()

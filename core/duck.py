@@ -12,8 +12,8 @@ from typing import Any, Sequence
 
 import pyarrow.parquet as pq
 
-from core.errors import UserError
 from core.atomic import atomic_path
+from core.errors import UserError
 
 STREAM_ROWS = 65_536
 
@@ -22,7 +22,7 @@ def connect(database: str | os.PathLike = ":memory:", **config: Any):
     """A DuckDB connection with `config` settings (e.g. temp_directory, memory_limit) set as values.
 
     DuckDB reads a `?` in a database file name as the start of URI options, so such a path is refused."""
-    import duckdb
+    import duckdb  # lazy: DuckDB loads only where a query runs (not for --help or the matcher)
 
     if "?" in str(database):
         raise UserError(f"{database}: DuckDB cannot open a database whose path holds '?'; choose another folder "
@@ -35,7 +35,8 @@ def files(paths: Sequence[str | os.PathLike]) -> list[str]:
     return [str(p) for p in paths]
 
 
-def copy_parquet(con, query: str, params: Sequence[Any], path: str | os.PathLike, row_group_size: int | None = None) -> int:
+def copy_parquet(con, query: str, params: Sequence[Any], path: str | os.PathLike,
+                 row_group_size: int | None = None) -> int:
     """Stream `query`'s result into the Parquet file `path` (written atomically); returns the row count."""
     reader = con.sql(query, params=list(params)).to_arrow_reader(STREAM_ROWS)
     rows = 0

@@ -13,7 +13,6 @@ from typing import Iterator
 
 from core.errors import UserError
 
-
 _HELD_LOCK_FDS: set[int] = set()
 
 

@@ -13,6 +13,7 @@ from typing import Iterable
 from core import storage
 from core.errors import UserError
 
+
 def file_fingerprint(path: str | os.PathLike) -> dict:
     """Cheap identity of an input file: path, size, mtime_ns (content is not hashed: pools are large)."""
     st = os.stat(path)

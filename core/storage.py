@@ -13,11 +13,13 @@ protocol) or a flat {"key": …} applied to every protocol.
 
 API (stable; other modules build on it):
   URLs:        is_local(p), local_path(p), normalize(p), join(base, *names), name(p), parent(p)
-  filesystem:  configure(options), filesystem(url) -> (fsspec fs, path inside it), fsspec_options(url)
+  filesystem:  configure(options), filesystem(url) -> (fsspec fs, path inside it), fsspec_options(url),
+               fsspec_config(url) (the options as fsspec's config, for libraries and their subprocesses)
   read:        open_input(url) (streaming, seekable), read_bytes, read_json, exists, isdir, isfile,
                info, fingerprint, list_files(url) (recursive, sorted), glob(pattern), content_hash,
                arrow_dataset(urls) (pyarrow.fs-backed Parquet dataset, e.g. for DuckDB), local_copy(folder)
-               (a local copy of a small folder, e.g. a model, for libraries that read only local files)
+               (a local copy of a small folder, e.g. a model, for libraries that read only local files; older
+               copies of the same source that no live process holds are removed)
   write:       open_output(url) (the object appears whole or not at all), write_bytes, write_json,
                write_parquet, remove(url), makedirs
   commit:      Journal(folder, name) (one record per finished unit; append-only), lock(folder) (flock
@@ -34,9 +36,12 @@ names are ignored, then overwritten or removed.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import glob as globlib
 import hashlib
 import json
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -48,8 +53,9 @@ from typing import IO, Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.atomic import atomic_path, json_bytes, write_bytes_atomic
+from core.atomic import read_json as local_read_json
 from core.errors import UserError
-from core.atomic import json_bytes, write_bytes_atomic
 from core.locks import output_lock
 
 ENV_OPTIONS = "WORLDCLIP_STORAGE_OPTIONS"
@@ -148,9 +154,37 @@ def fsspec_options(url: str | os.PathLike) -> dict:
     return opts
 
 
+@contextlib.contextmanager
+def fsspec_config(url: str | os.PathLike) -> Iterator[None]:
+    """For the block, `url`'s storage options (--storage-options included) are fsspec's own config for its
+    protocol: in this process (fsspec.config.conf) and in processes started meanwhile (FSSPEC_<PROTOCOL>, read
+    by fsspec at import), so libraries that open URLs themselves, in subprocesses too (img2dataset), use them."""
+    import fsspec.config
+
+    proto = protocol(url)
+    if is_local(url) or proto is None:
+        yield
+        return
+    opts, var = fsspec_options(url), f"FSSPEC_{proto.upper()}"
+    saved_env, saved_conf = os.environ.get(var), fsspec.config.conf.get(proto)
+    os.environ[var] = json.dumps(opts)
+    fsspec.config.conf[proto] = {**(saved_conf or {}), **opts}
+    try:
+        yield
+    finally:
+        if saved_env is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = saved_env
+        if saved_conf is None:
+            fsspec.config.conf.pop(proto, None)
+        else:
+            fsspec.config.conf[proto] = saved_conf
+
+
 def filesystem(url: str | os.PathLike):
     """(fsspec filesystem, path inside it) for a URL or local path; options as described above."""
-    import fsspec
+    import fsspec  # lazy: fsspec and its store plugins load only when a URL is used
 
     s = os.fspath(url)
     proto = protocol(s) or "file"
@@ -221,8 +255,6 @@ def read_bytes(url: str | os.PathLike) -> bytes:
 def read_json(url: str | os.PathLike) -> Any:
     """Parsed JSON; a missing or invalid file is a UserError naming it."""
     if is_local(url):
-        from core.atomic import read_json as local_read_json
-
         return local_read_json(local_path(url))
     if not exists(url):
         raise UserError(f"{url}: file not found")
@@ -238,28 +270,25 @@ def info(url: str | os.PathLike) -> dict:
         return fs.info(path)
 
 
-def exists(url: str | os.PathLike) -> bool:
+def _test(url: str | os.PathLike, local_test: str, fs_test: str) -> bool:
+    """Path.<local_test>() of a local path, else the file system's <fs_test>(path)."""
     if is_local(url):
-        return local_path(url).exists()
+        return getattr(local_path(url), local_test)()
     fs, path = filesystem(url)
     with errors(url):
-        return fs.exists(path)
+        return getattr(fs, fs_test)(path)
+
+
+def exists(url: str | os.PathLike) -> bool:
+    return _test(url, "exists", "exists")
 
 
 def isdir(url: str | os.PathLike) -> bool:
-    if is_local(url):
-        return local_path(url).is_dir()
-    fs, path = filesystem(url)
-    with errors(url):
-        return fs.isdir(path)
+    return _test(url, "is_dir", "isdir")
 
 
 def isfile(url: str | os.PathLike) -> bool:
-    if is_local(url):
-        return local_path(url).is_file()
-    fs, path = filesystem(url)
-    with errors(url):
-        return fs.isfile(path)
+    return _test(url, "is_file", "isfile")
 
 
 def _url(url: str, fs, path: str) -> str:
@@ -280,8 +309,6 @@ def list_files(url: str | os.PathLike) -> list[str]:
 def glob(pattern: str) -> list[str]:
     """Files matching a glob (`**` recursive), sorted (local: absolute paths; else URLs)."""
     if is_local(pattern):
-        import glob as globlib
-
         return sorted(str(Path(m).resolve()) for m in globlib.glob(str(local_path(pattern)), recursive=True))
     fs, path = filesystem(pattern)
     with errors(pattern):
@@ -292,8 +319,6 @@ def glob(pattern: str) -> list[str]:
 def glob_in(folder: str | os.PathLike, pattern: str) -> list[str]:
     """Files directly in `folder` whose name matches `pattern`, sorted. Only the name is a pattern: a folder
     whose own path holds `[`, `*` or `?` is taken literally (glob(join(folder, "*.tar")) would not be)."""
-    import fnmatch
-
     if is_local(folder):
         d = local_path(folder).resolve()
         return sorted(str(p) for p in d.iterdir() if p.is_file() and fnmatch.fnmatchcase(p.name, pattern)) \
@@ -308,7 +333,7 @@ def glob_in(folder: str | os.PathLike, pattern: str) -> list[str]:
 def arrow_dataset(urls: list[str]):
     """A pyarrow Dataset over Parquet files (paths or URLs of one store), scanned lazily and streamed: what
     DuckDB is given as a registered table, so no path becomes SQL and no file is copied first."""
-    import pyarrow.dataset as ds
+    import pyarrow.dataset as ds  # lazy, as pyarrow.fs below: only `curate stats`/download scan datasets
 
     if not urls or is_local(urls[0]):
         return ds.dataset([str(local_path(u)) for u in urls], format="parquet")
@@ -344,13 +369,61 @@ def content_hash(url: str | os.PathLike, algo: str = "sha256") -> str:
     return h.hexdigest()
 
 
+COPY_IN_USE = ".worldclip-in-use"  # in every local_copy folder: flock'ed shared by each process using it
+_CLAIMED: list[int] = []  # fds of those locks, held for the life of this process
+
+
+def _claim(folder: Path) -> bool:
+    """Mark `folder` as used by this process until it exits (a shared flock on its COPY_IN_USE); False when the
+    folder is gone or was being removed."""
+    import fcntl
+
+    try:
+        fd = os.open(folder / COPY_IN_USE, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    if not (folder / COPY_IN_USE).exists():  # removed while we waited for the lock
+        os.close(fd)
+        return False
+    _CLAIMED.append(fd)
+    return True
+
+
+def _remove_unused(folder: Path) -> bool:
+    """Remove a copy (or a killed copy's temp folder) that no live process holds; False when one does."""
+    import fcntl
+    import shutil
+
+    marker = folder / COPY_IN_USE
+    try:
+        fd = os.open(marker, os.O_RDONLY)
+    except FileNotFoundError:  # a temp folder cut before its marker: only once it is clearly abandoned
+        if folder.name.startswith(".") and time.time() - folder.stat().st_mtime > 600:
+            shutil.rmtree(folder, ignore_errors=True)
+            return True
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    try:
+        trash = folder.with_name(f".{folder.name}.trash-{uuid.uuid4().hex[:8]}")  # a killed removal: found again
+        os.rename(folder, trash)  # at once: a process waiting to claim it finds its marker gone and copies anew
+        shutil.rmtree(trash, ignore_errors=True)
+    finally:
+        os.close(fd)
+    return True
+
+
 def local_copy(url: str | os.PathLike, flag: str = "") -> str:
     """A local folder with the files below `url`, for libraries that read only local files (transformers'
     from_pretrained): a local path as it is; a URL copied once per machine into WORLDCLIP_SCRATCH (default
-    the temp folder), keyed by the URL and its objects' fingerprints, so a changed folder is copied anew.
+    the temp folder)/worldclip-copies/<source>-<version>, keyed by the URL and its objects' fingerprints, so a
+    changed folder is copied anew. Each process using a copy holds it (a shared flock) until it exits; making a
+    newer copy of a source removes its older copies (and temp folders of killed copies) that no live process
+    holds, so scratch keeps one copy per source plus those in use.
     `flag` (e.g. "--model") starts the error line when nothing is there or a read fails."""
-    import shutil
-
     if is_local(url):
         return str(local_path(url))
     prefix = f"{flag} " if flag else ""
@@ -358,25 +431,35 @@ def local_copy(url: str | os.PathLike, flag: str = "") -> str:
         base, files = normalize(url), list_files(url)
     if not files:
         raise UserError(f"{prefix}{url}: no such object or folder; check the URL (list it with e.g. `rclone ls` or `aws s3 ls`)")
-    key = hashlib.sha256(json.dumps([base, [fingerprint(u) for u in files]]).encode()).hexdigest()[:16]
-    dest = Path(os.environ.get("WORLDCLIP_SCRATCH") or tempfile.gettempdir()) / "worldclip-copies" / key
-    if dest.is_dir():
-        return str(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=dest.parent))
-    try:
-        for u in files:
-            target = tmp / normalize(u)[len(base):].lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with errors(u, flag), open_input(u) as src, open(target, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    try:
-        os.rename(tmp, dest)
-    except OSError:  # another process copied it first
-        shutil.rmtree(tmp, ignore_errors=True)
+    source = hashlib.sha256(base.encode()).hexdigest()[:12]
+    version = hashlib.sha256(json.dumps([base, [fingerprint(u) for u in files]]).encode()).hexdigest()[:16]
+    key = f"{source}-{version}"
+    root = Path(os.environ.get("WORLDCLIP_SCRATCH") or tempfile.gettempdir()) / "worldclip-copies"
+    dest = root / key
+    while not (dest.is_dir() and _claim(dest)):
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=root))
+        (tmp / COPY_IN_USE).touch()
+        _claim(tmp)  # held across the rename: the folder keeps its inode, the flock stays ours
+        try:
+            for u in files:
+                target = tmp / normalize(u)[len(base):].lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with errors(u, flag), open_input(u) as src, open(target, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        try:
+            os.rename(tmp, dest)
+        except OSError:  # another process copied it first
+            shutil.rmtree(tmp, ignore_errors=True)
+            continue
+        break
+    for old in root.iterdir():
+        if old.is_dir() and old.name != key and old.name.lstrip(".").startswith(f"{source}-"):
+            with contextlib.suppress(OSError):  # e.g. removed by another process meanwhile
+                _remove_unused(old)
     return str(dest)
 
 
@@ -397,8 +480,6 @@ def open_output(url: str | os.PathLike) -> Iterator[IO[bytes]]:
     """
     s = os.fspath(url)
     if is_local(s):
-        from core.atomic import atomic_path
-
         with atomic_path(local_path(s)) as tmp, open(tmp, "wb") as f:
             yield f
         return
@@ -446,8 +527,6 @@ def write_parquet(url: str | os.PathLike, table: pa.Table, **kwargs: Any) -> Non
 def remove(url: str | os.PathLike, recursive: bool = True) -> None:
     """Remove a file or folder/prefix if it is there."""
     if is_local(url):
-        import shutil
-
         p = local_path(url)
         if p.is_dir():
             shutil.rmtree(p) if recursive else p.rmdir()
@@ -517,7 +596,8 @@ def _owner() -> dict:
     return {"owner": uuid.uuid4().hex, "host": socket.gethostname(), "pid": os.getpid()}
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host with this pid exists (a stale lock or scratch file's owner does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -528,7 +608,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _lock_is_stale(held: dict, stale_s: float) -> bool:
-    if held.get("host") == socket.gethostname() and isinstance(held.get("pid"), int) and not _pid_alive(held["pid"]):
+    if held.get("host") == socket.gethostname() and isinstance(held.get("pid"), int) and not pid_alive(held["pid"]):
         return True
     return time.time() - float(held.get("heartbeat", 0)) > stale_s
 

@@ -74,7 +74,8 @@ def thresholds(by_lang: dict[str, tuple[np.ndarray, np.ndarray]], t: float | Non
                p: float | None = None) -> Thresholds:
     """t_L per language: t for English, p_to_t(C_L, p) elsewhere, p = --p or t_to_p(C_en, t)."""
     if t is not None and not (t > 0 and math.isfinite(t)):
-        raise UserError(f"--t must be a finite number > 0 (got {t}): it is the English head/tail threshold, e.g. --t 20000")
+        raise UserError(f"--t must be a finite number > 0 (got {t}): "
+                        "it is the English head/tail threshold, e.g. --t 20000")
     if p is not None and not 0 <= p <= 1:
         raise UserError(f"--p must be a tail share in [0, 1] (got {p})")
     if t is None and p is None:
@@ -91,16 +92,32 @@ def thresholds(by_lang: dict[str, tuple[np.ndarray, np.ndarray]], t: float | Non
     return Thresholds(out, float(p), None if t is None else float(t))
 
 
-def entry_probabilities(counts: pa.Table, t: float | None = None, p: float | None = None
-                        ) -> tuple[np.ndarray, dict[str, float]]:
-    """p_e for every entry (indexed by entry_id) and {lang: t_L}; training's online curation uses this."""
+@dataclass(frozen=True)
+class Probabilities:
+    """What balancing draws with, from a counts table: counts per language, thresholds, p_e per entry_id."""
+
+    by_lang: dict[str, tuple[np.ndarray, np.ndarray]]
+    thresholds: Thresholds
+    p_entry: np.ndarray  # float64, indexed by entry_id (0 for ids absent from the counts)
+
+
+def probabilities(counts: pa.Table, t: float | None = None, p: float | None = None) -> Probabilities:
+    """split_by_lang, thresholds and p_e of every entry: `curate balance` and training's online curation
+    (through entry_probabilities) both start from this."""
     by_lang = split_by_lang(counts)
     th = thresholds(by_lang, t, p)
     n = int(counts.column("entry_id").to_numpy().max()) + 1 if counts.num_rows else 0
     p_entry = np.zeros(n, dtype=np.float64)
     for lang, (ids, c) in by_lang.items():
         p_entry[ids] = count_to_prob(c, th.t[lang])
-    return p_entry, th.t
+    return Probabilities(by_lang, th, p_entry)
+
+
+def entry_probabilities(counts: pa.Table, t: float | None = None, p: float | None = None
+                        ) -> tuple[np.ndarray, dict[str, float]]:
+    """p_e for every entry (indexed by entry_id) and {lang: t_L}; training's online curation uses this."""
+    probs = probabilities(counts, t, p)
+    return probs.p_entry, probs.thresholds.t
 
 
 def head_entries(counts: np.ndarray, t: float) -> np.ndarray:

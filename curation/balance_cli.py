@@ -1,19 +1,23 @@
-"""`curate balance`: INDEX -> per-language thresholds -> balanced, deterministic WebDataset shards."""
+"""Compute per-language thresholds (t for English, t_L = p_to_t(C_L, t_to_p(C_en, t)) for the others), draw one
+text per image and keep it with probability 1 - prod(1 - p_e), then write WebDataset shards from the pool's
+images (or curated.parquet for URL-only pools: then run `curate download`). Draws depend on (seed, uid) only.
+Rerunning the same command resumes.
+"""
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
+from core.errors import UserError
 from core.flags import FINITE, POSITIVE, POSITIVE_INT, SHARE, number
+from curation.curated import SHARD_SIZE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "balance", help="balance an INDEX (MetaCLIP 2 thresholds + per-image sampling) -> CURATED shards",
-        description="Compute per-language thresholds (t for English, t_L = p_to_t(C_L, t_to_p(C_en, t)) for the "
-                    "others), draw one text per image and keep it with probability 1 - prod(1 - p_e), then write "
-                    "WebDataset shards from the pool's images (or curated.parquet for URL-only pools: then run "
-                    "`curate download`). Draws depend on (seed, uid) only. Rerunning the same command resumes.")
+        description=__doc__)
     p.add_argument("--index", required=True, metavar="INDEX", help="INDEX folder made by `curate build-index`")
     p.add_argument("--out", required=True, metavar="CURATED", help="output folder")
     p.add_argument("--t", type=POSITIVE, default=None,
@@ -23,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="tail share for the non-English languages instead of t_to_p(C_en, t) (needed when the "
                         "INDEX has no English); without --t English uses p_to_t(C_en, p) too")
     p.add_argument("--seed", type=int, default=0, help="seed of every draw (default: 0)")
-    p.add_argument("--shard-size", type=POSITIVE_INT, default=10000, metavar="N", help="samples per shard (default: 10000)")
+    p.add_argument("--shard-size", type=POSITIVE_INT, default=SHARD_SIZE, metavar="N",
+                   help="samples per shard (default: %(default)s)")
     p.add_argument("--online", action="store_true",
                    help="write every matched image and curation.json + counts.parquet so training re-draws a "
                         "balanced subset each epoch")
@@ -44,10 +49,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def score_filter(args: argparse.Namespace) -> dict | None:
     """The --scores/--min-score/--score-top-fraction filter for run_balance, checked; None without one."""
-    from pathlib import Path
-
-    from core.errors import UserError
-
     if args.min_score is None and args.score_top_fraction is None:
         if args.scores:
             raise UserError("--scores needs --min-score S or --score-top-fraction F")
@@ -65,7 +66,6 @@ def score_filter(args: argparse.Namespace) -> dict | None:
 
 def run(args: argparse.Namespace) -> int:
     from curation.balance_run import run_balance, summary_line
-    from core.errors import UserError
 
     if args.t is None and args.p is None:
         raise UserError("give --t T (English threshold, e.g. --t 20000) or --p P (tail share)")

@@ -28,150 +28,30 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balance, images, sampling, shards
 from core import duck, storage
-from core.errors import UserError
 from core.atomic import atomic_path, write_parquet_atomic
-from curation.executor import ensure_ray
+from core.errors import UserError
 from core.outputs import prepare_output
-from curation.select import MATCH_COLUMNS, SelectStats, select_images
+from curation import balance, balance_stats, images, sampling, shards
+from curation.curated import SHARD_SIZE
+from curation.executor import Executor
+from curation.index import MATCH_COLUMNS, Index, open_index
+from curation.score import filter_index
+from curation.select import SelectStats, select_images
 
 VERSION = 1
 WORK = ".work"
 ROWS_PER_BUCKET = 1_000_000
 DUCKDB_MEMORY = "1GB"  # the external sort of kept images spills beyond this
-FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
 BUCKETS_KEY = "worldclip.buckets"
 OUTPUTS = ("shards", "plots", "curated.parquet", "thresholds.parquet", "stats.json", "curation.json",
            "counts.parquet", "manifest.json", WORK, "captions", "scores.parquet")
-
-
-@dataclass
-class Index:
-    path: str
-    manifest: dict
-    parts: list[str]
-    fingerprint: str
-    counts: pa.Table
-    rows: int
-
-
-def open_index(path: str | Path) -> Index:
-    """Check an INDEX folder (complete, all parts present, one metadata version) and load its counts."""
-    with storage.errors(path, "--index"):
-        return _open_index(storage.normalize(path))
-
-
-def _open_index(path: str) -> Index:
-    if not storage.exists(storage.join(path, "manifest.json")):
-        raise UserError(f"{path} is not an INDEX: no manifest.json (make one with `curate build-index`)")
-    manifest = storage.read_json(storage.join(path, "manifest.json"))
-    if "complete" not in manifest and storage.exists(storage.join(path, "entries.parquet")):
-        raise UserError(f"{path} is a META folder (metadata entries), not an INDEX: make an INDEX with "
-                        "`curate build-index --metadata META --pool … --out INDEX` and pass that to --index")
-    if not manifest.get("complete"):
-        raise UserError(f"INDEX {path} is incomplete (manifest.json complete=false): "
-                        "rerun the same `curate build-index` command to finish it")
-    listed = manifest.get("parts") or {}
-    names = sorted(listed) if isinstance(listed, dict) else sorted(str(x) for x in listed)
-    parts = [storage.join(path, "matches", n if n.endswith(".parquet") else f"{n}.parquet") for n in names]
-    present = set(storage.list_files(storage.join(path, "matches"))) if storage.isdir(storage.join(path, "matches")) \
-        else set()
-    missing = [p for p in parts if p not in present]
-    if missing:
-        raise UserError(f"INDEX {path} lists {len(missing)} part(s) that are missing, e.g. {missing[0]}: "
-                        "rerun `curate build-index` on it to redo them")
-    for name in ("entries.parquet", "counts.parquet"):
-        if not storage.exists(storage.join(path, name)):
-            raise UserError(f"INDEX {path} has no {name}: rerun `curate build-index` to finish it")
-    fingerprint = storage.content_hash(storage.join(path, "entries.parquet"))
-    rows = 0
-    for p in parts:
-        try:
-            f = pq.ParquetFile(p if storage.is_local(p) else storage.open_input(p))
-            meta, schema = f.metadata, f.schema_arrow
-        except (OSError, pa.ArrowException) as e:
-            raise UserError(f"{p}: not a readable Parquet file ({e}); rerun `curate build-index --overwrite`") from e
-        if absent := [c for c in MATCH_COLUMNS if c not in schema.names]:
-            raise UserError(f"{p}: not an INDEX part, no column(s) {', '.join(absent)}; columns found: "
-                            f"{', '.join(schema.names)}")
-        found = (schema.metadata or {}).get(FINGERPRINT_KEY, b"").decode()
-        if found != fingerprint:
-            raise UserError(f"INDEX from another metadata version: {p} was matched against metadata "
-                            f"{found[:12] or '(none)'}… but {storage.join(path, 'entries.parquet')} is {fingerprint[:12]}…; "
-                            "rebuild the INDEX with `curate build-index --overwrite`")
-        rows += meta.num_rows
-    counts = _read_counts(storage.join(path, "counts.parquet"))
-    return Index(path, manifest, parts, fingerprint, counts, rows)
-
-
-def _read_counts(path: str) -> pa.Table:
-    """counts.parquet as written by build-index: integer, non-negative counts (NaN/inf/negative refused)."""
-    with storage.open_input(path) as f:
-        counts = pq.read_table(f, columns=["entry_id", "lang", "count"])
-    col = counts.column("count")
-    if not pa.types.is_integer(col.type):
-        raise UserError(f"{path}: column 'count' is {col.type}, expected integers as build-index writes them "
-                        "(NaN/inf counts are not counts); rebuild the INDEX with `curate build-index --overwrite`")
-    c = col.to_numpy(zero_copy_only=False)
-    bad = np.flatnonzero(c < 0)
-    if len(bad):
-        raise UserError(f"{path}: row {int(bad[0])}: negative count {int(c[bad[0]])}; rebuild the INDEX with "
-                        "`curate build-index --overwrite`")
-    return counts.set_column(2, "count", col.cast(pa.int64()))
-
-
-class Executor:
-    """Runs a function over items in this process (1 worker) or as Ray tasks, results in input order."""
-
-    def __init__(self, workers: int | None, address: str | None):
-        self.ray = None
-        self.own = False
-        if (workers or 1) == 1 and address is None:
-            return
-        import ray
-
-        self.own = ensure_ray(workers, address)
-        self.ray = ray
-
-    def map(self, fn: Callable, items: list[tuple], desc: str, shared: dict[str, Any] | None = None) -> list:
-        from tqdm import tqdm
-
-        shared = shared or {}
-        if not items:
-            return []
-        with tqdm(total=len(items), desc=desc, unit="task", leave=False) as bar:  # closed on errors too
-            if self.ray is None:
-                out = []
-                for item in items:
-                    out.append(fn(*item, **shared))
-                    bar.update()
-                return out
-            remote = self.ray.remote(num_cpus=1)(fn)
-            refs = {k: self.ray.put(v) for k, v in shared.items()}
-            futures = [remote.remote(*item, **refs) for item in items]
-            pending = list(futures)
-            while pending:
-                done, pending = self.ray.wait(pending, num_returns=1)
-                bar.update(len(done))
-        try:
-            return self.ray.get(futures)
-        except self.ray.exceptions.RayTaskError as e:
-            if isinstance(getattr(e, "cause", None), UserError):
-                raise UserError(str(e.cause)) from None  # one line, not the remote traceback
-            raise
-
-    def close(self) -> None:
-        if self.own:
-            self.ray.shutdown()
 
 
 # ---- stage 1: scatter INDEX parts by uid-hash bucket -------------------------------------------------
@@ -272,7 +152,8 @@ def _tars_expected(index: Index) -> bool:
 def _url_only(index: Index, kept: Path) -> bool:
     """True when no kept image can be read locally (WAT, Parquet without an image column)."""
     con = duck.connect()
-    sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM read_parquet(?) LIMIT 1000", [str(kept)]).fetchall()]
+    sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM read_parquet(?) LIMIT 1000",
+                                         [str(kept)]).fetchall()]
     con.close()
     return all(images.source_kind(s, _image_source(index), _tars_expected(index))[0] == images.KIND_URL
                for s in sources)
@@ -317,18 +198,13 @@ def check_pool(idx: Index) -> None:
 
 
 def _probabilities(idx: Index, t: float | None, p: float | None):
-    """(counts by language, thresholds, p_e per entry_id, number of entries) of an INDEX."""
-    by_lang = balance.split_by_lang(idx.counts)
-    th = balance.thresholds(by_lang, t, p)
-    n_entries = int(idx.counts.column("entry_id").to_numpy().max()) + 1 if idx.counts.num_rows else 0
-    p_entry = np.zeros(n_entries, dtype=np.float64)
-    for lang, (ids, c) in by_lang.items():
-        p_entry[ids] = balance.count_to_prob(c, th.t[lang])
-    return by_lang, th, p_entry, n_entries
+    """(counts by language, thresholds, p_e per entry_id, number of entries) of an INDEX (balance.probabilities)."""
+    probs = balance.probabilities(idx.counts, t, p)
+    return probs.by_lang, probs.thresholds, probs.p_entry, len(probs.p_entry)
 
 
 def run_balance(index: str, out: str, *, t: float | None = None, p: float | None = None, seed: int = 0,
-                shard_size: int = 10000, online: bool = False, workers: int | None = None,
+                shard_size: int = SHARD_SIZE, online: bool = False, workers: int | None = None,
                 ray_address: str | None = None, overwrite: bool = False,
                 rows_per_bucket: int = ROWS_PER_BUCKET, score_filter: dict | None = None) -> dict:
     """Run (or resume) balance; returns stats.json's content. `score_filter` (scores, min_score,
@@ -359,11 +235,9 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
         for d in ("scatter", "selected", "pieces", "skipped"):
             (work / d).mkdir(parents=True, exist_ok=True)
         if score_filter:
-            from curation.score import filter_index
-
             idx, score_stats = filter_index(idx, out=work / "index", **score_filter)
             by_lang, th, p_entry, n_entries = _probabilities(idx, t, p)
-        ex = Executor(workers, ray_address)
+        ex = Executor(workers if workers or ray_address else 1, ray_address)  # workers None: in process
         try:
             bits = max(0, math.ceil(math.log2(max(idx.rows, 1) / rows_per_bucket))) if idx.rows > rows_per_bucket else 0
             scat = [str(work / "scatter" / f"{storage.name(pth).rsplit('.', 1)[0]}.arrow") for pth in idx.parts]
@@ -386,8 +260,6 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
                 shards.finish_pieces(out_p, work)
         finally:
             ex.close()
-        from curation import balance_stats
-
         stats = balance_stats.write_outputs(out_p, idx, th, by_lang, st, total, url_only, identity, time.time() - t0,
                                             work=work)
         if score_filter:

@@ -19,17 +19,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from curation import balance, plots, shards
 from core import storage
-from curation.select import TEXT_STRUCT, SelectStats
+from curation import balance, curated, plots, shards
+from curation.select import SelectStats
 
 WORK = ".work"
-CURATED_SCHEMA = pa.schema([
-    ("uid", pa.string()), ("url", pa.string()), ("lang", pa.string()), ("text", pa.string()),
-    ("entry_ids", pa.list_(pa.int32())), ("texts", pa.list_(TEXT_STRUCT)), ("shard", pa.int32()),
-    ("key", pa.string()), ("status", pa.string()), ("source", pa.string()), ("row", pa.int64())])
-
-
 def _number(x: float) -> float | int:
     return int(x) if float(x).is_integer() else float(x)
 
@@ -49,8 +43,8 @@ def write_curated(out: str, url_only: bool, online: bool, shard_size: int, work:
     sizes: dict[int, int] = {}
     pos = 0
     cols = ["uid", "url", "lang", "text", "entry_ids", "texts"]
-    schema = CURATED_SCHEMA if not online else CURATED_SCHEMA.append(pa.field("keep", pa.bool_()))
-    with storage.open_output(storage.join(out, "curated.parquet")) as tmp:
+    schema = curated.CURATED_SCHEMA if not online else curated.CURATED_SCHEMA.append(pa.field("keep", pa.bool_()))
+    with storage.open_output(storage.join(out, curated.CURATED_PARQUET)) as tmp:
         writer = None
         for batch in src.iter_batches(batch_size=65536):
             n = batch.num_rows
@@ -131,10 +125,8 @@ def write_outputs(out: str, idx, th: balance.Thresholds, by_lang: dict, st: Sele
     stats = {"t": opts["t"], "p": th.p, "seed": opts["seed"], "online": opts["online"], "url_only": url_only,
              "totals": totals, "unreadable_sources": unreadable, "per_lang": per_lang, "seconds": seconds}
     if opts["online"]:
-        storage.write_parquet(storage.join(out, "counts.parquet"), idx.counts.select(["entry_id", "lang", "count"]))
-        storage.write_json(storage.join(out, "curation.json"), {"online": True, "t": opts["t"], "p": th.p, "seed": opts["seed"],
-                                                 "thresholds": {k: _number(v) for k, v in th.t.items()},
-                                                 "counts": "counts.parquet"})
+        curated.write_online(out, idx.counts, t=opts["t"], p=th.p, seed=opts["seed"],
+                             thresholds={k: _number(v) for k, v in th.t.items()})
     plots.write_plots(storage.join(out, "plots"), by_lang, after, th.t, per_lang)
     storage.write_json(storage.join(out, "stats.json"), stats)
     return stats

@@ -1,46 +1,31 @@
 """The core of build-index: one part of the pool -> its matched texts, per-entry counts and accounting.
 
-Pure over Arrow/numpy except `write_part`, which puts a part's two files in place atomically.
+Pure over Arrow/numpy (curation.index.write_part puts a part's two files in place atomically).
 Per batch, columnar (Arrow/numpy; Python objects only for the matcher's distinct texts and derived
 uids): text = Python `str.strip()` (matching.text); empty/whitespace/null -> rejected
 "empty_text"; the language comes from the --lid mode (curation.lid) mapped to a metadata language,
 else rejected "no_metadata_language"; the text is matched against its language's entries only (one
 Matcher per language, built on first use and kept); counts c_e = number of texts that matched e.
 
-Outputs of a part (INDEX contract): `matches/part-NNNNN.parquet` (MATCH_SCHEMA, matched texts
-only, schema metadata `worldclip.metadata_fingerprint`) and `counts/part-NNNNN.npz` (sparse
-per-entry counts: `entry_id` int32, `count` int64), so the final counts.parquet is summed from
-these without re-reading matches.
+A part's result is its matches (curation.index.MATCH_SCHEMA, FINGERPRINT_KEY in the schema metadata)
+and dense per-entry counts; curation.index writes them in the INDEX contract.
 """
 from __future__ import annotations
 
 import hashlib
-import io
+import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from core import storage
-from matching.text import nonblank, nonempty, strip
+from curation.index import FINGERPRINT_KEY, MATCH_SCHEMA
 from curation.lid import ALL_LANGUAGES, Detector, LanguageMap, LidMode
-from matching.matcher import Matcher
 from curation.pool import Part, PoolColumns, ReadStats, read_part
-
-MATCH_SCHEMA = pa.schema([
-    ("uid", pa.string()), ("text", pa.string()), ("url", pa.string()), ("lang", pa.string()),
-    ("entry_ids", pa.list_(pa.int32())), ("source", pa.string()), ("row", pa.int64()), ("key", pa.string()),
-])
-FINGERPRINT_KEY = b"worldclip.metadata_fingerprint"
-MATCH_PARQUET = {"compression": "zstd", "compression_level": 1, "use_dictionary": ["lang", "source"]}  # BENCHMARKS.md
-
-
-def part_name(part: int) -> str:
-    return f"part-{part:05d}"
+from matching.matcher import Matcher
+from matching.text import nonblank, nonempty, strip
 
 
 def fill_uids(rows: pa.Table, source: str) -> pa.Array:
@@ -51,12 +36,22 @@ def fill_uids(rows: pa.Table, source: str) -> pa.Array:
     if not len(todo):
         return uids
     urls = rows.column("url").combine_chunks().take(todo)
-    prefix = f"{source}\0".encode("utf-8", "surrogatepass")
-    rownums = rows.column("row").take(todo).to_pylist()
-    data = [u if ok else prefix + str(r).encode()
-            for u, ok, r in zip(urls.cast(pa.binary()).to_pylist(), nonblank(urls).tolist(), rownums)]
-    derived = [hashlib.blake2b(d, digest_size=16).hexdigest() for d in data]
-    return pc.replace_with_mask(uids, pa.array(missing), pa.array(derived, pa.string()))
+    has_url = nonblank(urls)
+    derived = np.empty(len(todo), dtype=object)
+    if has_url.any():  # an image's alt-texts share its url: hash each distinct url once
+        enc = urls.filter(pa.array(has_url)).dictionary_encode()
+        hashed = np.array([_blake2b_hex(u) for u in enc.dictionary.cast(pa.binary()).to_pylist()] or [""],
+                          dtype=object)
+        derived[has_url] = hashed[enc.indices.to_numpy(zero_copy_only=False)]
+    if not has_url.all():
+        prefix = f"{source}\0".encode("utf-8", "surrogatepass")
+        rownums = rows.column("row").take(todo[~has_url]).to_pylist()
+        derived[~has_url] = [_blake2b_hex(prefix + str(r).encode()) for r in rownums]
+    return pc.replace_with_mask(uids, pa.array(missing), pa.array(derived.tolist(), pa.string()))
+
+
+def _blake2b_hex(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
 def derive_uid(url: str | None, source: str, row: int) -> str:
@@ -102,22 +97,23 @@ class PartProcessor:
         self.num_entries = entries.num_rows
         self.lid, self.compat, self.backend, self.cols = lid, compat, backend, cols
         self.fingerprint = fingerprint
-        langs = entries.column("lang").to_pylist()
         self._entries = entries
-        self.meta_langs = sorted(set(langs))
+        self.meta_langs = sorted(pc.unique(entries.column("lang")).to_pylist())
         self.lang_map = LanguageMap(self.meta_langs)
         self.single_label = self.meta_langs[0] if len(self.meta_langs) == 1 else ALL_LANGUAGES
         self.labels = self.meta_langs if lid.mode != "none" else [self.single_label]  # sorted: group order
         self._matchers: dict[str, Matcher] = {}
         self._detector: Detector | None = None
+        self.build_seconds = 0.0  # wall time spent building matchers (benchmarks: kept out of the steady rate)
 
     def matcher(self, lang: str) -> Matcher:
         if lang not in self._matchers:
-            t = self._entries
+            t0, t = time.perf_counter(), self._entries
             if self.lid.mode != "none":
                 t = t.filter(pc.equal(t.column("lang"), lang))
-            self._matchers[lang] = Matcher(t.column("entry").to_pylist(), t.column("entry_id").to_pylist(),
+            self._matchers[lang] = Matcher(t.column("entry"), t.column("entry_id"),
                                            compat=self.compat, backend=self.backend)
+            self.build_seconds += time.perf_counter() - t0
         return self._matchers[lang]
 
     def matcher_backend(self) -> str:
@@ -178,10 +174,11 @@ class PartProcessor:
             stats = result.per_lang.setdefault(lang, {"texts": 0, "matched": 0})
             stats["texts"] += len(idx)
             stats["matched"] += len(nz)
-            result.counts += np.bincount(res.entry_ids, minlength=self.num_entries)
             found_idx.append(idx[nz])
             found_len.append(lengths[nz])
             found_ids.append(res.entry_ids)
+        if found_ids:  # one dense bincount per batch, not per language (META may have millions of entries)
+            result.counts += np.bincount(np.concatenate(found_ids), minlength=self.num_entries)
         matched = sum(len(x) for x in found_idx)
         result.matched += matched
         result.unmatched += int(bounds[-1] - bounds[1]) - matched
@@ -225,39 +222,3 @@ class PartProcessor:
             else schema.empty_table()
         return result
 
-
-def write_part(index: str | Path, part: int, result: PartResult) -> None:
-    """Put a part's counts and matches in place, each whole or not at all (core.storage.open_output)."""
-    nz = np.flatnonzero(result.counts)
-    buf = io.BytesIO()
-    np.savez(buf, entry_id=nz.astype(np.int32), count=result.counts[nz])
-    storage.write_bytes(storage.join(index, "counts", f"{part_name(part)}.npz"), buf.getvalue())
-    storage.write_parquet(storage.join(index, "matches", f"{part_name(part)}.parquet"), result.matches,
-                          **MATCH_PARQUET)
-
-
-def read_part_counts(index: str | Path, part: int, num_entries: int) -> np.ndarray:
-    """Dense int64 counts of one finished part."""
-    out = np.zeros(num_entries, dtype=np.int64)
-    with np.load(io.BytesIO(storage.read_bytes(storage.join(index, "counts", f"{part_name(part)}.npz")))) as z:
-        out[z["entry_id"]] = z["count"]
-    return out
-
-
-def match_files(index: str | Path) -> list[str]:
-    """The INDEX's matches/part-*.parquet files (paths or URLs), sorted."""
-    folder = storage.join(index, "matches")
-    if not storage.isdir(folder):
-        return []
-    return [u for u in storage.list_files(folder)
-            if storage.parent(u) == storage.normalize(folder) and storage.name(u).startswith("part-")
-            and u.endswith(".parquet")]
-
-
-def read_matches(index: str | Path) -> pa.Table:
-    """All matches of an INDEX (for tests and small pools)."""
-    tables = []
-    for f in match_files(index):
-        with storage.open_input(f) as fh:
-            tables.append(pq.read_table(fh))
-    return pa.concat_tables(tables) if tables else MATCH_SCHEMA.empty_table()

@@ -1,23 +1,19 @@
-"""`curate build-index`: LID + substring matching of a pool against metadata, on Ray (see build_index_run)."""
+"""Language-identify every alt-text of the pool, match it against its language's metadata entries (MetaCLIP 2
+substring matching) and count matches per entry. Rerunning the same command resumes an interrupted run.
+"""
 from __future__ import annotations
 
 import argparse
 
 from core.flags import POSITIVE_INT
-
-
-def _backends() -> list[str]:
-    from matching import matcher
-
-    return ["auto", *getattr(matcher, "BACKENDS", ("pyahocorasick",))]
+from curation.index import PART_SIZE
+from matching.matcher import BACKENDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "build-index", help="match a pool of alt-texts against metadata entries -> INDEX",
-        description="Language-identify every alt-text of the pool, match it against its language's metadata "
-                    "entries (MetaCLIP 2 substring matching) and count matches per entry. Rerunning the same "
-                    "command resumes an interrupted run.")
+        description=__doc__)
     p.add_argument("--pool", nargs="+", required=True, metavar="PATH",
                    help="Parquet files/folders/globs, img2dataset output folders, WebDataset .tar files, "
                         "Common Crawl .warc.wat.gz files or a wat.paths.gz listing (with --pool-base); local "
@@ -45,12 +41,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "default: all CPUs of the machine or cluster)")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
                    help="join this running Ray cluster (e.g. 10.0.0.1:6379) instead of starting a local one")
-    p.add_argument("--backend", default="auto", choices=_backends(), help="substring matcher backend; every backend gives the same matches. auto = ngram: hashed "
+    p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
+                   help="substring matcher backend; every backend gives the same matches. auto = ngram: hashed "
                         "n-gram lookups walked by a C kernel built at install (a numpy walk without a compiler); "
                         "pyahocorasick = MetaCLIP's loop; ahocorasick_rs = one batched automaton (default: auto)")
-    p.add_argument("--part-size", type=POSITIVE_INT, default=50_000, metavar="ROWS",
+    p.add_argument("--part-size", type=POSITIVE_INT, default=PART_SIZE, metavar="ROWS",
                    help="rows per part of Parquet/img2dataset files, the unit of work and of resume "
-                        "(a tar is one part, a WAT file one part per 64 MiB) (default: 50000)")
+                        "(a tar is one part, a WAT file one part per 64 MiB) (default: %(default)s)")
     p.add_argument("--overwrite", action="store_true", help="delete an existing INDEX in --out and start over")
     p.set_defaults(func=run)
 

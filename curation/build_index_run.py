@@ -18,8 +18,8 @@ Identity of a run (a rerun into the same INDEX must match it, else it is refused
 over): metadata fingerprint, input files (path, size, mtime), every option that changes the output
 (lid, compat, part size, columns). --workers, --ray-address and --backend do not change the output.
 
---workers 1 (without --ray-address) runs the parts one after another in the driver's process, without
-starting Ray: the same PartProcessor and part writes as a worker. Otherwise Ray: one IndexWorker actor per
+Parts run through curation.executor: --workers 1 (without --ray-address) one after another in the
+driver's process, without starting Ray, on the same IndexWorker as an actor. Otherwise Ray: one IndexWorker actor per
 worker (1 CPU each), each reading META itself and building a language's
 automaton on first use; at most IN_FLIGHT_PER_WORKER parts queued per actor. A killed worker is
 restarted and its part retried (max_restarts / max_task_retries); parts are written atomically, so a
@@ -41,26 +41,27 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+from tqdm import tqdm
 
-from curation.build_index import PartProcessor, match_files, part_name, read_part_counts, write_part
 from core import storage
 from core.errors import UserError
-from curation.executor import ensure_ray
 from core.outputs import prepare_output
+from curation.build_index import PartProcessor
+from curation.executor import Executor
+from curation.index import INDEX_FILES, PART_SIZE, add_part_counts, match_files, part_name, write_counts, write_part
 from curation.lid import ALL_LANGUAGES, parse_lid
-from matching.matcher import Matcher
 from curation.pool import Part, PoolColumns, PoolFile, expand_paths, make_parts, resolve_columns
+from matching.matcher import Matcher
+from metadata.store import ENTRIES
+from metadata.store import load_entries as store_load
 
 MANIFEST_VERSION = 1
 IN_FLIGHT_PER_WORKER = 2
-INDEX_FILES = ("matches", "counts", "parts.jsonl", "parts.journal", "entries.parquet", "counts.parquet",
-               "manifest.json")
+ACTOR_OPTIONS = {"num_cpus": 1, "max_restarts": 3, "max_task_retries": 3}  # a killed worker's part is retried
 
 
 def load_entries(meta: str | Path) -> tuple[pa.Table, str]:
     """META's entries (validated by metadata.store: dense int32 ids in file order); returns (table, file)."""
-    from metadata.store import ENTRIES, load_entries as store_load
-
     table = store_load(meta)
     return table.select(["entry_id", "lang", "entry"]), storage.join(storage.normalize(meta), ENTRIES)
 
@@ -157,9 +158,8 @@ def _finish(out: str, p: dict, records: dict[int, dict], backend: str) -> dict:
     entries = p["entries"]
     counts = np.zeros(entries.num_rows, dtype=np.int64)
     for i in records:
-        counts += read_part_counts(out, i, entries.num_rows)
-    storage.write_parquet(storage.join(out, "counts.parquet"),
-                          entries.append_column("count", pa.array(counts, pa.int64())))
+        add_part_counts(out, i, counts)
+    write_counts(out, entries, counts)
     totals, per_lang, errors = _totals([records[i] for i in sorted(records)])
     parts = {part_name(i): {k: records[i][k] for k in ("source", "start", "stop", "rows_in", "matched")}
              for i in sorted(records)}
@@ -169,20 +169,16 @@ def _finish(out: str, p: dict, records: dict[int, dict], backend: str) -> dict:
     return manifest
 
 
-def _start_ray(workers: int | None, ray_address: str | None) -> tuple[int, bool]:
-    """Join, reuse or start Ray (curation.executor.ensure_ray); returns (workers, started_here)."""
-    import ray
-
-    started = ensure_ray(workers, ray_address)
-    n = workers or max(int(ray.cluster_resources().get("CPU", 1)), 1)
-    return n, started
-
-
 def process_and_write(proc: PartProcessor, out: str, part: Part) -> dict:
     """Process one part, put its files in place and return its journal record (a worker's whole job)."""
+    started, cpu, built = time.time(), time.process_time(), proc.build_seconds
     result = proc.process_part(part)
-    write_part(out, part.part, result)
-    return {"part": part.part, "source": part.path, "start": part.start, "stop": part.stop, **result.summary()}
+    write_part(out, part.part, result.matches, result.counts)
+    # started_at, cpu_at_start (this process's CPU seconds so far), cpu_s (its CPU seconds in this part) and
+    # build_s (matcher builds inside this part): journal only, for benchmarks
+    return {"part": part.part, "source": part.path, "start": part.start, "stop": part.stop, **result.summary(),
+            "started_at": started, "cpu_at_start": cpu, "cpu_s": time.process_time() - cpu,
+            "build_s": proc.build_seconds - built}
 
 
 def _journal(out: str, part: Part, rec: dict, records: dict[int, dict], bar) -> None:
@@ -193,94 +189,48 @@ def _journal(out: str, part: Part, rec: dict, records: dict[int, dict], bar) -> 
     bar.update(rec["rows_in"])
 
 
-def _progress(todo: list[Part]):
-    from tqdm import tqdm
-
+def _progress(todo: list[Part]) -> tqdm:
     known = [x.num_rows for x in todo]
     total = sum(known) if all(k is not None for k in known) else None
     return tqdm(total=total, unit="text", unit_scale=True, desc="build-index", dynamic_ncols=True)
 
 
-def _run_in_process(out: str, p: dict, todo: list[Part], compat: bool, backend: str,
-                    records: dict[int, dict]) -> str:
-    """--workers 1: the parts one after another in this process (what one Ray worker does, without Ray)."""
-    proc = PartProcessor(p["entries"], p["lid"], compat=compat, backend=backend, cols=p["cols"],
-                         fingerprint=p["identity"]["metadata"]["fingerprint"])
-    with _progress(todo) as bar:
-        for part in todo:
-            _journal(out, part, process_and_write(proc, out, part), records, bar)
-    return proc.matcher_backend()
+class IndexWorker:
+    """One per worker (a Ray actor, or this process with --workers 1): META, its matchers (each language's
+    built once, on first use) and the LID model, kept across parts."""
+
+    def __init__(self, meta: str, lid, compat: bool, backend: str, cols: PoolColumns, fingerprint: str,
+                 out: str) -> None:
+        entries, path = load_entries(meta)  # read here, not shipped: a restarted actor needs no driver object
+        if storage.content_hash(path) != fingerprint:
+            raise UserError(f"{path} changed during the run; rerun the same command to resume")
+        self.proc = PartProcessor(entries, lid, compat=compat, backend=backend, cols=cols, fingerprint=fingerprint)
+        self.out = out
+
+    def process(self, part: Part) -> dict:
+        return process_and_write(self.proc, self.out, part)
+
+    def backend_name(self) -> str:
+        return self.proc.matcher_backend()
 
 
-def _make_worker_class():
-    import ray
-
-    @ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3)
-    class IndexWorker:
-        """One per CPU: holds the metadata, its automata (built once per language) and the LID model."""
-
-        def __init__(self, meta: str, lid, compat: bool, backend: str, cols: PoolColumns,
-                     fingerprint: str, out: str) -> None:
-            entries, path = load_entries(meta)  # read here, not shipped: a restarted actor needs no driver object
-            if storage.content_hash(path) != fingerprint:
-                raise UserError(f"{path} changed during the run; rerun the same command to resume")
-            self.proc = PartProcessor(entries, lid, compat=compat, backend=backend, cols=cols,
-                                      fingerprint=fingerprint)
-            self.out = out
-
-        def process(self, part: Part) -> dict:
-            return process_and_write(self.proc, self.out, part)
-
-        def backend_name(self) -> str:
-            return self.proc.matcher_backend()
-
-    return IndexWorker
-
-
-def _run_parts(out: str, p: dict, todo: list[Part], n_workers: int, compat: bool, backend: str,
-               records: dict[int, dict]) -> str:
-    """Stream parts to long-lived actors with a bounded in-flight queue; journal each finished part."""
-    import ray
-
-    worker_cls = _make_worker_class()
-    fp = p["identity"]["metadata"]["fingerprint"]
-    actors = [worker_cls.remote(str(p["meta_dir"]), p["lid"], compat, backend, p["cols"], fp, str(out))
-              for _ in range(max(1, min(n_workers, len(todo))))]
-    backend_name = ray.get(actors[0].backend_name.remote())
-    queue, pending = iter(todo), {}
-
-    def submit(actor) -> None:
-        part = next(queue, None)
-        if part is not None:
-            pending[actor.process.remote(part)] = (part, actor)
-
-    with _progress(todo) as bar:
-        for actor in actors:
-            for _ in range(IN_FLIGHT_PER_WORKER):
-                submit(actor)
-        while pending:
-            [ref], _ = ray.wait(list(pending), num_returns=1)
-            part, actor = pending.pop(ref)
-            try:
-                rec = ray.get(ref)
-            except ray.exceptions.RayTaskError as e:
-                if isinstance(e.cause, UserError):
-                    raise e.cause from None
-                raise
-            except ray.exceptions.RayActorError as e:
-                raise UserError(f"a worker died while processing part {part.part} ({part.path}) and could not be "
-                                f"restarted; rerun the same command to resume ({e})") from e
-            _journal(out, part, rec, records, bar)
-            submit(actor)
-    for a in actors:
-        ray.kill(a)
-    return backend_name
+def _run_parts(out: str, p: dict, todo: list[Part], workers: int | None, ray_address: str | None, compat: bool,
+               backend: str, records: dict[int, dict]) -> str:
+    """Stream parts to IndexWorkers (curation.executor: in this process for --workers 1, else Ray actors);
+    journal each finished part. Returns the matcher backend the workers run."""
+    fingerprint = p["identity"]["metadata"]["fingerprint"]
+    args = (str(p["meta_dir"]), p["lid"], compat, backend, p["cols"], fingerprint, str(out))
+    with Executor(workers, ray_address) as ex, _progress(todo) as bar:
+        return ex.map_actors(IndexWorker, args, "process", [(part,) for part in todo],
+                             lambda item, rec: _journal(out, item[0], rec, records, bar),
+                             in_flight=IN_FLIGHT_PER_WORKER, options=ACTOR_OPTIONS, probe="backend_name",
+                             describe=lambda item: f"part {item[0].part} ({item[0].path})")
 
 
 def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", compat: bool = False,
                 text_column: str | None = None, uid_column: str | None = None, url_column: str | None = None,
                 image_column: str | None = None, workers: int | None = None, ray_address: str | None = None,
-                backend: str = "auto", part_size: int = 50_000, overwrite: bool = False,
+                backend: str = "auto", part_size: int = PART_SIZE, overwrite: bool = False,
                 pool_base: str | None = None) -> dict:
     """Run (or resume) build-index; returns the final manifest."""
     t0 = time.time()
@@ -296,17 +246,8 @@ def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", 
         records = _finished_parts(out_path, p["parts"])
         todo = [x for x in p["parts"] if x.part not in records]
         backend_name = Matcher([], [], compat=compat, backend=backend).implementation  # also when all parts resume
-        if todo and workers == 1 and ray_address is None:
-            backend_name = _run_in_process(out_path, p, todo, compat, backend, records)
-        elif todo:
-            n, started = _start_ray(workers, ray_address)
-            try:
-                backend_name = _run_parts(out_path, p, todo, n, compat, backend, records)
-            finally:
-                if started:
-                    import ray
-
-                    ray.shutdown()
+        if todo:
+            backend_name = _run_parts(out_path, p, todo, workers, ray_address, compat, backend, records)
         _remove_temp_files(out_path)
         stale = {storage.name(f) for f in match_files(out_path)} - {f"{part_name(i)}.parquet" for i in records}
         if stale:

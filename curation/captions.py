@@ -86,16 +86,23 @@ class MemoryCaptions(dict):
 
 class DiskCaptions:
     """uid -> caption in an SQLite file on local scratch (WORLDCLIP_SCRATCH, default the temp folder), so a
-    whole captions file costs a few MB of memory whatever its size; the file is removed by close()."""
+    whole captions file costs a few MB of memory whatever its size; the file is removed by close(). Its name
+    holds host and pid, so the next one made on this host removes the files of processes that died without
+    closing theirs (kill -9), and leaves those of live runs alone."""
+
+    PREFIX = "worldclip-captions-"
 
     def __init__(self) -> None:
         import os
+        import socket
         import sqlite3
         import tempfile
 
         scratch = os.environ.get("WORLDCLIP_SCRATCH") or tempfile.gettempdir()
         os.makedirs(scratch, exist_ok=True)
-        fd, self.path = tempfile.mkstemp(prefix="worldclip-captions-", suffix=".sqlite", dir=scratch)
+        remove_orphans(scratch, self.PREFIX)
+        owner = f"{self.PREFIX}{socket.gethostname()}-{os.getpid()}-"
+        fd, self.path = tempfile.mkstemp(prefix=owner, suffix=".sqlite", dir=scratch)
         os.close(fd)
         self.db = sqlite3.connect(self.path)
         self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
@@ -122,6 +129,24 @@ class DiskCaptions:
 
         self.db.close()
         os.remove(self.path)
+
+
+def remove_orphans(scratch: str, prefix: str) -> list[str]:
+    """Remove `prefix<host>-<pid>-*.sqlite` files in `scratch` left by dead processes of this host; returns them."""
+    import os
+    import socket
+
+    from core.storage import pid_alive
+
+    name = re.compile(rf"^{re.escape(prefix)}(?P<host>.+)-(?P<pid>\d+)-[^-]*\.sqlite$")
+    removed = []
+    for f in os.listdir(scratch):
+        m = name.match(f)
+        if m and m["host"] == socket.gethostname() and not pid_alive(int(m["pid"])):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(scratch, f))
+                removed.append(f)
+    return removed
 
 
 @dataclass

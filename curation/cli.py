@@ -1,27 +1,21 @@
 """`curate`: the curation command line. Each subcommand lives in its own module and registers itself.
 
-A module listed in SUBCOMMANDS exposes `register(subparsers)` which adds its parser and sets
-`func=callable(args) -> int | None`. Heavy imports (ray, torch) happen inside those callables so
-`curate --help` stays fast.
+The command layout of every package (curation, metadata, training): PKG/cli.py builds the parser and
+PKG/<command>_cli.py holds one command: `register(subparsers)` adds its flags and sets `func=run`;
+`run(args) -> int` imports the work's modules (ray, torch, …) when it runs, so `curate --help` stays fast.
+`curate metadata …` is metadata's group (metadata.cli).
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
 from core.cli import Parser, add_storage_options, run
+from curation import balance_cli, build_index_cli, captions_cli, download_cli, recaption_cli, score_cli, stats_cli
+from metadata import cli as metadata_cli
 
-SUBCOMMANDS = [
-    "metadata.cli",
-    "curation.build_index_cli",
-    "curation.balance_cli",
-    "curation.download_cli",
-    "curation.stats_cli",
-    "curation.captions_cli",
-    "curation.recaption_cli",
-    "curation.score_cli",
-]
+SUBCOMMANDS = [metadata_cli, build_index_cli, balance_cli, download_cli, stats_cli, captions_cli, recaption_cli,
+               score_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,14 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="MetaCLIP-style curation: metadata -> build-index (matching) -> balance -> shards.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            raise
-        module.register(sub)
+    for command in SUBCOMMANDS:
+        command.register(sub)
     add_storage_options(parser)
     return parser
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core import storage
-from curation.images import IMAGE_EXTS, image_format
 from core.errors import UserError
-from curation.balance_stats import write_sizes
-from curation.shards import end_of_archive, member
 from core.tars import TarDamaged
 from core.tars import members as tar_members
+from curation.balance_stats import write_sizes
+from curation.images import IMAGE_EXTS, image_format
+from curation.shards import end_of_archive, member
 
 EXTRA_COLUMNS = ["uid", "lang", "entry_ids", "text", "texts"]
 DISTRIBUTORS = ("multiprocessing", "pyspark")
@@ -126,14 +127,18 @@ def collect_results(curated: str) -> dict:
 
 
 def _check_distributor(distributor: str) -> None:
+    """A known distributor whose package is here; for pyspark without an active session (img2dataset then starts
+    a local one) its Python workers run this interpreter, not whatever `python3` is on the PATH."""
     if distributor not in DISTRIBUTORS:
         raise UserError(f"--distributor {distributor}: expected one of {', '.join(DISTRIBUTORS)}")
     if distributor == "pyspark":
         try:
-            import pyspark  # noqa: F401
+            from pyspark.sql import SparkSession
         except ImportError as e:
             raise UserError("--distributor pyspark: pyspark is not installed here; `pip install pyspark` "
                             "(and run inside a Spark session), or use --distributor multiprocessing") from e
+        if SparkSession.getActiveSession() is None:
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 
 def run_download(curated: str, *, processes: int = 1, thread_count: int = 32, image_size: int = 256,
@@ -169,13 +174,14 @@ def _download(folder: str, stats: dict, *, processes: int, thread_count: int, im
     size = shard_size or (manifest.get("options") or {}).get("shard_size") or 10000
     # img2dataset's incremental mode reads every shards/*.json as "<shard>_stats.json": a rerun would crash on ours
     storage.remove(storage.join(shards, "sizes.json"))
-    download(url_list=src, input_format="parquet", url_col="url", caption_col="caption",
-             save_additional_columns=EXTRA_COLUMNS, output_format="webdataset", output_folder=shards,
-             processes_count=processes, thread_count=thread_count, image_size=image_size,
-             resize_mode=resize_mode, timeout=timeout, retries=retries, encode_format=encode_format,
-             disable_all_reencoding=resize_mode == "no", number_sample_per_shard=int(size),
-             distributor=distributor, incremental_mode="incremental", enable_wandb=False,
-             compute_hash=None)
+    with storage.fsspec_config(shards):  # img2dataset's spawned processes open the store with fsspec themselves
+        download(url_list=src, input_format="parquet", url_col="url", caption_col="caption",
+                 save_additional_columns=EXTRA_COLUMNS, output_format="webdataset", output_folder=shards,
+                 processes_count=processes, thread_count=thread_count, image_size=image_size,
+                 resize_mode=resize_mode, timeout=timeout, retries=retries, encode_format=encode_format,
+                 disable_all_reencoding=resize_mode == "no", number_sample_per_shard=int(size),
+                 distributor=distributor, incremental_mode="incremental", enable_wandb=False,
+                 compute_hash=None)
     tars = [u for u in storage.glob_in(shards, "*.tar") if storage.name(u)[:1].isdigit()]
     for tar in tars:
         normalise_shard(tar)

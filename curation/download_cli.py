@@ -1,4 +1,7 @@
-"""`curate download CURATED`: img2dataset fetches a URL-only CURATED's images into CURATED/shards."""
+"""Runs img2dataset over CURATED/curated.parquet (url, text as caption; uid, lang, entry_ids, text and texts
+saved in each sample's json) into WebDataset shards in CURATED/shards. Failed downloads are counted in
+stats.json and marked in curated.parquet. Rerunning resumes.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,15 +12,15 @@ from core.flags import COUNT, POSITIVE_INT
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "download", help="download the images of a URL-only CURATED with img2dataset -> CURATED/shards",
-        description="Runs img2dataset over CURATED/curated.parquet (url, text as caption; uid, lang, entry_ids, "
-                    "text and texts saved in each sample's json) into WebDataset shards in CURATED/shards. Failed "
-                    "downloads are counted in stats.json and marked in curated.parquet. Rerunning resumes.")
+        description=__doc__)
     p.add_argument("curated", metavar="CURATED",
                    help="folder (or s3://, gs:// URL) written by `curate balance` for a URL-only pool")
     p.add_argument("--processes", type=POSITIVE_INT, default=1, help="img2dataset processes (default: 1)")
     p.add_argument("--thread-count", type=POSITIVE_INT, default=32, help="download threads per process (default: 32)")
-    p.add_argument("--image-size", type=POSITIVE_INT, default=256, help="target image size when resizing (default: 256)")
-    p.add_argument("--resize-mode", default="no", choices=["no", "border", "keep_ratio", "keep_ratio_largest", "center_crop"],
+    p.add_argument("--image-size", type=POSITIVE_INT, default=256,
+                   help="target image size when resizing (default: 256)")
+    p.add_argument("--resize-mode", default="no",
+                   choices=["no", "border", "keep_ratio", "keep_ratio_largest", "center_crop"],
                    help="img2dataset resize mode; 'no' keeps the downloaded bytes as they are (default: no)")
     p.add_argument("--encode-format", default="jpg", choices=["jpg", "png", "webp"],
                    help="format of re-encoded images when resizing (default: jpg)")

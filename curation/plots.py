@@ -69,6 +69,7 @@ def write_plots(folder: Path, by_lang: dict, after: np.ndarray, thresholds: dict
     for lang in per_lang:
         ids, c = by_lang[lang]
         a = after[ids] if len(after) else np.zeros(len(ids), np.int64)
-        rank_count(storage.join(folder, f"rank_count_{re.sub(r'[^A-Za-z0-9_-]', '_', lang)}.png"), lang, c, a, thresholds[lang])
+        name = f"rank_count_{re.sub(r'[^A-Za-z0-9_-]', '_', lang)}.png"
+        rank_count(storage.join(folder, name), lang, c, a, thresholds[lang])
     if per_lang:
         language_shares(storage.join(folder, "language_shares.png"), per_lang)

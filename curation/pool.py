@@ -38,8 +38,8 @@ import pyarrow.parquet as pq
 
 from core import storage
 from core.errors import UserError
-from curation.listing import is_listing, listing_urls
 from core.tars import TarDamaged, members
+from curation.listing import is_listing, listing_urls
 from curation.wat import WatDamaged, image_links
 
 BATCH_SCHEMA = pa.schema([

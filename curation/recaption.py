@@ -4,9 +4,9 @@
 LLaVA-style, VisionEncoderDecoder) with its processor, or, when the folder has no multimodal
 processor (VisionEncoderDecoder), its image processor and tokenizer. `Fuser` loads a causal LM
 (`AutoModelForCausalLM`) and merges each alt-text with its generated caption through FUSE_PROMPT.
-Captions exclude the prompt (models that echo it have it cut). Both decode greedily unless told to sample; sampling is seeded per part, so output depends on
-(seed, part) and not on which worker ran it. Nothing is downloaded: folders load with
-local_files_only.
+Captions exclude the prompt (models that echo it have it cut). Both decode greedily unless told to sample;
+sampling is seeded per part, so output depends on (seed, part) and not on which worker ran it. Nothing is
+downloaded: folders load with local_files_only.
 """
 from __future__ import annotations
 

@@ -19,10 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core import storage
-from curation.captions import (attach_locked, check_source, curated_root, read_table, shard_paths, shard_samples,
-                               stem)
 from core.errors import UserError
-from curation.executor import ensure_ray
+from curation.captions import attach_locked, check_source, curated_root, read_table, shard_paths, shard_samples, stem
+from curation.executor import Executor
 from curation.recaption import FUSE_PROMPT, Captioner, Decoding, Fuser, open_image
 
 UNDECODABLE_KEY = b"worldclip.undecodable_images"
@@ -100,7 +99,8 @@ def _precheck(kind: str, folder: str) -> None:
 
     from curation.recaption import _check_folder, _not_loadable
 
-    flag, auto = ("--model", AutoModelForImageTextToText) if kind == "caption" else ("--fuse-with", AutoModelForCausalLM)
+    flag, auto = (("--model", AutoModelForImageTextToText) if kind == "caption"
+                  else ("--fuse-with", AutoModelForCausalLM))
     with storage.errors(folder, flag):
         folder = storage.local_copy(folder)
     _check_folder(flag, folder)
@@ -109,7 +109,8 @@ def _precheck(kind: str, folder: str) -> None:
     except (OSError, ValueError, KeyError) as e:
         raise _not_loadable(flag, folder, "image-to-text" if kind == "caption" else "causal language model", e) from e
     if type(config) not in auto._model_mapping:
-        what = "image-to-text (AutoModelForImageTextToText)" if kind == "caption" else "causal LM (AutoModelForCausalLM)"
+        what = ("image-to-text (AutoModelForImageTextToText)" if kind == "caption"
+                else "causal LM (AutoModelForCausalLM)")
         raise UserError(f"{flag} {folder}: a {config.model_type} checkpoint is not an {what} model; give e.g. a "
                         "BLIP, Florence-2, LLaVA or VisionEncoderDecoder folder" if kind == "caption" else
                         f"{flag} {folder}: a {config.model_type} checkpoint is not a {what}; give e.g. a GPT-2, "
@@ -118,45 +119,24 @@ def _precheck(kind: str, folder: str) -> None:
 
 def run_parts(kind: str, folder: str, prompt: str | None, decoding: Decoding, jobs: list[tuple[str, str]],
               batch_size: int, workers: int, ray_address: str | None, progress: Callable[[int], None]) -> int:
-    """Run the (src, out) jobs in this process or on Ray actors; returns the rows written."""
+    """Run the (src, out) jobs on Workers (curation.executor: this process for --workers 1, else Ray actors,
+    one GPU each when the cluster has GPUs, else one CPU and one torch thread); returns the rows written."""
     if not jobs:
         return 0
-    if workers == 1 and ray_address is None:
-        w = Worker(kind, folder, prompt, decoding)
-        total = 0
-        for src, out in jobs:
-            n = w.run(str(src), str(out), batch_size)
-            progress(n)
-            total += n
-        return total
-    return _run_ray(kind, folder, prompt, decoding, jobs, batch_size, workers, ray_address, progress)
+    rows = [0]
 
+    def done(_, n: int) -> None:
+        progress(n)
+        rows[0] += n
 
-def _run_ray(kind, folder, prompt, decoding, jobs, batch_size, workers, ray_address, progress) -> int:
-    import ray
-    from ray.util import ActorPool
-
-    own = ensure_ray(workers, ray_address)
-    try:
-        gpus = int(ray.cluster_resources().get("GPU", 0))
-        n = min(workers, gpus) if gpus else workers
-        opts = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}
-        actor = ray.remote(**opts)(Worker)
-        pool = ActorPool([actor.remote(kind, folder, prompt, decoding, 0 if gpus else 1) for _ in range(min(n, len(jobs)))])
-        total = 0
-        try:
-            for rows in pool.map_unordered(lambda a, j: a.run.remote(str(j[0]), str(j[1]), batch_size), jobs):
-                progress(rows)
-                total += rows
-        except ray.exceptions.RayError as e:
-            cause = getattr(e, "cause", None)
-            if isinstance(cause, UserError):
-                raise UserError(str(cause)) from None
-            raise
-        return total
-    finally:
-        if own:
-            ray.shutdown()
+    with Executor(workers, ray_address) as ex:
+        gpus = ex.gpus()
+        args = (kind, folder, prompt, decoding) if ex.in_process else (kind, folder, prompt, decoding, 0 if gpus else 1)
+        ex.map_actors(Worker, args, "run", [(str(src), str(out), batch_size) for src, out in jobs], done,
+                      n=min(workers, gpus) if gpus else workers, in_flight=1,
+                      options={"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1},
+                      describe=lambda job: job[0])
+    return rows[0]
 
 
 def _prepare(folder: str, identity: dict, overwrite: bool, source: str) -> None:
@@ -216,7 +196,8 @@ def run_recaption(curated: str, model: str, source: str, *, prompt: str | None =
     shards = shard_paths(cur)
     reports = []
     with storage.errors(cur, "CURATED"), storage.lock(cur):
-        st = _stage(cur, "caption", model, prompt, decoding, shards, source, batch_size, workers, ray_address, overwrite)
+        st = _stage(cur, "caption", model, prompt, decoding, shards, source, batch_size, workers, ray_address,
+                    overwrite)
         reports.append(st | {"attach": attach_locked(cur, source, st["outputs"], by_shard=True)})
         if fuse_with is not None:
             fu = _stage(cur, "fuse", fuse_with, fuse_prompt, decoding, st["outputs"], fuse_source, batch_size,
@@ -227,7 +208,8 @@ def run_recaption(curated: str, model: str, source: str, *, prompt: str | None =
 
 def summary_line(report: dict, workers: int) -> str:
     a = report["attach"]
-    return (f"recaption {report['source']}: {report['rows']} images in {report['parts']} parts ({report['resumed']} resumed) "
-            f"in {report['seconds']:.1f}s, {report['per_s']:.2f} images/s ({report['per_s'] / workers:.2f} per worker); "
-            f"attached to {a['captioned']} images, {a['uncaptioned']} without a caption "
+    return (f"recaption {report['source']}: {report['rows']} images in {report['parts']} parts "
+            f"({report['resumed']} resumed) in {report['seconds']:.1f}s, {report['per_s']:.2f} images/s "
+            f"({report['per_s'] / workers:.2f} per worker); attached to {a['captioned']} images, "
+            f"{a['uncaptioned']} without a caption "
             f"({report['undecodable']} undecodable images)")

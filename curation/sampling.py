@@ -1,6 +1,8 @@
 """Deterministic random draws for balancing: every draw is a function of (seed, uid, epoch, stream).
 
-Shared by `curate balance` (offline) and training's online curation so both draw identically.
+`draw` is THE draw of balancing, "choose a text, keep or drop": `curate balance` (curation.select)
+and training's online curation (training.data) both call it, from the same inputs (uid keys, the
+image's matched texts in canonical order, p_e, seed, epoch), so they keep the same images.
 
 uid -> 64-bit key (`uid_hash64`): a fixed, documented word hash over the uid's UTF-8 bytes, stable
 across Python versions, machines and numpy versions (unlike hash()), and vectorised over Arrow
@@ -15,7 +17,7 @@ where mix is the SplitMix64 finaliser. `uid_hash64_scalar` is that definition in
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pyarrow as pa
@@ -75,7 +77,8 @@ def _hash_string_array(arr: pa.Array) -> np.ndarray:
     bufs = arr.buffers()
     offsets = np.frombuffer(bufs[1], dtype=off_type, count=n + 1, offset=arr.offset * np.dtype(off_type).itemsize)
     offsets = offsets.astype(np.int64)
-    raw = np.frombuffer(bufs[2], dtype=np.uint8)[offsets[0]:offsets[-1]] if bufs[2] is not None else np.zeros(0, np.uint8)
+    raw = (np.frombuffer(bufs[2], dtype=np.uint8)[offsets[0]:offsets[-1]] if bufs[2] is not None
+           else np.zeros(0, np.uint8))
     starts = offsets[:-1] - offsets[0]
     lengths = np.diff(offsets)
     n_words = (len(raw) + 7) // 8 + 1
@@ -163,3 +166,18 @@ def choose_index(uid_keys: np.ndarray, n_texts: np.ndarray, seed: int, epoch: in
 def keep_draw(uid_keys: np.ndarray, prob: np.ndarray, seed: int, epoch: int = 0) -> np.ndarray:
     """Keep each image with its probability: u < prob, u on STREAM_KEEP."""
     return uniform(uid_keys, seed, epoch, STREAM_KEEP) < np.asarray(prob, dtype=np.float64)
+
+
+def draw(uid_keys: np.ndarray, n_texts: np.ndarray,
+         chosen_entries: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], p_entry: np.ndarray, seed: int,
+         epoch: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Choose one of each image's texts and keep or drop the image: (choice int64[n], keep bool[n]).
+
+    uid_keys: uid_hash64 of each image's uid; n_texts: how many matched texts it has (in canonical
+    order: text, source, row); chosen_entries(choice) -> (Arrow-style offsets, flat entry ids) of each
+    image's chosen text; p_entry: p_e indexed by entry_id. The choice is `choose_index` (STREAM_CHOICE),
+    the keep `keep_draw` of 1 - prod(1 - p_e) over the chosen text's entries (STREAM_KEEP).
+    """
+    choice = choose_index(uid_keys, n_texts, seed, epoch)
+    offsets, ids = chosen_entries(choice)
+    return choice, keep_draw(uid_keys, keep_probability(offsets, ids, p_entry), seed, epoch)

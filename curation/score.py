@@ -22,12 +22,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from core import storage
-from curation.captions import curated_root, read_table, shard_paths, shard_samples, stem
+from core.atomic import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 from core.errors import UserError
 from core.outputs import content_hash
-from core.atomic import write_bytes_atomic, write_json_atomic, write_parquet_atomic
+from curation.captions import curated_root, read_table, shard_paths, shard_samples, stem
+from curation.index import FINGERPRINT_KEY, open_index, write_counts
+from curation.recaption import open_image, pick_device
+from curation.sampling import uid_hash64
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 WORK = ".scores"
@@ -49,10 +53,9 @@ def _shard_rows(shard: str):
 
 def score_shard(model, tokenizer, processor, shard: str, batch_size: int, device: str) -> pa.Table:
     """(uid, score) of one shard's samples; images that do not decode get no row."""
-    import torch
+    import torch  # lazy, as curation.clip: torch and transformers only where a model scores
 
-    from curation.recaption import open_image
-    from training.eval import embed_texts, features
+    from curation.clip import embed_texts, features
 
     uids, texts, scores, batch = [], [], [], []
 
@@ -61,7 +64,8 @@ def score_shard(model, tokenizer, processor, shard: str, batch_size: int, device
             return
         pixels = processor(images=batch, return_tensors="pt")["pixel_values"].to(device)
         with torch.inference_mode():
-            img = torch.nn.functional.normalize(features(model.get_image_features(pixel_values=pixels)).float(), dim=-1).cpu()
+            img = features(model.get_image_features(pixel_values=pixels)).float()
+            img = torch.nn.functional.normalize(img, dim=-1).cpu()
         txt = embed_texts(model, tokenizer, texts[-len(batch):], batch_size, device)
         scores.extend((img * txt).sum(-1).tolist())
         batch.clear()
@@ -81,10 +85,7 @@ def score_shard(model, tokenizer, processor, shard: str, batch_size: int, device
 def score_curated(curated: str | Path, model_dir: str, batch_size: int = 64, device: str | None = None) -> dict:
     """Write CURATED/scores.parquet (resuming per shard); returns a summary. CURATED and the model folder
     may be URLs: the model is copied to local scratch first (storage.local_copy), shards are streamed."""
-    from tqdm import tqdm
-
-    from curation.recaption import pick_device
-    from training.eval import load_model
+    from curation.clip import load_model  # lazy: torch (see score_shard)
 
     curated, device = curated_root(curated), pick_device(device)
     shards = shard_paths(curated)
@@ -129,13 +130,12 @@ def _weights_fingerprint(folder: str) -> str:
 
 def passing_uids(scores: str | Path, min_score: float | None, top_fraction: float | None) -> tuple[set[str], dict]:
     """The uids whose score passes (>= min_score, and/or among the top fraction); with counters."""
-    from curation.sampling import uid_hash64
-
     path = Path(scores)
     try:
         t = pq.read_table(path, columns=["uid", "score"])
     except (OSError, pa.ArrowException) as e:
-        raise UserError(f"--scores {path}: not a scores.parquet with uid and score ({e}); make it with `curate score`") from e
+        raise UserError(f"--scores {path}: not a scores.parquet with uid and score ({e}); "
+                        "make it with `curate score`") from e
     t = t.filter(pc.is_valid(t.column("score")))
     uids = np.asarray(t.column("uid").to_pylist(), dtype=object)
     s = t.column("score").to_numpy().astype(np.float64)
@@ -153,17 +153,12 @@ def passing_uids(scores: str | Path, min_score: float | None, top_fraction: floa
 
 def _read_parquet(path: str) -> pa.Table:
     """A Parquet file from a local path or an object-store URL."""
-    from core import storage
-
     return pq.read_table(path if storage.is_local(path) else storage.open_input(path))
 
 
 def filter_index(index, scores: str | Path, min_score: float | None, top_fraction: float | None, out: Path):
-    """A filtered copy of `index` (balance_run.Index) in the local folder `out`: rows of passing uids,
+    """A filtered copy of `index` (curation.index.Index) in the local folder `out`: rows of passing uids,
     counts recomputed."""
-    from core import storage
-    from curation.balance_run import FINGERPRINT_KEY, open_index
-
     passed, stats = passing_uids(scores, min_score, top_fraction)
     entries = _read_parquet(storage.join(index.path, "entries.parquet"))
     counts = np.zeros(entries.num_rows, dtype=np.int64)
@@ -182,7 +177,7 @@ def filter_index(index, scores: str | Path, min_score: float | None, top_fractio
         meta = {FINGERPRINT_KEY: (t.schema.metadata or {}).get(FINGERPRINT_KEY, b"")}
         write_parquet_atomic(out / "matches" / storage.name(part), kept.replace_schema_metadata(meta))
     write_bytes_atomic(out / "entries.parquet", storage.read_bytes(storage.join(index.path, "entries.parquet")))
-    write_parquet_atomic(out / "counts.parquet", entries.append_column("count", pa.array(counts, pa.int64())))
+    write_counts(out, entries, counts)
     write_json_atomic(out / "manifest.json", {**index.manifest, "complete": True, "filtered_from": str(index.path),
                                               "parts": [storage.name(p) for p in index.parts]})
     stats |= {"index_images": len(uids_seen), "kept_images": len(uids_kept),

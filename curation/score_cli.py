@@ -1,27 +1,28 @@
-"""`curate score CURATED --model RUN/hf`: per-uid image-text CLIP score -> CURATED/scores.parquet."""
+"""Write CURATED/scores.parquet (uid, score): the cosine similarity of each image and its KEY.txt under a
+CLIP-style Hugging Face model folder (MetaClip2Model or CLIPModel, e.g. RUN/hf from `train`). Then `curate
+balance --scores CURATED --min-score S` (or --score-top-fraction F) filters before balancing. Rerunning
+resumes per shard.
+"""
 from __future__ import annotations
 
 import argparse
 
+from core.errors import UserError
 from core.flags import POSITIVE_INT
+from curation.curated import add_curated_model_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "score", help="CLIP-score every image of a CURATED set against its alt-text -> scores.parquet",
-        description="Write CURATED/scores.parquet (uid, score): the cosine similarity of each image and its KEY.txt "
-                    "under a CLIP-style Hugging Face model folder (MetaClip2Model or CLIPModel, e.g. RUN/hf from "
-                    "`train`). Then `curate balance --scores CURATED --min-score S` (or --score-top-fraction F) "
-                    "filters before balancing. Rerunning resumes per shard.")
-    p.add_argument("curated", metavar="CURATED", help="output folder of `curate balance` (use --online for every image)")
-    p.add_argument("--model", required=True, metavar="DIR", help="CLIP-style Hugging Face folder, e.g. RUN/hf")
+        description=__doc__)
+    add_curated_model_args(p, "use --online for every image", "CLIP-style Hugging Face folder, e.g. RUN/hf")
     p.add_argument("--batch-size", type=POSITIVE_INT, default=64, help="images per forward pass (default: 64)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.errors import UserError
     from curation.score import score_curated
 
     if args.batch_size < 1:

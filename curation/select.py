@@ -1,8 +1,8 @@
 """Image-level sampling over Arrow tables: group matched texts by uid, choose one, keep or drop.
 
-A uid's texts are put in canonical order (text, then source, then row; byte order for strings), one
-is chosen with `sampling.choose_index` and the image is kept with probability 1 - prod(1 - p_e) over
-the chosen text's entries (`sampling.keep_draw`). Every draw depends on (seed, uid[, epoch]) only,
+A uid's texts are put in canonical order (text, then source, then row; byte order for strings), and
+`sampling.draw` chooses one and keeps the image with probability 1 - prod(1 - p_e) over the chosen
+text's entries (the same call as training's online curation). Every draw depends on (seed, uid[, epoch]) only,
 so any grouping of the input into buckets, parts or workers gives the same decisions.
 """
 from __future__ import annotations
@@ -15,7 +15,6 @@ import pyarrow.compute as pc
 
 from curation import sampling
 
-MATCH_COLUMNS = ["uid", "text", "url", "lang", "entry_ids", "source", "row", "key"]
 TEXT_STRUCT = pa.struct([("text", pa.string()), ("lang", pa.string()), ("entry_ids", pa.list_(pa.int32()))])
 SELECTED_SCHEMA = pa.schema([
     ("uid", pa.string()), ("uid_hash", pa.uint64()), ("url", pa.string()), ("lang", pa.string()),
@@ -91,7 +90,7 @@ def list_offsets(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, np.ndarra
 
 def select_images(matches: pa.Table, p_entry: np.ndarray, seed: int, epoch: int = 0,
                   keep_all: bool = False) -> tuple[pa.Table, SelectStats]:
-    """Matched texts (MATCH_COLUMNS, optional uid_hash) -> one row per image (SELECTED_SCHEMA).
+    """Matched texts (curation.index.MATCH_COLUMNS, optional uid_hash) -> one row per image (SELECTED_SCHEMA).
 
     With keep_all every image is returned (online curation) and `keep` records this epoch's draw;
     otherwise only kept images are returned.
@@ -101,10 +100,16 @@ def select_images(matches: pa.Table, p_entry: np.ndarray, seed: int, epoch: int 
     order, starts = canonical_order(matches, keys_all)
     first, n_texts = starts[:-1], np.diff(starts)
     keys = keys_all[order[first]]
-    chosen = order[first + sampling.choose_index(keys, n_texts, seed, epoch)]
-    picked = matches.select(["lang", "entry_ids"]).take(pa.array(chosen, pa.int64()))
+    picked: list[pa.Table] = []  # the chosen texts' (lang, entry_ids), kept for the stats below
+
+    def chosen_entries(choice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        picked.append(matches.select(["lang", "entry_ids"]).take(pa.array(order[first + choice], pa.int64())))
+        return list_offsets(picked[0].column("entry_ids"))
+
+    choice, keep = sampling.draw(keys, n_texts, chosen_entries, p_entry, seed, epoch)
+    chosen = order[first + choice]
+    picked = picked[0]
     offsets, ids = list_offsets(picked.column("entry_ids"))
-    keep = sampling.keep_draw(keys, sampling.keep_probability(offsets, ids, p_entry), seed, epoch)
 
     stats = SelectStats(texts=_value_counts(matches.column("lang")), images=_value_counts(picked.column("lang")))
     kept_rows = np.flatnonzero(keep)
@@ -130,13 +135,3 @@ def select_images(matches: pa.Table, p_entry: np.ndarray, seed: int, epoch: int 
     }).cast(SELECTED_SCHEMA)
     return out, stats
 
-
-def redraw(metas: list[dict], p_entry: np.ndarray, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-    """Online curation for samples written with `balance --online`: (chosen index into each sample
-    json's `texts`, keep mask) for this epoch; epoch 0 reproduces balance's own draw."""
-    keys = sampling.uid_hash64([m["uid"] for m in metas])
-    choice = sampling.choose_index(keys, np.array([len(m["texts"]) for m in metas], dtype=np.int64), seed, epoch)
-    ids = [m["texts"][c][2] for m, c in zip(metas, choice.tolist())]
-    offsets = np.concatenate([[0], np.cumsum([len(x) for x in ids])]).astype(np.int64)
-    flat = np.array([e for x in ids for e in x], dtype=np.int64)
-    return choice, sampling.keep_draw(keys, sampling.keep_probability(offsets, flat, p_entry), seed, epoch)

@@ -29,9 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core import duck, storage
-from curation import images
-from core.errors import UserError
 from core.atomic import atomic_path, write_parquet_atomic
+from core.errors import UserError
+from curation import images
 
 BLOCK = 512
 RECORD = 20 * BLOCK
@@ -118,7 +118,8 @@ def source_groups(kept: Path, shard_size: int) -> list[tuple[int, int, list[str]
     """Consecutive sources grouped into tasks of >= shard_size images: (first idx, end idx, sources)."""
     con = duck.connect()
     rows = con.execute("""SELECT source, min(file_row_number), max(file_row_number) + 1
-                          FROM read_parquet(?, file_row_number = true) GROUP BY source ORDER BY 2""", [str(kept)]).fetchall()
+                          FROM read_parquet(?, file_row_number = true) GROUP BY source ORDER BY 2""",
+                       [str(kept)]).fetchall()
     con.close()
     groups: list[tuple[int, int, list[str]]] = []
     for source, lo, hi in rows:

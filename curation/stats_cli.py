@@ -1,17 +1,19 @@
-"""`curate stats INDEX|CURATED`: print per-language tables from the Parquet outputs, via DuckDB."""
+"""Reads an INDEX (counts.parquet, matches/) or a CURATED folder (thresholds.parquet, curated.parquet,
+stats.json) with DuckDB and prints per-language tables.
+"""
 from __future__ import annotations
 
 import argparse
 
 from core import storage
+from core.errors import UserError
 from core.flags import COUNT
+from curation.index import match_files
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("stats", help="print per-language tables of an INDEX or a CURATED folder",
-                              description="Reads an INDEX (counts.parquet, matches/) or a CURATED folder "
-                                          "(thresholds.parquet, curated.parquet, stats.json) with DuckDB and "
-                                          "prints per-language tables.")
+                              description=__doc__)
     p.add_argument("folder", metavar="INDEX|CURATED", help="output folder of build-index or balance")
     p.add_argument("--top", type=COUNT, default=0, metavar="N",
                    help="also print the N most matched entries per language (INDEX only; default: 0)")
@@ -37,9 +39,7 @@ def _query(con, sql: str) -> str:
 
 
 def folder_kind(folder: str) -> str:
-    from core.errors import UserError
-
-    if storage.exists(storage.join(folder, "thresholds.parquet")) or storage.exists(storage.join(folder, "curated.parquet")):
+    if any(storage.exists(storage.join(folder, name)) for name in ("thresholds.parquet", "curated.parquet")):
         return "curated"
     if storage.exists(storage.join(folder, "counts.parquet")):
         return "index"
@@ -53,8 +53,6 @@ def _register(con, name: str, urls: list[str]) -> None:
 
 def index_report(folder: str, top: int = 0) -> str:
     import duckdb
-
-    from curation.build_index import match_files
 
     con = duckdb.connect()
     _register(con, "counts", [storage.join(folder, "counts.parquet")])
@@ -99,7 +97,8 @@ def curated_report(folder: str) -> str:
         out.append(format_table(list(totals), [tuple(totals.values())]))
         if caps := stats.get("captions"):
             cols = ["captioned", "uncaptioned", "unknown_uids", "duplicate_uids"]
-            out.append(format_table(["caption_source", *cols], [(k, *(v.get(c) for c in cols)) for k, v in sorted(caps.items())]))
+            out.append(format_table(["caption_source", *cols],
+                                    [(k, *(v.get(c) for c in cols)) for k, v in sorted(caps.items())]))
     return "\n\n".join(out)
 
 

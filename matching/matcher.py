@@ -8,65 +8,32 @@ Hiragana/Katakana as no-space characters (the reference pads kana-initial entrie
 match); `compat=True` reproduces the reference exactly.
 
 `Matcher.match` returns matches as arrays (Arrow-style offsets + sorted unique entry ids per text).
-Backends (BACKENDS) all give the same sets: "ngram" (vectorised hash lookups, matching_ngram; the
+Backends (BACKENDS) all give the same sets: "ngram" (vectorised hash lookups, matching.ngram; the
 default), "ahocorasick_rs" (one batched automaton scan) and "pyahocorasick" (one automaton walk per
 text, the reference loop). The reference's per-match Python objects are its bottleneck, so the fast
 backends produce (text, key) index arrays and deduplicate repeated texts before matching.
 `reference_match` is the reference loop itself, kept as the oracle for tests and benchmarks.
+The text rules themselves (`spacing`, `pad_entry`, the no-space characters) live in matching.text.
 """
 from __future__ import annotations
 
-import functools
-import string
-from itertools import chain
 from dataclasses import dataclass
+from itertools import chain
 from typing import Sequence
 
+import ahocorasick  # pyahocorasick: the reference backend and the ngram backend's collision fallback
+import ahocorasick_rs
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-PUNCT_TO_WRAP = (",", ".", ";", ":", "?", "!", "`")
-CHARS_TO_SPACE = ("\t", "\n", "\r")
-CJK_PUNCTUATION = frozenset("，。、；：？！“”‘’（）【】《》〈〉「」『』～—")
-ASCII_PUNCTUATION = frozenset(string.punctuation)
+try:
+    from matching import _ngram_kernel
+except ImportError:  # built without a C compiler: numpy does the grouping (same results)
+    _ngram_kernel = None
 
-_NO_SPACE_RANGES = (
-    (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
-    (0x2B820, 0x2CEAF), (0x2CEB0, 0x2EBEF), (0xF900, 0xFAFF), (0x2E80, 0x2EFF), (0x2F00, 0x2FDF),
-    (0x2FF0, 0x2FFF),  # CJK ideographs, compatibility ideographs, radicals, description characters
-    (0x0E00, 0x0E7F), (0x0E80, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x0F00, 0x0FFF),  # Thai Lao Burmese Khmer Tibetan
-)
-KANA_RANGES = ((0x3040, 0x30FF), (0xFF66, 0xFF9F))
-
-
-@functools.lru_cache(maxsize=1 << 16)  # padding 500k entries asks about few distinct characters
-def is_no_space_char(ch: str, compat: bool = False) -> bool:
-    """True when an entry may touch this character without a space (reference: is_cjk_or_similar)."""
-    cp = ord(ch)
-    if any(lo <= cp <= hi for lo, hi in _NO_SPACE_RANGES):
-        return True
-    if ch in ASCII_PUNCTUATION or ch in CJK_PUNCTUATION:
-        return True
-    return not compat and any(lo <= cp <= hi for lo, hi in KANA_RANGES)
-
-
-def spacing(text: str) -> str:
-    """The reference `spacing`: pad, wrap punctuation in spaces, turn tabs/newlines into spaces."""
-    spaced = f" {text} "
-    for p in PUNCT_TO_WRAP:
-        spaced = spaced.replace(p, f" {p} ")
-    for c in CHARS_TO_SPACE:
-        spaced = spaced.replace(c, " ")
-    return spaced
-
-
-def pad_entry(entry: str, compat: bool = False) -> str:
-    """The reference `get_spaced_metadata` for one (non-empty) entry."""
-    if not is_no_space_char(entry[0], compat):
-        entry = " " + entry
-    if not is_no_space_char(entry[-1], compat):
-        entry = entry + " "
-    return entry
+from matching.ngram import NgramBackend
+from matching.text import is_no_space_char, pad_entry, spacing
 
 
 @dataclass(frozen=True)
@@ -85,8 +52,6 @@ class MatchResult:
 
 def reference_automaton(entries: Sequence[str], entry_ids: Sequence[int] | None = None, compat: bool = False):
     """MetaCLIP's automaton: every padded entry added with (entry id, key) as its value."""
-    import ahocorasick
-
     ids = range(len(entries)) if entry_ids is None else entry_ids
     automaton = ahocorasick.Automaton()
     for idx, entry in zip(ids, entries):
@@ -120,12 +85,43 @@ BACKENDS = ("ngram", "ahocorasick_rs", "pyahocorasick")
 AUTO_BACKEND = "ngram"  # fastest measured on English and CJK-heavy metadata (BENCHMARKS.md, Matching)
 
 
-def padded_keys(entries: Sequence[str], entry_ids: Sequence[int], compat: bool = False
-                ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Distinct padded keys, and the entry ids of key k: ids[offsets[k]:offsets[k+1]] (ascending).
+def padded_keys(entries: Sequence[str] | pa.Array | pa.ChunkedArray, entry_ids: Sequence[int] | pa.Array,
+                compat: bool = False) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Distinct padded keys (first-seen order), and the entry ids of key k: ids[offsets[k]:offsets[k+1]]
+    (ascending).
 
     Several entries may pad to the same key (duplicates with different ids); empty entries never match.
+    Columnar (Arrow): the padding is decided once per distinct first/last character; entries that are
+    not UTF-8 (lone surrogates) take the per-entry path, with the same result.
     """
+    try:
+        arr = entries if isinstance(entries, (pa.Array, pa.ChunkedArray)) else pa.array(list(entries), pa.string())
+    except (ValueError, TypeError, pa.ArrowException):
+        return _padded_keys_py(entries, entry_ids, compat)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    ids = np.asarray(entry_ids, dtype=np.int64)  # a list, numpy or Arrow array
+    keep = pc.fill_null(pc.greater(pc.binary_length(arr), 0), False).to_numpy(zero_copy_only=False)
+    arr, ids = arr.filter(pa.array(keep)), ids[keep]
+    pads = pa.array(["", " "], pa.string())
+
+    def pad(ends: pa.Array) -> pa.Array:  # " " where the end character is not a no-space character
+        enc = ends.dictionary_encode()
+        lut = np.array([not is_no_space_char(c, compat) for c in enc.dictionary.to_pylist()], dtype=np.int8)
+        return pads.take(pa.array(lut[enc.indices.to_numpy()] if len(lut) else np.zeros(0, np.int8)))
+
+    padded = pc.binary_join_element_wise(pad(pc.utf8_slice_codeunits(arr, 0, 1)), arr,
+                                         pad(pc.utf8_slice_codeunits(arr, -1)), "")
+    enc = padded.dictionary_encode()
+    key = enc.indices.to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(enc.dictionary) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key, minlength=len(enc.dictionary)), out=offsets[1:])
+    return enc.dictionary.to_pylist(), offsets, ids[np.lexsort((ids, key))].astype(np.int32)
+
+
+def _padded_keys_py(entries: Sequence[str], entry_ids: Sequence[int], compat: bool
+                    ) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """padded_keys one entry at a time (any str, lone surrogates included)."""
     table: dict[str, list[int]] = {}
     for eid, entry in zip(entry_ids, entries):
         if entry:
@@ -139,6 +135,10 @@ def padded_keys(entries: Sequence[str], entry_ids: Sequence[int], compat: bool =
 def pairs_to_result(n_texts: int, text: np.ndarray, key: np.ndarray, key_offsets: np.ndarray,
                     key_ids: np.ndarray) -> MatchResult:
     """(text, key) match pairs (any order, repeats allowed) -> sorted unique entry ids per text."""
+    if len(key_ids) == len(key_offsets) - 1 and _ngram_kernel is not None:  # one entry id per key: in C
+        offsets, ids = _ngram_kernel.group(np.ascontiguousarray(text, dtype=np.int32),
+                                           np.ascontiguousarray(key, dtype=np.int32), key_ids, n_texts)
+        return MatchResult(np.frombuffer(offsets, dtype=np.int64), np.frombuffer(ids, dtype=np.int32))
     if len(key_ids) == len(key_offsets) - 1:  # the usual case: one entry id per key (key k -> key_ids[k])
         ids = key_ids[key]
     else:
@@ -158,8 +158,6 @@ class PyAhoBackend:
     """One pyahocorasick `iter` per spaced text, as the reference loop (the simple backend)."""
 
     def __init__(self, keys: Sequence[str]) -> None:
-        import ahocorasick
-
         self._automaton = ahocorasick.Automaton()
         for k, key in enumerate(keys):
             self._automaton.add_word(key, k)
@@ -187,8 +185,6 @@ class RsAhoBackend:
     """
 
     def __init__(self, keys: Sequence[str]) -> None:
-        import ahocorasick_rs
-
         self._keys = list(keys)
         self._slow: PyAhoBackend | None = None
         used = set().union(*map(set, keys)) if keys else set()
@@ -247,7 +243,7 @@ class Matcher:
     """Matches texts of one language against that language's entries.
 
     entries/entry_ids: the language's metadata (entry_ids global, from entries.parquet).
-    backend: "ngram" (vectorised hashing, matching_ngram), "ahocorasick_rs" (batched automaton),
+    backend: "ngram" (vectorised hashing, matching.ngram), "ahocorasick_rs" (batched automaton),
     "pyahocorasick" (one automaton walk per text, the reference loop) or "auto" (AUTO_BACKEND).
     All give identical results: the SET of entries whose padded form occurs in the spaced text.
     The fast backends match each distinct text once (web alt-texts repeat a lot).
@@ -261,8 +257,6 @@ class Matcher:
         self.compat = compat
         keys, self._key_offsets, self._key_ids = padded_keys(entries, entry_ids, compat)
         if self.backend == "ngram":
-            from matching.ngram import NgramBackend
-
             self._impl = NgramBackend(keys, PyAhoBackend)
         elif self.backend == "ahocorasick_rs":
             self._impl = RsAhoBackend(keys)
@@ -277,8 +271,18 @@ class Matcher:
         return "ngram (C kernel)" if self._impl.kernel else "ngram (numpy walk)"
 
     def match(self, texts: Sequence[str]) -> MatchResult:
-        """Match already-stripped texts; returns sorted unique entry ids per text."""
+        """Match already-stripped texts; returns sorted unique entry ids per text.
+
+        With the C kernel, the texts go through Arrow (one UTF-8 copy; dedup and spacing then run in C++/C,
+        faster than a dict and Python strings); texts that are not UTF-8 (lone surrogates) stay in Python."""
         texts = list(texts)
+        if getattr(self._impl, "kernel", False) and texts:
+            try:
+                arr = pa.array(texts, pa.string())
+            except (ValueError, TypeError, pa.ArrowException):
+                arr = None
+            if arr is not None and not arr.null_count:
+                return self.match_array(arr)
         inverse = None
         if self.backend != "pyahocorasick":
             texts, inverse = dedup(texts)
@@ -292,7 +296,21 @@ class Matcher:
         if self.backend == "pyahocorasick":
             return self.match(texts.to_pylist())
         enc = texts.dictionary_encode()
-        distinct = enc.dictionary.to_pylist()
-        text, key = self._impl.match(distinct)
+        distinct = enc.dictionary
+        utf8 = utf8_buffers(distinct) if getattr(self._impl, "kernel", False) else None
+        if utf8 is not None:  # spaced in C straight from the Arrow buffers
+            text, key = self._impl.match_utf8(*utf8, distinct.to_pylist)
+        else:
+            text, key = self._impl.match(distinct.to_pylist())
         result = pairs_to_result(len(distinct), text, key, self._key_offsets, self._key_ids)
         return result if len(distinct) == len(texts) else expand(result, enc.indices.to_numpy())
+
+
+def utf8_buffers(arr: pa.Array) -> tuple[object, np.ndarray] | None:
+    """(UTF-8 data buffer, int64 offsets) of a non-empty, null-free string or large_string array; else None."""
+    if not len(arr) or arr.null_count or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return None
+    _, off, data = arr.buffers()
+    width = np.int32 if pa.types.is_string(arr.type) else np.int64
+    offsets = np.frombuffer(off, dtype=width)[arr.offset: arr.offset + len(arr) + 1].astype(np.int64)
+    return (data if data is not None else b""), offsets

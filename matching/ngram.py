@@ -19,8 +19,11 @@ a hash collision can cost time but never change the result. Keys whose hash coll
 key's are handed to a small automaton (`fallback`) so that no key is shadowed.
 
 The walk itself runs in C (`matching/_ngram_kernel.c`, built at install) when that extension is
-importable: one position at a time, it stops at the first span that is no key prefix. Otherwise the
-same walk runs here in numpy, a round of spans at a time. Tables, hashes and results are the same.
+importable: one position at a time, it stops at the first span that is no key prefix. The kernel also
+does `spacing` (of Python strings, or of an Arrow string array's UTF-8 buffers without making Python
+strings: `match_utf8`) and the grouping of pairs into sorted entry ids per text (matcher.pairs_to_result).
+Otherwise the same walk runs here in numpy, a round of spans at a time. Tables, hashes and results are
+the same.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from matching.matcher import spacing
+from matching.text import spacing
 
 try:
     from matching import _ngram_kernel
@@ -116,6 +119,18 @@ def prefix_sums(cps: np.ndarray, powers: _Powers) -> np.ndarray:
     return g
 
 
+def key_prefix_sums(cps: np.ndarray, offsets: np.ndarray, powers: _Powers) -> np.ndarray:
+    """prefix_sums with each key's powers counted from its own start: G[i] = sum(cps[j] * B**(j - s_j), j < i)
+    where s_j starts j's key, so a span that starts a key hashes to (G[e] - G[s]) * F, as span_hash, and
+    powers are needed only up to the longest key (not the length of all keys together)."""
+    lengths = np.diff(offsets)
+    powers.ensure(int(lengths.max(initial=0)) + 1)
+    rel = np.arange(len(cps)) - np.repeat(offsets[:-1], lengths)
+    g = np.zeros(len(cps) + 1, dtype=np.uint64)
+    np.cumsum(cps.astype(np.uint64) * powers.pow[rel], out=g[1:], dtype=np.uint64)
+    return g
+
+
 def span_hash(g: np.ndarray, powers: _Powers, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Hash of cps[start:end] for arrays of spans."""
     return (g[end] - g[start]) * powers.invpow[start]
@@ -176,21 +191,26 @@ class HashTable:
 
 
 def _table(hashes: np.ndarray, key_index: np.ndarray, is_prefix: np.ndarray) -> tuple[HashTable, np.ndarray]:
-    """Merge key and prefix hashes into one table; returns it and the keys whose hash another key holds."""
+    """Merge key and prefix hashes into one table; returns it and the keys whose hash another key holds.
+
+    Entries with one hash form a group (a key that is also a prefix of longer keys, or a collision): the
+    group keeps the prefix bit if any has it and the highest key index; its other keys are shadowed."""
     value = np.where(key_index >= 0, (key_index + 1) << 1, 0) | is_prefix.astype(np.int64)
     bits = max(int(value.max(initial=1)).bit_length(), 1)  # as HashTable: entries are the high bits
     ident = hashes >> np.uint64(bits)
-    order = np.lexsort((-value >> 1, ident))  # per hash: the key entry (if any) first
+    order = np.argsort(ident)
     h, v, ident = hashes[order], value[order], ident[order]
     first = np.ones(len(h), dtype=bool)
     first[1:] = ident[1:] != ident[:-1]
+    starts = np.flatnonzero(first)
     group = np.cumsum(first) - 1
-    merged = np.zeros(int(first.sum()), dtype=np.int64)
-    np.bitwise_or.at(merged, group, v & 1)
     keyed = v >> 1
-    merged |= np.where(keyed[first] > 0, keyed[first] << 1, 0)
-    shadowed = keyed[~first & (keyed > 0)] - 1  # a second key with the same hash
-    return HashTable(h[first], merged), shadowed
+    kept = np.maximum.reduceat(keyed, starts) if len(h) else np.zeros(0, dtype=np.int64)
+    merged = np.where(kept > 0, kept << 1, 0) | (np.bitwise_or.reduceat(v & 1, starts) if len(h) else 0)
+    shadowed = keyed[(keyed > 0) & (keyed != kept[group])] - 1  # a second key with the same hash
+    cand = np.flatnonzero(keyed == kept[group])  # each group's stored hash: its kept key's (else any)
+    rep = cand[np.r_[True, group[cand][1:] != group[cand][:-1]]] if len(cand) else cand
+    return HashTable(h[rep], merged), shadowed
 
 
 class NgramBackend:
@@ -212,10 +232,9 @@ class NgramBackend:
         self.powers = _Powers(base if base is not None else int(rng.integers(1 << 62)) * 2 + 1)
         self.chunk = chunk_code_points
         self.key_cps, self.key_offsets = code_points(keys)
-        n = len(keys)
         lengths = np.diff(self.key_offsets)
-        token = np.array([_is_token_key(k) for k in keys], dtype=bool) if n else np.zeros(0, dtype=bool)
-        g = prefix_sums(self.key_cps, self.powers)
+        token = _token_keys(self.key_cps, self.key_offsets)
+        g = key_prefix_sums(self.key_cps, self.key_offsets, self.powers)
         self.token_table = self.char_table = None
         shadowed = []
         if token.any():
@@ -234,9 +253,13 @@ class NgramBackend:
         tables = [None if t is None else (t.slots, int(t.mask), int(t.shift), int(t.floor), int(t.value_mask))
                   for t in (self.token_table, self.char_table)]
         none = np.zeros(1, dtype=np.uint8)
-        key_starts = (self.first_char.view(np.uint8), self.single_char.view(np.uint8), self.top,
-                      self.first_pair.view(np.uint8), self.pair_bits) if self.char_table is not None \
-            else (none, none, 0, np.zeros(2, dtype=np.uint8), 1)
+        if self.char_table is not None:
+            single_key = np.full(self.top + 1, -1, dtype=np.int32)
+            single_key[self.single_cps] = self.single_keys
+            key_starts = (self.first_char.view(np.uint8), self.single_char.view(np.uint8), self.top,
+                          np.packbits(self.first_pair, bitorder="little"), self.pair_bits, single_key)
+        else:
+            key_starts = (none, none, 0, np.zeros(1, dtype=np.uint8), 3, np.zeros(1, dtype=np.int32))
         return (*tables, key_starts, self.key_cps, self.key_offsets, int(self.powers.base), int(_FIB))
 
     def _token_table(self, g: np.ndarray, idx: np.ndarray) -> tuple[HashTable, np.ndarray]:
@@ -248,7 +271,7 @@ class NgramBackend:
         inside = (owner < len(idx)) & (spaces > starts[np.minimum(owner, len(idx) - 1)])
         spaces, owner = spaces[inside], owner[inside]
         is_key = spaces + 1 == ends[owner]
-        h = span_hash(g, self.powers, starts[owner], spaces + 1)
+        h = (g[spaces + 1] - g[starts[owner]]) * _FIB  # span_hash of a span from its key's start
         return _table(h, np.where(is_key, idx[owner], -1), ~is_key)
 
     def _char_table(self, g: np.ndarray, idx: np.ndarray, lengths: np.ndarray):
@@ -257,7 +280,7 @@ class NgramBackend:
         owner = np.repeat(np.arange(len(idx)), lens)
         ends = np.arange(len(owner)) - np.repeat(np.cumsum(lens) - lens, lens) + 1 + starts[owner]
         is_key = ends == starts[owner] + lens[owner]
-        h = span_hash(g, self.powers, starts[owner], ends)
+        h = (g[ends] - g[starts[owner]]) * _FIB  # span_hash of a span from its key's start
         return _table(h, np.where(is_key, idx[owner], -1), ~is_key)
 
     def _char_filters(self, starts: np.ndarray, lengths: np.ndarray, idx: np.ndarray) -> None:
@@ -298,11 +321,31 @@ class NgramBackend:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
 
+    def match_utf8(self, data, offsets: np.ndarray, texts: Callable[[], list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """match() of the UTF-8 texts data[offsets[i]:offsets[i+1]] (an Arrow string array's buffers, int64
+        offsets), spaced by the C kernel without Python strings; `texts()` gives them as str for the fallback.
+
+        Needs the kernel (self.kernel); chunks bound code points by bytes (a code point has >= 1 byte)."""
+        n = len(offsets) - 1
+        pairs = []
+        bounds = offsets[1:] - offsets[0] + 8 * np.arange(1, n + 1)
+        cut = np.searchsorted(bounds, np.arange(self.chunk, int(bounds[-1]) if n else 0, self.chunk))
+        for a, b in zip(np.r_[0, cut].tolist(), np.r_[cut, n].tolist()):
+            if b > a:
+                cps = _ngram_kernel.space_utf8(data, np.ascontiguousarray(offsets[a:b + 1]))
+                t, k = _ngram_kernel.scan(cps, *self._scan_args)
+                pairs.append((np.frombuffer(t, dtype=np.int32) + np.int32(a), np.frombuffer(k, dtype=np.int32)))
+        if self.fallback is not None:
+            t, k = self.fallback.match(texts())
+            pairs.append((t, self.shadowed[k]))
+        if not pairs:
+            return np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int32)
+        return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+
     def _match_chunk(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        cps, starts = spaced_batch(texts)
         if not self.kernel:
-            return self._match_chunk_numpy(cps, starts)
-        t, k = _ngram_kernel.scan(cps, *self._scan_args)
+            return self._match_chunk_numpy(*spaced_batch(texts))
+        t, k = _ngram_kernel.scan(_ngram_kernel.space_str(list(texts)), *self._scan_args)
         return np.frombuffer(t, dtype=np.int32), np.frombuffer(k, dtype=np.int32)
 
     def _match_chunk_numpy(self, cps: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -376,6 +419,15 @@ def _pair_slot(bits: int, first: np.ndarray, second: np.ndarray, third: np.ndarr
     if third is not None:
         mixed ^= (third.astype(np.uint64) + np.uint64(1)) * _TRIPLE_MUL
     return (mixed >> np.uint64(64 - bits)).view(np.int64)
+
+
+def _token_keys(cps: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """_is_token_key of every key, from the keys' code points and offsets."""
+    starts, ends = offsets[:-1], offsets[1:]
+    if not len(starts):
+        return np.zeros(0, dtype=bool)
+    long = ends - starts >= 2
+    return long & (cps[np.minimum(starts, len(cps) - 1)] == SPACE) & (cps[np.maximum(ends - 1, 0)] == SPACE)
 
 
 def _is_token_key(key: str) -> bool:

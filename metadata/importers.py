@@ -37,7 +37,8 @@ def _decode(path: Path) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise UserError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}): save the file as UTF-8") from e
+        raise UserError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}): "
+                        "save the file as UTF-8") from e
     return text.removeprefix("\ufeff")
 
 
@@ -47,11 +48,13 @@ def _json_entries(path: Path, value: object) -> list[tuple[str, str]]:
     elif isinstance(value, list):
         items = value
     else:
-        raise UserError(f"{path}: JSON holds a {type(value).__name__}: expected a list of strings (MetaCLIP 1 metadata.json) or an object keyed by entry")
+        raise UserError(f"{path}: JSON holds a {type(value).__name__}: expected a list of strings "
+                        "(MetaCLIP 1 metadata.json) or an object keyed by entry")
     out = []
     for i, item in enumerate(items, 1):
         if not isinstance(item, str):
-            raise UserError(f"{path}: element {i} is {json.dumps(item)[:40]} ({type(item).__name__}): expected a string")
+            raise UserError(f"{path}: element {i} is {json.dumps(item)[:40]} ({type(item).__name__}): "
+                            "expected a string")
         out.append((item, f"element {i}"))
     return out
 
@@ -66,7 +69,8 @@ def read_entries(path: str | Path, fmt: str = "auto") -> list[tuple[str, str]]:
             return _json_entries(path, json.loads(text))
         except json.JSONDecodeError as e:
             if fmt == "json" or path.suffix.lower() == ".json":
-                raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno}); use --format lines for one entry per line") from e
+                raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno}); "
+                                "use --format lines for one entry per line") from e
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
@@ -86,7 +90,8 @@ def check_entries(path: str | Path, pairs: list[tuple[str, str]]) -> tuple[list[
             skipped[problem] += 1
             first.setdefault(problem, f"{path} {where}")
     if not kept:
-        raise UserError(f"{path}: no usable entries ({', '.join(f'{n} {r}' for r, n in skipped.items()) or 'none at all'})")
+        reasons = ", ".join(f"{n} {r}" for r, n in skipped.items()) or "none at all"
+        raise UserError(f"{path}: no usable entries ({reasons})")
     return kept, skipped, first
 
 

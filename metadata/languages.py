@@ -30,12 +30,14 @@ def check_lang(code: str, where: str = "--lang") -> str:
     if code in LID176:
         return code
     if not _CODE.fullmatch(code or ""):
-        raise UserError(f"{where}: unknown language code {code!r}: use a lower-case ISO 639-1 code (e.g. en, zh, th) or ISO 639-3 where none exists")
+        raise UserError(f"{where}: unknown language code {code!r}: use a lower-case ISO 639-1 code (e.g. en, zh, th) "
+                        "or ISO 639-3 where none exists")
     import langcodes
 
     private = "qaa" <= code <= "qtz"
     if private or code in _NOT_LANGUAGES or not langcodes.tag_is_valid(code):
-        raise UserError(f"{where}: unknown language code {code!r}: use an ISO 639-1 code (e.g. en, zh, th) or ISO 639-3 where none exists")
+        raise UserError(f"{where}: unknown language code {code!r}: use an ISO 639-1 code (e.g. en, zh, th) "
+                        "or ISO 639-3 where none exists")
     standard = langcodes.standardize_tag(code)
     if standard != code and re.fullmatch(r"[a-z]{2}", standard):
         raise UserError(f"{where}: language {code!r} has the ISO 639-1 code {standard!r}: use {standard!r}")

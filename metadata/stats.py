@@ -8,7 +8,6 @@ from metadata.store import load_entries, read_manifest
 def language_table(meta_dir: str, samples: int = 3, langs: list[str] | None = None) -> list[dict]:
     """One row per language: entries, entries per source, and `samples` deterministic sample entries."""
     import duckdb
-
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -19,8 +18,8 @@ def language_table(meta_dir: str, samples: int = 3, langs: list[str] | None = No
     con.register("entries", entries)
     sizes = con.execute("select lang, source, count(*) from entries group by 1, 2 order by 1, 2").fetchall()
     picks = con.execute(
-        "select lang, entry from (select lang, entry, row_number() over (partition by lang order by hash(entry_id)) as rn "
-        "from entries) where rn <= ? order by lang, rn", [samples]).fetchall()
+        "select lang, entry from (select lang, entry, row_number() over (partition by lang order by hash(entry_id)) "
+        "as rn from entries) where rn <= ? order by lang, rn", [samples]).fetchall()
     rows: dict[str, dict] = {}
     for lang, source, n in sizes:
         row = rows.setdefault(lang, {"lang": lang, "entries": 0, "sources": {}, "samples": []})
@@ -40,9 +39,14 @@ def print_stats(meta_dir: str, samples: int = 3, langs: str | None = None) -> No
     table = [[r["lang"], str(r["entries"]), *(str(r["sources"].get(s, 0)) for s in sources),
               " | ".join(r["samples"])] for r in rows]
     widths = [max(len(h), *(len(t[i]) for t in table)) if table else len(h) for i, h in enumerate(header)]
-    print("  ".join(h.ljust(w) if i in (0, len(header) - 1) else h.rjust(w) for i, (h, w) in enumerate(zip(header, widths))).rstrip())
+    def line(cells: list[str]) -> str:  # first and last column left-aligned, the counts right-aligned
+        return "  ".join(c.ljust(w) if i in (0, len(cells) - 1) else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    print(line(header))
     for t in table:
-        print("  ".join(c.ljust(w) if i in (0, len(t) - 1) else c.rjust(w) for i, (c, w) in enumerate(zip(t, widths))).rstrip())
+        print(line(t))
     total = sum(r["entries"] for r in rows)
     print(f"{meta_dir}: {total} entries in {len(rows)} languages (META has {manifest['entries']}; "
-          f"created {manifest.get('created')}, updated {manifest.get('updated')}, worldclip {manifest.get('worldclip_version')})")
+          f"created {manifest.get('created')}, updated {manifest.get('updated')}, "
+          f"worldclip {manifest.get('worldclip_version')})")

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import re
 
-from matching.matcher import _NO_SPACE_RANGES as NO_SPACE_RANGES
-from matching.matcher import ASCII_PUNCTUATION, CJK_PUNCTUATION, is_no_space_char
+from matching.text import ASCII_PUNCTUATION, CJK_PUNCTUATION, NO_SPACE_RANGES, is_no_space_char
 
 PUNCTUATION = ASCII_PUNCTUATION | CJK_PUNCTUATION | {"¿"}
 # The reference pairs "『 " (with a space) and "』", so a lone 『 inside a token is not weird there.

@@ -35,16 +35,24 @@ import numpy as np
 
 from core.errors import UserError
 from core.outputs import file_fingerprint
+from matching.matcher import Matcher
+from matching.text import pad_entry, spacing
 from metadata import segmenters, wordnet
 from metadata.languages import check_lang
 from metadata.packaged import NUMBERS
+from metadata.recipe import (
+    BIGRAM_CAP,
+    BIGRAM_PMI,
+    DEFAULT_BUDGET_MIB,
+    TITLE_CAP,
+    TITLE_SHARE,
+    UNIGRAM_CAP,
+    UNIGRAM_SHARE,
+)
 from metadata.store import Block, append, entry_problem
 from metadata.tokenizer import is_pure_punctuation
-from metadata.wiki_counts import DEFAULT_BUDGET_MIB, SpillingCounts
+from metadata.wiki_counts import SpillingCounts
 
-UNIGRAM_SHARE, UNIGRAM_CAP = 0.10, 251_465
-BIGRAM_PMI, BIGRAM_CAP = 30.0, 100_646
-TITLE_SHARE, TITLE_CAP = 0.76, 61_235
 MAX_LEN = 256
 PLUS_REMOVED = frozenset({"zh", "ja", "fr"})  # build_metadata.py drops "+" from these WordNet lemmas
 
@@ -130,7 +138,8 @@ def iter_articles(path: Path) -> Iterator[tuple[str, str, frozenset[str]]]:
                 if root is None:
                     root = elem
                     if _local(elem.tag) != "mediawiki":
-                        raise UserError(f"--dump {path}: root element is <{_local(elem.tag)}>, not <mediawiki>: not a Wikipedia XML dump")
+                        raise UserError(f"--dump {path}: root element is <{_local(elem.tag)}>, not <mediawiki>: "
+                                        "not a Wikipedia XML dump")
                 if event != "end":
                     continue
                 tag = _local(elem.tag)
@@ -146,7 +155,8 @@ def iter_articles(path: Path) -> Iterator[tuple[str, str, frozenset[str]]]:
                     root.clear()
     except ET.ParseError as e:
         line, col = e.position
-        raise UserError(f"--dump {path}:{line}: not well-formed XML (column {col}): is it a complete pages-articles dump?") from e
+        raise UserError(f"--dump {path}:{line}: not well-formed XML (column {col}): "
+                        "is it a complete pages-articles dump?") from e
     except (OSError, EOFError) as e:
         raise UserError(f"--dump {path}: cannot read ({e}): is the file complete?") from e
 
@@ -210,8 +220,6 @@ def count_titles(titles: list[str], text_file: IO[str], progress: bool, batch_li
     too), matched as entries match alt-texts (matching.matcher). The fast Matcher finds which titles
     each line contains; only those (line, title) pairs are then counted exactly."""
     from tqdm import tqdm
-
-    from matching.matcher import Matcher, pad_entry, spacing
 
     if not titles:
         return np.zeros(0, dtype=np.int64)
@@ -309,7 +317,8 @@ def build_wiki(dump: str, lang: str, out: str, pmi_threshold: float = BIGRAM_PMI
 
     stats = {"pages": pages, "tokens": ranked_counts.tokens, "distinct_unigrams": ranked_counts.distinct_unigrams,
              "distinct_bigrams": ranked_counts.distinct_bigrams, "bigrams_over_pmi": n_pmi, "titles": len(title_list),
-             "runs": counts.runs, "peak_ngrams_in_memory": counts.peak_in_memory, "tokenizer": tokenizer_label(lang, chosen),
+             "runs": counts.runs, "peak_ngrams_in_memory": counts.peak_in_memory,
+             "tokenizer": tokenizer_label(lang, chosen),
              "caps": {"wiki_unigram": n_uni, "wiki_bigram": n_bi, "wiki_title": n_title}}
     record = {
         "command": "build-wiki",

@@ -23,8 +23,6 @@ import pyarrow.parquet as pq
 
 from metadata.ngrams import NgramCounts
 
-DEFAULT_BUDGET_MIB = 2048  # build-wiki --memory-budget
-MIN_BUDGET_MIB = 64
 BYTES_PER_NGRAM = 350  # per distinct n-gram held (dict slot, key tuple, strings, count); ~330 measured
 RUN_SHIFT = 40  # up to 2^40 distinct n-grams per run, 2^23 runs
 BATCH_ROWS = 65_536
@@ -57,7 +55,8 @@ class Ranked:
             CREATE OR REPLACE TABLE scored AS
             SELECT {joined} AS entry, pmi, first FROM (
                 SELECT bi.a, bi.b, bi.first,
-                       ln(bi.count::DOUBLE * ?::DOUBLE) / ln(2.0) - ln(ua.count::DOUBLE * ub.count::DOUBLE) / ln(2.0) AS pmi
+                       ln(bi.count::DOUBLE * ?::DOUBLE) / ln(2.0)
+                       - ln(ua.count::DOUBLE * ub.count::DOUBLE) / ln(2.0) AS pmi
                 FROM bi JOIN uni ua ON ua.gram = bi.a JOIN uni ub ON ub.gram = bi.b)
             WHERE pmi > ?::DOUBLE""", [self.tokens, threshold])
         n = self.con.execute("SELECT count(*) FROM scored").fetchone()[0]

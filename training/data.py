@@ -22,17 +22,21 @@ import math
 import re
 import tarfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import braceexpand
 import numpy as np
 import torch
 from PIL import Image
+from webdataset.tariterators import group_by_keys
 
 from core import storage
 from core.errors import UserError
-from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
+from core.tars import TarDamaged
 from core.tars import members as tar_members
+from curation.curated import curated_folder, online_conf, online_curation
+from curation.sampling import draw, uid_hash64
+from training.tokenizer import tokenize
 from training.transforms import train_crop
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -52,8 +56,6 @@ class Source:
 
 def expand_sources(spec: str, weights: str | None = None) -> list[Source]:
     """Brace-expand each `::` part of --shards; UserError for missing files or a bad --shards-weights."""
-    import braceexpand
-
     parts = [p for p in spec.split("::") if p.strip()]
     if not parts:
         raise UserError("--shards is empty; give e.g. 'CURATED/shards/{00000..00009}.tar'")
@@ -85,53 +87,24 @@ def missing_objects(urls: list[str]) -> list[str]:
 
 
 def count_samples(urls: list[str]) -> int:
-    """Number of samples (distinct keys) in the shards, from tar headers only."""
+    """Number of samples (distinct keys) in the shards, from tar headers only (core.tars: a shard cut
+    anywhere, also at a member boundary, is a UserError naming it and the byte offset, never a short count)."""
     n = 0
     for url in urls:
+        keys = set()
         try:
-            with storage.open_input(url) as f, tarfile.open(fileobj=f, mode="r") as tf:
-                n += len({m.name.rsplit("/", 1)[-1].split(".", 1)[0] for m in tf.getmembers() if m.isreg()})
-        except tarfile.TarError as e:
-            raise UserError(f"{url}: not a readable tar file ({e})") from e
+            with storage.open_input(url) as f:
+                for m, _ in tar_members(f, lambda m: False):
+                    keys.add(m.name.rsplit("/", 1)[-1].split(".", 1)[0])
+        except TarDamaged as e:
+            raise UserError(f"--shards: {url}: {e}; its samples cannot be counted for --epochs: restore the shard "
+                            "or leave it out of --shards, or train with --steps (a damaged shard's samples are then "
+                            "skipped and counted as corrupt)") from e
+        n += len(keys)
     return n
 
 
 # ---------------------------------------------------------------- online curation
-
-
-def _entry_probabilities(counts, t: float | None, p: float | None) -> np.ndarray:
-    """p_e indexed by entry_id, with curation.balance's formulas (the same as `curate balance`)."""
-    from curation.balance import entry_probabilities
-
-    p_entry, _ = entry_probabilities(counts, t=t, p=p)
-    return np.asarray(p_entry, dtype=np.float64)
-
-
-def _curated_folder(shard: str) -> str | Path:
-    """CURATED of CURATED/shards/NNNNN.tar (a resolved Path locally, else a URL)."""
-    if storage.is_local(shard):
-        return storage.local_path(shard).resolve().parent.parent
-    return storage.parent(storage.parent(shard))
-
-
-def _counts_table(curated: str | Path, conf: dict):
-    """entry_id / lang / count table named by curation.json (a parquet path or inline per-language dict)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    counts = conf.get("counts", conf.get("counts_file"))
-    if isinstance(counts, dict):
-        ids, langs, cs = [], [], []
-        for lang, per in counts.items():
-            items = per.items() if isinstance(per, dict) else per
-            for e, c in items:
-                ids.append(int(e)), langs.append(lang), cs.append(int(c))
-        return pa.table({"entry_id": pa.array(ids, pa.int32()), "lang": langs, "count": pa.array(cs, pa.int64())})
-    path = storage.join(curated, counts if isinstance(counts, str) else "counts.parquet")
-    if not storage.exists(path):
-        raise UserError(f"{storage.join(curated, 'curation.json')}: online curation needs per-entry counts, but {path} is missing; rerun `curate balance --online`")
-    with storage.open_input(path) as f:
-        return pq.read_table(f)
 
 
 @dataclass
@@ -143,20 +116,23 @@ class Curation:
     source: str = ""
 
     def decide(self, uids: list[str], texts: list[list], epoch: int, keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(keep bool[n], chosen text index int[n]) for images with their matched texts, per DESIGN."""
+        """(keep bool[n], chosen text index int[n]) for images with their matched texts: curation.sampling.draw,
+        the draw of `curate balance`, on the texts in the order the sample's .json lists them (canonical)."""
         keys = uid_hash64(uids) if keys is None else keys
+
+        def chosen_entries(choice: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            ents = [list(t[c][2]) if t else [] for t, c in zip(texts, choice)]
+            offsets = np.zeros(len(ents) + 1, dtype=np.int64)
+            offsets[1:] = np.cumsum([len(e) for e in ents])
+            flat = np.fromiter((e for es in ents for e in es), dtype=np.int64, count=int(offsets[-1]))
+            valid = flat < len(self.p_entry)
+            if not valid.all():
+                bad = int(flat[~valid][0])
+                raise ValueError(f"entry_id {bad} in {self.source} is beyond the {len(self.p_entry)} entries of curation.json's counts")
+            return offsets, flat
+
         n_texts = np.array([max(len(t), 1) for t in texts], dtype=np.int64)
-        choice = np.minimum((uniform(keys, self.seed, epoch, STREAM_CHOICE) * n_texts).astype(np.int64), n_texts - 1)
-        ents = [list(t[c][2]) if t else [] for t, c in zip(texts, choice)]
-        offsets = np.zeros(len(ents) + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum([len(e) for e in ents])
-        flat = np.fromiter((e for es in ents for e in es), dtype=np.int64, count=int(offsets[-1]))
-        valid = flat < len(self.p_entry)
-        if not valid.all():
-            bad = int(flat[~valid][0])
-            raise ValueError(f"entry_id {bad} in {self.source} is beyond the {len(self.p_entry)} entries of curation.json's counts")
-        prob = keep_probability(offsets, flat, self.p_entry)
-        keep = uniform(keys, self.seed, epoch, STREAM_KEEP) < prob
+        choice, keep = draw(keys, n_texts, chosen_entries, self.p_entry, self.seed, epoch)
         return keep, choice
 
 
@@ -164,10 +140,8 @@ def load_curation(sources: list[Source], seed: int, t: float | None = None) -> C
     """Curation from `<shards dir>/../curation.json` when it says online (all sources must agree)."""
     confs = []
     for s in sources:
-        curated = _curated_folder(s.urls[0])
-        path = storage.join(curated, "curation.json")
-        conf = storage.read_json(path) if storage.exists(path) else {}
-        confs.append((curated, conf if conf.get("online") else None))
+        folder = curated_folder(s.urls[0])
+        confs.append((folder, online_conf(folder)))
     online = [c for c in confs if c[1] is not None]
     if not online:
         if t is not None:
@@ -175,10 +149,8 @@ def load_curation(sources: list[Source], seed: int, t: float | None = None) -> C
         return None
     if len(online) != len(confs) or len({str(c[0]) for c in online}) > 1:
         raise UserError("--shards mixes online-curated and other shard sets; train on one `curate balance --online` output")
-    curated, conf = online[0]
-    counts = _counts_table(curated, conf)
-    p_entry = _entry_probabilities(counts, t=t if t is not None else conf.get("t"), p=None if t is not None else conf.get("p"))
-    return Curation(p_entry=p_entry, seed=int(conf.get("seed", seed)), source=str(curated))
+    found = online_curation(*online[0], t=t)
+    return Curation(p_entry=found.p_entry, seed=seed if found.seed is None else found.seed, source=found.folder)
 
 
 # ---------------------------------------------------------------- the stream
@@ -209,22 +181,23 @@ def pass_units(sources: list[Source], seed: int, pass_index: int, n_workers: int
 _WDS_META = re.compile(r"__[^/]*__($|/)")  # members webdataset's tar reader skips
 
 
-def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iterator[dict[str, Any]]:
+def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None,
+             flag: str = "--shards") -> Iterator[dict[str, Any]]:
     """Raw samples {__key__, ext: bytes} of a unit, in tar order (webdataset's tar reader and grouping).
 
     A truncated or corrupt tar ends the unit after its last whole sample: `on_damage(message)` is told
     (the trainer counts it as corrupt), or, without it, a UserError names the shard. A shard that cannot
-    be opened at all (gone, unreadable) is always a UserError.
+    be opened at all (gone, unreadable) is always a UserError. `flag` is the flag that named the shard
+    (--shards, or --data / --eval-data for evaluation data), for the hint in those errors.
     """
-    from webdataset.tariterators import group_by_keys
-
     i = -1
     try:
         f = open(storage.local_path(unit.url), "rb") if storage.is_local(unit.url) else storage.open_input(unit.url)
     except OSError as e:
-        raise UserError(f"{unit.url}: cannot open this shard ({e.strerror or e}); restore it or leave it out of --shards") from e
+        raise UserError(f"{unit.url}: cannot open this shard ({e.strerror or e}); "
+                        f"restore it or leave it out of {flag}") from e
     except UserError as e:
-        raise UserError(f"{e}; restore it or leave it out of --shards") from e
+        raise UserError(f"{e}; restore it or leave it out of {flag}") from e
     try:
         with f:
             files = ({"fname": m.name, "data": data, "__url__": unit.url}
@@ -235,7 +208,7 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None) -> Iter
     except (tarfile.TarError, EOFError, OSError, ValueError) as e:
         message = f"{unit.url}: cannot read this WebDataset shard (damaged after sample {i + 1}: {type(e).__name__}: {e})"
         if on_damage is None:
-            raise UserError(message) from e
+            raise UserError(f"{message}; restore it or leave it out of {flag}") from e
         on_damage(message + "; rest of the shard skipped")
 
 
@@ -313,8 +286,6 @@ class ShardStream(torch.utils.data.IterableDataset):
             yield {"fatal": str(e)}  # a DataLoader worker's exception would reach the user as a traceback
 
     def _collate(self, items, worker: int, pos: Position, stats: Stats) -> dict:
-        from training.tokenizer import tokenize
-
         images, texts, uids = zip(*items)
         ids, mask = tokenize(self.tokenizer, list(texts))
         return {"images": torch.from_numpy(np.stack(images)), "input_ids": ids, "attention_mask": mask, "uids": list(uids),

@@ -54,12 +54,14 @@ def committed(run: str | os.PathLike) -> list:
     return [Path(f) for f in found] if storage.is_local(run) else found
 
 
-def _writer(folder: str):
-    return None if storage.is_local(folder) else FsspecWriter(folder, **storage.fsspec_options(folder))
-
-
-def _reader(folder: str):
-    return None if storage.is_local(folder) else FsspecReader(folder, **storage.fsspec_options(folder))
+def _target(folder: str, kind) -> dict:
+    """dcp.save/load keyword arguments: a local folder by `checkpoint_id`; a URL by an fsspec writer/reader built
+    with the storage options (--storage-options included), and no `checkpoint_id`: DCP would `reset` the writer
+    with it, re-opening the URL without those options."""
+    if storage.is_local(folder):
+        return {"checkpoint_id": folder}
+    io_kind = "storage_writer" if kind is FsspecWriter else "storage_reader"
+    return {io_kind: kind(folder, **storage.fsspec_options(folder))}
 
 
 def save_sharded(run: str | os.PathLike, step: int, root: nn.Module, optimizer, train_state: dict, is_main: bool, keep: int = 3):
@@ -69,7 +71,7 @@ def save_sharded(run: str | os.PathLike, step: int, root: nn.Module, optimizer, 
         storage.remove(folder)  # an uncommitted orphan of a killed run, or the same step rewritten
     barrier()
     model_sd, optim_sd = get_state_dict(root, optimizer)
-    dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=folder, storage_writer=_writer(folder))
+    dcp.save({"model": model_sd, "optim": optim_sd}, **_target(folder, FsspecWriter))
     if is_main:
         buf = io.BytesIO()
         torch.save(train_state, buf)
@@ -90,7 +92,7 @@ def load_sharded(folder: str | os.PathLike, root: nn.Module, optimizer) -> dict:
     model_sd, optim_sd = get_state_dict(root, optimizer)
     state = {"model": model_sd, "optim": optim_sd}
     try:
-        dcp.load(state, checkpoint_id=folder, storage_reader=_reader(folder))
+        dcp.load(state, **_target(folder, FsspecReader))
     except Exception as e:  # noqa: BLE001  (DCP wraps rank failures in CheckpointException)
         raise UserError(f"{folder}: cannot load this sharded checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                         "pass an older one with --resume PATH") from e

@@ -5,7 +5,7 @@
 
 `model_dir` is a folder written by `export_hf` (RUN/hf) or any MetaClip2/CLIP checkpoint folder;
 `data` an image folder or WebDataset shards (training/eval_data.py). Both may be URLs (s3://, gs://,
-hf://, file://; curation/storage.py): the data is streamed from the store; the model folder, which
+hf://, file://; core/storage.py): the data is streamed from the store; the model folder, which
 transformers reads only from local disk, is copied once per machine (storage.local_copy). `out_json`
 may be a URL too (written as one whole object). Images go through the
 folder's own image processor with its PIL backend (as training's eval transform and OpenAI CLIP;
@@ -29,8 +29,9 @@ from pathlib import Path
 import torch
 
 from core import storage
-from core.errors import UserError
 from core.atomic import write_json_atomic
+from core.errors import UserError
+from curation.clip import embed_texts, features, load_model
 from training.eval_data import EvalSource, open_source
 from training.eval_templates import TEMPLATES, resolve_lang, templates_for
 
@@ -81,52 +82,6 @@ def zeroshot_metrics(image_emb: torch.Tensor, labels: torch.Tensor, classifier: 
     return {"top1": float(hit.mean()), "top5": float((ranks < min(5, num_classes)).float().mean()),
             "mean_per_class_recall": float(per_class.mean()), "images": int(labels.numel()),
             "classes": num_classes}
-
-
-def model_folder(model_dir: str | os.PathLike) -> tuple[Path, str]:
-    """(local folder, name for messages) of --model: a local path as it is; a URL copied once per machine
-    (storage.local_copy; transformers loads only local files)."""
-    url = os.fspath(model_dir)
-    local = storage.is_local(url)
-    where = str(storage.local_path(url)) if local else url
-    with storage.errors(url, "--model"):
-        if not storage.isfile(storage.join(url, "config.json")):
-            raise UserError(f"--model {where}: no model there (config.json missing); give the folder `train` exported, e.g. RUN/hf")
-        return (storage.local_path(url) if local else Path(storage.local_copy(url, "--model"))), where
-
-
-def load_model(model_dir: str | os.PathLike, device: str):
-    """(model, tokenizer, image processor) from a Hugging Face folder (local or a URL), offline."""
-    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
-
-    path, where = model_folder(model_dir)
-    try:
-        model = AutoModel.from_pretrained(str(path), local_files_only=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        processor = AutoImageProcessor.from_pretrained(str(path), local_files_only=True, backend="pil")
-    except (OSError, ValueError, KeyError) as e:
-        raise UserError(f"--model {where}: cannot load model, tokenizer and image processor ({e})") from e
-    if not hasattr(model, "get_image_features"):
-        raise UserError(f"--model {where}: {type(model).__name__} is not a CLIP-style model with image and text towers")
-    return model.to(device).eval(), tokenizer, processor
-
-
-def features(out) -> torch.Tensor:
-    """Projected embeddings from get_*_features (a tensor, or an output with pooler_output)."""
-    return out if isinstance(out, torch.Tensor) else out.pooler_output
-
-
-@torch.inference_mode()
-def embed_texts(model, tokenizer, texts: list[str], batch_size: int, device: str) -> torch.Tensor:
-    """L2-normalised text embeddings, float32 on CPU."""
-    context = model.config.text_config.max_position_embeddings
-    out = []
-    for s in range(0, len(texts), batch_size):
-        tok = tokenizer(texts[s:s + batch_size], padding=True, truncation=True, max_length=context, return_tensors="pt")
-        emb = features(model.get_text_features(input_ids=tok["input_ids"].to(device),
-                                               attention_mask=tok["attention_mask"].to(device)))
-        out.append(torch.nn.functional.normalize(emb.float(), dim=-1).cpu())
-    return torch.cat(out) if out else torch.zeros(0, model.config.projection_dim)
 
 
 def zeroshot_classifier(model, tokenizer, classnames: list[str], templates: list[str], batch_size: int,
@@ -250,9 +205,10 @@ def evaluate(model, tokenizer, processor, source: EvalSource, langs: list[str] |
     labelled = [i for i, lab in enumerate(emb.labels) if lab is not None]
     captioned = [i for i, t in enumerate(emb.texts) if t is not None]
     if emb.images.shape[0] == 0:
-        raise UserError(f"--data {source.location}: no usable images (skipped: {dict(emb.skipped)})")
+        raise UserError(f"{source.flag} {source.location}: no usable images (skipped: {dict(emb.skipped)})")
     if not captioned and not (labelled and chosen):
-        raise UserError(f"--data {source.location}: nothing to evaluate: samples need a class label with class names "
+        raise UserError(f"{source.flag} {source.location}: nothing to evaluate: samples need a class label with "
+                        "class names "
                         f"(zero-shot) or a .txt caption (retrieval)")
     if langs and not labelled:
         raise UserError(f"--langs given but no sample in {source.location} has a class label")
@@ -316,9 +272,10 @@ def summary_line(result: dict, out: Path | str) -> str:
 
 def run_eval(model_dir: str | os.PathLike, data: str | os.PathLike, out_json: str | os.PathLike | None = None,
              langs: list[str] | None = None, batch_size: int = 64, workers: int = 0,
-             classnames: str | os.PathLike | None = None, device: str | None = None) -> dict:
+             classnames: str | os.PathLike | None = None, device: str | None = None, flag: str = "--data") -> dict:
     """Evaluate `model_dir` on `data`; write the results to `out_json` (default: next to the model
-    folder, i.e. RUN/eval.json for RUN/hf) atomically and return them."""
+    folder, i.e. RUN/eval.json for RUN/hf) atomically and return them. `flag` names `data` in errors
+    (`train --eval-data`)."""
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
     if workers < 0:
@@ -328,7 +285,7 @@ def run_eval(model_dir: str | os.PathLike, data: str | os.PathLike, out_json: st
         out_json = (storage.local_path(model_dir).resolve().parent / "eval.json" if storage.is_local(model_dir)
                     else storage.join(storage.parent(storage.normalize(model_dir)), "eval.json"))
     out = storage.local_path(out_json) if storage.is_local(out_json) else os.fspath(out_json)
-    source = open_source(data, classnames)
+    source = open_source(data, classnames, flag)
     choose_langs(source, langs)
     model, tokenizer, processor = load_model(model_dir, device)
     start = time.perf_counter()

@@ -8,8 +8,9 @@
     ROOT/zeroshot_classification_templates.txt   one template per line with {c} for the class name
     ROOT/dataset_type.txt          "retrieval" for retrieval sets (default: classification)
 
-`open_clip_benchmark(ROOT)` returns an EvalSource whose shards are read by the usual WebDataset
-reader; for retrieval sets each `.txt` is split into its lines (several captions per image).
+`clip_benchmark_fields(ROOT, …)` returns the fields of the EvalSource (training.eval_data builds it) whose
+shards are read by the usual WebDataset reader; for retrieval sets each `.txt` is split into its lines
+(several captions per image). This module imports no other eval module.
 """
 from __future__ import annotations
 
@@ -34,11 +35,10 @@ def _lines(path) -> list[str]:
     return [s.strip() for s in path.read_text(encoding="utf-8").splitlines() if s.strip()]
 
 
-def open_clip_benchmark(root, classnames: dict[str, list[str]] | None = None, split: str = SPLIT):
-    """The EvalSource of a CLIP_benchmark WebDataset folder (see the module docstring); `classnames`
-    (from --classnames) replaces the folder's own names."""
-    from training.eval_data import EvalSource, read_classnames
-
+def clip_benchmark_fields(root, classnames: dict[str, list[str]], own_names: bool, split: str = SPLIT) -> dict:
+    """The EvalSource fields of a CLIP_benchmark WebDataset folder (see the module docstring). `classnames`:
+    the folder's own (own_names: read_classnames of ROOT, completed here by classnames.txt as English) or
+    those of --classnames, which replace them."""
     nfile = root / split / "nshards.txt"
     try:
         n = int(nfile.read_text().strip())
@@ -48,8 +48,8 @@ def open_clip_benchmark(root, classnames: dict[str, list[str]] | None = None, sp
     if missing := [s for s in shards if not s.is_file()]:
         raise UserError(f"{root}: {nfile} says {n} shards but {missing[0]} is missing; download the whole split")
     kind = (root / TYPE).read_text().strip().lower() if (root / TYPE).is_file() else "classification"
-    names = classnames if classnames is not None else read_classnames(root)
-    if classnames is None and (root / CLASSNAMES).is_file() and "en" not in names:
+    names = dict(classnames)
+    if own_names and (root / CLASSNAMES).is_file() and "en" not in names:
         names["en"] = _lines(root / CLASSNAMES)
     templates = {}
     if (root / TEMPLATES).is_file() and names:
@@ -57,5 +57,5 @@ def open_clip_benchmark(root, classnames: dict[str, list[str]] | None = None, sp
         templates[lang] = [as_format_template(t) for t in _lines(root / TEMPLATES)]
     if len({len(v) for v in names.values()}) > 1:
         raise UserError(f"{root}: class-name lists differ in length: { {k: len(v) for k, v in names.items()} }")
-    return EvalSource("webdataset", str(root), shards, names, templates=templates,
-                      split_captions=kind == "retrieval")
+    return {"kind": "webdataset", "location": str(root), "files": shards, "classnames": names,
+            "templates": templates, "split_captions": kind == "retrieval"}

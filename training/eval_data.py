@@ -12,7 +12,7 @@ Accepted layouts (see docs/evaluation.md):
   retrieval), `.cls` or a `.json` field label/class/cls/class_id/target (for classification) and a json
   `lang` (for per-language retrieval). Class names are looked up next to the shards, as above.
 
-Every layout may also be a URL (s3://, gs://, hf://, file://, memory://; curation/storage.py): folders are
+Every layout may also be a URL (s3://, gs://, hf://, file://, memory://; core/storage.py): folders are
 listed once each and every image and shard is streamed from the store, never copied to local disk first.
 Local paths are handled by pathlib exactly as before; a URL by `RemotePath`, which offers the few pathlib
 operations this module and training/eval_clipbench.py use.
@@ -30,7 +30,7 @@ from typing import Iterator, Union
 from core import storage
 from core.errors import UserError
 from training.data import IMAGE_EXTS, Unit, read_raw
-from training.eval_clipbench import is_clip_benchmark, open_clip_benchmark
+from training.eval_clipbench import clip_benchmark_fields, is_clip_benchmark
 
 LABEL_FIELDS = ("label", "class", "cls", "class_id", "target")
 
@@ -151,6 +151,7 @@ class EvalSource:
     skipped: Counter = field(default_factory=Counter)
     templates: dict[str, list[str]] = field(default_factory=dict)  # the dataset's own, per language
     split_captions: bool = False  # each .txt line is one caption (CLIP_benchmark retrieval sets)
+    flag: str = "--data"  # the flag that named the data (`train --eval-data`), for hints in errors
 
     def records(self, worker: int = 0, num_workers: int = 1) -> Iterator[Record]:
         """This worker's share of the records, in a fixed order: image files round-robin; shards
@@ -162,9 +163,10 @@ class EvalSource:
                 yield Record(key=str(path.relative_to(self.location)), image=path.read_bytes(), label=self.labels[i])
         elif len(self.files) >= num_workers:
             for shard in self.files[worker::num_workers]:
-                yield from shard_records(shard, self.num_classes, self.split_captions)
+                yield from shard_records(shard, self.num_classes, self.split_captions, self.flag)
         else:
-            records = (r for shard in self.files for r in shard_records(shard, self.num_classes, self.split_captions))
+            records = (r for shard in self.files
+                       for r in shard_records(shard, self.num_classes, self.split_captions, self.flag))
             for i, record in enumerate(records):
                 if i % num_workers == worker:
                     yield record
@@ -230,7 +232,7 @@ def open_folder(root: AnyPath, classnames: dict[str, list[str]]) -> EvalSource:
     return source
 
 
-def expand_shards(spec: str, listings: dict | None = None) -> list[AnyPath]:
+def expand_shards(spec: str, listings: dict | None = None, flag: str = "--data") -> list[AnyPath]:
     """Shard paths from a .tar, a folder of .tar, a brace pattern, or several joined with `::` (URLs too)."""
     import braceexpand
 
@@ -247,7 +249,7 @@ def expand_shards(spec: str, listings: dict | None = None) -> list[AnyPath]:
         for s in braceexpand.braceexpand(part):
             shard = location(s, listings)
             if not shard.is_file():
-                raise UserError(f"shard {s} not found (from --data {spec})")
+                raise UserError(f"shard {s} not found (from {flag} {spec})")
             shards.append(shard)
     return shards
 
@@ -271,10 +273,11 @@ def parse_label(sample: dict, where: str) -> int | None:
     return value
 
 
-def shard_records(shard: AnyPath, num_classes: int, split_captions: bool = False) -> Iterator[Record]:
+def shard_records(shard: AnyPath, num_classes: int, split_captions: bool = False,
+                  flag: str = "--data") -> Iterator[Record]:
     """Records of one WebDataset shard; a corrupt tar is a UserError naming the shard. With
     split_captions, `text` is the list of the .txt's non-empty lines (several captions per image)."""
-    for s in read_raw(Unit(str(shard))):
+    for s in read_raw(Unit(str(shard)), flag=flag):
         where = f"{shard} sample {s['__key__']}"
         if s.get("json") is not None:
             try:
@@ -292,12 +295,23 @@ def shard_records(shard: AnyPath, num_classes: int, split_captions: bool = False
         yield Record(key=s["__key__"], image=image, label=label, text=text, lang=meta.get("lang"))
 
 
-def open_source(data: str | os.PathLike, classnames: str | os.PathLike | None = None) -> EvalSource:
+def open_source(data: str | os.PathLike, classnames: str | os.PathLike | None = None,
+                flag: str = "--data") -> EvalSource:
     """Detect the layout of `data` (image folder or WebDataset) and list its files.
 
     Class names come from the folder `classnames` when given, else from the data folder (or the
-    folder of the first shard).
+    folder of the first shard). Every error starts with `flag` (the flag that gave `data`) or names it.
     """
+    try:
+        source = _open_source(data, classnames, flag)
+    except UserError as e:
+        message = str(e)
+        raise UserError(message if message.startswith(("--", "shard ")) else f"{flag} {message}") from e  # "PATH: what"
+    source.flag = flag
+    return source
+
+
+def _open_source(data: str | os.PathLike, classnames: str | os.PathLike | None, flag: str) -> EvalSource:
     spec = str(data)
     listings: dict = {}
     root = location(spec, listings) if "::" not in spec else None  # parts may differ in kind (a path, a URL)
@@ -309,12 +323,14 @@ def open_source(data: str | os.PathLike, classnames: str | os.PathLike | None = 
         if not names:
             raise UserError(f"--classnames {where}: no classnames.json or classnames.<lang>.txt there")
     if root is not None and root.is_dir() and is_clip_benchmark(root):
-        return open_clip_benchmark(root, names if classnames is not None else None)
+        own = classnames is None
+        return EvalSource(**clip_benchmark_fields(root, read_classnames(root) if own else names, own_names=own))
     if root is not None and root.is_dir() and not any(root.glob("*.tar")):
         return open_folder(root, names if classnames is not None else read_classnames(root))
     if root is not None and "{" not in spec and not root.exists():
-        raise UserError(f"--data {spec}: not found; give an image folder, a .tar shard, a brace pattern or a folder of shards")
-    shards = expand_shards(spec, listings)
+        raise UserError(f"{flag} {spec}: not found; give an image folder, a .tar shard, a brace pattern or a "
+                        "folder of shards")
+    shards = expand_shards(spec, listings, flag)
     if classnames is None:
         first = location(spec.split("::")[0], listings)
         names = read_classnames(first if first.is_dir() else shards[0].parent)

@@ -47,7 +47,8 @@ def export_hf(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir:
     from transformers import CLIPProcessor
 
     from training.loss import hf_state_dict
-    from training.tokenizer import SPM_FILE, load_tokenizer, tokenizer_dir as resolve_tokenizer
+    from training.tokenizer import SPM_FILE, load_tokenizer
+    from training.tokenizer import tokenizer_dir as resolve_tokenizer
     from training.transforms import clip_image_processor
 
     model = unwrap(model)
@@ -59,8 +60,9 @@ def export_hf(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir:
         raise UserError(f"tokenizer {tokenizer_dir} has {len(tokenizer)} tokens but the model's vocabulary is "
                         f"{model.config.text_config.vocab_size}: export with the tokenizer the model was trained with")
     if tokenizer.eos_token_id != model.config.text_config.eos_token_id:
-        raise UserError(f"tokenizer {tokenizer_dir} ends texts with token {tokenizer.eos_token_id} but the model pools at "
-                        f"{model.config.text_config.eos_token_id}: export with the tokenizer the model was trained with")
+        raise UserError(f"tokenizer {tokenizer_dir} ends texts with token {tokenizer.eos_token_id} but the model pools "
+                        f"at {model.config.text_config.eos_token_id}: export with the tokenizer the model was trained "
+                        "with")
     image_processor = clip_image_processor(image_size)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp.", dir=out.parent))
     try:

@@ -2,7 +2,8 @@
 
 Every rank takes part in each tensor's all-gather; rank 0 writes the safetensors header (names, dtypes
 and global shapes are known before any gather) and then each full tensor's bytes as it arrives, so it
-holds at most one whole tensor at a time, never the whole model. The folder is otherwise export_hf's.
+holds at most one whole tensor at a time, never the whole model. The folder is otherwise export_hf's; as there,
+SigLIP's bias (a replicated scalar) goes to `config.logit_bias`, not into the weights.
 """
 from __future__ import annotations
 
@@ -52,8 +53,10 @@ def stream_safetensors(tensors: dict[str, torch.Tensor], path: Path | None) -> N
 
 def export_sharded(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir: str | os.PathLike, is_main: bool) -> Path:
     """Collective: RUN/hf from a fully_shard-ed MetaClip2Model (the same folder export_hf writes)."""
+    from training.loss import hf_state_dict
+
     bare = unwrap(model)
-    tensors = dict(bare.state_dict())
+    tensors = hf_state_dict(bare) or dict(bare.state_dict())
     if not is_main:
         stream_safetensors(tensors, None)
         return Path(out_dir)

@@ -62,7 +62,8 @@ def ensure_process_group(device: torch.device) -> None:
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=dist.HashStore(), rank=0, world_size=1)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", store=dist.HashStore(), rank=0,
+                                world_size=1)
 
 
 def set_gradient_sync(module: nn.Module, sync: bool) -> None:
@@ -93,4 +94,5 @@ def memory_line(n_params: int, world: int) -> str:
     gib = 2 ** 30
     return (f"train: {n_params / 1e6:,.2f}M parameters; per-rank fp32 weights + grads + AdamW state: "
             f"DDP {per_rank_bytes(n_params, world, False) / gib:.3f} GiB, "
-            f"FSDP over {world} rank{'s' if world > 1 else ''} {per_rank_bytes(n_params, world, True) / gib:.3f} GiB (activations extra)")
+            f"FSDP over {world} rank{'s' if world > 1 else ''} {per_rank_bytes(n_params, world, True) / gib:.3f} GiB "
+            "(activations extra)")

@@ -46,8 +46,8 @@ class WandB:
             raise UserError("--log wandb needs the wandb package: pip install wandb") from e
         os.environ.setdefault("WANDB_MODE", "offline")
         os.environ.setdefault("WANDB_SILENT", "true")
-        self.run = wandb.init(project="worldclip", name=run_dir.name, id=_run_id(run_dir / "wandb", resumed_step), resume="allow",
-                              dir=str(run_dir), config=config)
+        self.run = wandb.init(project="worldclip", name=run_dir.name, id=_run_id(run_dir / "wandb", resumed_step),
+                              resume="allow", dir=str(run_dir), config=config)
 
     def log(self, row: dict) -> None:
         self.run.log({f"train/{k}": v for k, v in row.items() if k != "step"}, step=row["step"])
@@ -61,7 +61,8 @@ class WandB:
 
 
 def _run_id(folder: Path, resumed_step: int) -> str:
-    """The W&B run id kept in `folder`: reused when resuming, new for a fresh run (so --overwrite starts a new W&B run)."""
+    """The W&B run id kept in `folder`: reused when resuming, new for a fresh run (so --overwrite starts a new W&B
+    run)."""
     path = folder / "run_id"
     if resumed_step and path.is_file():
         return path.read_text().strip()

@@ -51,7 +51,8 @@ def gather(x: torch.Tensor, with_grad: bool) -> torch.Tensor:
     return torch.cat(parts)
 
 
-def gather_features(image: torch.Tensor, text: torch.Tensor, gather_with_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def gather_features(image: torch.Tensor, text: torch.Tensor,
+                    gather_with_grad: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """All ranks' features concatenated in rank order."""
     return gather(image, gather_with_grad), gather(text, gather_with_grad)
 
@@ -81,7 +82,8 @@ def clip_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor
     return (F.cross_entropy(logits_i.float(), labels) + F.cross_entropy(logits_t.float(), labels)) / 2
 
 
-def siglip_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor, logit_bias: torch.Tensor) -> torch.Tensor:
+def siglip_loss(image: torch.Tensor, text: torch.Tensor, logit_scale: torch.Tensor,
+                logit_bias: torch.Tensor) -> torch.Tensor:
     """Sigmoid loss summed over all (local image, global text) pairs, divided by the local batch size.
 
     Matching pairs are positives, every other pair (other ranks' texts included) a negative. Texts are

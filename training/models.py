@@ -43,7 +43,8 @@ def parameter_counts(model) -> dict[str, int]:
     counts = {"total": 0, "vision": 0, "text": 0}
     for name, p in model.named_parameters():
         counts["total"] += p.numel()
-        tower = "vision" if name.startswith(("vision_model.", "visual_projection.")) else "text" if name.startswith(("text_model.", "text_projection.")) else None
+        tower = ("vision" if name.startswith(("vision_model.", "visual_projection."))
+                 else "text" if name.startswith(("text_model.", "text_projection.")) else None)
         if tower:
             counts[tower] += p.numel()
     return counts

@@ -46,6 +46,7 @@ def param_groups(model: nn.Module, wd: float, lr: float, layer_decay: float | No
             continue
         decay = not (p.ndim < 2 or "logit_scale" in name or "norm" in name)
         scale = lr_scale(name, depth, layer_decay)
-        g = groups.setdefault((decay, scale), {"params": [], "weight_decay": wd if decay else 0.0, "lr": lr * scale, "lr_scale": scale})
+        g = groups.setdefault((decay, scale), {"params": [], "weight_decay": wd if decay else 0.0, "lr": lr * scale,
+                                               "lr_scale": scale})
         g["params"].append(p)
     return [g for _, g in sorted(groups.items(), key=lambda kv: (not kv[0][0], -kv[0][1]))]

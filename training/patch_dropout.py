@@ -11,7 +11,8 @@ import torch.nn as nn
 
 
 def keep_patches(tokens: torch.Tensor, prob: float) -> torch.Tensor:
-    """[B, 1 + N, D] -> [B, 1 + max(1, int(N * (1 - prob))), D]: the class token and a random subset of patches per image."""
+    """[B, 1 + N, D] -> [B, 1 + max(1, int(N * (1 - prob))), D]: the class token and a random subset of patches per
+    image."""
     cls, patches = tokens[:, :1], tokens[:, 1:]
     keep = max(1, int(patches.shape[1] * (1 - prob)))
     idx = torch.randn(patches.shape[:2], device=tokens.device).topk(keep, dim=-1).indices

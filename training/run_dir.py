@@ -22,7 +22,8 @@ class RunDir:
 
     def __init__(self, out: str, rank: int):
         self.url = None if storage.is_local(out) else storage.normalize(out)
-        self.local = storage.local_path(out) if self.url is None else Path(tempfile.mkdtemp(prefix=f"worldclip-run-rank{rank}-"))
+        self.local = (storage.local_path(out) if self.url is None
+                      else Path(tempfile.mkdtemp(prefix=f"worldclip-run-rank{rank}-")))
         self.rank = rank
 
     @property
@@ -43,7 +44,8 @@ class RunDir:
             return
         for url in storage.list_files(self.url):
             rel = url[len(self.url) + 1:]
-            wanted = rel == "metrics.jsonl" or (rel.startswith(f"{SAMPLES}/rank") and (self.rank == 0 or rel == f"{SAMPLES}/rank{self.rank}.jsonl"))
+            wanted = rel == "metrics.jsonl" or (rel.startswith(f"{SAMPLES}/rank")
+                                                and (self.rank == 0 or rel == f"{SAMPLES}/rank{self.rank}.jsonl"))
             if wanted:
                 target = self.local / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +57,8 @@ class RunDir:
             return
         for name in names:
             path = self.local / name
-            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
+            files = (sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir()
+                     else [path] if path.is_file() else [])
             for f in files:
                 rel = f.relative_to(self.local).as_posix()
                 if self._mine(rel, world):

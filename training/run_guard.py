@@ -2,27 +2,33 @@
 
 A folder that already holds a run's outputs is refused unless the command continues it (`--resume`)
 or starts it again (`--overwrite`, which removes only what `train` writes there, and never a folder
-holding one of the command's inputs). Resuming drops the log rows after the resumed step, so steps
-that are trained again are logged once.
+holding one of the command's inputs). The same holds for a RUN in an object store (s3://, gs://).
+Resuming drops the log rows after the resumed step, so steps that are trained again are logged once.
 """
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from core.errors import UserError
+from core import storage
 from core.atomic import atomic_path
+from core.errors import UserError
 
 OUTPUTS = ("checkpoints", "metrics.jsonl", "samples", "plots", "hf", "config.json", "eval.json", "tensorboard", "wandb")
 
 
-def existing_outputs(run: Path) -> list[str]:
-    """Names of OUTPUTS present in `run`."""
-    return [name for name in OUTPUTS if (run / name).exists()]
+def existing_outputs(run: str | Path) -> list[str]:
+    """Names of OUTPUTS present in `run` (a local folder, or a URL: one listing of its objects)."""
+    if storage.is_local(run):
+        root = storage.local_path(run)
+        return [name for name in OUTPUTS if (root / name).exists()]
+    base = storage.normalize(run)
+    with storage.errors(run, "--out"):
+        present = {storage.normalize(u)[len(base) + 1:].split("/", 1)[0] for u in storage.list_files(run)}
+    return [name for name in OUTPUTS if name in present]
 
 
-def check_fresh(run: Path) -> None:
+def check_fresh(run: str | Path) -> None:
     """UserError when `run` already holds a run's outputs."""
     found = existing_outputs(run)
     if found:
@@ -30,16 +36,24 @@ def check_fresh(run: Path) -> None:
                         "start it again with --overwrite, or choose another --out")
 
 
-def remove_outputs(run: Path, inputs: list[str]) -> None:
-    """Delete what `train` wrote in `run`; UserError (nothing removed) if an output holds one of `inputs`."""
-    targets = [(run / name).resolve() for name in existing_outputs(run)]
+def _holds(target: str, given: str) -> bool:
+    """Whether the output `target` (normalized path or URL) is the input `given` or a folder above it."""
+    spec = given.split("{")[0].split("*")[0]
+    if storage.is_local(target) != storage.is_local(spec):
+        return False
+    path = storage.normalize(spec)
+    return path == target or path.startswith(target.rstrip("/") + "/")
+
+
+def remove_outputs(run: str | Path, inputs: list[str]) -> None:
+    """Delete what `train` wrote in `run` (local or URL); UserError (nothing removed) if an output holds an input."""
+    targets = [storage.normalize(storage.join(run, name)) for name in existing_outputs(run)]
     for given in inputs:
-        path = Path(given.split("{")[0]).resolve()
-        hit = next((t for t in targets if path == t or t in path.parents), None)
+        hit = next((t for t in targets if _holds(t, given)), None)
         if hit is not None:
             raise UserError(f"--overwrite would delete {hit}, which holds the input {given}; copy that input elsewhere or choose another --out")
     for t in targets:
-        shutil.rmtree(t) if t.is_dir() else t.unlink(missing_ok=True)
+        storage.remove(t)
 
 
 def truncate_jsonl(path: Path, step: int) -> None:
@@ -51,19 +65,23 @@ def truncate_jsonl(path: Path, step: int) -> None:
         tmp.write_text("".join(r + "\n" for r in rows))
 
 
-def last_planned_steps(run: Path) -> int | None:
+def _config(run: str | Path) -> dict:
+    """The run's config.json (local folder or URL), {} without one."""
+    path = storage.join(run, "config.json")
+    return storage.read_json(path) if storage.isfile(path) else {}
+
+
+def last_planned_steps(run: str | Path) -> int | None:
     """total_steps of the previous run in `run` (its config.json), if any."""
-    path = run / "config.json"
-    return json.loads(path.read_text()).get("total_steps") if path.is_file() else None
+    return _config(run).get("total_steps")
 
 
 MODEL_FLAGS = ("loss", "lock_image", "layer_decay", "image_size")
 
 
-def changed_flags(run: Path, config: dict) -> dict:
+def changed_flags(run: str | Path, config: dict) -> dict:
     """The model/optimizer flags whose value in the run's config.json (the run a checkpoint continues) differs from `config`."""
-    path = run / "config.json"
-    old = json.loads(path.read_text()) if path.is_file() else {}
+    old = _config(run)
     return {k: old.get(k) for k in MODEL_FLAGS if k in old and old[k] != config.get(k)}
 
 

@@ -37,7 +37,8 @@ def save(tr):
         return save_sharded(tr.rundir.root, tr.step, tr.forward, tr.optimizer, state, tr.d.is_main)
     path = None
     if tr.d.is_main:
-        path = save_checkpoint(tr.rundir.root, tr.step, {**state, "model": tr.model.state_dict(), "optimizer": tr.optimizer.state_dict()})
+        path = save_checkpoint(tr.rundir.root, tr.step,
+                               {**state, "model": tr.model.state_dict(), "optimizer": tr.optimizer.state_dict()})
     barrier()
     return path
 
@@ -48,27 +49,34 @@ def check_compatible(ck: dict, tr, path: Path) -> None:
     if ck["model_name"] != cfg.model:
         raise UserError(f"{path} holds a {ck['model_name']} model; resume with --model {ck['model_name']}")
     if bool(ck.get("fsdp")) != cfg.fsdp:
-        raise UserError(f"{path} was written {'with' if ck.get('fsdp') else 'without'} --fsdp; resume {'with' if ck.get('fsdp') else 'without'} it")
+        raise UserError(f"{path} was written {'with' if ck.get('fsdp') else 'without'} --fsdp; "
+                        f"resume {'with' if ck.get('fsdp') else 'without'} it")
     stream = ck["loader"]
     if "lanes" not in stream:
-        raise UserError(f"{path} predates the global stream position; resume it with the worldclip version that wrote it")
+        raise UserError(f"{path} predates the global stream position; "
+                        "resume it with the worldclip version that wrote it")
     if cfg.lanes is not None and cfg.lanes != stream["lanes"]:
-        raise UserError(f"--lanes {cfg.lanes}: {path} continues a stream of {stream['lanes']} lanes; drop --lanes or pass --lanes {stream['lanes']}")
+        raise UserError(f"--lanes {cfg.lanes}: {path} continues a stream of {stream['lanes']} lanes; "
+                        f"drop --lanes or pass --lanes {stream['lanes']}")
     if tr.global_batch != stream["global_batch"]:
         old = ck["config"]
-        raise UserError(f"{path}: global batch was {stream['global_batch']} ({old['batch_size']} x {ck['world_size']} processes x accum "
-                        f"{old['accum_freq']}), now {tr.global_batch}; with {world} processes pass --batch-size and --accum-freq "
-                        f"whose product is {stream['global_batch'] // world if stream['global_batch'] % world == 0 else 'impossible: use another process count'}")
+        product = (stream["global_batch"] // world if stream["global_batch"] % world == 0
+                   else "impossible: use another process count")
+        raise UserError(f"{path}: global batch was {stream['global_batch']} ({old['batch_size']} x {ck['world_size']} "
+                        f"processes x accum {old['accum_freq']}), now {tr.global_batch}; with {world} processes pass "
+                        f"--batch-size and --accum-freq whose product is {product}")
     problem = layout_problem(stream["lanes"], stream["global_batch"], world)
     if problem:
         raise UserError(f"{path}: {problem}")
     if ck["world_size"] != world and not cfg.gather_with_grad and tr.d.is_main:
-        print(f"train: resuming on {world} processes (the checkpoint ran on {ck['world_size']}) without --gather-with-grad: "
-              "gradients scale with 1/processes (OpenCLIP's semantics); AdamW's steps agree up to its eps", file=sys.stderr)
+        print(f"train: resuming on {world} processes (the checkpoint ran on {ck['world_size']}) without "
+              "--gather-with-grad: gradients scale with 1/processes (OpenCLIP's semantics); AdamW's steps agree up to "
+              "its eps", file=sys.stderr)
     random_flags = [f for f in LAYOUT_RANDOM_FLAGS if getattr(cfg, f, None)]
     if random_flags and ck["world_size"] != world:
         flag = "--" + random_flags[0].replace("_", "-")
-        raise UserError(f"{path} was written by {ck['world_size']} processes and {flag} draws per process; resume with {ck['world_size']} processes")
+        raise UserError(f"{path} was written by {ck['world_size']} processes and {flag} draws per process; "
+                        f"resume with {ck['world_size']} processes")
 
 
 def restore(tr, path) -> None:
@@ -78,7 +86,8 @@ def restore(tr, path) -> None:
 
     if storage.isdir(path):
         if not is_committed(path):
-            raise UserError(f"{path}: sharded checkpoint has no {COMMIT} (its writing was cut short); pass a committed one or --resume latest")
+            raise UserError(f"{path}: sharded checkpoint has no {COMMIT} (its writing was cut short); "
+                            "pass a committed one or --resume latest")
         ck = read_train_state(path)
         check_compatible(ck, tr, path)
         load_sharded(path, tr.forward, tr.optimizer)

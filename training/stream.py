@@ -33,10 +33,11 @@ def layout_problem(lanes: int, global_batch: int, world: int) -> str:
     if lanes < 1:
         return f"--lanes {lanes}: must be at least 1"
     if lanes % world:
-        return f"the stream has {lanes} lanes, which {world} processes cannot split evenly; use a process count that divides {lanes}"
+        return (f"the stream has {lanes} lanes, which {world} processes cannot split evenly; "
+                f"use a process count that divides {lanes}")
     if global_batch % lanes:
-        return (f"the global batch {global_batch} (batch size x processes x accum-freq) is not a multiple of the stream's {lanes} lanes; "
-                f"change --batch-size or --accum-freq")
+        return (f"the global batch {global_batch} (batch size x processes x accum-freq) is not a multiple of the "
+                f"stream's {lanes} lanes; change --batch-size or --accum-freq")
     return ""
 
 
@@ -79,7 +80,8 @@ class StreamState:
         for d in states[1:]:
             other = cls.from_dict(d)
             out.positions.update(other.positions)
-            out.seen, out.dropped, out.corrupt = out.seen + other.seen, out.dropped + other.dropped, out.corrupt + other.corrupt
+            out.seen, out.dropped = out.seen + other.seen, out.dropped + other.dropped
+            out.corrupt += other.corrupt
             out.caption_fallback += other.caption_fallback
             out.first_corrupt = out.first_corrupt or other.first_corrupt
         return out
@@ -92,10 +94,11 @@ class StreamState:
 class LaneStream(ShardStream):
     """One rank's share of the global stream; yields one bundle per step per DataLoader worker."""
 
-    def __init__(self, sources: list[Source], tokenizer, image_size: int, state: StreamState, rank: int = 0, world_size: int = 1,
-                 seed: int = 0, curation=None, shuffle_block: int = 1000, caption_mix=None):
-        super().__init__(sources, tokenizer, state.global_batch // state.lanes, image_size, seed=seed, rank=0, world_size=1,
-                         num_workers=state.lanes, curation=curation, shuffle_block=shuffle_block, caption_mix=caption_mix)
+    def __init__(self, sources: list[Source], tokenizer, image_size: int, state: StreamState, rank: int = 0,
+                 world_size: int = 1, seed: int = 0, curation=None, shuffle_block: int = 1000, caption_mix=None):
+        super().__init__(sources, tokenizer, state.global_batch // state.lanes, image_size, seed=seed, rank=0,
+                         world_size=1, num_workers=state.lanes, curation=curation, shuffle_block=shuffle_block,
+                         caption_mix=caption_mix)
         per_rank = state.lanes // world_size
         self.rank_lanes = list(range(rank * per_rank, (rank + 1) * per_rank))
         self.start_positions = {int(k): Position(**v) for k, v in state.positions.items()}

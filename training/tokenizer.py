@@ -44,7 +44,8 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int, out_dir: str | os
                 num_threads=max(1, os.cpu_count() or 1), minloglevel=2,
             )
         except RuntimeError as e:
-            raise UserError(f"SentencePiece training failed with --vocab-size {vocab_size}: {e}; try a smaller --vocab-size or more text") from e
+            raise UserError(f"SentencePiece training failed with --vocab-size {vocab_size}: {e}; "
+                            "try a smaller --vocab-size or more text") from e
         stage = Path(tmp) / "out"
         stage.mkdir()
         shutil.copy(f"{prefix}.model", stage / SPM_FILE)
@@ -64,7 +65,8 @@ def _from_spm_dir(path: Path):
 
 
 def tokenizer_dir(path: str | os.PathLike) -> Path:
-    """The local folder of --tokenizer: the path itself, or the cached snapshot of a hub id such as facebook/xlm-v-base."""
+    """The local folder of --tokenizer: the path itself, or the cached snapshot of a hub id such as
+    facebook/xlm-v-base."""
     from training.hf_cache import hub_cache, is_repo_id, snapshot
 
     p = Path(path)
@@ -72,7 +74,8 @@ def tokenizer_dir(path: str | os.PathLike) -> Path:
         return p
     folder = snapshot(str(path))
     if folder is None:
-        raise UserError(f"--tokenizer {path}: no such directory, and not in the local Hugging Face cache ({hub_cache()}); {WHERE}")
+        raise UserError(f"--tokenizer {path}: no such directory, and not in the local Hugging Face cache "
+                        f"({hub_cache()}); {WHERE}")
     return folder
 
 
@@ -110,7 +113,8 @@ def load_tokenizer(path: str | os.PathLike):
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001  (sentencepiece, tokenizers and transformers raise many types for bad files)
-        raise UserError(f"--tokenizer {path}: cannot load the tokenizer in {p} ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+        first = str(e).splitlines()[0][:200] if str(e) else ""
+        raise UserError(f"--tokenizer {path}: cannot load the tokenizer in {p} ({type(e).__name__}: {first}); "
                         f"replace a damaged {SPM_FILE} with XLM-V's or retrain it with `train tokenizer`") from e
     tok.model_max_length = CONTEXT_LENGTH
     return tok

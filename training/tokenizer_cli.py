@@ -1,4 +1,6 @@
-"""`train tokenizer --shards … --vocab-size N --out DIR`: a SentencePiece tokenizer in XLM-V's layout."""
+"""Train a SentencePiece model on the shards' captions (.txt and every matched text in .json) and write
+DIR/sentencepiece.bpe.model plus the transformers files, loadable as --tokenizer DIR.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,13 +10,15 @@ from core.flags import POSITIVE_INT
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("tokenizer", help="train a small SentencePiece tokenizer (XLM-V layout) from shard captions",
-                              description="Train a SentencePiece model on the shards' captions (.txt and every matched text in .json) "
-                                          "and write DIR/sentencepiece.bpe.model plus the transformers files, loadable as --tokenizer DIR.")
-    p.add_argument("--shards", required=True, help="WebDataset shards in brace notation; several sources joined with '::'")
-    p.add_argument("--vocab-size", type=POSITIVE_INT, default=8000, help="target vocabulary size (a soft limit for small corpora; default 8000)")
+    p = subparsers.add_parser("tokenizer", description=__doc__,
+                              help="train a small SentencePiece tokenizer (XLM-V layout) from shard captions")
+    p.add_argument("--shards", required=True,
+                   help="WebDataset shards in brace notation; several sources joined with '::'")
+    p.add_argument("--vocab-size", type=POSITIVE_INT, default=8000,
+                   help="target vocabulary size (a soft limit for small corpora; default 8000)")
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--max-texts", type=POSITIVE_INT, default=2_000_000, help="use at most this many captions (default 2,000,000)")
+    p.add_argument("--max-texts", type=POSITIVE_INT, default=2_000_000,
+                   help="use at most this many captions (default 2,000,000)")
     p.set_defaults(func=run)
 
 

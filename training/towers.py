@@ -41,7 +41,8 @@ def _weight_files(folder: Path) -> list[Path]:
     for name in ("model.safetensors", "pytorch_model.bin"):
         if (folder / name).is_file():
             return [folder / name]
-    raise UserError(f"--init-from {folder}: no model.safetensors or pytorch_model.bin; pass a Hugging Face model folder (e.g. RUN/hf)")
+    raise UserError(f"--init-from {folder}: no model.safetensors or pytorch_model.bin; "
+                    "pass a Hugging Face model folder (e.g. RUN/hf)")
 
 
 def read_weights(folder: Path, wanted: set[str]) -> dict[str, torch.Tensor]:
@@ -84,14 +85,17 @@ def _checked_parts(model: nn.Module, own: dict, found: dict, acts: dict[str, str
         if len(missing) == len(names) or (missing and part == "head"):
             continue
         if missing:
-            raise UserError(f"--init-from {folder}: the {part} tower is incomplete (no {missing[0]}); pass a folder with the whole tower")
+            raise UserError(f"--init-from {folder}: the {part} tower is incomplete (no {missing[0]}); "
+                            "pass a folder with the whole tower")
         act = getattr(model.config, f"{part}_config").hidden_act if part != "head" else None
         if act and acts.get(part, act) != act:
-            raise UserError(f"--init-from {folder}: its {part} tower uses {acts[part]} but the --model preset uses {act}; choose the matching preset")
+            raise UserError(f"--init-from {folder}: its {part} tower uses {acts[part]} but the --model preset uses "
+                            f"{act}; choose the matching preset")
         bad = next((k for k in names if found[k].shape != own[k].shape), None)
         if bad:
             raise UserError(f"--init-from {folder}: {bad} has shape {tuple(found[bad].shape)}, the --model preset "
-                            f"{tuple(own[bad].shape)}; choose the preset (and --image-size, tokenizer) it was trained with")
+                            f"{tuple(own[bad].shape)}; choose the preset (and --image-size, tokenizer) it was trained "
+                            "with")
         parts.append(part)
     return parts
 

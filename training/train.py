@@ -12,82 +12,53 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from core.errors import UserError
-from core.atomic import atomic_path, write_json_atomic
-from core.locks import output_lock
 from core import storage
+from core.atomic import atomic_path, write_json_atomic
+from core.errors import UserError
+from core.locks import output_lock
+from curation.sampling import keep_probability
 from training import run_state
+from training.batch_check import batch_warning, pass_size
 from training.caption_mix import parse_mix
-from training.run_dir import RunDir
 from training.checkpoint import resolve_resume
+from training.config import TrainConfig
 from training.data import Unit, count_samples, expand_sources, load_curation, make_loader, read_raw, usable_meta
 from training.distributed import Dist, all_gather_object, all_reduce_mean, barrier, init_distributed
-from training.fsdp import average_replicated_grads, ensure_process_group, full_value, memory_line, parameter_count, set_gradient_sync, shard
-from training.stream import LaneStream, StepReader, StreamState, default_lanes, layout_problem
-from curation.sampling import keep_probability
-from training.batch_check import batch_warning, pass_size
+from training.fsdp import (
+    average_replicated_grads,
+    ensure_process_group,
+    full_value,
+    memory_line,
+    parameter_count,
+    set_gradient_sync,
+    shard,
+)
 from training.loggers import SINKS, MetricSinks
 from training.loss import LOSSES, MAX_LOGIT_SCALE, clip_loss, init_loss_parameters, siglip_loss
 from training.models import PRESETS, build_model, parameter_counts
 from training.optim import param_groups
 from training.patch_dropout import enable_patch_dropout
-from training.run_guard import changed_flags, check_fresh, last_planned_steps, mismatch_message, remove_outputs, truncate_jsonl
+from training.run_dir import RunDir
+from training.run_guard import (
+    changed_flags,
+    check_fresh,
+    last_planned_steps,
+    mismatch_message,
+    remove_outputs,
+    truncate_jsonl,
+)
 from training.schedule import apply_schedule, change_warning, lr_lambda
+from training.stream import LaneStream, StepReader, StreamState, default_lanes, layout_problem
 from training.tokenizer import load_tokenizer, special_ids, trim_padding
 from training.towers import init_from, lock_image_tower
 from training.transforms import normalize
-
-
-@dataclass
-class TrainConfig:
-    """Everything `train` needs; mirrors the CLI flags."""
-
-    shards: str
-    tokenizer: str
-    out: str
-    model: str = "tiny"
-    shards_weights: str | None = None
-    batch_size: int = 32
-    epochs: float | None = None
-    steps: int | None = None
-    lr: float = 5e-4
-    wd: float = 0.2
-    warmup: int = 100
-    accum_freq: int = 1
-    precision: str = "fp32"
-    grad_checkpointing: bool = False
-    local_loss: bool = False
-    gather_with_grad: bool = False
-    workers: int = 2
-    seed: int = 0
-    save_every: int = 1000
-    resume: str | None = None
-    curation_t: float | None = None
-    eval_data: str | None = None
-    compile: bool = False
-    image_size: int | None = None
-    device: str | None = None
-    log_samples: bool = False
-    shuffle_block: int = 1000
-    caption_mix: str | None = None
-    caption_mix_langs: str | None = None
-    model_vocab: int | None = None  # embedding rows if larger than the tokenizer (benchmarks: XLM-V's 901,629)
-    fsdp: bool = False
-    lanes: int | None = None
-    loss: str = "clip"
-    patch_dropout: float = 0.0
-    lock_image: bool = False
-    init_from: str | None = None
-    layer_decay: float | None = None
-    log: tuple[str, ...] = ()
-    overwrite: bool = False
 
 
 class ClipForward(nn.Module):
@@ -231,10 +202,10 @@ class Trainer:
         try:
             run_state.restore(self, path)
         except (RuntimeError, ValueError) as e:
-            raise UserError(mismatch_message(path, e, changed_flags(self.run_dir, asdict(self.cfg)))) from e
+            raise UserError(mismatch_message(path, e, changed_flags(self.rundir.root, asdict(self.cfg)))) from e
         self.last_checkpoint = path
         self.rundir.pull_logs()
-        planned = last_planned_steps(self.run_dir)
+        planned = last_planned_steps(self.rundir.root)
         if planned is not None and planned != self.total:
             self.warn(change_warning(planned, self.total, self.step, self.cfg.warmup, self.cfg.lr))
         apply_schedule(self.scheduler, self.step)
@@ -398,7 +369,7 @@ class Trainer:
         if "hf" not in summary:
             summary["hf"] = str(export_hf(self.model, self.tokenizer_dir, self.image_size, self.run_dir / "hf"))
         if self.cfg.eval_data:
-            run_eval(self.run_dir / "hf", self.cfg.eval_data, self.run_dir / "eval.json")
+            run_eval(self.run_dir / "hf", self.cfg.eval_data, self.run_dir / "eval.json", flag="--eval-data")
         if self.caption_mix is not None:
             print(f"train: --caption-mix {self.cfg.caption_mix}: {summary['caption_fallback']} samples lacked the drawn "
                   "caption source and used their alt-text", file=sys.stderr)
@@ -438,21 +409,30 @@ def plot_metrics(run_dir: Path) -> None:
         plt.close(fig)
 
 
+def check_eval_data(cfg: TrainConfig) -> None:
+    """--eval-data is found and of a known layout before any step is trained (not only after the run)."""
+    if cfg.eval_data:
+        from training.eval_data import open_source
+
+        open_source(cfg.eval_data, flag="--eval-data")
+
+
 def train(cfg: TrainConfig) -> dict:
     """Validate, set up torchrun, lock RUN (rank 0), and train."""
     validate(cfg)
+    check_eval_data(cfg)
     d = init_distributed(cfg.device)
     storage.makedirs(cfg.out)
     lock = (output_lock(cfg.out) if storage.is_local(cfg.out) else storage.lock(cfg.out)) if d.is_main else contextlib.nullcontext()
     with lock:
-        if storage.is_local(cfg.out):
-            guard_run_folder(cfg, d.is_main)
+        guard_run_folder(cfg, d.is_main)
         return Trainer(cfg, d).run()
 
 
 def guard_run_folder(cfg: TrainConfig, is_main: bool) -> None:
-    """--overwrite clears what train wrote in a local RUN (rank 0); without it or --resume a RUN holding a run is refused."""
-    run = storage.local_path(cfg.out)
+    """--overwrite clears what train wrote in RUN (rank 0; local or URL); without it or --resume a RUN holding a run
+    is refused."""
+    run = storage.local_path(cfg.out) if storage.is_local(cfg.out) else storage.normalize(cfg.out)
     if cfg.overwrite and is_main:
         inputs = [*cfg.shards.split("::"), cfg.tokenizer, cfg.init_from, cfg.eval_data]
         remove_outputs(run, [i for i in inputs if i])

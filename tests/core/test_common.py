@@ -52,6 +52,7 @@ def test_read_json_errors_name_the_file(tmp_path):
         atomic.read_json(bad)
 
 
+@pytest.mark.slow
 def test_second_run_is_refused_while_lock_held(tmp_path):
     script = textwrap.dedent(f"""
         import sys
@@ -79,8 +80,9 @@ def test_file_fingerprint_changes_with_content(tmp_path):
 
 
 def test_cli_user_error_is_one_line(capsys):
-    from core.cli import run
     import argparse
+
+    from core.cli import run
 
     parser = argparse.ArgumentParser(prog="curate")
 
@@ -93,6 +95,7 @@ def test_cli_user_error_is_one_line(capsys):
     assert err == "curate: error: pool.parquet: row 7: no text column\n"
 
 
+@pytest.mark.slow
 def test_console_scripts_help():
     for cmd in (["curate", "--help"], ["train", "--help"]):
         exe = os.path.join(os.path.dirname(sys.executable), cmd[0])

@@ -7,10 +7,10 @@ import argparse
 import numpy as np
 import pytest
 
-from curation import cli as curate_cli
-from curation.balance import thresholds
 from core.errors import UserError
 from core.flags import number
+from curation import cli as curate_cli
+from curation.balance import thresholds
 from training import cli as train_cli
 
 
@@ -24,7 +24,8 @@ def numeric_actions():
         for a in p._actions:
             if isinstance(a, argparse._SubParsersAction):
                 parsers.extend(a.choices.values())
-            elif a.option_strings and (a.type in (int, float) or getattr(a.type, "__name__", "").startswith("a finite")):
+            elif a.option_strings and (a.type in (int, float)
+                                       or getattr(a.type, "__name__", "").startswith("a finite")):
                 seen.append((p.prog, a.option_strings[-1], a.type))
     return seen
 

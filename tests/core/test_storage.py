@@ -99,9 +99,10 @@ def test_lock_object_refuses_second_run(s3):
     assert not storage.exists(storage.join(out, storage.LOCK_NAME))
 
 
+@pytest.mark.slow
 def test_lock_object_of_dead_process_is_stale(s3):
     """kill -9 leaves the lock object behind; its pid is gone, so the rerun takes the lock at once."""
-    code = ("import os, sys; from curation import storage\n"
+    code = ("import os, sys; from core import storage\n"
             "cm = storage.lock(sys.argv[1]); cm.__enter__(); os._exit(0)")
     subprocess.run([sys.executable, "-c", code, s3.url("out")], check=True)
     assert storage.exists(s3.url("out", storage.LOCK_NAME))
@@ -155,3 +156,45 @@ def test_missing_filesystem_package_is_one_line():
         pass
     with pytest.raises(UserError, match=r"gs://bucket/x: cannot open gs:// storage .*pip install gcsfs"):
         storage.exists("gs://bucket/x")
+
+
+def test_local_copies_keep_one_per_source_plus_those_in_use(s3, tmp_path, monkeypatch):
+    """WORLDCLIP_SCRATCH/worldclip-copies grew by one whole copy per version of a model folder, for ever."""
+    monkeypatch.setenv("WORLDCLIP_SCRATCH", str(tmp_path / "scratch"))
+    copies = tmp_path / "scratch" / "worldclip-copies"
+    model, other = s3.url("model"), s3.url("other")
+    storage.write_bytes(storage.join(other, "w.bin"), b"other source")
+    code = ("import sys, time; from core import storage\n"
+            "print(storage.local_copy(sys.argv[1]), flush=True); time.sleep(float(sys.argv[2]))")
+
+    def copy_in_subprocess(url, hold_s=0.0):
+        proc = subprocess.Popen([sys.executable, "-c", code, url, str(hold_s)], stdout=subprocess.PIPE, text=True)
+        return proc, proc.stdout.readline().strip()
+
+    def version(n):
+        storage.write_bytes(storage.join(model, "w.bin"), f"version {n}".encode())
+        storage.write_bytes(storage.join(model, "sub", "config.json"), b"{}")
+
+    version(1)
+    proc, first = copy_in_subprocess(model)
+    proc.wait()
+    proc, second = copy_in_subprocess(other)
+    proc.wait()
+    version(2)
+    holder, held = copy_in_subprocess(model, hold_s=300)  # a long run keeps using version 2
+    try:
+        assert held != first and not os.path.exists(first)  # version 1: no process holds it any more
+        assert open(os.path.join(held, "w.bin"), "rb").read() == b"version 2"
+        version(3)
+        proc, third = copy_in_subprocess(model)
+        proc.wait()
+        assert os.path.isdir(held) and os.path.isdir(third)  # version 2 is still in use: kept
+        assert os.path.isdir(second)  # another source is never touched
+    finally:
+        holder.kill()
+        holder.wait()
+    (copies / f".{os.path.basename(third)}.abc123").mkdir()  # a copy killed before it wrote its marker, long ago
+    os.utime(copies / f".{os.path.basename(third)}.abc123", (0, 0))
+    assert storage.local_copy(model) == third  # this process now holds version 3; version 2 is free
+    assert sorted(p.name for p in copies.iterdir()) == sorted([os.path.basename(second), os.path.basename(third)])
+    assert open(os.path.join(third, "sub", "config.json"), "rb").read() == b"{}"

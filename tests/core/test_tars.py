@@ -8,9 +8,9 @@ import lzma
 import tarfile
 
 import pytest
-from pool_factory import tar_cut_points
 
 from core.tars import TarDamaged, members
+from pool_factory import tar_cut_points
 
 
 def tar_bytes(n: int = 4, fmt: int = tarfile.USTAR_FORMAT, long_names: bool = False) -> bytes:
@@ -43,7 +43,8 @@ def test_every_cut_is_damage_with_offset(fmt, long_names, want_data):
                 got.append(m.name)
         assert got == names[:len(got)]
         assert e.value.offset <= cut, (cut, str(e.value))
-        assert (f"damaged after byte {e.value.offset}" in str(e.value)) if e.value.offset else "not a tar" in str(e.value)
+        assert ((f"damaged after byte {e.value.offset}" in str(e.value)) if e.value.offset
+                else "not a tar" in str(e.value))
 
 
 def test_today_tarfile_misses_a_cut_inside_a_header():

@@ -5,8 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from pool_factory import POOL_TEXTS, WAT_PAGES, pool_table, write_img2dataset, write_meta, write_parquet_pool, \
-    write_wat, write_webdataset
+from pool_factory import (
+    POOL_TEXTS,
+    WAT_PAGES,
+    pool_table,
+    write_img2dataset,
+    write_meta,
+    write_parquet_pool,
+    write_wat,
+    write_webdataset,
+)
 
 
 @pytest.fixture(scope="session")

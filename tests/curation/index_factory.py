@@ -84,7 +84,8 @@ def make_index(folder: Path, images: list[Img], entries: pa.Table, kind: str = "
             if kind in ("webdataset", "img2dataset") and im.data is not None:
                 members.append((f"{key}.png", im.data))
             if kind in ("webdataset", "img2dataset"):
-                members += [(f"{key}.txt", text.encode()), (f"{key}.json", json.dumps({"uid": im.uid, "url": url, "lang": lang}).encode())]
+                members += [(f"{key}.txt", text.encode()),
+                            (f"{key}.json", json.dumps({"uid": im.uid, "url": url, "lang": lang}).encode())]
             prows.append({"key": key, "caption": text, "url": url, "status": "success", "image": im.data})
             sample_map[key] = (im.uid, im.data)
             src = {"webdataset": pool / f"{s:05d}.tar", "img2dataset": pool / f"{s:05d}.parquet",
@@ -164,7 +165,8 @@ def repart(index: Path, out: Path, part_rows: int, seed: int = 2) -> Path:
     table = table.take(pa.array(np.random.default_rng(seed).permutation(table.num_rows)))
     parts = {}
     for i, start in enumerate(range(0, table.num_rows, part_rows)):
-        pq.write_table(table.slice(start, part_rows).replace_schema_metadata(meta), out / "matches" / f"part-{i:05d}.parquet")
+        pq.write_table(table.slice(start, part_rows).replace_schema_metadata(meta),
+                       out / "matches" / f"part-{i:05d}.parquet")
         parts[f"part-{i:05d}"] = {}
     manifest = json.loads((index / "manifest.json").read_text())
     manifest["parts"] = parts

@@ -27,7 +27,13 @@ def tiny_captioner(out: Path, seed: int = 0, hidden: int = 32, layers: int = 1, 
     """VisionEncoderDecoderModel (ViT + GPT-2) + ViTImageProcessor + tokenizer, saved to `out` (larger
     sizes give real-size, still randomly initialised, models for benchmarks)."""
     import torch
-    from transformers import GPT2Config, ViTConfig, ViTImageProcessor, VisionEncoderDecoderConfig, VisionEncoderDecoderModel
+    from transformers import (
+        GPT2Config,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessor,
+    )
 
     tok = tokenizer()
     enc = ViTConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=ffn,
@@ -35,7 +41,8 @@ def tiny_captioner(out: Path, seed: int = 0, hidden: int = 32, layers: int = 1, 
     dec = GPT2Config(n_embd=hidden, n_layer=layers, n_head=heads, n_inner=ffn, vocab_size=len(tok), n_positions=128,
                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
     cfg = VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc, dec)
-    cfg.decoder_start_token_id, cfg.pad_token_id, cfg.eos_token_id = tok.bos_token_id, tok.pad_token_id, tok.eos_token_id
+    cfg.decoder_start_token_id, cfg.pad_token_id = tok.bos_token_id, tok.pad_token_id
+    cfg.eos_token_id = tok.eos_token_id
     torch.manual_seed(seed)
     VisionEncoderDecoderModel(cfg).save_pretrained(out)
     tok.save_pretrained(out)
@@ -60,7 +67,13 @@ def tiny_lm(out: Path, seed: int = 0) -> Path:
 def tiny_blip(out: Path, seed: int = 0) -> Path:
     """A tiny BlipForConditionalGeneration + BlipProcessor (BERT word-piece tokenizer), saved to `out`."""
     import torch
-    from transformers import BertTokenizerFast, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+    from transformers import (
+        BertTokenizerFast,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     words = sorted({w for line in CORPUS for w in line.split()} | {"photo", "of"})
@@ -72,5 +85,6 @@ def tiny_blip(out: Path, seed: int = 0) -> Path:
                      vision_config={**layer, "image_size": 32, "patch_size": 8}, projection_dim=16)
     torch.manual_seed(seed)
     BlipForConditionalGeneration(cfg).save_pretrained(out)
-    BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok).save_pretrained(out)
+    processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tok)
+    processor.save_pretrained(out)
     return out

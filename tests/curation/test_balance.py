@@ -3,8 +3,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from curation import balance
 from core.errors import UserError
+from curation import balance
 
 
 # ---- MetaCLIP 2 metaclip/curation/curate.py, transcribed literally (the oracle) ----

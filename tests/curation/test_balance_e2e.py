@@ -3,10 +3,10 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from pool_factory import write_meta
 from curation.balance_run import run_balance
 from curation.build_index_run import build_index
 from index_factory import entries_table, make_index, synthetic_images
+from pool_factory import write_meta
 
 pytestmark = pytest.mark.slow
 
@@ -19,7 +19,8 @@ def test_build_index_then_balance(tmp_path):
     build_index([str(p) for p in sorted(built.pool.glob("*.tar"))], str(meta), str(index), lid="column:lang",
                 uid_column="uid", workers=1)
     ours = built.rows.sort_by([("source", "ascending"), ("row", "ascending")])
-    real = pq.read_table(index / "matches").select(ours.column_names).sort_by([("source", "ascending"), ("row", "ascending")])
+    real = pq.read_table(index / "matches").select(ours.column_names).sort_by([("source", "ascending"),
+                                                                              ("row", "ascending")])
     assert real.to_pylist() == ours.to_pylist()  # the factory writes what build-index writes
     stats = run_balance(index, tmp_path / "CUR", t=12, shard_size=20, workers=1)
     curated = pq.read_table(tmp_path / "CUR" / "curated.parquet").to_pylist()

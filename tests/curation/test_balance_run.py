@@ -6,12 +6,12 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
+from core.errors import UserError
 from curation import balance_run, cli, shards
 from curation.balance import entry_probabilities
 from curation.balance_run import run_balance
-from core.errors import UserError
-from curation.select import redraw
 from index_factory import Img, entries_table, image_bytes, make_index, repart, synthetic_images
+from training.data import Curation
 
 ENTRIES = entries_table({"en": 12, "de": 8, "ja": 5})
 
@@ -115,7 +115,8 @@ def test_resume_after_interruption_gives_identical_output(tmp_path, monkeypatch)
     for name in redone:
         module = shards if name == "write_group" else balance_run
         fn = real if name == "write_group" else getattr(module, name)
-        monkeypatch.setattr(module, name, lambda *a, _fn=fn, _n=name, **k: (redone.__setitem__(_n, redone[_n] + 1), _fn(*a, **k))[1])
+        monkeypatch.setattr(module, name,
+                            lambda *a, _fn=fn, _n=name, **k: (redone.__setitem__(_n, redone[_n] + 1), _fn(*a, **k))[1])
     run_balance(built.index, cur, t=20, shard_size=10, workers=1)
     assert redone == {"scatter_part": 0, "select_bucket": 0, "write_group": total_groups - 1}
     assert shard_bytes(cur) == shard_bytes(ref)
@@ -123,6 +124,7 @@ def test_resume_after_interruption_gives_identical_output(tmp_path, monkeypatch)
     assert json.loads((cur / "manifest.json").read_text())["complete"]
 
 
+@pytest.mark.slow
 def test_corrupt_and_missing_images_are_counted_and_skipped(tmp_path):
     imgs = [Img(f"u{i}", [(f"text {i}", "en", [i % 12])], image_bytes(i)) for i in range(30)]
     imgs[3].data = b"\xff\xd8\xff garbage, not a jpeg"
@@ -132,12 +134,14 @@ def test_corrupt_and_missing_images_are_counted_and_skipped(tmp_path):
     cur = tmp_path / "CUR"
     stats = run_balance(built.index, cur, t=1000, shard_size=8, workers=1)
     assert stats["totals"]["kept"] == 30
-    assert (stats["totals"]["corrupt_images"], stats["totals"]["missing_images"], stats["totals"]["written"]) == (2, 1, 27)
+    totals = stats["totals"]
+    assert (totals["corrupt_images"], totals["missing_images"], totals["written"]) == (2, 1, 27)
     status = {r["uid"]: (r["status"], r["shard"]) for r in pq.read_table(cur / "curated.parquet").to_pylist()}
-    assert status["u3"] == ("corrupt", None) and status["u7"] == ("corrupt", None) and status["u11"] == ("missing", None)
+    assert (status["u3"], status["u7"], status["u11"]) == (("corrupt", None), ("corrupt", None), ("missing", None))
     assert len(read_samples(cur)) == 27
 
 
+@pytest.mark.slow
 def test_online_writes_everything_and_training_inputs(tmp_path):
     built = make_index(tmp_path, synthetic_images(150, ENTRIES, seed=4), ENTRIES, sources=2)
     cur = tmp_path / "CUR"
@@ -151,10 +155,11 @@ def test_online_writes_everything_and_training_inputs(tmp_path):
     p_entry, th = entry_probabilities(counts, t=conf["t"])
     assert conf["thresholds"] == th and counts.column_names == ["entry_id", "lang", "count"]
     metas = [s["json"] for s in read_samples(cur)]
-    choice, keep = redraw(metas, p_entry, conf["seed"], epoch=0)  # what training does each epoch
+    online = Curation(p_entry, conf["seed"])  # training's draw (its first pass: tests/training/test_online_offline.py)
+    keep, choice = online.decide([m["uid"] for m in metas], [m["texts"] for m in metas], epoch=0)
     assert keep.tolist() == curated.column("keep").to_pylist()
     assert [m["texts"][c][0] for m, c in zip(metas, choice)] == curated.column("text").to_pylist()
-    _, keep1 = redraw(metas, p_entry, conf["seed"], epoch=1)
+    keep1, _ = online.decide([m["uid"] for m in metas], [m["texts"] for m in metas], epoch=1)
     assert keep1.tolist() != keep.tolist() and abs(int(keep1.sum()) - int(keep.sum())) < 40
 
 
@@ -180,6 +185,7 @@ def test_bad_index_inputs(tmp_path):
         run_balance(tmp_path / "nowhere", tmp_path / "o5", t=5, workers=1)
 
 
+@pytest.mark.slow
 def test_no_english_needs_p(tmp_path):
     ent = entries_table({"de": 4, "ja": 4})
     built = make_index(tmp_path, synthetic_images(30, ent), ent)
@@ -189,6 +195,7 @@ def test_no_english_needs_p(tmp_path):
     assert stats["totals"]["kept"] > 0 and stats["t"] is None
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line_and_options_are_checked(tmp_path, capsys):
     built = make_index(tmp_path, synthetic_images(40, ENTRIES), ENTRIES)
     out = tmp_path / "CUR"
@@ -269,6 +276,7 @@ def test_unreadable_pool_files_are_counted_and_reported(tmp_path, capsys, ray_se
     assert json.loads((two / "stats.json").read_text())["unreadable_sources"] == bad
 
 
+@pytest.mark.slow
 def test_unreadable_pool_files_resume_identically(tmp_path, monkeypatch):
     built, _ = unreadable_pool(tmp_path)
     ref, cur = tmp_path / "REF", tmp_path / "CUR"
@@ -284,6 +292,7 @@ def test_unreadable_pool_files_resume_identically(tmp_path, monkeypatch):
     assert len(stats["unreadable_sources"]) == 2
 
 
+@pytest.mark.slow
 def test_corrupt_parquet_row_group_loses_only_its_images(tmp_path):
     built = make_index(tmp_path, synthetic_images(40, ENTRIES, seed=3, max_texts=1), ENTRIES, kind="parquet",
                        sources=2)

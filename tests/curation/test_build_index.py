@@ -19,17 +19,18 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
-from curation.build_index import MATCH_SCHEMA, PartProcessor, derive_uid, fill_uids, read_matches
-from curation.build_index_run import build_index, summary_line
-from curation.cli import main as curate
 from core.errors import UserError
 from core.locks import output_lock
 from core.outputs import content_hash
+from curation.build_index import PartProcessor, derive_uid, fill_uids
+from curation.build_index_run import build_index, summary_line
+from curation.cli import main as curate
+from curation.index import MATCH_SCHEMA, read_matches
 from curation.lid import LidMode
-from matching.matcher import reference_match
 from curation.pool import PoolColumns, expand_paths, make_parts, resolve_columns
+from matching.matcher import reference_match
+from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -82,7 +83,8 @@ def test_part_core_equals_reference_and_accounts_every_row(parquet_pool):
     matches = pa.concat_tables([r.matches for r in results])
     counts = sum(r.counts for r in results)
     known = {"en", "de", "zh", "ja"}
-    expected, expected_counts = oracle([(t.strip(), lang) for t, lang in POOL_TEXTS if t and t.strip() and lang in known])
+    expected, expected_counts = oracle([(t.strip(), lang) for t, lang in POOL_TEXTS
+                                        if t and t.strip() and lang in known])
     assert dict(zip(matches.column("text").to_pylist(), matches.column("entry_ids").to_pylist())) == expected
     assert counts.tolist() == expected_counts.tolist()
     rejected = sum((r.rejected for r in results), Counter())
@@ -146,6 +148,7 @@ def test_uid_derivation():
 @given(st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["", " ", "\u3000", "u1"])),
                           st.one_of(st.none(), st.sampled_from(["", "\u00a0", "http://a/é.jpg", " http://b "]))),
                 max_size=8), st.sampled_from(["/p", "/tmp/\udcff\u00e9.parquet"]))
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 def test_columnar_uids_equal_derive_uid(rows, source):
     table = pa.table({"uid": pa.array([u for u, _ in rows], pa.string()),
@@ -184,6 +187,7 @@ def index_state(out: Path) -> tuple[bytes, set, dict]:
     return (out / "counts.parquet").read_bytes(), rows, {k: manifest[k] for k in ("totals", "per_lang", "inputs")}
 
 
+@pytest.mark.slow
 def test_index_contract(ray_local, meta_dir, parquet_pool, tmp_path):
     out = tmp_path / "index"
     manifest = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=2, part_size=5)
@@ -214,6 +218,7 @@ def test_index_contract(ray_local, meta_dir, parquet_pool, tmp_path):
             assert r["uid"] == derive_uid(r["url"], r["source"], r["row"])
 
 
+@pytest.mark.slow
 def test_identical_index_for_any_workers_and_part_size(ray_local, meta_dir, tmp_path):
     pool = write_parquet_pool(tmp_path / "pool", repeated_pool(20), files=3, row_group_size=9)
     states = []
@@ -223,13 +228,14 @@ def test_identical_index_for_any_workers_and_part_size(ray_local, meta_dir, tmp_
     assert states[0] == states[1] == states[2]
 
 
+@pytest.mark.slow
 def test_in_process_run_equals_ray_run_byte_for_byte(ray_local, meta_dir, tmp_path, monkeypatch):
     """--workers 1 runs without Ray; its part files and counts are the bytes a Ray run writes."""
-    import curation.build_index_run as run
+    import curation.executor as executor
 
     pool = write_parquet_pool(tmp_path / "pool", repeated_pool(20), files=2, row_group_size=9)
     build_index([str(pool)], str(meta_dir), str(tmp_path / "ray"), workers=2, part_size=11)
-    monkeypatch.setattr(run, "_start_ray", lambda *a: pytest.fail("--workers 1 started Ray"))
+    monkeypatch.setattr(executor, "ensure_ray", lambda *a: pytest.fail("--workers 1 started Ray"))
     build_index([str(pool)], str(meta_dir), str(tmp_path / "local"), workers=1, part_size=11)
     files = sorted(str(f.relative_to(tmp_path / "ray")) for f in (tmp_path / "ray").rglob("*")
                    if f.is_file() and f.suffix in (".parquet", ".npz"))
@@ -238,6 +244,7 @@ def test_in_process_run_equals_ray_run_byte_for_byte(ray_local, meta_dir, tmp_pa
         assert (tmp_path / "local" / f).read_bytes() == (tmp_path / "ray" / f).read_bytes(), f
 
 
+@pytest.mark.slow
 def test_every_format_in_one_run(ray_local, meta_dir, parquet_pool, img2dataset_pool, webdataset_pool, wat_pool,
                                  tmp_path):
     out = tmp_path / "index"
@@ -262,6 +269,7 @@ def test_every_format_in_one_run(ray_local, meta_dir, parquet_pool, img2dataset_
     assert all(r["key"] for r in rows if r["source"].endswith((".tar", "00000.parquet")))
 
 
+@pytest.mark.slow
 def test_refuses_changed_options_resumes_same_and_overwrites(ray_local, meta_dir, parquet_pool, tmp_path):
     out = tmp_path / "index"
     build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=5)
@@ -285,6 +293,7 @@ def test_refuses_changed_options_resumes_same_and_overwrites(ray_local, meta_dir
             build_index([str(parquet_pool)], str(meta_dir), str(out), part_size=6)
 
 
+@pytest.mark.slow
 def test_bad_inputs_cli(ray_local, meta_dir, tmp_path, capsys):
     good = write_parquet_pool(tmp_path / "good", pool_table(), files=1)
     (tmp_path / "broken").mkdir()
@@ -315,6 +324,7 @@ def test_bad_inputs_cli(ray_local, meta_dir, tmp_path, capsys):
     assert m["totals"]["matched"] == 400 and m["errors"][0]["rows"] == [0, 400]
 
 
+@pytest.mark.slow
 def test_compat_flag_reaches_the_workers(ray_local, meta_dir, tmp_path):
     pq.write_table(pa.table({"text": ["東京タワーの夜景"], "lang": ["ja"]}), tmp_path / "ja.parquet")
     ids = {}
@@ -469,6 +479,7 @@ def test_overwrite_into_the_metadata_is_refused(tmp_path, parquet_pool, capsys):
     assert {p.name: p.read_bytes() for p in meta.iterdir() if p.is_file() and p.name != ".lock"} == before
 
 
+@pytest.mark.slow
 def test_fully_resumed_index_records_the_real_backend(ray_local, meta_dir, parquet_pool, tmp_path):
     """17.20: a rerun with every part journaled recorded backend `auto` instead of the one that ran."""
     out = tmp_path / "I"

@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from shard_factory import write_shards
 
 from core import storage
+from core.errors import UserError
 from curation.captions import attach, with_caption
 from curation.cli import main
-from core.errors import UserError
-from shard_factory import write_shards
 
 
 def _members(path: Path) -> dict[str, bytes]:
@@ -239,6 +239,7 @@ def test_file_and_memory_urls_equal_local(curated, tmp_path):
         storage.remove("memory://wc-captions")
 
 
+@pytest.mark.slow
 def test_a_large_captions_file_is_not_held_in_memory(curated, tmp_path):
     import tracemalloc
 
@@ -256,3 +257,39 @@ def test_a_large_captions_file_is_not_held_in_memory(curated, tmp_path):
     assert (entry["captioned"], entry["unknown_uids"], entry["captions_rows"]) == (15, n - 15, n)
     assert _metas(curated)["u000007"]["captions"] == {"vecap": "a long enough caption number 7"}
     assert peak < 12e6, f"peak {peak / 1e6:.1f} MB of Python objects"
+
+
+def test_sqlite_scratch_of_a_killed_attach_is_removed_by_the_next_run(curated, tmp_path, monkeypatch):
+    """kill -9 during `curate captions add` left worldclip-captions-*.sqlite in WORLDCLIP_SCRATCH for ever."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from curation.captions import DiskCaptions
+
+    scratch = tmp_path / "scratch"
+    n = 300_000
+    caps = _captions(tmp_path / "big.parquet", [(f"u{i:06d}", f"caption {i}") for i in range(n)])
+    env = {**os.environ, "WORLDCLIP_SCRATCH": str(scratch)}
+    proc = subprocess.Popen([sys.executable, "-m", "curation.cli", "captions", "add", str(curated), "--source", "vecap",
+                             "--captions", str(caps)], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not list(scratch.glob("worldclip-captions-*.sqlite")) and proc.poll() is None:
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    left = list(scratch.glob("worldclip-captions-*.sqlite"))
+    assert len(left) == 1, "the killed run's lookup file should still be there"
+
+    monkeypatch.setenv("WORLDCLIP_SCRATCH", str(scratch))
+    live = DiskCaptions()  # another run of this host, still going: its file is kept
+    try:
+        assert main(["captions", "add", str(curated), "--source", "vecap", "--captions", str(caps)]) == 0
+        assert list(scratch.glob("worldclip-captions-*.sqlite")) == [Path(live.path)]
+    finally:
+        live.close()
+    assert _metas(curated)["u000007"]["captions"] == {"vecap": "caption 7"}

@@ -2,18 +2,18 @@
 import functools
 import http.server
 import json
+import os
 import tarfile
 import threading
 
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
-
-from curation.balance_run import run_balance
-from core.errors import UserError
-from curation.download import run_download
 from index_factory import Img, entries_table, image_bytes, make_index
 
+from core.errors import UserError
+from curation.balance_run import run_balance
+from curation.download import run_download
 
 
 @pytest.fixture()
@@ -76,6 +76,7 @@ def test_download_url_only_pool(tmp_path, server):
         assert row["key"] == s["__key__"]
 
 
+@pytest.mark.slow
 def test_download_refuses_a_curated_with_pool_images(tmp_path):
     ent = entries_table({"en": 2})
     built = make_index(tmp_path, [Img("u0", [("a", "en", [0])], image_bytes(0))], ent, kind="webdataset", sources=1)
@@ -129,5 +130,74 @@ def test_normalise_of_a_cut_shard_is_one_line(tmp_path):
     with tarfile.open(shard) as tar:
         cut = tar.getmembers()[2].offset
     shard.write_bytes(shard.read_bytes()[:cut])
-    with pytest.raises(UserError, match=rf"00000.tar: damaged after byte \d+ .+ rerun the same `curate download`"):
+    with pytest.raises(UserError, match=r"00000.tar: damaged after byte \d+ .+ rerun the same `curate download`"):
         normalise_shard(shard)
+
+
+@pytest.mark.slow
+def test_storage_options_alone_reach_img2dataset_processes(tmp_path, server, s3, monkeypatch):
+    """`curate download s3://… --storage-options JSON` with no AWS_* variables: img2dataset's spawned processes
+    write the shards with the flag's endpoint and keys (they used to get only the environment's)."""
+    from core import storage
+    from curation.cli import main
+
+    root, base = server
+    built = url_only_index(tmp_path, root, base)
+    options = ["--storage-options", json.dumps(s3.server.storage_options)]
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_RESPONSE_CHECKSUM_VALIDATION",
+              "AWS_REQUEST_CHECKSUM_CALCULATION"):
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    cur = s3.url("CUR")
+    assert main(["balance", "--index", str(built.index), "--out", cur, "--t", "1000", "--shard-size", "5",
+                 "--workers", "1", *options]) == 0
+    assert main(["download", cur, "--processes", "2", "--thread-count", "4", "--timeout", "5", *options]) == 0
+    stats = storage.read_json(storage.join(cur, "stats.json"))
+    assert stats["download"] == {"attempted": 12, "downloaded": 11, "failed_downloads": 1}
+    assert len(storage.glob(storage.join(cur, "shards", "*.tar"))) == 3
+    assert "FSSPEC_S3" not in os.environ  # the options were fsspec's config only while img2dataset ran
+
+
+def _spark_available() -> str | None:
+    """Why the pyspark distributor cannot run here, or None."""
+    import shutil
+    import subprocess
+
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return "pyspark is not installed (pip install pyspark)"
+    if shutil.which("java") is None or subprocess.run(["java", "-version"], capture_output=True).returncode != 0:
+        return "no Java runtime (pyspark needs one: apt-get install default-jre-headless)"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_spark_available() is not None, reason=str(_spark_available()))
+def test_pyspark_distributor_into_a_bucket_equals_multiprocessing(tmp_path, server, s3):
+    """`--distributor pyspark` (img2dataset's Spark distributor on a local[2] session it starts) writes the same
+    shards into the bucket as the multiprocessing distributor does locally."""
+    from core import storage
+    from curation.cli import main
+
+    root, base = server
+    built = url_only_index(tmp_path, root, base)
+    local, remote = str(tmp_path / "CUR"), s3.url("CUR")
+    for cur, distributor in ((local, "multiprocessing"), (remote, "pyspark")):
+        assert main(["balance", "--index", str(built.index), "--out", cur, "--t", "1000", "--shard-size", "5",
+                     "--workers", "1"]) == 0
+        assert main(["download", cur, "--processes", "2", "--thread-count", "4", "--timeout", "5",
+                     "--distributor", distributor]) == 0
+        stats = storage.read_json(storage.join(cur, "stats.json"))
+        assert stats["download"] == {"attempted": 12, "downloaded": 11, "failed_downloads": 1}
+
+    def members(url):
+        with tarfile.open(fileobj=storage.open_input(url)) as tar:
+            return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}
+
+    def shards(cur):
+        return {storage.name(u): members(u) for u in storage.glob(storage.join(cur, "shards", "*.tar"))}
+
+    assert shards(remote) == shards(local)

@@ -40,7 +40,8 @@ def test_language_map_ambiguous_base_is_not_guessed():
 def test_detector_offline_lid176():
     d = Detector()
     texts = ["A photo of a dog running on the beach at sunset", "Ein Hund spielt am Strand mit einem Ball",
-             "北京天安门广场的美丽夜景照片", "東京の夜景とタワーの写真です", "Un chien joue sur la plage avec un ballon"]
+             "北京天安门广场的美丽夜景照片", "東京の夜景とタワーの写真です",
+             "Un chien joue sur la plage avec un ballon"]
     assert d.detect(texts) == ["en", "de", "zh", "ja", "fr"]
 
 

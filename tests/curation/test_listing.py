@@ -6,10 +6,10 @@ import gzip
 import shutil
 
 import pytest
-from pool_factory import WAT_PAGES, write_wat
 
 from core.errors import UserError
 from curation.pool import Part, PoolColumns, ReadStats, expand_paths, read_part
+from pool_factory import WAT_PAGES, write_wat
 
 KEYS = ["crawl-data/CC-MAIN-2024-10/segments/1/wat/a.warc.wat.gz",
         "crawl-data/CC-MAIN-2024-10/segments/2/wat/b.warc.wat.gz"]

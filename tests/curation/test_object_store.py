@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from curation import cli
-from core import storage
-from curation.balance_run import run_balance
-from curation.build_index_run import build_index
 from index_factory import entries_table, make_index, synthetic_images
 from pool_factory import write_meta
+
+from core import storage
+from curation import cli
+from curation.balance_run import run_balance
 
 pytestmark = pytest.mark.slow
 ENT = entries_table({"en": 10, "de": 6})
@@ -197,3 +196,26 @@ def test_memory_and_file_urls(inputs, local_ref, tmp_path):
     assert stats["totals"]["written"] > 0
     assert curated_state("memory://wc-test/CUR") == curated_state(str(local_ref[1]))
     storage.remove("memory://wc-test")
+
+
+def test_gcs_bucket_run_equals_local_run(inputs, local_ref, gcs):
+    """The same pipeline on gs:// through gcsfs against a GCS emulator on 127.0.0.1, options by the flag only."""
+    pool, meta = inputs
+    options = ["--storage-options", json.dumps(gcs.storage_options)]
+    storage.configure(gcs.storage_options)
+    upload(pool, gcs.url("pool"))
+    upload(meta, gcs.url("META"))
+    assert cli.main(["build-index", "--pool", gcs.url("pool/"), "--metadata", gcs.url("META"),
+                     "--out", gcs.url("INDEX"), *BUILD, *options]) == 0
+    assert cli.main(["balance", "--index", gcs.url("INDEX"), "--out", gcs.url("CUR"), *BALANCE, *options]) == 0
+    assert index_state(gcs.url("INDEX")) == index_state(str(local_ref[0]))
+    assert curated_state(gcs.url("CUR")) == curated_state(str(local_ref[1]))
+    names = {u.removeprefix(gcs.url("")) for u in storage.list_files(gcs.url(""))}
+    assert not any(n.endswith((".tmp", storage.LOCK_NAME)) for n in names)
+    assert storage.fingerprint(gcs.url("pool", "00000.tar"))["etag"]  # md5Hash/etag: what balance's pool check compares
+    with pytest.raises(RuntimeError):  # a failed write leaves no object (the resumable upload is never finalised)
+        with storage.open_output(gcs.url("half.bin")) as f:
+            f.write(b"x" * (6 << 20))
+            f.flush()
+            raise RuntimeError("killed mid-upload")
+    assert not storage.exists(gcs.url("half.bin"))

@@ -6,11 +6,19 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pool_factory import POOL_TEXTS, pool_table, write_parquet_pool, write_wat, write_webdataset
 
 from core.errors import UserError
-from curation.pool import BATCH_SCHEMA, Part, PoolColumns, ReadStats, expand_paths, make_parts, read_part, \
-    resolve_columns
+from curation.pool import (
+    BATCH_SCHEMA,
+    Part,
+    PoolColumns,
+    ReadStats,
+    expand_paths,
+    make_parts,
+    read_part,
+    resolve_columns,
+)
+from pool_factory import POOL_TEXTS, pool_table, write_parquet_pool, write_wat, write_webdataset
 
 
 def read_all(path, fmt, cols, part_size=None, num_rows=None):
@@ -31,7 +39,8 @@ def test_expand_paths_detects_formats(parquet_pool, img2dataset_pool, webdataset
     assert fmts == ["img2dataset", "parquet", "parquet", "wat", "webdataset"]
     assert all(Path(p).is_absolute() for p, _ in files)
     assert expand_paths([str(parquet_pool / "*.parquet")]) == expand_paths([str(parquet_pool)])
-    assert expand_paths([str(img2dataset_pool / "00000.parquet")]) == [(str(img2dataset_pool / "00000.parquet"), "img2dataset")]
+    first = str(img2dataset_pool / "00000.parquet")
+    assert expand_paths([first]) == [(first, "img2dataset")]
 
 
 def test_expand_paths_errors(tmp_path):
@@ -224,5 +233,6 @@ def test_interleaved_members_of_two_samples_are_two_rows(tmp_path):
             tar.addfile(info, io.BytesIO(data))
     table, stats = read_all(path, "webdataset", PoolColumns(text=None, uid="uid", url="url", lang=None))
     assert table.select(["text", "url", "key", "row"]).to_pylist() == [
-        {"text": "a dog", "url": "http://a", "key": "a", "row": 0}, {"text": "a cat", "url": "http://b", "key": "b", "row": 1}]
+        {"text": "a dog", "url": "http://a", "key": "a", "row": 0},
+        {"text": "a cat", "url": "http://b", "key": "b", "row": 1}]
     assert not stats.rejected

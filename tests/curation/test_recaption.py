@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from curation.cli import main
 from core.errors import UserError
+from curation.cli import main
 from curation.recaption import Captioner, Decoding, Fuser, fill_prompt
 from curation.recaption_run import run_recaption
 from model_factory import tiny_captioner, tiny_lm
@@ -40,6 +40,7 @@ def _captions(curated: Path) -> dict[str, dict]:
     return out
 
 
+@pytest.mark.slow
 def test_captioner_batches_equal_single_images(models):
     from PIL import Image
 
@@ -67,6 +68,7 @@ def test_recaption_and_fuse_attach_deterministically(models, curated, tmp_path):
         assert shard.read_bytes() == (other / "shards" / shard.name).read_bytes()
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_parts(models, curated):
     run_recaption(str(curated), str(models[0]), "tinycap", decoding=Decoding(max_new_tokens=3))
     (curated / "captions" / "tinycap" / "00002.parquet").unlink()
@@ -89,6 +91,7 @@ def test_not_a_checkpoint_is_one_line(models, curated, tmp_path, capsys):
         Captioner(str(models[0].parent / "broken"))
 
 
+@pytest.mark.slow
 def test_cli_prints_throughput(models, curated, capsys):
     assert main(["recaption", str(curated), "--model", str(models[0]), "--source", "tinycap", "--workers", "1",
                  "--max-new-tokens", "3"]) == 0
@@ -121,6 +124,7 @@ def test_undecodable_images_are_left_out_and_counted(models, tmp_path):
     assert "captions" not in _captions(tmp_path / "cur")["u000001"]
 
 
+@pytest.mark.slow
 def test_processor_models_and_prompts(tmp_path, models):
     """A checkpoint with a multimodal processor (BLIP) and a prompt; captions exclude the echoed prompt."""
     from PIL import Image

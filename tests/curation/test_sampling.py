@@ -1,7 +1,8 @@
 """Deterministic draws: the vectorised uid hash equals its plain-Python definition; draws are batch-free."""
 import numpy as np
 import pyarrow as pa
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from curation import sampling
 

@@ -38,11 +38,12 @@ def setup(tmp_path_factory):
     return built, d / "ALL", hf, pq.read_table(d / "ALL" / "scores.parquet")
 
 
+@pytest.mark.slow
 def test_scores_equal_a_direct_computation(setup):
     import webdataset as wds
     from PIL import Image
 
-    from training.eval import load_model
+    from curation.clip import load_model
 
     _, cur, hf, scores = setup
     model, tok, proc = load_model(hf, "cpu")
@@ -60,6 +61,7 @@ def test_scores_equal_a_direct_computation(setup):
     assert all(-1 <= s <= 1 for s in got.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["min", "top"])
 def test_filter_keeps_exactly_the_passing_images(setup, tmp_path, how):
     built, cur, _, scores = setup
@@ -79,6 +81,7 @@ def test_filter_keeps_exactly_the_passing_images(setup, tmp_path, how):
     assert unfiltered["totals"]["kept"] == 40
 
 
+@pytest.mark.slow
 def test_filter_recomputes_counts_and_unscored_are_counted(setup, tmp_path):
     built, cur, _, scores = setup
     part = scores.slice(0, 30)
@@ -91,6 +94,7 @@ def test_filter_recomputes_counts_and_unscored_are_counted(setup, tmp_path):
     assert (counts <= full).all() and counts.sum() < full.sum()
 
 
+@pytest.mark.slow
 def test_cli_flags(setup, tmp_path, capsys):
     built, cur, hf, _ = setup
     base = ["balance", "--index", str(built.index), "--out", str(tmp_path / "X"), "--t", "5", "--workers", "1"]

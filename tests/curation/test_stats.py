@@ -28,6 +28,7 @@ def table_rows(text, header_start):
     return rows
 
 
+@pytest.mark.slow
 def test_index_stats(folders, capsys):
     built, _ = folders
     assert cli.main(["stats", str(built.index), "--top", "1"]) == 0

@@ -9,11 +9,11 @@ from collections import Counter
 
 import pyarrow as pa
 import pytest
-from pool_factory import WAT_PAGES, _warc_record, write_wat
-from wat_reference import reference_wat_rows
 
 from curation.pool import Part, PoolColumns, PoolFile, ReadStats, make_parts, read_part
 from curation.wat import WatDamaged, image_links
+from pool_factory import WAT_PAGES, _warc_record, write_wat
+from wat_reference import reference_wat_rows
 
 COLS = PoolColumns(text=None, uid="uid", url="url", lang=None)
 WORDS = ["dog", "Hund", "北京", "東京タワー", "chat noir", "\ud800x", "a\u00a0b", "  spaced  ", "", "émoji 🐕"]

@@ -11,7 +11,7 @@ from test_matcher import cjk_like, english_like
 
 
 def test_kernel_is_built():
-    """`pip install` compiles curation/_ngram_kernel.c; without it matching silently runs the slower numpy walk."""
+    """`pip install` compiles matching/_ngram_kernel.c; without it matching silently runs the slower numpy walk."""
     assert matching_ngram._ngram_kernel is not None
     assert Matcher(["a"], [0], backend="ngram")._impl.kernel
 

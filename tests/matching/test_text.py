@@ -20,6 +20,9 @@ def test_strip_equals_python(values):
 
 
 def test_whitespace_set_is_python_isspace():
+    import sys
+
+    assert PY_WHITESPACE == "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
     assert "\u3000" in PY_WHITESPACE and "\x1c" in PY_WHITESPACE and "\u200b" not in PY_WHITESPACE
     chunked = pa.chunked_array([["\u00a0a\u3000"], [None, " "]])
     assert strip(chunked).to_pylist() == ["a", None, ""]

@@ -5,7 +5,6 @@ import pytest
 
 from curation.cli import build_parser, main
 from metadata.store import load_entries
-
 from wiki_dump_factory import EN_PAGES, write_dump
 
 
@@ -25,7 +24,8 @@ def test_add_and_stats(tmp_path, capsys):
     meta = str(tmp_path / "META")
     f = tmp_path / "metadata.json"
     f.write_text(json.dumps(["dog", "hot dog", "dog", " cat"]))
-    rc, out, err = _run(capsys, "metadata", "add", "--out", meta, "--lang", "en", "--file", str(f), "--source", "metaclip1")
+    rc, out, err = _run(capsys, "metadata", "add", "--out", meta, "--lang", "en", "--file", str(f),
+                        "--source", "metaclip1")
     assert rc == 0
     assert "added 2 entries" in out and "skipped 1 duplicates" in out
     assert "1 leading/trailing whitespace (first: " in err and "element 4" in err
@@ -44,7 +44,8 @@ def test_add_and_stats(tmp_path, capsys):
     (["metadata", "build-wiki", "--dump", "{d}/none.xml.bz2", "--lang", "de"], "none.xml.bz2: file not found"),
     (["metadata", "build-wiki", "--dump", "{f}", "--lang", "de", "--max-pages", "0"], "--max-pages must be at least 1"),
     (["metadata", "build-wiki", "--dump", "{f}", "--lang", "en"], "uses MetaCLIP 1's 500k entries"),
-    (["metadata", "build-wiki", "--dump", "{f}", "--lang", "ja", "--segmenter", "jieba"], "--segmenter jieba: not one for --lang ja"),
+    (["metadata", "build-wiki", "--dump", "{f}", "--lang", "ja", "--segmenter", "jieba"],
+     "--segmenter jieba: not one for --lang ja"),
     (["metadata", "build", "--langs", "en", "--max-unigrams", "-1"], "--max-unigrams must be 0 or more"),
     (["metadata", "add", "--lang", "tha", "--file", "{f}"], "use 'th'"),
 ])
@@ -87,9 +88,11 @@ def test_every_flag_has_help():
             assert action.help, f"metadata {name} {action.dest} has no help"
 
 
-def test_cli_defaults_equal_the_library_constants():
-    """metadata/cli.py repeats two defaults so that --help stays light; they must not drift."""
-    from metadata import cli, wiki, wiki_counts
+def test_cli_defaults_are_the_recipe_constants():
+    """build-wiki's defaults come from metadata.recipe, the one home of these numbers."""
+    from metadata import recipe
 
-    assert cli.BIGRAM_PMI_DEFAULT == wiki.BIGRAM_PMI
-    assert cli.MEMORY_BUDGET_DEFAULT == wiki_counts.DEFAULT_BUDGET_MIB
+    meta = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices["metadata"]
+    wiki = next(a for a in meta._actions if isinstance(a, argparse._SubParsersAction)).choices["build-wiki"]
+    defaults = {a.dest: a.default for a in wiki._actions}
+    assert defaults["pmi_threshold"] == recipe.BIGRAM_PMI and defaults["memory_budget"] == recipe.DEFAULT_BUDGET_MIB

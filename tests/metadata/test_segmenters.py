@@ -33,6 +33,7 @@ def test_every_no_space_language_of_the_reference_has_a_segmenter():
     ("botok-syllables", "བཀྲ་ཤིས་བདེ་ལེགས།", ["བཀྲ་", "ཤིས་", "བདེ་", "ལེགས", "།"]),
     ("my-syllables", "မြန်မာစာabc၁၂", ["မြန်", "မာ", "စာ", "abc", "၁", "၂"]),
 ])
+@pytest.mark.slow
 def test_offline_segmenters(name, chunk, expected):
     assert load(name)(chunk) == expected
 
@@ -54,7 +55,8 @@ def _reference_char_features(sentence, i):
     else:
         f.append("BOS")
     if i >= 2:
-        f.extend(["char-2=" + sentence[i - 2][0], "char-2:0=" + sentence[i - 2][0] + sentence[i - 1][0] + sentence[i][0],
+        f.extend(["char-2=" + sentence[i - 2][0],
+                  "char-2:0=" + sentence[i - 2][0] + sentence[i - 1][0] + sentence[i][0],
                   "char-2:-1=" + sentence[i - 2][0] + sentence[i - 1][0]])
     if i >= 3:
         f.extend(["char-3:0=" + sentence[i - 3][0] + sentence[i - 2][0] + sentence[i - 1][0] + sentence[i][0],

@@ -41,7 +41,8 @@ def test_append_keeps_ids_and_dedups(tmp_path):
 
 
 @pytest.mark.parametrize("entry,problem", [
-    ("", "blank"), ("   ", "blank"), (" dog", "leading/trailing whitespace"), ("dog\u00a0", "leading/trailing whitespace"),
+    ("", "blank"), ("   ", "blank"),
+    (" dog", "leading/trailing whitespace"), ("dog\u00a0", "leading/trailing whitespace"),
     ("do\tg", "control character"), ("a\x85b", "control character"), ("hot dog", None), ("北京", None),
 ])
 def test_entry_problem(entry, problem):
@@ -64,21 +65,24 @@ def test_load_entries_errors(tmp_path):
 def test_load_entries_rejects_bad_content(tmp_path):
     meta = tmp_path / "META"
     append(meta, [Block("en", "a", ["x", "y"])], {})
-    bad = pa.table({"entry_id": pa.array([0, 2], pa.int32()), "lang": ["en", "en"], "entry": ["x", "y"], "source": ["a", "a"]})
+    bad = pa.table({"entry_id": pa.array([0, 2], pa.int32()), "lang": ["en", "en"], "entry": ["x", "y"],
+                    "source": ["a", "a"]})
     pq.write_table(bad, meta / "entries.parquet")
     manifest = json.loads((meta / "manifest.json").read_text())
     manifest["entries_sha256"] = store.content_hash(meta / "entries.parquet")
     (meta / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="not dense"):
         load_entries(meta)
-    dup = pa.table({"entry_id": pa.array([0, 1], pa.int32()), "lang": ["en", "en"], "entry": ["x", "x"], "source": ["a", "a"]})
+    dup = pa.table({"entry_id": pa.array([0, 1], pa.int32()), "lang": ["en", "en"], "entry": ["x", "x"],
+                    "source": ["a", "a"]})
     pq.write_table(dup, meta / "entries.parquet")
     manifest["entries_sha256"] = store.content_hash(meta / "entries.parquet")
     (meta / "manifest.json").write_text(json.dumps(manifest))
     assert load_entries(meta).num_rows == 2  # the default trusts what append wrote and checked
     with pytest.raises(UserError, match="not unique"):
         load_entries(meta, verify=True)
-    wrong = pa.table({"entry_id": pa.array([0, 1], pa.int64()), "lang": ["en", "en"], "entry": ["x", "y"], "source": ["a", "a"]})
+    wrong = pa.table({"entry_id": pa.array([0, 1], pa.int64()), "lang": ["en", "en"], "entry": ["x", "y"],
+                      "source": ["a", "a"]})
     pq.write_table(wrong, meta / "entries.parquet")
     manifest["entries_sha256"] = store.content_hash(meta / "entries.parquet")
     (meta / "manifest.json").write_text(json.dumps(manifest))
@@ -130,7 +134,8 @@ def test_out_is_a_file(tmp_path):
         append(tmp_path / "f", [Block("en", "a", ["x"])], {})
 
 
-_blocks = st.lists(st.tuples(st.sampled_from(["en", "zh", "th"]), st.lists(st.sampled_from(["a", "b", "c", "北京", "ก"]), max_size=5)),
+_blocks = st.lists(st.tuples(st.sampled_from(["en", "zh", "th"]),
+                             st.lists(st.sampled_from(["a", "b", "c", "北京", "ก"]), max_size=5)),
                    min_size=1, max_size=4)
 
 

@@ -7,7 +7,6 @@ from core.errors import UserError
 from metadata.segmenters import SEGMENTERS
 from metadata.store import ENTRIES, load_entries, read_manifest
 from metadata.wiki import build_wiki, count_titles, iter_articles, strip_markup
-
 from wiki_dump_factory import EN_PAGES, ZH_PAGES, write_dump
 
 
@@ -15,7 +14,8 @@ def test_strip_markup():
     text = strip_markup(EN_PAGES[0]["text"], frozenset({"File", "Category"}))
     assert "Golden Retriever is a breed of dogs from Scotland. The Golden Retriever likes water." in text
     assert "History" in text and "Golden Retriever puppies & kittens" in text
-    for gone in ("{{", "}}", "[[", "]]", "Infobox", "cite", "tablecell", "swimming", "hiddencomment", "Category", "de:", "'''", "<ref"):
+    for gone in ("{{", "}}", "[[", "]]", "Infobox", "cite", "tablecell", "swimming", "hiddencomment", "Category", "de:",
+                 "'''", "<ref"):
         assert gone not in text, gone
     assert strip_markup("see [http://a.org label] and [http://b.org]") == "see label and "
     assert strip_markup("[[:Star Wars: A New Hope|film]] x") == "film x"
@@ -32,7 +32,8 @@ def test_iter_articles_skips_other_namespaces_and_redirects(tmp_path):
 def test_build_wiki_en(tmp_path):
     path = write_dump(tmp_path / "enwiki-pages-articles.xml.bz2", "en", EN_PAGES, compress=True)
     meta = tmp_path / "META"
-    result = build_wiki(str(path), "en", str(meta), pmi_threshold=0.0, use_wordnet=False, force_english=True, progress=False)
+    result = build_wiki(str(path), "en", str(meta), pmi_threshold=0.0, use_wordnet=False, force_english=True,
+                        progress=False)
     rows = load_entries(meta).to_pylist()
     by = {}
     for r in rows:
@@ -89,7 +90,8 @@ def test_bad_dumps(tmp_path):
     empty = write_dump(tmp_path / "empty.xml", "en", [EN_PAGES[2]])
     with pytest.raises(UserError, match="no articles"):
         build_wiki(str(empty), "en", str(tmp_path / "M"), force_english=True, progress=False)
-    with pytest.raises(UserError, match="--lang en: MetaCLIP 2 does not rebuild English .* metaclip1`, or pass --force-english"):
+    with pytest.raises(UserError,
+                       match="--lang en: MetaCLIP 2 does not rebuild English .* metaclip1`, or pass --force-english"):
         build_wiki(str(empty), "en", str(tmp_path / "M"), progress=False)
     with pytest.raises(UserError, match="--segmenter mecab: not one for --lang zh"):
         build_wiki(str(empty), "zh", str(tmp_path / "M"), segmenter="mecab", progress=False)
@@ -109,7 +111,8 @@ def test_tiny_budget_gives_byte_identical_entries(tmp_path):
     stats = {}
     for name, max_ngrams in (("unlimited", None), ("tiny", 5)):
         stats[name] = build_wiki(str(dump), "en", str(tmp_path / name), pmi_threshold=0.0, use_wordnet=False,
-                                 force_english=True, progress=False, max_ngrams=max_ngrams, tmp_dir=str(tmp_path / "work"))["stats"]
+                                 force_english=True, progress=False, max_ngrams=max_ngrams,
+                                 tmp_dir=str(tmp_path / "work"))["stats"]
     assert stats["unlimited"]["runs"] == 1 and stats["tiny"]["runs"] > 50
     for key in ("tokens", "distinct_unigrams", "distinct_bigrams", "bigrams_over_pmi", "titles"):
         assert stats["unlimited"][key] == stats["tiny"][key]

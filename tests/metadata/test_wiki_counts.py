@@ -9,7 +9,8 @@ from metadata.wiki_counts import SpillingCounts, max_ngrams_for
 def _zipf_texts(seed: int, n: int, lang_words: list[str]) -> list[str]:
     rng = random.Random(seed)
     weights = [1 / (i + 1) for i in range(len(lang_words))]
-    lines = lambda: " ".join(rng.choices(lang_words, weights=weights, k=rng.randint(1, 12))) + rng.choice(["", ".", ","])
+    lines = lambda: (" ".join(rng.choices(lang_words, weights=weights, k=rng.randint(1, 12)))
+                     + rng.choice(["", ".", ","]))
     return ["\n".join(lines() for _ in range(3)) for _ in range(n)]
 
 
@@ -20,6 +21,7 @@ def _merged(tmp_path, lang: str, texts: list[str], max_ngrams: int):
     return counts, counts.finish()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_ngrams", [1, 37, 10**9])
 def test_merged_ranking_equals_in_memory_counts_whatever_the_spill_points(tmp_path, max_ngrams):
     texts = _zipf_texts(0, 300, [f"w{i}" for i in range(200)])

@@ -21,7 +21,6 @@ from matching.matcher import pad_entry, spacing
 from metadata import wordnet
 from metadata.store import entry_problem, load_entries
 from metadata.wiki import build_wiki, iter_articles, strip_markup
-
 from wiki_dump_factory import write_dump
 
 # ---- build_ngram.py -------------------------------------------------------------------------------
@@ -197,16 +196,17 @@ def reference_entries(dump, lang, pmi_threshold, use_wordnet):
 
 # ---- a multilingual synthetic dump ------------------------------------------------------------------
 NOISE = ["U.S.", "don't", "e-mail", "café,bar", "«Hallo»", "(Klammer", "Ende)", "<b>fett</b>", "&lt;x&gt;", "北京",
-         "C++", "a+b", "¿qué?", "100%", "x" * 300, "Straße—Weg", "Tokyo（東京）", "&amp;lt;y&amp;gt;z", "ab『c", "1 < 2"]
+         "C++", "a+b", "¿qué?", "100%", "x" * 300, "Straße—Weg", "Tokyo（東京）", "&amp;lt;y&amp;gt;z", "ab『c",
+         "1 < 2"]
 WORDS = {
     "de": ["der", "die", "und", "Haus", "Stadt", "Berlin", "Fluss", "Wasser", "ist", "eine", "alte", "große", "Brücke",
            "über", "den", "Rhein", "liegt", "am", "Ufer", "Kirche", "Turm", "Museum", "Geschichte", "Jahr"],
     "fr": ["le", "la", "et", "maison", "ville", "Paris", "fleuve", "eau", "est", "une", "vieille", "grande", "pont",
            "sur", "Seine", "au", "bord", "église", "tour", "musée", "histoire", "année", "aujourd'hui", "c'est"],
-    "ja": ["東京", "は", "日本", "の", "首都", "です", "。", "大阪", "に", "ある", "古い", "橋", "川", "が", "流れる", "、",
-           "「", "」", "美術館", "歴史", "年", "カタカナ", "ひらがな", "（", "）"],
-    "zh": ["北京", "是", "中国", "的", "首都", "。", "上海", "经济", "中心", "，", "长江", "流经", "城市", "历史", "博物馆",
-           "大学", "位于", "（", "）", "《", "》", "年"],
+    "ja": ["東京", "は", "日本", "の", "首都", "です", "。", "大阪", "に", "ある", "古い", "橋", "川", "が",
+           "流れる", "、", "「", "」", "美術館", "歴史", "年", "カタカナ", "ひらがな", "（", "）"],
+    "zh": ["北京", "是", "中国", "的", "首都", "。", "上海", "经济", "中心", "，", "长江", "流经", "城市", "历史",
+           "博物馆", "大学", "位于", "（", "）", "《", "》", "年"],
     "th": ["กรุงเทพ", "เป็น", "เมือง", "หลวง", "ของ", "ประเทศไทย", "แม่น้ำ", "เจ้าพระยา", "ไหล", "ผ่าน", "วัด", "พระ",
            "ประวัติศาสตร์", "ปี", " ", "(", ")"],
     "lo": ["ວຽງຈັນ", "ແມ່ນ", "ນະຄອນ", "ຫຼວງ", "ຂອງ", "ປະເທດ", "ລາວ", "ແມ່ນ້ຳ", "ຂອງ", "ໄຫຼ", "ຜ່ານ", "ວັດ", "ພະ",
@@ -237,6 +237,7 @@ def synthetic_pages(lang, seed, n=60):
 @pytest.mark.parametrize("lang, pmi_threshold, use_wordnet", [
     ("de", 2.0, False), ("fr", 3.0, True), ("ja", 2.0, False), ("zh", 1.0, False), ("th", 2.0, False),
     ("lo", 2.0, False)])
+@pytest.mark.slow
 def test_build_wiki_equals_the_reference_recipe(tmp_path, lang, pmi_threshold, use_wordnet):
     dump = write_dump(tmp_path / f"{lang}wiki.xml.bz2", lang, synthetic_pages(lang, seed=len(lang) * 7 + ord(lang[0])),
                       compress=True)

@@ -1,8 +1,16 @@
 import string
 import sys
 
-from metadata.tokenizer import (PUNCTUATION, is_cjk_or_similar, is_pure_punctuation, is_weird, remove_html_tags,
-                                simple_tokenize)
+import pytest
+
+from metadata.tokenizer import (
+    PUNCTUATION,
+    is_cjk_or_similar,
+    is_pure_punctuation,
+    is_weird,
+    remove_html_tags,
+    simple_tokenize,
+)
 
 
 def _char_loop(text: str) -> list[str]:
@@ -20,6 +28,7 @@ def _char_loop(text: str) -> list[str]:
     return tokens + [current] if current else tokens
 
 
+@pytest.mark.slow
 def test_simple_tokenize_equals_the_character_loop_on_every_code_point():
     chars = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF)
     assert simple_tokenize(chars) == _char_loop(chars)

@@ -34,6 +34,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_output(pool, tmp_path):
     again = dp.make_demo_pool(tmp_path, n_images=150, seed=3, shards=2, eval_per_class=2, progress=False)
     first = _files(pool.pool.parent)
@@ -45,6 +46,7 @@ def test_other_seed_gives_other_pool():
     assert dp.plan_rows(200, 0) != dp.plan_rows(200, 1)
 
 
+@pytest.mark.slow
 def test_img2dataset_layout_and_parquet_columns(pool):
     names = sorted(p.name for p in pool.pool.iterdir())
     assert names == ["00000.parquet", "00000.tar", "00000_stats.json", "00001.parquet", "00001.tar", "00001_stats.json"]
@@ -126,7 +128,8 @@ def test_at_least_100_concepts_in_10_languages_with_packaged_names():
     # the names are the emoji package's CLDR names, not made up here
     sun = dcn.GLYPHS.index("☀")
     data = emoji.EMOJI_DATA["☀️"]
-    assert [dcn.names()[lang][sun] for lang in dcn.LANGS] == [data[lang].strip(":").replace("_", " ") for lang in dcn.LANGS]
+    assert [dcn.names()[lang][sun] for lang in dcn.LANGS] == [data[lang].strip(":").replace("_", " ")
+                                                              for lang in dcn.LANGS]
     assert dcn.names()["de"][sun] == "sonne" and dcn.names()["zh"][sun] == "太阳"
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
@@ -113,3 +112,20 @@ def test_url_pool_and_local_server(tmp_path):
         assert hashlib.sha256(served).hexdigest() == ok["sha256"]
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"{base}/no-such-image.jpg")
+
+
+def test_export_images_of_a_cut_pool_tar_is_one_line(tmp_path):
+    """pipelines.serve read pool tars with plain tarfile: one cut at a member boundary looked whole."""
+    import tarfile
+
+    from core.errors import UserError
+    from pipelines.demo_pool import make_demo_pool
+    from pipelines.serve import export_images
+
+    pool = make_demo_pool(tmp_path / "demo", n_images=30, seed=0, eval_per_class=1, progress=False)
+    tar = sorted(pool.pool.glob("*.tar"))[0]
+    with tarfile.open(tar) as t:
+        cut = t.getmembers()[3].offset
+    tar.write_bytes(tar.read_bytes()[:cut])
+    with pytest.raises(UserError, match=rf"{tar.name}: damaged after byte {cut} .*; rebuild the demo pool"):
+        export_images(pool.pool, tmp_path / "www")

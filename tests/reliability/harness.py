@@ -116,7 +116,7 @@ def big_pool(folder: Path, rows: int) -> Path:
 
 
 def index_state(out: Path) -> tuple:
-    from curation.build_index import read_matches
+    from curation.index import read_matches
 
     rows = [tuple(str(v) for v in r.values()) for r in read_matches(out).to_pylist()]
     m = manifest(out)

@@ -88,7 +88,7 @@ def test_truncated_tar_latin1_text_and_huge_text_are_counted(ray_address, meta, 
     assert "undecodable_text 1" in summary and "unreadable_file 1" in summary
     errors = manifest(out)["errors"]
     assert len(errors) == 1 and errors[0]["source"].endswith("00001.tar")
-    from curation.build_index import read_matches
+    from curation.index import read_matches
 
     texts = read_matches(out).column("text").to_pylist()
     assert "York " * 199_999 + "York" in texts  # str.strip() of the 1 MB text, matched and kept whole
@@ -156,8 +156,8 @@ def test_bad_counts_are_refused(tmp_path, capsys, bad):
     c = counts.column("count").to_numpy().astype(np.float64)
     c[3] = bad
     pq.write_table(counts.set_column(3, "count", pa.array(c)), built.index / "counts.parquet")
-    refused(capsys, ["balance", "--index", str(built.index), "--t", "5", "--out", str(tmp_path / "c"), "--workers", "1"],
-            "counts.parquet")
+    refused(capsys, ["balance", "--index", str(built.index), "--t", "5", "--out", str(tmp_path / "c"),
+                     "--workers", "1"], "counts.parquet")
 
 
 def test_wrong_schema_index_part_is_refused(tmp_path, capsys):
@@ -165,16 +165,16 @@ def test_wrong_schema_index_part_is_refused(tmp_path, capsys):
     part = built.index / "matches" / "part-00001.parquet"
     t = pq.read_table(part)
     pq.write_table(t.drop_columns(["entry_ids"]).replace_schema_metadata(t.schema.metadata), part)
-    refused(capsys, ["balance", "--index", str(built.index), "--t", "5", "--out", str(tmp_path / "c"), "--workers", "1"],
-            "part-00001.parquet")
+    refused(capsys, ["balance", "--index", str(built.index), "--t", "5", "--out", str(tmp_path / "c"),
+                     "--workers", "1"], "part-00001.parquet")
 
 
 def test_truncated_index_part_is_refused(tmp_path, capsys):
     built = index_factory.make_index(tmp_path, index_factory.synthetic_images(30, ENTRIES), ENTRIES, part_rows=10)
     part = built.index / "matches" / "part-00002.parquet"
     part.write_bytes(part.read_bytes()[:100])
-    refused(capsys, ["balance", "--index", str(built.index), "--t", "5", "--out", str(tmp_path / "c"), "--workers", "1"],
-            "part-00002.parquet")
+    refused(capsys, ["balance", "--index", str(built.index), "--t", "5", "--out", str(tmp_path / "c"),
+                     "--workers", "1"], "part-00002.parquet")
 
 
 def test_bad_metadata_is_refused(ray_address, tmp_path, capsys):

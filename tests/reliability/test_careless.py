@@ -5,10 +5,11 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from index_factory import entries_table, make_index, synthetic_images
-from pool_factory import write_img2dataset, write_meta
+import pytest
 
 from curation.cli import main as curate
+from index_factory import entries_table, make_index, synthetic_images
+from pool_factory import write_img2dataset, write_meta
 
 
 def one_error_line(capsys) -> str:
@@ -29,7 +30,8 @@ def test_img2dataset_folder_with_a_stray_parquet_or_missing_tar(tmp_path, capsys
     downloads counted as texts)."""
     pool = write_img2dataset(tmp_path / "pool", ["a dog", "a cat", None, "a bird"])
     pq.write_table(pa.table({"caption": ["stray"]}), pool / "extra.parquet")
-    argv = ["build-index", "--pool", str(pool), "--metadata", str(write_meta(tmp_path / "M")), "--out", str(tmp_path / "I")]
+    argv = ["build-index", "--pool", str(pool), "--metadata", str(write_meta(tmp_path / "M")),
+            "--out", str(tmp_path / "I")]
     assert curate(argv) == 2
     assert "looks like an img2dataset output (1 .parquet + .tar pairs) but extra.parquet has no .tar" in \
         one_error_line(capsys)
@@ -48,6 +50,7 @@ def test_language_with_only_numbers_is_warned_about(tmp_path, capsys):
     assert "dee: " in err and "WARNING: only the numbers 0..99" in err
 
 
+@pytest.mark.slow
 def test_resumed_balance_leaves_no_plot_temp_files(tmp_path, capsys):
     """17.16: a killed balance left plots/.*.tmp behind after the resume."""
     ent = entries_table({"en": 3, "de": 2})

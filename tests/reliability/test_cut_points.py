@@ -13,12 +13,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from core.errors import UserError
+from curation import images
+from curation.pool import Part, PoolColumns, ReadStats, expand_paths, read_part, resolve_columns
 from harness import curation_inputs, training_inputs
 from pool_factory import tar_cut_points
-
-from curation import images
-from core.errors import UserError
-from curation.pool import Part, PoolColumns, ReadStats, expand_paths, read_part, resolve_columns
 from training.data import Unit, read_raw
 from training.eval_data import shard_records
 
@@ -83,7 +83,8 @@ def test_training_and_eval_shard_every_cut(tmp_path):
         damage: list[str] = []
         keys = [s["__key__"] for s in read_raw(Unit(str(cut)), on_damage=damage.append)]
         assert keys == whole[:len(keys)] and len(keys) < len(whole), point
-        assert len(damage) == 1 and str(cut) in damage[0] and "damaged after byte" in damage[0] or "not a tar" in damage[0]
+        assert len(damage) == 1 and str(cut) in damage[0], point
+        assert "damaged after byte" in damage[0] or "not a tar" in damage[0], damage
         with pytest.raises(UserError, match="cannot read this WebDataset shard"):
             list(shard_records(cut, 0))
 

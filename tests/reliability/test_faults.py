@@ -12,8 +12,19 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from harness import (ENTRIES, ENV, big_pool, curated_state, curation_inputs, index_factory, index_state, manifest,
-                     shard_members, temp_files, training_inputs)
+from harness import (
+    ENTRIES,
+    ENV,
+    big_pool,
+    curated_state,
+    curation_inputs,
+    index_factory,
+    index_state,
+    manifest,
+    shard_members,
+    temp_files,
+    training_inputs,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +44,8 @@ def die_once(fn, marker: Path):
 
 # ---- a Ray worker dies mid-task --------------------------------------------------------------------
 
-@pytest.mark.parametrize("module,stage", [("curation.balance_run", "select_bucket"), ("curation.shards", "write_group")])
+@pytest.mark.parametrize("module,stage", [("curation.balance_run", "select_bucket"),
+                                          ("curation.shards", "write_group")])
 def test_balance_worker_dies_once_and_task_is_retried(ray_address, tmp_path, monkeypatch, module, stage):
     import importlib
 

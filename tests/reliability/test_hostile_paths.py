@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from index_factory import Img, entries_table, image_bytes, make_index, synthetic_images
-from wiki_dump_factory import EN_PAGES, write_dump
 
 from curation.cli import main as curate
+from index_factory import Img, entries_table, image_bytes, make_index, synthetic_images
+from wiki_dump_factory import EN_PAGES, write_dump
 
 HOSTILE = "it's; DROP TABLE x; --\n') TO 'pwn.parquet' (FORMAT PARQUET); -- [1]*"
 
@@ -28,7 +28,8 @@ def run(capsys, *argv) -> str:
 
 
 def curated_rows(cur: Path) -> list[tuple]:
-    return sorted((r["uid"], r["status"], r["shard"], r["key"]) for r in pq.read_table(cur / "curated.parquet").to_pylist())
+    return sorted((r["uid"], r["status"], r["shard"], r["key"])
+                  for r in pq.read_table(cur / "curated.parquet").to_pylist())
 
 
 @pytest.mark.slow
@@ -90,7 +91,7 @@ def test_build_wiki_and_metadata_stats_under_a_hostile_folder(tmp_path, capsys):
 def test_a_duckdb_database_path_with_a_question_mark_is_one_line(tmp_path, capsys):
     """DuckDB itself reads '?' in a database file name as URI options: refused, naming the path."""
     dump = write_dump(tmp_path / "enwiki.xml.bz2", "en", EN_PAGES, compress=True)
-    rc = curate(["metadata", "build-wiki", "--dump", str(dump), "--lang", "en", "--force-english", "--out", str(tmp_path / "META"),
-                 "--quiet", "--tmp-dir", str(tmp_path / "a?b")])
+    rc = curate(["metadata", "build-wiki", "--dump", str(dump), "--lang", "en", "--force-english",
+                 "--out", str(tmp_path / "META"), "--quiet", "--tmp-dir", str(tmp_path / "a?b")])
     err = capsys.readouterr().err
     assert rc == 2 and "holds '?'" in err and "Traceback" not in err

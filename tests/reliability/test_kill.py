@@ -11,9 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from harness import (ENTRIES, big_pool, count_files, count_lines, curated_state, curation_inputs, index_factory,
-                     index_state, kill_when, manifest, read_parquet_rows, shard_members, start, temp_files,
-                     training_inputs)
+from harness import (
+    ENTRIES,
+    big_pool,
+    count_files,
+    count_lines,
+    curated_state,
+    curation_inputs,
+    index_factory,
+    index_state,
+    kill_when,
+    manifest,
+    read_parquet_rows,
+    shard_members,
+    start,
+    temp_files,
+    training_inputs,
+)
 
 pytestmark = pytest.mark.slow
 SEEDS = [0, 1, 2]
@@ -22,9 +36,9 @@ SEEDS = [0, 1, 2]
 # ---- metadata ------------------------------------------------------------------------------------
 
 def test_metadata_add_killed_then_rerun(tmp_path):
+    from core.outputs import content_hash
     from curation.cli import main as curate
     from metadata.store import load_entries, read_manifest
-    from core.outputs import content_hash
 
     words = tmp_path / "words.txt"
     words.write_text("".join(f"word{i} w{i % 977}x\n" for i in range(300_000)))
@@ -54,7 +68,8 @@ def test_build_index_killed_then_rerun(ray_address, tmp_path):
             "--backend", "pyahocorasick", "--ray-address", ray_address]
     assert curate([*argv, "--out", str(tmp_path / "clean")]) == 0
     clean = index_state(tmp_path / "clean")
-    assert clean[2]["rows_in"] == 80_000 == clean[2]["matched"] + clean[2]["unmatched"] + sum(clean[2]["rejected"].values())
+    report = clean[2]
+    assert report["rows_in"] == 80_000 == report["matched"] + report["unmatched"] + sum(report["rejected"].values())
     partial = 0
     for seed in SEEDS:
         out = tmp_path / f"index{seed}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from index_factory import entries_table, make_index, synthetic_images
 
 from curation.cli import main as curate
+from index_factory import entries_table, make_index, synthetic_images
 
 
 @pytest.fixture

@@ -52,7 +52,8 @@ def sample(i: int, rng: np.random.Generator, n_texts: int = 1) -> dict:
     text, lang, ents = texts[0]
     meta = {"uid": f"u{i:06d}", "url": f"http://example.com/{i}.png", "lang": lang, "entry_ids": ents,
             "text": text, "texts": texts}
-    return {"__key__": f"{i:08d}", "png": colour_image(colour, rng), "txt": text, "json": json.dumps(meta, ensure_ascii=False)}
+    return {"__key__": f"{i:08d}", "png": colour_image(colour, rng), "txt": text,
+            "json": json.dumps(meta, ensure_ascii=False)}
 
 
 def write_shards(curated: Path, n_shards: int, per_shard: int, seed: int = 0, n_texts: int = 1,
@@ -78,7 +79,8 @@ def write_shards(curated: Path, n_shards: int, per_shard: int, seed: int = 0, n_
         ids = np.arange(len(counts), dtype=np.int32)
         pq.write_table(pa.table({"entry_id": ids, "lang": [LANGS[k // len(COLOURS)] for k in ids], "count": counts}),
                        curated / "counts.parquet")
-        (curated / "curation.json").write_text(json.dumps({"online": True, "t": t, "seed": 0, "counts": "counts.parquet"}))
+        (curated / "curation.json").write_text(json.dumps({"online": True, "t": t, "seed": 0,
+                                                           "counts": "counts.parquet"}))
     return str(shards / ("{00000..%05d}.tar" % (n_shards - 1)) if n_shards > 1 else shards / "00000.tar")
 
 

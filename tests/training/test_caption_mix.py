@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from curation.captions import attach
 from core.errors import UserError
+from curation.captions import attach
 from curation.sampling import uid_hash64
 from shard_factory import write_shards
 from training.caption_mix import parse_mix
@@ -61,6 +61,7 @@ def test_parse_mix_errors_and_weights():
         parse_mix(None, 0, "en")
 
 
+@pytest.mark.slow
 def test_draw_follows_the_weights_and_depends_on_seed_epoch_uid():
     m = parse_mix("alt:1,vecap:3", 0)
     keys = uid_hash64([f"u{i}" for i in range(20000)])
@@ -105,11 +106,13 @@ def test_caption_mix_langs_limits_enrichment(captioned, tokenizer_dir):
     assert enriched and enriched == {u for u, m in metas.items() if m["lang"] == "de" and "captions" in m}
 
 
+@pytest.mark.slow
 def test_train_cli_reports_fallbacks(captioned, tokenizer_dir, tmp_path):
     run = tmp_path / "run"
-    r = subprocess.run([sys.executable, "-m", "training.cli", "--shards", str(captioned / "shards" / "{00000..00001}.tar"),
-                        "--tokenizer", str(tokenizer_dir), "--out", str(run), "--steps", "2", "--batch-size", "4",
-                        "--workers", "0", "--caption-mix", "alt:0,vecap:1"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "training.cli",
+                        "--shards", str(captioned / "shards" / "{00000..00001}.tar"), "--tokenizer", str(tokenizer_dir),
+                        "--out", str(run), "--steps", "2", "--batch-size", "4", "--workers", "0",
+                        "--caption-mix", "alt:0,vecap:1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "samples lacked the drawn caption source" in r.stderr
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]

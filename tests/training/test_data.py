@@ -5,8 +5,8 @@ import json
 
 import numpy as np
 import pytest
-
 from shard_factory import write_shards
+
 from core.errors import UserError
 from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
 from training.data import Curation, ShardStream, Unit, expand_sources, load_curation, make_loader, read_raw
@@ -62,6 +62,7 @@ def test_weights_sample_with_replacement_and_reject_non_finite(tmp_path):
             expand_sources(spec, bad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_one_pass_covers_every_sample_once_and_is_deterministic(shards, tokenizer_dir, workers):
     def first_pass():
@@ -86,6 +87,7 @@ def test_ranks_split_the_pass(shards, tokenizer_dir):
     assert not seen[0] & seen[1] and seen[0] | seen[1] == set(all_uids(shards))
 
 
+@pytest.mark.slow
 def test_online_decisions_follow_the_formula():
     rng = np.random.default_rng(0)
     n_entries = 6
@@ -110,6 +112,7 @@ def test_online_decisions_follow_the_formula():
     assert (keep3 != keep).any()  # a fresh draw each epoch
 
 
+@pytest.mark.slow
 def test_online_stream_keeps_the_formula_set_for_any_worker_count(online_shards, tokenizer_dir):
     cur = load_curation(expand_sources(online_shards), seed=0)
     assert cur is not None
@@ -230,6 +233,7 @@ def test_shard_gone_after_start_is_one_clear_error(tmp_path, tokenizer_dir, work
     assert str(gone) in msg and "cannot open" in msg and "restore" in msg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_no_usable_sample_is_one_clear_error(tmp_path, tokenizer_dir, workers):
     spec = write_shards(tmp_path / "c", 2, 4, extra={i: {"json": "{broken"} for i in range(8)})
@@ -251,3 +255,39 @@ def test_train_skips_malformed_samples_read_by_workers(tmp_path, tokenizer_dir):
                         "--curation-t", "1000000"], capture_output=True, text=True)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-3000:]
     assert int(re.search(r"(\d+) corrupt\)", r.stderr).group(1)) >= 1, r.stderr[-1000:]
+
+
+def test_count_samples_of_a_shard_cut_at_a_member_boundary_names_shard_and_offset(tmp_path):
+    """tarfile reads a tar cut between two members as a clean, shorter archive: the --epochs count said nothing."""
+    import tarfile
+
+    from training.data import count_samples
+
+    spec = write_shards(tmp_path / "c", 2, 6)
+    whole = expand_sources(spec)[0].urls
+    assert count_samples(whole) == 12
+    cut = tmp_path / "c" / "shards" / "00001.tar"
+    with tarfile.open(cut) as tar:
+        offset = tar.getmembers()[4].offset
+    cut.write_bytes(cut.read_bytes()[:offset])
+    with pytest.raises(UserError) as e:
+        count_samples(whole)
+    msg = one_line_error(e)
+    assert msg.startswith(f"--shards: {cut}: damaged after byte {offset} ") and "--steps" in msg
+
+
+def test_a_damaged_eval_shard_names_the_flag_that_gave_it(tmp_path):
+    """The raw reader's hint names --data / --eval-data for evaluation data, not --shards."""
+    from training.eval_data import open_source
+
+    spec = write_shards(tmp_path / "c", 1, 6)
+    shard = tmp_path / "c" / "shards" / "00000.tar"
+    shard.write_bytes(shard.read_bytes()[:1500])
+    for flag in ("--data", "--eval-data"):
+        with pytest.raises(UserError) as e:
+            list(open_source(spec, flag=flag).records())
+        msg = one_line_error(e)
+        assert str(shard) in msg and msg.endswith(f"restore it or leave it out of {flag}"), msg
+    with pytest.raises(UserError) as e:
+        list(read_raw(Unit(str(shard))))
+    assert one_line_error(e).endswith("leave it out of --shards")

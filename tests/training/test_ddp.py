@@ -59,8 +59,8 @@ def _worker(rank, world, init, tokenizer_dir, loss_name, local_loss, gather, out
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss_name,local_loss,gather", [("clip", False, True), ("clip", True, True), ("clip", False, False),
-                                                        ("siglip", False, False)])
+@pytest.mark.parametrize("loss_name,local_loss,gather", [("clip", False, True), ("clip", True, True),
+                                                        ("clip", False, False), ("siglip", False, False)])
 def test_two_process_gloo_matches_one_process(tokenizer_dir, tmp_path, loss_name, local_loss, gather):
     from training.train import ClipForward
 
@@ -70,8 +70,8 @@ def test_two_process_gloo_matches_one_process(tokenizer_dir, tmp_path, loss_name
     ref_grads = _grads(model)
 
     out = tmp_path / "rank0.pt"
-    mp.start_processes(_worker, args=(2, f"file://{tmp_path / 'store'}", tokenizer_dir, loss_name, local_loss, gather, out),
-                       nprocs=2, join=True, start_method="spawn")
+    mp.start_processes(_worker, nprocs=2, join=True, start_method="spawn",
+                       args=(2, f"file://{tmp_path / 'store'}", tokenizer_dir, loss_name, local_loss, gather, out))
     got = torch.load(out)
     assert torch.allclose(got["loss"], ref.detach(), atol=1e-5)
     assert got["grads"].keys() == ref_grads.keys()
@@ -98,7 +98,8 @@ def test_torchrun_two_process_train_run(shards, tokenizer_dir, tmp_path):
            "--gather-with-grad", "--local-loss", "--log-samples"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    ranks = [[json.loads(x) for x in (tmp_path / "run" / "samples" / f"rank{k}.jsonl").read_text().splitlines()] for k in (0, 1)]
+    ranks = [[json.loads(x) for x in (tmp_path / "run" / "samples" / f"rank{k}.jsonl").read_text().splitlines()]
+             for k in (0, 1)]
     uids = [{u for row in rows for u in row["uids"]} for rows in ranks]
     assert len(ranks[0]) == len(ranks[1]) == 4 and not uids[0] & uids[1]
     ck = torch.load(tmp_path / "run" / "checkpoints" / "step_00000004.pt", weights_only=False)

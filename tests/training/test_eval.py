@@ -117,7 +117,8 @@ def test_identical_images_give_exactly_chance_accuracy(model_dir, tmp_path):
     data = make_folder(tmp_path / "d", ["0", "1", "2", "3"], 1, same_image=True,
                        names={"en": ["cat", "dog", "car", "tree"], "ja": ["猫", "犬", "車", "木"]})
     tok = AutoTokenizer.from_pretrained(model_dir)
-    assert len({tuple(tok(name)["input_ids"]) for name in ["猫", "犬", "車", "木"]}) == 4, "class names must differ as tokens"
+    assert len({tuple(tok(name)["input_ids"]) for name in ["猫", "犬", "車", "木"]}) == 4, \
+        "class names must differ as tokens"
     r = run_eval(model_dir, data, tmp_path / "eval.json", batch_size=64, device="cpu")
     assert set(r["zeroshot"]) == {"en", "ja"}
     for m in r["zeroshot"].values():
@@ -149,6 +150,7 @@ def direct_predictions(model_dir, data, classes: list[str], names: list[str], la
     return predicted, labels
 
 
+@pytest.mark.slow
 def test_folder_eval_matches_a_direct_computation(tokenizer_dir, tmp_path):
     classes, names = ["cat", "dog", "zebra"], {"en": ["cat", "dog", "zebra"], "de": ["Katze", "Hund", "Zebra"]}
     data = make_folder(tmp_path / "d", classes, 3, names=names)
@@ -178,12 +180,13 @@ def write_shard(path, samples: list[dict]):
             w.write(s)
 
 
+@pytest.mark.slow
 def test_webdataset_retrieval_and_zeroshot_exact_case(model_dir, tmp_path):
     same = image_bytes(3)
     captions = ["a photo of a cat", "ein Foto von einer Katze", "a red car", "ein rotes Auto", "bird on a tree",
                 "ein Vogel", "a dog", "ein Hund", "the street", "die Straße", "猫の写真", "фотография"]
-    samples = [{"__key__": f"s{i:03d}", "jpg": same, "txt": c, "json": {"label": i % 4, "lang": "en" if i % 2 == 0 else "de"}}
-               for i, c in enumerate(captions)]
+    samples = [{"__key__": f"s{i:03d}", "jpg": same, "txt": c,
+                "json": {"label": i % 4, "lang": "en" if i % 2 == 0 else "de"}} for i, c in enumerate(captions)]
     samples += [{"__key__": "bad", "jpg": b"not an image", "txt": "x", "json": {"label": 0}},
                 {"__key__": "noimg", "txt": "only text", "json": {"label": 1}}]
     (tmp_path / "shards").mkdir()
@@ -203,7 +206,8 @@ def test_webdataset_retrieval_and_zeroshot_exact_case(model_dir, tmp_path):
     assert r["retrieval_by_lang"]["de"]["image_to_text"]["R@5"] == pytest.approx(5 / 6)
     assert r["retrieval_by_lang"]["de"]["text_to_image"] == {"R@1": 0.0, "R@5": 0.0, "R@10": 1.0}
     two = run_eval(model_dir, str(tmp_path / "shards"), tmp_path / "eval2.json", batch_size=5, workers=2, device="cpu")
-    assert {k: two[k] for k in ("counts", "zeroshot", "retrieval")} == {k: r[k] for k in ("counts", "zeroshot", "retrieval")}
+    keys = ("counts", "zeroshot", "retrieval")
+    assert {k: two[k] for k in keys} == {k: r[k] for k in keys}
 
 
 def test_cli_writes_eval_json_next_to_the_model(model_dir, tmp_path, capsys):
@@ -275,7 +279,8 @@ def test_eval_after_training_beats_chance_in_every_language(tmp_path):
     for lang in langs:
         (tmp_path / "held_out" / f"classnames.{lang}.txt").write_text("\n".join(WORDS[lang]) + "\n", encoding="utf-8")
     argv = ["--shards", spec, "--model", "tiny", "--tokenizer", str(tmp_path / "tok"), "--out", str(tmp_path / "run"),
-            "--steps", "40", "--batch-size", "64", "--lr", "2e-3", "--warmup", "10", "--eval-data", str(tmp_path / "held_out")]
+            "--steps", "40", "--batch-size", "64", "--lr", "2e-3", "--warmup", "10",
+            "--eval-data", str(tmp_path / "held_out")]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the tiny model gains nothing from threads, which spin-wait on a loaded machine
     try:
@@ -304,7 +309,8 @@ def test_eval_with_model_and_data_in_a_bucket_matches_the_local_run(s3, model_di
     from core import storage
 
     monkeypatch.setenv("WORLDCLIP_SCRATCH", str(tmp_path / "scratch"))
-    images = make_folder(tmp_path / "d", ["0", "1", "2"], 2, names={"en": ["cat", "dog", "car"], "de": ["Katze", "Hund", "Auto"]})
+    images = make_folder(tmp_path / "d", ["0", "1", "2"], 2,
+                         names={"en": ["cat", "dog", "car"], "de": ["Katze", "Hund", "Auto"]})
     shards = tmp_path / "shards"
     shards.mkdir()
     samples = [{"__key__": f"s{i:03d}", "jpg": colour_bytes(COLOURS[i], "JPEG"), "txt": CORPUS[i],
@@ -328,7 +334,8 @@ def test_eval_with_model_and_data_in_a_bucket_matches_the_local_run(s3, model_di
     assert len(list((tmp_path / "scratch" / "worldclip-copies").iterdir())) == 1  # one copy of the model
     capsys.readouterr()
     for argv, named in [
-        (["--model", s3.url("run", "hf"), "--data", s3.url("shards", "{00000..00002}.tar")], s3.url("shards", "00002.tar")),
+        (["--model", s3.url("run", "hf"), "--data", s3.url("shards", "{00000..00002}.tar")],
+         s3.url("shards", "00002.tar")),
         (["--model", s3.url("nope"), "--data", s3.url("d")], s3.url("nope")),
         (["--model", s3.url("run", "hf"), "--data", s3.url("d2")], s3.url("d2")),
     ]:

@@ -22,10 +22,12 @@ CAPTIONS = [["a black square", "dark", "night sky"], ["white paper"], ["a red ca
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     tok_dir = tmp_path_factory.mktemp("tok")
-    train_sentencepiece([c for cs in CAPTIONS for c in cs] * 30 + ["a photo of a cat", "itap of a dog"] * 30, 80, tok_dir)
+    train_sentencepiece([c for cs in CAPTIONS for c in cs] * 30 + ["a photo of a cat", "itap of a dog"] * 30, 80,
+                        tok_dir)
     tok = load_tokenizer(tok_dir)
     torch.manual_seed(0)
-    return export_hf(build_model("tiny", len(tok), **special_ids(tok)), tok_dir, 32, tmp_path_factory.mktemp("run") / "hf")
+    return export_hf(build_model("tiny", len(tok), **special_ids(tok)), tok_dir, 32,
+                     tmp_path_factory.mktemp("run") / "hf")
 
 
 def png(rgb) -> bytes:

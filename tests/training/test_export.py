@@ -65,7 +65,8 @@ def test_from_pretrained_gives_identical_embeddings(model, tokenizer_dir, export
     assert torch.equal(enc["input_ids"], ids)
     pixels = torch.stack([eval_image(im, 32) for im in images()])
     assert processor.crop_size == {"height": 32, "width": 32}
-    assert torch.allclose(pil_processor(exported)(images=images(), return_tensors="pt")["pixel_values"], pixels, atol=1e-4)
+    assert torch.allclose(pil_processor(exported)(images=images(), return_tensors="pt")["pixel_values"], pixels,
+                          atol=1e-4)
     with torch.no_grad():
         text, image = (
             [m.get_text_features(input_ids=ids, attention_mask=mask).pooler_output for m in (model, loaded)],
@@ -88,6 +89,7 @@ def test_zero_shot_pipeline_runs_offline(exported, monkeypatch):
     assert sum(r["score"] for r in out) == pytest.approx(1.0, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_reexport_replaces_folder_and_unwraps_compiled_model(model, tokenizer_dir, tmp_path):
     out = tmp_path / "hf"
     out.mkdir()

@@ -10,8 +10,8 @@ from training.export_sharded import stream_safetensors
 def test_streamed_file_reads_back_with_safetensors(tmp_path):
     from safetensors.torch import load_file
 
-    tensors = {"a.weight": torch.randn(3, 5), "b": torch.arange(7, dtype=torch.int64), "c": torch.randn(2, 2).to(torch.bfloat16),
-               "scalar": torch.tensor(2.5)}
+    tensors = {"a.weight": torch.randn(3, 5), "b": torch.arange(7, dtype=torch.int64),
+               "c": torch.randn(2, 2).to(torch.bfloat16), "scalar": torch.tensor(2.5)}
     stream_safetensors(tensors, tmp_path / "m.safetensors")
     got = load_file(tmp_path / "m.safetensors")
     assert got.keys() == tensors.keys()

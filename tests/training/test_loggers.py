@@ -15,6 +15,7 @@ def tensorboard_scalars(folder, tag):
     return [(e.step, round(e.value, 6)) for e in acc.Scalars(tag)]
 
 
+@pytest.mark.slow
 def test_tensorboard_logs_scalars_and_a_resume_replaces_later_steps(tmp_path):
     pytest.importorskip("tensorboard")
     sinks = MetricSinks(["tensorboard"], tmp_path, {})
@@ -25,13 +26,15 @@ def test_tensorboard_logs_scalars_and_a_resume_replaces_later_steps(tmp_path):
     for step in (4, 5):
         resumed.log({"step": step, "loss": 10.0 + step, "lr": 0.1})
     resumed.close()
-    assert tensorboard_scalars(tmp_path / "tensorboard", "train/loss") == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 14.0), (5, 15.0)]
+    assert tensorboard_scalars(tmp_path / "tensorboard", "train/loss") == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 14.0),
+                                                                           (5, 15.0)]
     again = MetricSinks(["tensorboard"], tmp_path, {})  # --resume latest before any checkpoint: from step 1
     again.log({"step": 1, "loss": 7.0})
     again.close()
     assert tensorboard_scalars(tmp_path / "tensorboard", "train/loss") == [(1, 7.0)]
 
 
+@pytest.mark.slow
 def test_wandb_writes_an_offline_run(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.delenv("WANDB_MODE", raising=False)

@@ -1,4 +1,5 @@
-"""Contrastive losses: symmetric InfoNCE (= MetaClip2Model's own loss) with an unclamped scale; SigLIP's sigmoid loss and init."""
+"""Contrastive losses: symmetric InfoNCE (= MetaClip2Model's own loss) with an unclamped scale; SigLIP's sigmoid
+loss and init."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from training.loss import MAX_LOGIT_SCALE, SIGLIP_INIT_BIAS, SIGLIP_INIT_SCALE, clip_loss, init_loss_parameters, siglip_loss
+from training.loss import (
+    MAX_LOGIT_SCALE,
+    SIGLIP_INIT_BIAS,
+    SIGLIP_INIT_SCALE,
+    clip_loss,
+    init_loss_parameters,
+    siglip_loss,
+)
 
 
 def reference(img, txt, scale):
@@ -32,7 +40,8 @@ def test_perfect_alignment_gives_low_loss():
 def test_loss_uses_the_scale_as_given_and_passes_its_gradient_at_the_cap():
     x, y = torch.randn(4, 3), torch.randn(4, 3)
     assert torch.allclose(clip_loss(x, y, torch.tensor(5.0)), reference(x, y, torch.tensor(5.0).exp()), atol=1e-5)
-    for value in (MAX_LOGIT_SCALE, 5.0):  # the trainer clamps after the step, as OpenCLIP; the loss never cuts the gradient
+    # the trainer clamps after the step, as OpenCLIP; the loss never cuts the gradient
+    for value in (MAX_LOGIT_SCALE, 5.0):
         s = torch.tensor(value, requires_grad=True)
         clip_loss(x, y, s).backward()
         assert s.grad != 0

@@ -1,6 +1,7 @@
 """Patch dropout: the encoder sees the class token and half the patches in training, every patch in eval."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from training.models import build_model
@@ -9,12 +10,14 @@ from training.patch_dropout import enable_patch_dropout, keep_patches
 
 def encoder_lengths(model, pixels):
     seen = []
-    handle = model.vision_model.encoder.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["inputs_embeds"].shape[1]), with_kwargs=True)
+    handle = model.vision_model.encoder.register_forward_pre_hook(
+        lambda m, a, kw: seen.append(kw["inputs_embeds"].shape[1]), with_kwargs=True)
     model.get_image_features(pixel_values=pixels)
     handle.remove()
     return seen
 
 
+@pytest.mark.slow
 def test_half_the_patches_reach_the_encoder_in_training_only():
     torch.manual_seed(0)
     model = build_model("tiny", 50)  # 32 px / 8 px patches: 16 patches + class token

@@ -1,4 +1,5 @@
-"""Presets equal MetaCLIP 2's released ViT-*-worldwide*.json configs (facebookresearch/MetaCLIP, mini_clip/model_configs)."""
+"""Presets equal MetaCLIP 2's released ViT-*-worldwide*.json configs (facebookresearch/MetaCLIP,
+mini_clip/model_configs)."""
 from __future__ import annotations
 
 import pytest
@@ -40,7 +41,8 @@ def test_preset_equals_released_config(name):
     assert (c.projection_dim, v.projection_dim, t.projection_dim) == (embed,) * 3
     assert (v.image_size, v.patch_size, v.num_hidden_layers, v.hidden_size) == (image, patch, layers, width)
     assert v.num_attention_heads == width // head_width and v.intermediate_size == int(width * mlp_ratio)
-    assert (t.hidden_size, t.num_attention_heads, t.num_hidden_layers, t.intermediate_size) == (t_width, t_heads, t_layers, 4 * t_width)
+    assert (t.hidden_size, t.num_attention_heads, t.num_hidden_layers, t.intermediate_size) == \
+        (t_width, t_heads, t_layers, 4 * t_width)
     assert (t.vocab_size, t.max_position_embeddings) == (901629, 77)
     assert v.hidden_act == t.hidden_act == ("quick_gelu" if quick else "gelu")
 

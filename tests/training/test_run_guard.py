@@ -14,8 +14,8 @@ from training.train import TrainConfig, train
 
 
 def base(shards, tokenizer_dir, run, **kw):
-    return TrainConfig(**{**dict(shards=shards, tokenizer=str(tokenizer_dir), out=str(run), steps=2, batch_size=4, workers=0,
-                                 warmup=1, save_every=2, shuffle_block=8), **kw})
+    return TrainConfig(**{**dict(shards=shards, tokenizer=str(tokenizer_dir), out=str(run), steps=2, batch_size=4,
+                                 workers=0, warmup=1, save_every=2, shuffle_block=8), **kw})
 
 
 def steps(path):
@@ -26,8 +26,8 @@ def steps(path):
 def test_second_run_is_refused_until_resume_or_overwrite(shards, tokenizer_dir, tmp_path):
     run = tmp_path / "run"
     train(base(shards, tokenizer_dir, run))
-    r = subprocess.run([sys.executable, "-m", "training.cli", "--shards", shards, "--tokenizer", str(tokenizer_dir), "--out", str(run),
-                        "--steps", "2", "--workers", "0"], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "training.cli", "--shards", shards, "--tokenizer", str(tokenizer_dir),
+                        "--out", str(run), "--steps", "2", "--workers", "0"], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "already holds a training run" in r.stderr and "--resume latest" in r.stderr and "--overwrite" in r.stderr
     train(base(shards, tokenizer_dir, run, steps=3, save_every=3, overwrite=True, seed=1))

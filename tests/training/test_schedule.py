@@ -28,13 +28,14 @@ def test_apply_schedule_sets_the_new_schedules_lr_and_keeps_an_unchanged_one():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0)
     sched.lr_lambdas = [lr_lambda(2, 20)]
     apply_schedule(sched, 10)
-    assert opt.param_groups[0]["lr"] == pytest.approx(lr_lambda(2, 20)(10)) and sched.get_last_lr() == [opt.param_groups[0]["lr"]]
+    assert opt.param_groups[0]["lr"] == pytest.approx(lr_lambda(2, 20)(10))
+    assert sched.get_last_lr() == [opt.param_groups[0]["lr"]]
 
 
 @pytest.mark.slow
 def test_extending_a_finished_run_warns_and_follows_the_longer_schedule(shards, tokenizer_dir, tmp_path, capsys):
-    cfg = dict(shards=shards, tokenizer=str(tokenizer_dir), out=str(tmp_path / "run"), batch_size=4, workers=0, warmup=2,
-               lr=1e-3, save_every=100, shuffle_block=8)
+    cfg = dict(shards=shards, tokenizer=str(tokenizer_dir), out=str(tmp_path / "run"), batch_size=4, workers=0,
+               warmup=2, lr=1e-3, save_every=100, shuffle_block=8)
     train(TrainConfig(steps=4, **cfg))
     capsys.readouterr()
     train(TrainConfig(steps=8, resume="latest", **cfg))

@@ -34,6 +34,7 @@ def test_every_layout_gives_the_same_steps(shards, tokenizer_dir, world, workers
     assert len({u for s in ref for u in s}) == 40  # 5 steps x 8 distinct samples within the first pass
 
 
+@pytest.mark.slow
 def test_a_state_continues_under_another_layout(online_shards, tokenizer_dir):
     from training.data import load_curation
 

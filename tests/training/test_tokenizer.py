@@ -20,7 +20,8 @@ def test_ids_follow_xlmv_fairseq_layout(tokenizer_dir):
     assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2, 3)
     assert len(tok) == sp.get_piece_size() + 2  # + fairseq offset, + <mask>
     for text in TEXTS:
-        assert tok(text)["input_ids"] == [0] + [i + 1 if i else 3 for i in sp.encode(text)] + [2], text  # spm <unk>=0 -> 3
+        # spm <unk>=0 -> 3
+        assert tok(text)["input_ids"] == [0] + [i + 1 if i else 3 for i in sp.encode(text)] + [2], text
 
 
 def test_spm_only_directory_loads_identically(tokenizer_dir, tmp_path):
@@ -47,15 +48,16 @@ def test_missing_tokenizer_says_where_to_put_it(tmp_path):
         load_tokenizer("facebook/not-a-cached-model-xyz")
 
 
+@pytest.mark.slow
 def test_train_tokenizer_cli(shards, tmp_path):
     out = tmp_path / "tok"
-    r = subprocess.run([sys.executable, "-m", "training.cli", "tokenizer", "--shards", shards, "--vocab-size", "120", "--out", str(out)],
-                       capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "training.cli", "tokenizer", "--shards", shards, "--vocab-size", "120",
+                        "--out", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     tok = load_tokenizer(out)
     assert (out / SPM_FILE).exists() and tok("一个红色的方块")["input_ids"][0] == 0
-    r = subprocess.run([sys.executable, "-m", "training.cli", "tokenizer", "--shards", str(tmp_path / "x/{0..3}.tar"), "--out", str(out)],
-                       capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "training.cli", "tokenizer", "--shards", str(tmp_path / "x/{0..3}.tar"),
+                        "--out", str(out)], capture_output=True, text=True)
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -74,6 +76,7 @@ def test_hub_id_resolves_from_the_local_cache(tokenizer_dir, tmp_path, monkeypat
         load_tokenizer("facebook/xlm-roberta-base")
 
 
+@pytest.mark.slow
 def test_garbage_sentencepiece_model_is_one_line(shards, tmp_path):
     (tmp_path / SPM_FILE).write_bytes(bytes(range(256)) * 20)
     with pytest.raises(UserError, match="is not a SentencePiece model"):
@@ -91,5 +94,6 @@ def test_train_with_the_cached_hub_id_exports_its_sentencepiece_model(shards, to
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     cached_repo(tmp_path / "hub", "facebook/xlm-v-base", {SPM_FILE: (tokenizer_dir / SPM_FILE).read_bytes()})
-    train(TrainConfig(shards=shards, tokenizer="facebook/xlm-v-base", out=str(tmp_path / "run"), steps=1, batch_size=4, workers=0))
+    train(TrainConfig(shards=shards, tokenizer="facebook/xlm-v-base", out=str(tmp_path / "run"), steps=1, batch_size=4,
+                      workers=0))
     assert (tmp_path / "run" / "hf" / SPM_FILE).read_bytes() == (tokenizer_dir / SPM_FILE).read_bytes()

@@ -1,4 +1,5 @@
-"""Towers: --init-from copies whole towers from MetaClip2/CLIP folders (refusing other shapes or activations); --lock-image freezes one."""
+"""Towers: --init-from copies whole towers from MetaClip2/CLIP folders (refusing other shapes or activations);
+--lock-image freezes one."""
 from __future__ import annotations
 
 import pytest
@@ -31,7 +32,8 @@ def test_from_a_clip_folder_and_from_a_vision_only_folder(tmp_path):
     from transformers import CLIPConfig, CLIPModel, CLIPVisionModelWithProjection
 
     c = build_config("tiny", 60)
-    clip = CLIPModel(CLIPConfig(text_config=c.text_config.to_dict(), vision_config=c.vision_config.to_dict(), projection_dim=c.projection_dim))
+    clip = CLIPModel(CLIPConfig(text_config=c.text_config.to_dict(), vision_config=c.vision_config.to_dict(),
+                                projection_dim=c.projection_dim))
     clip.save_pretrained(tmp_path / "clip")
     dst = seeded(3)
     assert init_from(dst, str(tmp_path / "clip")) == ["vision", "text", "head"]
@@ -60,7 +62,8 @@ def test_mismatches_are_one_line_errors(tmp_path):
     from safetensors.torch import save_file
 
     (tmp_path / "part").mkdir()
-    save_file({k: v for k, v in state.items() if not k.startswith("text_model.encoder.layers.1.")}, tmp_path / "part" / "model.safetensors")
+    save_file({k: v for k, v in state.items() if not k.startswith("text_model.encoder.layers.1.")},
+              tmp_path / "part" / "model.safetensors")
     with pytest.raises(UserError, match="text tower is incomplete"):
         init_from(seeded(1), str(tmp_path / "part"))
     with pytest.raises(UserError, match="no model.safetensors"):
@@ -72,7 +75,8 @@ def test_mismatches_are_one_line_errors(tmp_path):
 def test_lock_image_freezes_exactly_the_image_tower():
     model = seeded(1)
     frozen = lock_image_tower(model)
-    assert frozen == sum(p.numel() for n, p in model.named_parameters() if n.startswith(("vision_model.", "visual_projection.")))
+    assert frozen == sum(p.numel() for n, p in model.named_parameters()
+                         if n.startswith(("vision_model.", "visual_projection.")))
     assert all(p.requires_grad == (tower_of(n) != "vision") for n, p in model.named_parameters())
 
 
@@ -86,8 +90,8 @@ def test_lit_run_keeps_the_initial_image_tower_and_trains_the_text(shards, token
     init = build_model("tiny", len(tok), **special_ids(tok))
     init.save_pretrained(tmp_path / "init")
     run = tmp_path / "run"
-    train(TrainConfig(shards=shards, tokenizer=str(tokenizer_dir), out=str(run), steps=3, batch_size=8, workers=0, warmup=1,
-                      lr=1e-2, init_from=str(tmp_path / "init"), lock_image=True))
+    train(TrainConfig(shards=shards, tokenizer=str(tokenizer_dir), out=str(run), steps=3, batch_size=8, workers=0,
+                      warmup=1, lr=1e-2, init_from=str(tmp_path / "init"), lock_image=True))
     a, b = load_file(tmp_path / "init" / "model.safetensors"), load_file(run / "hf" / "model.safetensors")
     vision = [k for k in a if tower_of(k) == "vision"]
     text = [k for k in a if tower_of(k) == "text"]
@@ -108,7 +112,8 @@ def test_a_siglip_export_keeps_the_bias_in_its_config_and_initialises_it(tokeniz
     with torch.no_grad():
         src.logit_bias.fill_(-7.5)
     export_hf(src, tokenizer_dir, 32, tmp_path / "hf")
-    assert "logit_bias" not in load_file(tmp_path / "hf" / "model.safetensors")  # MetaClip2Model loads it without unexpected keys
+    # MetaClip2Model loads it without unexpected keys
+    assert "logit_bias" not in load_file(tmp_path / "hf" / "model.safetensors")
     assert json.loads((tmp_path / "hf" / "config.json").read_text())["logit_bias"] == -7.5
     dst = build_model("tiny", len(tok), **special_ids(tok))
     init_loss_parameters(dst, "siglip")

@@ -35,6 +35,7 @@ def test_tiny_loss_falls_and_run_is_complete(shards, tokenizer_dir, tmp_path):
     assert "36 steps" in r.stderr
 
 
+@pytest.mark.slow
 def test_missing_shards_is_one_line_error(tokenizer_dir, tmp_path):
     r = run_cli("--shards", tmp_path / "nope/{00000..00009}.tar", "--tokenizer", tokenizer_dir, "--out", tmp_path / "run", "--steps", 2)
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
@@ -103,3 +104,19 @@ def test_batch_larger_than_the_data_warns(tmp_path, tokenizer_dir, capsys):
     train(TrainConfig(shards=spec, tokenizer=str(tokenizer_dir), out=str(tmp_path / "run"), epochs=1, batch_size=64, workers=0))
     err = capsys.readouterr().err
     assert "each step takes 64 samples" in err and "holds 5" in err and "--batch-size of at most 5" in err
+
+
+@pytest.mark.parametrize("eval_data, needle", [("nowhere", "not found"), ("c/shards/{00000..00005}.tar", "shard ")])
+def test_eval_data_is_checked_before_any_step(shards, tokenizer_dir, tmp_path, eval_data, needle):
+    """A wrong --eval-data used to fail only after the whole run had trained."""
+    from shard_factory import write_shards
+
+    write_shards(tmp_path / "c", 2, 4)
+    data = str(tmp_path / eval_data)
+    run = tmp_path / "run"
+    r = run_cli("--shards", shards, "--tokenizer", tokenizer_dir, "--out", run, "--steps", 2, "--workers", 0,
+                "--eval-data", data, "--device", "cpu")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "--eval-data" in lines[0] and needle in lines[0] and str(tmp_path) in lines[0], lines[0]
+    assert not (run / "metrics.jsonl").exists() and not (run / "checkpoints").exists()
