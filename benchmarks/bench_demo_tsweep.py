@@ -7,7 +7,7 @@ then evaluated per class as the demo's ablation (the demo's own t and the unbala
 from DEMO/ABLATION/ablation.json). Prints a Markdown table and writes
 DEMO/SWEEP/sweep.json.
 
-    .venv/bin/python benchmarks/bench_demo_tsweep.py --demo demo_out --t 4 8 --seeds 2
+    .venv/bin/python benchmarks/bench_demo_tsweep.py --demo demo_out --t 3 25 --seeds 3
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def sweep_point(p: quickstart.Pipeline, t: int, seeds: int) -> tuple[dict[int, P
         p.run(f"balance --t {t}", "curate", ["balance", "--index", str(p.paths.index), "--t", str(t), "--out", str(curated),
                                              "--shard-size", str(p.sizes.shard_size), "--workers", "2"], curated)
     runs = {s: root / f"RUN_s{s}" for s in range(seeds)}
-    jobs = [(f"train --t {t} seed {s}", "train", quickstart.train_args(p.paths, p.sizes, curated, run, s) + ["--overwrite"], run)
+    jobs = [(f"train --t {t} seed {s}", "train",
+             quickstart.train_args(p.paths, p.sizes, curated, run, s) + ["--overwrite"], run)
             for s, run in runs.items() if not (run / "hf" / "config.json").is_file()]
     return runs, jobs
 

@@ -137,7 +137,8 @@ class Pipeline:
                 log = logs / (re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") + ".log")
                 self._banner(f"{name} (started; output in {log})", command)
                 with open(log, "wb") as f:
-                    proc = subprocess.Popen([sys.executable, "-m", module, *args], env=self.env, stdout=f, stderr=subprocess.STDOUT)
+                    proc = subprocess.Popen([sys.executable, "-m", module, *args], env=self.env, stdout=f,
+                                            stderr=subprocess.STDOUT)
                 running.append((proc, name, command, output, log, time.perf_counter()))
             time.sleep(0.2)
             for job in [j for j in running if j[0].poll() is not None]:
@@ -258,10 +259,10 @@ def train_stages(p: Pipeline) -> None:
 
 def train_args(paths: Paths, sizes: Sizes, curated: Path, run: Path, seed: int) -> list[str]:
     """The ablation's `train` arguments: same model, steps × batch and settings for every condition."""
-    return ["--shards", shard_pattern(curated), "--model", "tiny", "--tokenizer", str(paths.tokenizer), "--out", str(run),
-            "--steps", str(sizes.steps), "--batch-size", str(sizes.batch_size), "--lr", str(sizes.lr),
-            "--warmup", str(sizes.warmup), "--workers", "0", "--seed", str(seed), "--save-every", str(sizes.steps),
-            "--device", "cpu"]
+    return ["--shards", shard_pattern(curated), "--model", "tiny", "--tokenizer", str(paths.tokenizer),
+            "--out", str(run), "--steps", str(sizes.steps), "--batch-size", str(sizes.batch_size),
+            "--lr", str(sizes.lr), "--warmup", str(sizes.warmup), "--workers", "0", "--seed", str(seed),
+            "--save-every", str(sizes.steps), "--device", "cpu"]
 
 
 def ablation_stage(p: Pipeline) -> None:

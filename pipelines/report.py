@@ -74,7 +74,8 @@ def _stages_section(stages: list[dict], root: Path) -> str:
     rows = [[i + 1, s["name"], f"`{s['command']}`" if s["command"] else "", s["status"], f"{s['seconds']:.1f}",
              f"`{_rel(Path(s['output']), root)}`" if s["output"] else ""] for i, s in enumerate(stages)]
     return ("## Stages\n\n" + _table(["#", "stage", "command", "status", "seconds", "output"], rows)
-            + "\n\nThe `train` runs go side by side (`--workers` at a time, default 2: one per core), so their seconds overlap; each run's output is in `LOGS/`.")
+            + "\n\nThe `train` runs go side by side (`--workers` at a time, default 2: one per core), so their "
+            "seconds overlap; each run's output is in `LOGS/`.")
 
 
 def _pool_section(demo: Path) -> str:
