@@ -44,7 +44,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", choices=list(LOSSES), help="clip: softmax contrastive (InfoNCE, default); siglip: pairwise sigmoid loss with a learnt bias (scale ln 10, bias -10 at init; texts of all processes are gathered with gradient, --local-loss and --gather-with-grad apply to clip)")
     p.add_argument("--patch-dropout", type=SHARE, help="fraction of image patches dropped in training (FLIP; e.g. 0.5); evaluation sees all patches")
     p.add_argument("--lock-image", action="store_true", help="freeze the image tower and its projection (LiT); usually with --init-from")
-    p.add_argument("--init-from", metavar="DIR", help="initialise the towers from a local Hugging Face MetaClip2/CLIP folder (e.g. RUN/hf or a MetaCLIP 2 release); shapes and activation must match --model")
+    p.add_argument("--init-from", metavar="DIR", help="initialise the towers from a Hugging Face MetaClip2/CLIP folder or its URL (e.g. RUN/hf or a MetaCLIP 2 release); shapes and activation must match --model")
     p.add_argument("--layer-decay", type=number(float, 0, 1, lo_open=True), help="layer-wise learning-rate decay per tower (e.g. 0.75): block i of L trains at lr x decay^(L - i)")
     p.add_argument("--log", nargs="+", choices=list(SINKS), help="also log metrics to TensorBoard (RUN/tensorboard) and/or W&B (offline, RUN/wandb); each needs its package")
     p.add_argument("--caption-mix", metavar="SRC:W,...", help="draw each sample's caption source per (seed, epoch, uid), e.g. alt:0.5,vecap:0.5 (alt = the alt-text; others = KEY.json captions from `curate captions add`/`recaption`); a missing source falls back to the alt-text, counted")
