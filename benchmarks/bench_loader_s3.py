@@ -1,6 +1,9 @@
 """Training loader samples/s reading shards from a local `rclone serve s3` vs local disk, as a ratio in one run.
 
-    python benchmarks/bench_loader_s3.py --curated CURATED --tokenizer TOK [--steps 40 --batch 32 --workers 0]
+    python benchmarks/bench_loader_s3.py --curated CURATED --tokenizer TOK [--steps 40 --batch 32 --repeats 5]
+
+Each repeat measures local, S3, local (so warm-up and load drift favour neither) and gives one S3/local ratio;
+the median ratio over repeats is the result (one run on a shared machine is noisy).
 """
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +42,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     shards = sorted(Path(args.curated, "shards").glob("*.tar"))
     spec_tail = f"{{{shards[0].stem}..{shards[-1].stem}}}.tar"
@@ -57,15 +62,21 @@ def main() -> None:
         time.sleep(2)
         run_local = lambda: samples_per_s(str(Path(args.curated, "shards", spec_tail)), args.tokenizer,  # noqa: E731
                                           args.steps, args.batch, args.workers)
-        before = run_local()  # local before and after S3, so warm-up favours neither
-        s3 = samples_per_s(f"s3://bench/curated/shards/{spec_tail}", args.tokenizer, args.steps, args.batch,
-                           args.workers)
-        local = (before + run_local()) / 2
+        run_s3 = lambda: samples_per_s(f"s3://bench/curated/shards/{spec_tail}", args.tokenizer,  # noqa: E731
+                                       args.steps, args.batch, args.workers)
+        runs = []
+        for _ in range(args.repeats):
+            before = run_local()
+            s3 = run_s3()
+            runs.append((s3, (before + run_local()) / 2))
     finally:
         proc.terminate()
         shutil.rmtree(root, ignore_errors=True)
-    print(json.dumps({"local_samples_per_s": round(local, 1), "s3_samples_per_s": round(s3, 1),
-                      "s3_over_local": round(s3 / local, 3)}))
+    ratios = [s3 / local for s3, local in runs]
+    print(json.dumps({"local_samples_per_s": [round(local, 1) for _, local in runs],
+                      "s3_samples_per_s": [round(s3, 1) for s3, _ in runs],
+                      "s3_over_local": [round(r, 3) for r in ratios],
+                      "median_s3_over_local": round(statistics.median(ratios), 3)}))
 
 
 if __name__ == "__main__":

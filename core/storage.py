@@ -341,7 +341,8 @@ def arrow_dataset(urls: list[str]):
 
     fs, _ = filesystem(urls[0])
     with errors(urls[0]):
-        return ds.dataset([filesystem(u)[1] for u in urls], format="parquet", filesystem=PyFileSystem(FSSpecHandler(fs)))
+        return ds.dataset([filesystem(u)[1] for u in urls], format="parquet",
+                          filesystem=PyFileSystem(FSSpecHandler(fs)))
 
 
 def has_magic(p: str) -> bool:
@@ -430,7 +431,8 @@ def local_copy(url: str | os.PathLike, flag: str = "") -> str:
     with errors(url, flag):
         base, files = normalize(url), list_files(url)
     if not files:
-        raise UserError(f"{prefix}{url}: no such object or folder; check the URL (list it with e.g. `rclone ls` or `aws s3 ls`)")
+        raise UserError(f"{prefix}{url}: no such object or folder; "
+                        "check the URL (list it with e.g. `rclone ls` or `aws s3 ls`)")
     source = hashlib.sha256(base.encode()).hexdigest()[:12]
     version = hashlib.sha256(json.dumps([base, [fingerprint(u) for u in files]]).encode()).hexdigest()[:16]
     key = f"{source}-{version}"

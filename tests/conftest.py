@@ -39,7 +39,8 @@ class S3Server:
         return {"AWS_ACCESS_KEY_ID": self.key, "AWS_SECRET_ACCESS_KEY": self.secret,
                 "AWS_ENDPOINT_URL": self.endpoint, "AWS_DEFAULT_REGION": "us-east-1",
                 # botocore's default checksums on ranged reads fail against S3-compatible servers
-                "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required", "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required"}
+                "AWS_RESPONSE_CHECKSUM_VALIDATION": "when_required",
+                "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required"}
 
     @property
     def storage_options(self) -> dict:

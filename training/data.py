@@ -48,7 +48,8 @@ SHUFFLE_BLOCK = 1000
 
 @dataclass
 class Source:
-    """One `::`-separated part of --shards: its expanded shard paths and per-shard sampling weight (None: no --shards-weights)."""
+    """One `::`-separated part of --shards: its expanded shard paths and per-shard sampling weight
+    (None: no --shards-weights)."""
 
     urls: list[str]
     weight: float | None = None
@@ -64,15 +65,21 @@ def expand_sources(spec: str, weights: str | None = None) -> list[Source]:
         try:
             ws = [float(w) for w in weights.split("::")]
         except ValueError as e:
-            raise UserError(f"--shards-weights {weights!r}: give numbers joined with '::', one per --shards part") from e
+            raise UserError(f"--shards-weights {weights!r}: give numbers joined with '::', "
+                            "one per --shards part") from e
         if len(ws) != len(parts) or not all(0 < w < math.inf for w in ws):
-            raise UserError(f"--shards-weights {weights!r}: need {len(parts)} positive finite numbers joined with '::' (one per --shards part)")
+            raise UserError(f"--shards-weights {weights!r}: need {len(parts)} positive finite numbers joined with "
+                            "'::' (one per --shards part)")
     sources = []
     for part, w in zip(parts, ws):
         urls = list(braceexpand.braceexpand(part.strip()))
-        missing = [u for u in urls if not storage.local_path(u).is_file()] if storage.is_local(part) else missing_objects(urls)
+        if storage.is_local(part):
+            missing = [u for u in urls if not storage.local_path(u).is_file()]
+        else:
+            missing = missing_objects(urls)
         if missing:
-            raise UserError(f"--shards: {len(missing)} of {len(urls)} shard files not found, first {missing[0]}; check the path and the {{a..b}} range")
+            raise UserError(f"--shards: {len(missing)} of {len(urls)} shard files not found, first {missing[0]}; "
+                            "check the path and the {a..b} range")
         sources.append(Source(urls, w))
     return sources
 
@@ -115,7 +122,8 @@ class Curation:
     seed: int
     source: str = ""
 
-    def decide(self, uids: list[str], texts: list[list], epoch: int, keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def decide(self, uids: list[str], texts: list[list], epoch: int,
+               keys: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(keep bool[n], chosen text index int[n]) for images with their matched texts: curation.sampling.draw,
         the draw of `curate balance`, on the texts in the order the sample's .json lists them (canonical)."""
         keys = uid_hash64(uids) if keys is None else keys
@@ -128,7 +136,8 @@ class Curation:
             valid = flat < len(self.p_entry)
             if not valid.all():
                 bad = int(flat[~valid][0])
-                raise ValueError(f"entry_id {bad} in {self.source} is beyond the {len(self.p_entry)} entries of curation.json's counts")
+                raise ValueError(f"entry_id {bad} in {self.source} is beyond the {len(self.p_entry)} entries of "
+                                 "curation.json's counts")
             return offsets, flat
 
         n_texts = np.array([max(len(t), 1) for t in texts], dtype=np.int64)
@@ -145,10 +154,12 @@ def load_curation(sources: list[Source], seed: int, t: float | None = None) -> C
     online = [c for c in confs if c[1] is not None]
     if not online:
         if t is not None:
-            raise UserError("--curation-t needs a shard set written with `curate balance --online` (its curation.json says online)")
+            raise UserError("--curation-t needs a shard set written with `curate balance --online` "
+                            "(its curation.json says online)")
         return None
     if len(online) != len(confs) or len({str(c[0]) for c in online}) > 1:
-        raise UserError("--shards mixes online-curated and other shard sets; train on one `curate balance --online` output")
+        raise UserError("--shards mixes online-curated and other shard sets; "
+                        "train on one `curate balance --online` output")
     found = online_curation(*online[0], t=t)
     return Curation(p_entry=found.p_entry, seed=seed if found.seed is None else found.seed, source=found.folder)
 
@@ -206,7 +217,8 @@ def read_raw(unit: Unit, on_damage: Callable[[str], None] | None = None,
                 if i % unit.parts == unit.part:
                     yield sample
     except (tarfile.TarError, EOFError, OSError, ValueError) as e:
-        message = f"{unit.url}: cannot read this WebDataset shard (damaged after sample {i + 1}: {type(e).__name__}: {e})"
+        message = (f"{unit.url}: cannot read this WebDataset shard "
+                   f"(damaged after sample {i + 1}: {type(e).__name__}: {e})")
         if on_damage is None:
             raise UserError(f"{message}; restore it or leave it out of {flag}") from e
         on_damage(message + "; rest of the shard skipped")
@@ -288,8 +300,8 @@ class ShardStream(torch.utils.data.IterableDataset):
     def _collate(self, items, worker: int, pos: Position, stats: Stats) -> dict:
         images, texts, uids = zip(*items)
         ids, mask = tokenize(self.tokenizer, list(texts))
-        return {"images": torch.from_numpy(np.stack(images)), "input_ids": ids, "attention_mask": mask, "uids": list(uids),
-                "worker": worker, "position": vars(pos).copy(), "stats": stats.take()}
+        return {"images": torch.from_numpy(np.stack(images)), "input_ids": ids, "attention_mask": mask,
+                "uids": list(uids), "worker": worker, "position": vars(pos).copy(), "stats": stats.take()}
 
     def _items(self, worker: int, pos: Position, stats: Stats):
         """(item or None, position after it) forever, starting at `pos`."""
@@ -350,7 +362,8 @@ class ShardStream(torch.utils.data.IterableDataset):
         if ok:
             ok_keys = keys[ok]
             ok = [have[j] for j in ok]
-            keep, choice = self.curation.decide([str(metas[i]["uid"]) for i in ok], [metas[i]["texts"] for i in ok], epoch, ok_keys)
+            ok_uids = [str(metas[i]["uid"]) for i in ok]
+            keep, choice = self.curation.decide(ok_uids, [metas[i]["texts"] for i in ok], epoch, ok_keys)
             for i, k, c in zip(ok, keep, choice):
                 out[i] = (bool(k), str(metas[i]["texts"][c][0]))
         return out
@@ -433,7 +446,8 @@ def usable_meta(raw: dict, n_entries: int | None = None) -> dict | None:
         return meta
     top = max((e for t in meta.get("texts") or [] for e in t[2]), default=-1)
     if top >= n_entries:
-        raw["__meta__"], raw["__bad__"] = None, f".json has entry_id {top}, beyond the {n_entries} entries of curation.json's counts"
+        bad = f".json has entry_id {top}, beyond the {n_entries} entries of curation.json's counts"
+        raw["__meta__"], raw["__bad__"] = None, bad
     return raw["__meta__"]
 
 

@@ -64,8 +64,10 @@ def _target(folder: str, kind) -> dict:
     return {io_kind: kind(folder, **storage.fsspec_options(folder))}
 
 
-def save_sharded(run: str | os.PathLike, step: int, root: nn.Module, optimizer, train_state: dict, is_main: bool, keep: int = 3):
-    """Collective: all ranks write their shards of model + optimizer; rank 0 commits, then prunes. Returns the folder."""
+def save_sharded(run: str | os.PathLike, step: int, root: nn.Module, optimizer, train_state: dict, is_main: bool,
+                 keep: int = 3):
+    """Collective: all ranks write their shards of model + optimizer; rank 0 commits, then prunes.
+    Returns the folder."""
     folder = step_folder(run, step)
     if is_main:
         storage.remove(folder)  # an uncommitted orphan of a killed run, or the same step rewritten
@@ -88,13 +90,15 @@ def load_sharded(folder: str | os.PathLike, root: nn.Module, optimizer) -> dict:
     """Collective: load model + optimizer shards into this layout; return train_state."""
     folder = os.fspath(folder)
     if not is_committed(folder):
-        raise UserError(f"{folder}: checkpoint has no {COMMIT} (its writing was cut short); pass a committed one or --resume latest")
+        raise UserError(f"{folder}: checkpoint has no {COMMIT} (its writing was cut short); "
+                        "pass a committed one or --resume latest")
     model_sd, optim_sd = get_state_dict(root, optimizer)
     state = {"model": model_sd, "optim": optim_sd}
     try:
         dcp.load(state, **_target(folder, FsspecReader))
     except Exception as e:  # noqa: BLE001  (DCP wraps rank failures in CheckpointException)
-        raise UserError(f"{folder}: cannot load this sharded checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+        raise UserError(f"{folder}: cannot load this sharded checkpoint "
+                        f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                         "pass an older one with --resume PATH") from e
     set_state_dict(root, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
     return read_train_state(folder)

@@ -105,7 +105,8 @@ class RemotePath:
 
     def glob(self, pattern: str) -> list["RemotePath"]:
         """Files directly in this folder whose name matches `pattern` (a name pattern only)."""
-        return [self / n for n, folder in sorted(self._children().items()) if not folder and fnmatch.fnmatchcase(n, pattern)]
+        return [self / n for n, folder in sorted(self._children().items())
+                if not folder and fnmatch.fnmatchcase(n, pattern)]
 
     def relative_to(self, base: str) -> str:
         return self.url[len(storage.normalize(base).rstrip("/")) + 1:]
@@ -182,7 +183,8 @@ def read_classnames(folder: AnyPath) -> dict[str, list[str]]:
     js = folder / "classnames.json"
     if js.is_file():
         obj = storage.read_json(str(js))
-        if not isinstance(obj, dict) or not all(isinstance(v, list) and all(isinstance(s, str) for s in v) for v in obj.values()):
+        if not isinstance(obj, dict) or not all(isinstance(v, list) and all(isinstance(s, str) for s in v)
+                                                for v in obj.values()):
             raise UserError(f"{js}: expected {{\"<lang>\": [\"<class name>\", ...], ...}}")
         names.update(obj)
     for txt in sorted(folder.glob("classnames.*.txt")):
@@ -198,7 +200,8 @@ def read_classnames(folder: AnyPath) -> dict[str, list[str]]:
         raise UserError(f"{folder}: the class-name list for {empty[0]!r} is empty; give one name per class")
     sizes = {lang: len(v) for lang, v in names.items()}
     if len(set(sizes.values())) > 1:
-        raise UserError(f"class-name lists in {folder} differ in length: {sizes}; every language needs one name per class")
+        raise UserError(f"class-name lists in {folder} differ in length: {sizes}; "
+                        "every language needs one name per class")
     return names
 
 
@@ -214,10 +217,12 @@ def open_folder(root: AnyPath, classnames: dict[str, list[str]]) -> EvalSource:
         index = {d: int(d.name) for d in class_dirs}
         bad = [d.name for d in class_dirs if index[d] >= n]
         if bad:
-            raise UserError(f"{root}: class folder {bad[0]} has no name: the class-name lists have {n} entries (0..{n - 1})")
+            raise UserError(f"{root}: class folder {bad[0]} has no name: "
+                            f"the class-name lists have {n} entries (0..{n - 1})")
     else:
         if len(class_dirs) != n:
-            raise UserError(f"{root}: {len(class_dirs)} class folders but {n} class names; they must match one to one (sorted folder names)")
+            raise UserError(f"{root}: {len(class_dirs)} class folders but {n} class names; "
+                            "they must match one to one (sorted folder names)")
         index = {d: i for i, d in enumerate(class_dirs)}
     source = EvalSource("folder", str(root), [], classnames)
     for d in class_dirs:
@@ -228,7 +233,8 @@ def open_folder(root: AnyPath, classnames: dict[str, list[str]]) -> EvalSource:
             elif not f.name.startswith("."):
                 source.skipped["not_an_image_file"] += 1
     if not source.files:
-        raise UserError(f"{root}: no images found (looked for {', '.join('*.' + e for e in IMAGE_EXTS)} in the class folders)")
+        raise UserError(f"{root}: no images found "
+                        f"(looked for {', '.join('*.' + e for e in IMAGE_EXTS)} in the class folders)")
     return source
 
 
@@ -318,7 +324,8 @@ def _open_source(data: str | os.PathLike, classnames: str | os.PathLike | None, 
     if classnames is not None:
         where = location(classnames)
         if not where.is_dir():
-            raise UserError(f"--classnames {where}: not a folder; give the folder holding classnames.json or classnames.<lang>.txt")
+            raise UserError(f"--classnames {where}: not a folder; "
+                            "give the folder holding classnames.json or classnames.<lang>.txt")
         names = read_classnames(where)
         if not names:
             raise UserError(f"--classnames {where}: no classnames.json or classnames.<lang>.txt there")

@@ -51,7 +51,8 @@ def stream_safetensors(tensors: dict[str, torch.Tensor], path: Path | None) -> N
             f.close()
 
 
-def export_sharded(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir: str | os.PathLike, is_main: bool) -> Path:
+def export_sharded(model, tokenizer_dir: str | os.PathLike, image_size: int, out_dir: str | os.PathLike,
+                   is_main: bool) -> Path:
     """Collective: RUN/hf from a fully_shard-ed MetaClip2Model (the same folder export_hf writes)."""
     from training.loss import hf_state_dict
 

@@ -1,4 +1,5 @@
-"""The RUN folder of `train`: what it writes, refusing to mix two runs in it, `--overwrite`, and log truncation on resume.
+"""The RUN folder of `train`: what it writes, refusing to mix two runs in it, `--overwrite`, and log truncation
+on resume.
 
 A folder that already holds a run's outputs is refused unless the command continues it (`--resume`)
 or starts it again (`--overwrite`, which removes only what `train` writes there, and never a folder
@@ -32,8 +33,8 @@ def check_fresh(run: str | Path) -> None:
     """UserError when `run` already holds a run's outputs."""
     found = existing_outputs(run)
     if found:
-        raise UserError(f"--out {run} already holds a training run ({', '.join(found)}); continue it with --resume latest, "
-                        "start it again with --overwrite, or choose another --out")
+        raise UserError(f"--out {run} already holds a training run ({', '.join(found)}); "
+                        "continue it with --resume latest, start it again with --overwrite, or choose another --out")
 
 
 def _holds(target: str, given: str) -> bool:
@@ -51,7 +52,8 @@ def remove_outputs(run: str | Path, inputs: list[str]) -> None:
     for given in inputs:
         hit = next((t for t in targets if _holds(t, given)), None)
         if hit is not None:
-            raise UserError(f"--overwrite would delete {hit}, which holds the input {given}; copy that input elsewhere or choose another --out")
+            raise UserError(f"--overwrite would delete {hit}, which holds the input {given}; "
+                            "copy that input elsewhere or choose another --out")
     for t in targets:
         storage.remove(t)
 
@@ -80,7 +82,8 @@ MODEL_FLAGS = ("loss", "lock_image", "layer_decay", "image_size")
 
 
 def changed_flags(run: str | Path, config: dict) -> dict:
-    """The model/optimizer flags whose value in the run's config.json (the run a checkpoint continues) differs from `config`."""
+    """The model/optimizer flags whose value in the run's config.json (the run a checkpoint continues)
+    differs from `config`."""
     old = _config(run)
     return {k: old.get(k) for k in MODEL_FLAGS if k in old and old[k] != config.get(k)}
 
@@ -88,4 +91,5 @@ def changed_flags(run: str | Path, config: dict) -> dict:
 def mismatch_message(path: Path, error: Exception, flags: dict) -> str:
     """One line for a checkpoint whose model or optimizer state does not fit this run."""
     given = ": " + ", ".join(f"{k}={v}" for k, v in flags.items()) if flags else ""
-    return f"{path} does not fit this run's model or optimizer ({str(error).splitlines()[0][:120]}); resume with the flags it was written with{given}"
+    return (f"{path} does not fit this run's model or optimizer ({str(error).splitlines()[0][:120]}); "
+            f"resume with the flags it was written with{given}")

@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from shard_factory import write_shards
 
 from core import storage
 from core.errors import UserError
 from curation.captions import attach, with_caption
 from curation.cli import main
+from shard_factory import write_shards
 
 
 def _members(path: Path) -> dict[str, bytes]:

@@ -9,11 +9,11 @@ import threading
 import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
-from index_factory import Img, entries_table, image_bytes, make_index
 
 from core.errors import UserError
 from curation.balance_run import run_balance
 from curation.download import run_download
+from index_factory import Img, entries_table, image_bytes, make_index
 
 
 @pytest.fixture()

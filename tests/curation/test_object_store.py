@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from index_factory import entries_table, make_index, synthetic_images
-from pool_factory import write_meta
 
 from core import storage
 from curation import cli
 from curation.balance_run import run_balance
+from index_factory import entries_table, make_index, synthetic_images
+from pool_factory import write_meta
 
 pytestmark = pytest.mark.slow
 ENT = entries_table({"en": 10, "de": 6})

@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import pytest
-from shard_factory import write_shards
 
 from core.errors import UserError
 from curation.sampling import STREAM_CHOICE, STREAM_KEEP, keep_probability, uid_hash64, uniform
+from shard_factory import write_shards
 from training.data import Curation, ShardStream, Unit, expand_sources, load_curation, make_loader, read_raw
 from training.tokenizer import load_tokenizer
 
@@ -44,7 +44,8 @@ def small_source_share(tmp_path, weights, passes=4000):
 
 
 @pytest.mark.parametrize("weights, share", [(None, 0.1), ("1::1", 0.1), ("1::1.0001", 0.1), ("2::2", 0.1),
-                                            ("1::9", 0.5), ("2::1", 1 / 19), ("1::0.5", 0.5 / 9.5), ("0.1::1", 1 / 1.9)])
+                                            ("1::9", 0.5), ("2::1", 1 / 19), ("1::0.5", 0.5 / 9.5),
+                                            ("0.1::1", 1 / 1.9)])
 def test_shards_weights_are_openclip_upsampling_factors(tmp_path, weights, share):
     assert small_source_share(tmp_path, weights) == pytest.approx(share, abs=0.01)
 
@@ -148,7 +149,8 @@ def test_curation_t_without_online_set_is_an_error(shards):
 def test_corrupt_empty_and_huge_samples(tmp_path, tokenizer_dir):
     extra = {1: {"png": b"not an image"}, 2: {"txt": "red " * 2500, "json": None}, 5: {"json": "{broken"}}
     curated = tmp_path / "c"
-    spec = write_shards(curated, 2, 6, extra={k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in extra.items()})
+    spec = write_shards(curated, 2, 6,
+                        extra={k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in extra.items()})
     import webdataset as wds
     with wds.TarWriter(str(curated / "shards" / "00002.tar")):
         pass  # an empty shard

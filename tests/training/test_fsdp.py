@@ -24,7 +24,8 @@ def test_fsdp_holds_one_nth_of_the_state_per_rank():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [[], ["--accum-freq", 2, "--gather-with-grad", "--local-loss", "--grad-checkpointing"]],
+@pytest.mark.parametrize("extra", [[], ["--accum-freq", 2, "--gather-with-grad", "--local-loss",
+                                        "--grad-checkpointing"]],
                          ids=["plain", "accum-gather-local-ckpt"])
 def test_fsdp_equals_ddp_on_two_gloo_processes(shards, tokenizer_dir, tmp_path, extra):
     common = ["--shards", shards, "--tokenizer", tokenizer_dir, "--steps", 3, "--batch-size", 4, "--workers", 0,

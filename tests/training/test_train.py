@@ -37,7 +37,8 @@ def test_tiny_loss_falls_and_run_is_complete(shards, tokenizer_dir, tmp_path):
 
 @pytest.mark.slow
 def test_missing_shards_is_one_line_error(tokenizer_dir, tmp_path):
-    r = run_cli("--shards", tmp_path / "nope/{00000..00009}.tar", "--tokenizer", tokenizer_dir, "--out", tmp_path / "run", "--steps", 2)
+    r = run_cli("--shards", tmp_path / "nope/{00000..00009}.tar", "--tokenizer", tokenizer_dir,
+                "--out", tmp_path / "run", "--steps", 2)
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -45,10 +46,12 @@ def test_missing_shards_is_one_line_error(tokenizer_dir, tmp_path):
 def test_flag_errors(shards, tokenizer_dir, tmp_path):
     r = run_cli("--shards", shards, "--tokenizer", tmp_path, "--out", tmp_path / "run", "--steps", 2)
     assert r.returncode == 2 and "sentencepiece.bpe.model" in r.stderr
-    r = run_cli("--shards", shards, "--tokenizer", tokenizer_dir, "--out", tmp_path / "run", "--steps", 2, "--precision", "amp", "--device", "cpu")
+    r = run_cli("--shards", shards, "--tokenizer", tokenizer_dir, "--out", tmp_path / "run", "--steps", 2,
+                "--precision", "amp", "--device", "cpu")
     if r.returncode == 2:
         assert "GPU" in r.stderr
-    r = run_cli("--shards", shards, "--tokenizer", tokenizer_dir, "--out", tmp_path / "run", "--steps", 2, "--curation-t", 10)
+    r = run_cli("--shards", shards, "--tokenizer", tokenizer_dir, "--out", tmp_path / "run", "--steps", 2,
+                "--curation-t", 10)
     assert r.returncode == 2 and "online" in r.stderr
 
 
@@ -81,7 +84,8 @@ def test_nan_loss_stops_with_clear_error_and_keeps_last_checkpoint(shards, token
 def test_features_change_what_they_should(shards, tokenizer_dir, tmp_path, capsys):
     import torch
 
-    cfg = dict(shards=shards, tokenizer=str(tokenizer_dir), steps=2, batch_size=8, workers=0, warmup=1, lr=1e-3, shuffle_block=8)
+    cfg = dict(shards=shards, tokenizer=str(tokenizer_dir), steps=2, batch_size=8, workers=0, warmup=1, lr=1e-3,
+               shuffle_block=8)
     train(TrainConfig(out=str(tmp_path / "plain"), log=("tensorboard",), **cfg))
     assert "train: model tiny: 0.2M parameters (image tower 0.1M, text tower 0.1M)" in capsys.readouterr().err
     assert list((tmp_path / "plain" / "tensorboard").glob("events.out.tfevents.*"))
@@ -101,7 +105,8 @@ def test_batch_larger_than_the_data_warns(tmp_path, tokenizer_dir, capsys):
     from shard_factory import write_shards
 
     spec = write_shards(tmp_path / "c", 1, 5)
-    train(TrainConfig(shards=spec, tokenizer=str(tokenizer_dir), out=str(tmp_path / "run"), epochs=1, batch_size=64, workers=0))
+    train(TrainConfig(shards=spec, tokenizer=str(tokenizer_dir), out=str(tmp_path / "run"), epochs=1, batch_size=64,
+                      workers=0))
     err = capsys.readouterr().err
     assert "each step takes 64 samples" in err and "holds 5" in err and "--batch-size of at most 5" in err
 

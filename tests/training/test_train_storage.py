@@ -45,7 +45,8 @@ def test_train_from_and_to_s3_resumes_like_the_local_run(s3, online_shards, toke
     assert r.returncode == 0, r.stderr[-3000:]
 
     run = s3.url("run")
-    remote = ["--shards", s3.url("curated", "shards", "{00000..00003}.tar"), "--tokenizer", s3.url("tok"), "--out", run, *common]
+    remote = ["--shards", s3.url("curated", "shards", "{00000..00003}.tar"), "--tokenizer", s3.url("tok"),
+              "--out", run, *common]
     r = torchrun(1, *remote)
     assert r.returncode == 0, r.stderr[-3000:]
     last = storage.join(run, "checkpoints", "step_00000004" + ("" if fsdp else ".pt"))
@@ -64,7 +65,8 @@ def test_train_from_and_to_s3_resumes_like_the_local_run(s3, online_shards, toke
     if fsdp:
         assert storage.isfile(storage.join(last, "COMMIT.json")) and storage.isfile(storage.join(last, ".metadata"))
     assert storage.isfile(storage.join(run, "hf", "config.json"))
-    evaluated, expected = storage.read_json(storage.join(run, "eval.json")), json.loads((local / "eval.json").read_text())
+    evaluated = storage.read_json(storage.join(run, "eval.json"))
+    expected = json.loads((local / "eval.json").read_text())
     assert len(list((tmp_path / "scratch" / "worldclip-copies").iterdir())) == 1  # the tokenizer, copied once
     assert evaluated["data"] == eval_data and evaluated["counts"] == expected["counts"] and evaluated["retrieval"]
 
