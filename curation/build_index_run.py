@@ -19,12 +19,13 @@ over): metadata fingerprint, input files (path, size, mtime), every option that 
 (lid, compat, part size, columns). --workers, --ray-address and --backend do not change the output.
 
 Parts run through curation.executor: --workers 1 (without --ray-address) one after another in the
-driver's process, without starting Ray, on the same IndexWorker as an actor. Otherwise Ray: one IndexWorker actor per
-worker (1 CPU each), each reading META itself and building a language's
-automaton on first use; at most IN_FLIGHT_PER_WORKER parts queued per actor. A killed worker is
-restarted and its part retried (max_restarts / max_task_retries); parts are written atomically, so a
-retry gives the same files. With --ray-address, the pool, META and --out must be at the same paths on
-every node (a shared filesystem), since workers read the pool and write their parts themselves.
+driver's process, without starting Ray, on the same IndexWorker as an actor, which shares the META table
+the driver loaded and fingerprinted. Otherwise Ray: one IndexWorker actor per worker (1 CPU each), each
+reading META itself and building a language's automaton on first use; at most IN_FLIGHT_PER_WORKER parts
+queued per actor. A killed worker is restarted and its part retried (max_restarts / max_task_retries);
+parts are written atomically, so a retry gives the same files. With --ray-address, the pool, META and
+--out must be at the same paths on every node (a shared filesystem), since workers read the pool and
+write their parts themselves.
 
 Bad input: an unreadable Parquet footer or a missing column stops the run before any work (one-line
 error naming the file and the columns found); damage found while reading (a corrupt row group, a
@@ -200,10 +201,13 @@ class IndexWorker:
     built once, on first use) and the LID model, kept across parts."""
 
     def __init__(self, meta: str, lid, compat: bool, backend: str, cols: PoolColumns, fingerprint: str,
-                 out: str) -> None:
-        entries, path = load_entries(meta)  # read here, not shipped: a restarted actor needs no driver object
-        if storage.content_hash(path) != fingerprint:
-            raise UserError(f"{path} changed during the run; rerun the same command to resume")
+                 out: str, entries: pa.Table | None = None) -> None:
+        """`entries`: the driver's META table (--workers 1, in process), already loaded and fingerprinted by
+        `plan`; a Ray actor gets None and reads META itself (a restarted actor needs no driver object)."""
+        if entries is None:
+            entries, path = load_entries(meta)
+            if storage.content_hash(path) != fingerprint:
+                raise UserError(f"{path} changed during the run; rerun the same command to resume")
         self.proc = PartProcessor(entries, lid, compat=compat, backend=backend, cols=cols, fingerprint=fingerprint)
         self.out = out
 
@@ -221,6 +225,8 @@ def _run_parts(out: str, p: dict, todo: list[Part], workers: int | None, ray_add
     fingerprint = p["identity"]["metadata"]["fingerprint"]
     args = (str(p["meta_dir"]), p["lid"], compat, backend, p["cols"], fingerprint, str(out))
     with Executor(workers, ray_address) as ex, _progress(todo) as bar:
+        if ex.in_process:  # the driver's META, not a second load and sha256 of it
+            args += (p["entries"],)
         return ex.map_actors(IndexWorker, args, "process", [(part,) for part in todo],
                              lambda item, rec: _journal(out, item[0], rec, records, bar),
                              in_flight=IN_FLIGHT_PER_WORKER, options=ACTOR_OPTIONS, probe="backend_name",

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.errors import UserError
+from curation.curated import curated_root, shard_paths, stem
 from curation.shards import member, write_tar
 
 SOURCE_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
@@ -42,32 +43,6 @@ def check_source(name: str) -> str:
     if not SOURCE_RE.match(name) or name in RESERVED:
         raise UserError(f"--source {name!r}: use letters, digits, '_', '.', '-' (not 'alt', which names the alt-text)")
     return name
-
-
-def curated_root(curated: str | Path) -> str:
-    """CURATED as a string: a local path (plain or file://) or an object-store URL (s3://, gs://, memory://)."""
-    from core import storage
-
-    return str(storage.local_path(curated)) if storage.is_local(curated) else storage.normalize(curated)
-
-
-def stem(url: str) -> str:
-    """A shard or part's name without its extension (`…/00001.tar` -> `00001`)."""
-    from core import storage
-
-    return storage.name(url).rsplit(".", 1)[0]
-
-
-def shard_paths(curated: str) -> list[str]:
-    """CURATED/shards/*.tar (paths or URLs) in name order; UserError when there are none."""
-    from core import storage
-
-    with storage.errors(curated, "CURATED"):
-        found = storage.glob_in(storage.join(curated, "shards"), "*.tar")
-    if not found:
-        raise UserError(f"{curated} has no shards/*.tar: give a CURATED folder written by `curate balance` "
-                        "(or `curate download`)")
-    return found
 
 
 class MemoryCaptions(dict):

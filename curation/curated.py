@@ -57,6 +57,27 @@ def write_online(out: str, counts: pa.Table, *, t: float | None, p: float, seed:
                                                           "thresholds": thresholds, "counts": COUNTS_PARQUET})
 
 
+def curated_root(curated: str | Path) -> str:
+    """CURATED as a string: a local path (plain or file://) or an object-store URL (s3://, gs://, memory://)."""
+    return str(storage.local_path(curated)) if storage.is_local(curated) else storage.normalize(curated)
+
+
+def shard_paths(curated: str) -> list[str]:
+    """CURATED/shards/*.tar (paths or URLs) in name order; UserError when there are none."""
+    with storage.errors(curated, "CURATED"):
+        found = storage.glob_in(storage.join(curated, SHARDS), "*.tar")
+    if not found:
+        raise UserError(f"{curated} has no {SHARDS}/*.tar: give a CURATED folder written by `curate balance` "
+                        "(or `curate download`)")
+    return found
+
+
+def stem(url: str) -> str:
+    """A shard's name without its extension (`…/00001.tar` -> `00001`), which also names its per-shard parts
+    (`captions/<source>/00001.parquet`, `curate score`'s work files)."""
+    return storage.name(url).rsplit(".", 1)[0]
+
+
 def curated_folder(shard: str) -> str | Path:
     """CURATED of CURATED/shards/NNNNN.tar (a resolved Path locally, else a URL)."""
     if storage.is_local(shard):

@@ -20,7 +20,8 @@ import pyarrow.parquet as pq
 
 from core import storage
 from core.errors import UserError
-from curation.captions import attach_locked, check_source, curated_root, read_table, shard_paths, shard_samples, stem
+from curation.captions import attach_locked, check_source, read_table, shard_samples
+from curation.curated import curated_root, shard_paths, stem
 from curation.executor import Executor
 from curation.recaption import FUSE_PROMPT, Captioner, Decoding, Fuser, open_image
 

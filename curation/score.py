@@ -28,7 +28,8 @@ from core import storage
 from core.atomic import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 from core.errors import UserError
 from core.outputs import content_hash
-from curation.captions import curated_root, read_table, shard_paths, shard_samples, stem
+from curation.captions import read_table, shard_samples
+from curation.curated import curated_root, shard_paths, stem
 from curation.index import FINGERPRINT_KEY, open_index, write_counts
 from curation.recaption import open_image, pick_device
 from curation.sampling import uid_hash64

@@ -1,7 +1,8 @@
 """The two towers of a MetaClip2Model by parameter name: lock the image tower (LiT), initialise towers from a folder.
 
-`--init-from DIR` reads a local Hugging Face folder (MetaClip2Model or CLIPModel, or one tower of either:
-`model.safetensors`, sharded `model.safetensors.index.json`, or `pytorch_model.bin`). Each tower, and the
+`--init-from DIR` reads a Hugging Face folder, local or a URL (s3://, gs://, hf://, file://: copied once per
+machine by core.storage.local_copy, as --tokenizer), of a MetaClip2Model or CLIPModel, or one tower of either
+(`model.safetensors`, sharded `model.safetensors.index.json`, or `pytorch_model.bin`). Each tower, and the
 loss head (logit scale, SigLIP's bias), is copied when the folder holds all of its weights with the same
 shapes and activation as the --model preset; a tower the folder holds only in part is an error. SigLIP's
 bias is read from `config.json`'s `logit_bias`, where `train` exports it.
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from core import storage
 from core.errors import UserError
 
 TOWERS = {"vision": ("vision_model.", "visual_projection."), "text": ("text_model.", "text_projection.")}
@@ -34,23 +36,23 @@ def lock_image_tower(model: nn.Module) -> int:
     return frozen
 
 
-def _weight_files(folder: Path) -> list[Path]:
+def _weight_files(folder: Path, source: str) -> list[Path]:
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         return sorted({folder / f for f in json.loads(index.read_text())["weight_map"].values()})
     for name in ("model.safetensors", "pytorch_model.bin"):
         if (folder / name).is_file():
             return [folder / name]
-    raise UserError(f"--init-from {folder}: no model.safetensors or pytorch_model.bin; "
+    raise UserError(f"--init-from {source}: no model.safetensors or pytorch_model.bin; "
                     "pass a Hugging Face model folder (e.g. RUN/hf)")
 
 
-def read_weights(folder: Path, wanted: set[str]) -> dict[str, torch.Tensor]:
-    """The tensors named in `wanted` that the folder's weight files hold."""
+def read_weights(folder: Path, wanted: set[str], source: str) -> dict[str, torch.Tensor]:
+    """The tensors named in `wanted` that the folder's weight files hold (`source`: the folder as given)."""
     from safetensors import safe_open
 
     out: dict[str, torch.Tensor] = {}
-    for f in _weight_files(folder):
+    for f in _weight_files(folder, source):
         if f.suffix == ".safetensors":
             with safe_open(str(f), framework="pt") as st:
                 out.update({k: st.get_tensor(k) for k in st.keys() if k in wanted})
@@ -101,12 +103,14 @@ def _checked_parts(model: nn.Module, own: dict, found: dict, acts: dict[str, str
 
 
 def init_from(model: nn.Module, folder: str) -> list[str]:
-    """Copy the towers (and loss head) that `folder` holds completely into `model`; returns their names."""
-    path = Path(folder)
+    """Copy the towers (and loss head) that `folder` (a local folder or a URL) holds completely into `model`;
+    returns their names."""
+    path = Path(storage.local_copy(folder, "--init-from"))
     if not path.is_dir():
-        raise UserError(f"--init-from {folder}: folder not found; pass a local Hugging Face model folder (e.g. RUN/hf)")
+        raise UserError(f"--init-from {folder}: folder not found; pass a Hugging Face model folder or its URL "
+                        "(e.g. RUN/hf)")
     own = model.state_dict()
-    found = read_weights(path, set(own))
+    found = read_weights(path, set(own), folder)
     bias = _config(path).get("logit_bias")
     if "logit_bias" in own and "logit_bias" not in found and bias is not None:
         found["logit_bias"] = torch.tensor(float(bias))

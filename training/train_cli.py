@@ -74,8 +74,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lock-image", action="store_true",
                    help="freeze the image tower and its projection (LiT); usually with --init-from")
     p.add_argument("--init-from", metavar="DIR",
-                   help="initialise the towers from a local Hugging Face MetaClip2/CLIP folder (e.g. RUN/hf or a "
-                        "MetaCLIP 2 release); shapes and activation must match --model")
+                   help="initialise the towers from a Hugging Face MetaClip2/CLIP folder or its URL (e.g. RUN/hf or "
+                        "a MetaCLIP 2 release); shapes and activation must match --model")
     p.add_argument("--layer-decay", type=number(float, 0, 1, lo_open=True),
                    help="layer-wise learning-rate decay per tower (e.g. 0.75): "
                         "block i of L trains at lr x decay^(L - i)")

@@ -30,6 +30,7 @@ from curation.index import MATCH_SCHEMA, read_matches
 from curation.lid import LidMode
 from curation.pool import PoolColumns, expand_paths, make_parts, resolve_columns
 from matching.matcher import reference_match
+from metadata.store import load_entries as store_load
 from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
 
 VENV_BIN = Path(sys.executable).parent
@@ -230,13 +231,18 @@ def test_identical_index_for_any_workers_and_part_size(ray_local, meta_dir, tmp_
 
 @pytest.mark.slow
 def test_in_process_run_equals_ray_run_byte_for_byte(ray_local, meta_dir, tmp_path, monkeypatch):
-    """--workers 1 runs without Ray; its part files and counts are the bytes a Ray run writes."""
+    """--workers 1 runs without Ray and reads META once (its worker shares the driver's table); its part
+    files and counts are the bytes a Ray run writes."""
+    import curation.build_index_run as run
     import curation.executor as executor
 
     pool = write_parquet_pool(tmp_path / "pool", repeated_pool(20), files=2, row_group_size=9)
     build_index([str(pool)], str(meta_dir), str(tmp_path / "ray"), workers=2, part_size=11)
     monkeypatch.setattr(executor, "ensure_ray", lambda *a: pytest.fail("--workers 1 started Ray"))
+    loads = []
+    monkeypatch.setattr(run, "store_load", lambda meta: loads.append(meta) or store_load(meta))
     build_index([str(pool)], str(meta_dir), str(tmp_path / "local"), workers=1, part_size=11)
+    assert loads == [str(meta_dir)]
     files = sorted(str(f.relative_to(tmp_path / "ray")) for f in (tmp_path / "ray").rglob("*")
                    if f.is_file() and f.suffix in (".parquet", ".npz"))
     assert len(files) > 4

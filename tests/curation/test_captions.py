@@ -293,3 +293,24 @@ def test_sqlite_scratch_of_a_killed_attach_is_removed_by_the_next_run(curated, t
     finally:
         live.close()
     assert _metas(curated)["u000007"]["captions"] == {"vecap": "caption 7"}
+
+
+def test_curated_layout_helpers_have_one_home(curated, tmp_path):
+    """CURATED's root, shard listing and shard stems are curation.curated's (captions, score and recaption use
+    them); no other module defines its own."""
+    import ast
+
+    from curation.curated import curated_root, shard_paths, stem
+
+    root = curated_root(f"file://{curated}")
+    assert root == str(curated)
+    assert [stem(p) for p in shard_paths(root)] == ["00000", "00001", "00002"]
+    with pytest.raises(UserError, match=r"has no shards/\*\.tar: give a CURATED folder"):
+        shard_paths(str(tmp_path))
+    repo = Path(__file__).resolve().parents[2]
+    homes = [f"{f.relative_to(repo)}:{node.name}" for pkg in ("core", "curation", "metadata", "training", "pipelines")
+             for f in sorted((repo / pkg).rglob("*.py"))
+             for node in ast.walk(ast.parse(f.read_text())) if isinstance(node, ast.FunctionDef)
+             and node.name in ("curated_root", "shard_paths", "stem")]
+    assert sorted(homes) == ["curation/curated.py:curated_root", "curation/curated.py:shard_paths",
+                             "curation/curated.py:stem"]

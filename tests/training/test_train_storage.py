@@ -146,3 +146,41 @@ def test_one_run_per_run_folder_in_a_bucket(s3, shards, tokenizer_dir, tmp_path,
     ckpts = [storage.name(u) for u in storage.list_files(storage.join(run, "checkpoints"))]
     assert ckpts == ["step_00000003.pt"] and storage.read_bytes(storage.join(run, "notes.txt")) == b"mine, not train's"
     assert not storage.exists(storage.join(run, storage.LOCK_NAME))
+
+
+@pytest.mark.slow
+def test_init_from_a_bucket_starts_from_the_weights_the_local_folder_gives(s3, shards, tokenizer_dir, tmp_path,
+                                                                          monkeypatch):
+    """`train --init-from s3://…` copies the model folder once (storage.local_copy, as --tokenizer) and trains from
+    its weights exactly as `--init-from` the local folder does; a URL that holds nothing is one line naming both."""
+    from safetensors.torch import load_file
+
+    from training.models import build_model
+    from training.tokenizer import load_tokenizer, special_ids
+    from training.towers import tower_of
+
+    monkeypatch.setenv("WORLDCLIP_SCRATCH", str(tmp_path / "scratch"))
+    tok = load_tokenizer(tokenizer_dir)
+    torch.manual_seed(11)
+    build_model("tiny", len(tok), **special_ids(tok)).save_pretrained(tmp_path / "init")
+    upload(tmp_path / "init", s3.url("init"))
+    common = ["--shards", shards, "--tokenizer", tokenizer_dir, "--steps", 2, "--batch-size", 4, "--workers", 0,
+              "--seed", 3, "--lock-image"]
+    trained = {}
+    for name, source in (("local", str(tmp_path / "init")), ("s3", s3.url("init"))):
+        r = torchrun(1, *common, "--init-from", source, "--out", tmp_path / name)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert f"vision, text, head initialised from {source}" in r.stderr
+        trained[name] = load_file(tmp_path / name / "hf" / "model.safetensors")
+    assert trained["s3"].keys() == trained["local"].keys()
+    assert all(torch.equal(v, trained["s3"][k]) for k, v in trained["local"].items())
+    init = load_file(tmp_path / "init" / "model.safetensors")
+    vision = [k for k in init if tower_of(k) == "vision"]
+    assert vision and all(torch.equal(init[k], trained["s3"][k]) for k in vision)  # locked: the bucket's weights
+    assert len(list((tmp_path / "scratch" / "worldclip-copies").iterdir())) == 1  # the model, copied once
+
+    missing = s3.url("nope")
+    r = torchrun(1, *common, "--init-from", missing, "--out", tmp_path / "nope")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    assert f"--init-from {missing}: no such object or folder" in lines[-1]
