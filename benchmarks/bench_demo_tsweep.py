@@ -28,8 +28,9 @@ def sweep_point(p: quickstart.Pipeline, t: int, seeds: int) -> tuple[dict[int, P
     root = p.paths.root / "SWEEP" / f"t{t}"
     curated = root / "CURATED"
     if not (curated / "curated.parquet").is_file():
-        p.run(f"balance --t {t}", "curate", ["balance", "--index", str(p.paths.index), "--t", str(t), "--out", str(curated),
-                                             "--shard-size", str(p.sizes.shard_size), "--workers", "2"], curated)
+        p.run(f"balance --t {t}", "curate", ["balance", "--index", str(p.paths.index), "--t", str(t),
+                                             "--out", str(curated), "--shard-size", str(p.sizes.shard_size),
+                                             "--workers", "2"], curated)
     runs = {s: root / f"RUN_s{s}" for s in range(seeds)}
     jobs = [(f"train --t {t} seed {s}", "train",
              quickstart.train_args(p.paths, p.sizes, curated, run, s) + ["--overwrite"], run)
@@ -72,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, stats in summary.items():
         kept = shares.get(name)
         kept_s = f"{kept[0]} / {kept[1]} ({kept[0] / kept[1]:.0%})" if kept else ""
-        print(f"| {name} | {stats['all']['n']} | {kept_s} | " + " | ".join(f"{stats[g]['mean']:.3f} ± {stats[g]['sd']:.3f}"
-                                                  for g in ("head", "middle", "tail", "all")) + " |")
+        cells = " | ".join(f"{stats[g]['mean']:.3f} ± {stats[g]['sd']:.3f}" for g in ("head", "middle", "tail", "all"))
+        print(f"| {name} | {stats['all']['n']} | {kept_s} | " + cells + " |")
     return 0
 
 

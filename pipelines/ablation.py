@@ -66,7 +66,8 @@ def summarise(per_run: dict[str, dict[int, dict[str, list[float]]]]) -> dict:
     langs = sorted(next(iter(next(iter(per_run.values())).values())))
     summary: dict = {"buckets": {}, "by_lang": {}}
     for cond, seeds in per_run.items():
-        summary["buckets"][cond] = {g: mean_sd([bucket_top1(pc, cls) for pc in seeds.values()]) for g, cls in groups.items()}
+        summary["buckets"][cond] = {g: mean_sd([bucket_top1(pc, cls) for pc in seeds.values()])
+                                    for g, cls in groups.items()}
         summary["by_lang"][cond] = {lang: {g: mean_sd([bucket_top1(pc, cls, [lang]) for pc in seeds.values()])
                                            for g, cls in groups.items()} for lang in langs}
     summary["verdict"] = verdict(summary["buckets"])

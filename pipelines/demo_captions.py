@@ -20,18 +20,18 @@ FRAMES: dict[str, list[str]] = {
            "Kostenlose Grafik: {w}", "Ausmalbild {w} für Kinder", "{x} {w} günstig bestellen", "Bedeutung von {w}"],
     "es": ["{w}", "{w} {x}", "icono de {w}", "{x} de {w} para niños", "{w} , ilustración vectorial",
            "pegatina {w}", "imagen gratis: {w}", "Comprar {x} {w} online", "significado del emoji {w}", "{w} png"],
-    "fr": ["{w}", "{w} {x}", "icône {w}", "{x} {w} pour enfants", "{w} : illustration vectorielle",
-           "autocollant {w}", "image gratuite : {w}", "Acheter {x} {w} en ligne", "signification de l'emoji {w}", "{w} png"],
+    "fr": ["{w}", "{w} {x}", "icône {w}", "{x} {w} pour enfants", "{w} : illustration vectorielle", "autocollant {w}",
+           "image gratuite : {w}", "Acheter {x} {w} en ligne", "signification de l'emoji {w}", "{w} png"],
     "it": ["{w}", "{w} {x}", "icona {w}", "{x} {w} per bambini", "{w} , illustrazione vettoriale",
            "adesivo {w}", "immagine gratis: {w}", "Acquista {x} {w} online", "significato dell'emoji {w}", "{w} png"],
     "ru": ["{w}", "{w} {x}", "значок: {w}", "{x} {w} для детей", "{w} , векторная иллюстрация",
            "наклейка {w}", "картинка: {w} , скачать бесплатно", "купить {x} {w}", "что значит эмодзи {w}", "{w} png"],
     "zh": ["{w}", "{w}的{x}", "{w}图标下载", "{w}矢量图素材", "高清{w}{x}图片免费下载", "这个{w}贴纸", "可爱的{w}{x}",
            "{w}表情是什么意思", "{w}图片大全", "这是一张{w}的图片"],
-    "ja": ["{w}", "{w}の{x}", "{w}のアイコン", "{w}のイラスト素材", "かわいい{w}の{x}", "{w}ステッカー", "{w}の絵文字の意味",
-           "無料の{w}画像", "{w}のフリー素材", "{w}の画像です"],
-    "ko": ["{w}", "{w} {x}", "{w} 아이콘", "{w} 일러스트 무료 다운로드", "귀여운 {w} {x}", "{w} 스티커", "{w} 이모지 뜻",
-           "{w} 이미지", "{x} {w} 구매", "{w} 벡터 그림"],
+    "ja": ["{w}", "{w}の{x}", "{w}のアイコン", "{w}のイラスト素材", "かわいい{w}の{x}", "{w}ステッカー",
+           "{w}の絵文字の意味", "無料の{w}画像", "{w}のフリー素材", "{w}の画像です"],
+    "ko": ["{w}", "{w} {x}", "{w} 아이콘", "{w} 일러스트 무료 다운로드", "귀여운 {w} {x}", "{w} 스티커",
+           "{w} 이모지 뜻", "{w} 이미지", "{x} {w} 구매", "{w} 벡터 그림"],
     "ar": ["{w}", "{w} {x}", "أيقونة {w}", "صورة {w}", "رسم {w} جميل", "ملصق {w}", "صور {w} مجانية", "معنى رمز {w}",
            "{x} {w} للأطفال", "{w} على خلفية بيضاء"],
 }
@@ -40,11 +40,13 @@ CONTEXT: dict[str, list[str]] = {
            "drawing", "pattern", "design", "badge", "keychain"],
     "de": ["Tattoo", "T-Shirt", "Hintergrund", "Logo", "Aufkleber", "Poster", "Tasse", "Kette", "Zeichnung", "Muster"],
     "es": ["tatuaje", "camiseta", "fondo", "logo", "pegatina", "póster", "taza", "collar", "dibujo", "patrón"],
-    "fr": ["tatouage", "t-shirt", "fond d'écran", "logo", "autocollant", "affiche", "tasse", "collier", "dessin", "motif"],
+    "fr": ["tatouage", "t-shirt", "fond d'écran", "logo", "autocollant", "affiche", "tasse", "collier", "dessin",
+           "motif"],
     "it": ["tatuaggio", "maglietta", "sfondo", "logo", "adesivo", "poster", "tazza", "collana", "disegno", "motivo"],
     "ru": ["тату", "футболка", "обои", "логотип", "наклейка", "постер", "кружка", "кулон", "рисунок", "узор"],
     "zh": ["纹身", "T恤", "壁纸", "标志", "贴纸", "海报", "杯子", "项链", "插画", "图案"],
-    "ja": ["タトゥー", "Tシャツ", "壁紙", "ロゴ", "ステッカー", "ポスター", "マグカップ", "ネックレス", "イラスト", "パターン"],
+    "ja": ["タトゥー", "Tシャツ", "壁紙", "ロゴ", "ステッカー", "ポスター", "マグカップ", "ネックレス", "イラスト",
+           "パターン"],
     "ko": ["타투", "티셔츠", "배경화면", "로고", "스티커", "포스터", "머그컵", "목걸이", "그림", "패턴"],
     "ar": ["وشم", "قميص", "خلفية", "شعار", "ملصق", "ملصق جداري", "كوب", "قلادة", "رسم", "نقش"],
 }
@@ -67,7 +69,8 @@ def concept_caption(concept: int, lang: str, rng: random.Random) -> str:
 def noise_caption(kind: str, concept: int, lang: str, rng: random.Random) -> str:
     """One of NOISE_KINDS; kinds that name the concept use `lang`'s name for it."""
     if kind == "filename":
-        return rng.choice(["IMG_{:04d}.JPG", "DSC{:05d}.jpg", "image-{}.png", "photo_{}.jpeg"]).format(rng.randint(1, 99999))
+        template = rng.choice(["IMG_{:04d}.JPG", "DSC{:05d}.jpg", "image-{}.png", "photo_{}.jpeg"])
+        return template.format(rng.randint(1, 99999))
     if kind == "click":
         return rng.choice(["click here", "Click here to enlarge", "read more", "thumbnail", "logo", "banner"])
     if kind == "spam":

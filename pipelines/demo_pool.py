@@ -33,13 +33,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from core.errors import UserError
 from core.atomic import write_bytes_atomic, write_json_atomic, write_parquet_atomic
+from core.errors import UserError
 from pipelines.demo_captions import NOISE_KINDS, concept_caption, noise_caption
 from pipelines.demo_concepts import GLYPHS, LANGS, names
 from pipelines.demo_render import render_glyph
 
-LANG_WEIGHTS = {"en": 0.3, **{lang: 0.7 / (len(LANGS) - 1) for lang in LANGS if lang != "en"}}  # English-heavy, like the web
+# English-heavy, like the web
+LANG_WEIGHTS = {"en": 0.3, **{lang: 0.7 / (len(LANGS) - 1) for lang in LANGS if lang != "en"}}
 ZIPF_S = 1.1  # concept k (1-based rank) has weight 1 / k**1.1: head:tail = 117**1.1 ≈ 190:1
 SAMPLES_PER_SHARD = 10000
 FAIL_ERRORS = ["HTTP Error 404: Not Found", "HTTP Error 403: Forbidden",
@@ -110,7 +111,8 @@ def image_url(image_id: int, base_url: str = DEFAULT_BASE_URL) -> str:
 
 # ---------------------------------------------------------------- writers
 
-def img2dataset_key(shard_id: int, row: int, samples_per_shard: int = SAMPLES_PER_SHARD, oom_shard_count: int = 5) -> str:
+def img2dataset_key(shard_id: int, row: int, samples_per_shard: int = SAMPLES_PER_SHARD,
+                    oom_shard_count: int = 5) -> str:
     """img2dataset's `compute_key`: shard * 10**ceil(log10(samples per shard)) + row, zero-padded."""
     oom_sample = math.ceil(math.log10(samples_per_shard))
     return f"{(10 ** oom_sample) * shard_id + row:0{oom_sample + oom_shard_count}d}"
@@ -220,7 +222,8 @@ def make_demo_pool(out_dir: str | Path, n_images: int = 20000, seed: int = 0, sh
     failed = 0
     chunks = [rows[i:i + per_shard] for i in range(0, len(rows), per_shard)]
     for shard_id, chunk in enumerate(tqdm(chunks, desc="demo pool shards", disable=not progress)):
-        failed += _write_shard(out / "pool", shard_id, chunk, seed, image_size, base_url, per_shard)["failed_to_download"]
+        stats = _write_shard(out / "pool", shard_id, chunk, seed, image_size, base_url, per_shard)
+        failed += stats["failed_to_download"]
     write_eval_set(out / "eval", out / "eval_captions", eval_per_class, seed, image_size)
     write_demo_metadata(out / "metadata")
     return DemoPool(out / "pool", out / "eval", out / "eval_captions", out / "metadata", len(rows), n_images, failed)
@@ -228,7 +231,8 @@ def make_demo_pool(out_dir: str | Path, n_images: int = 20000, seed: int = 0, sh
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.demo_pool", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", required=True, help="output folder: writes OUT/pool, OUT/eval, OUT/eval_captions, OUT/metadata")
+    parser.add_argument("--out", required=True,
+                        help="output folder: writes OUT/pool, OUT/eval, OUT/eval_captions, OUT/metadata")
     parser.add_argument("--images", type=int, default=20000, help="number of distinct images (default 20000)")
     parser.add_argument("--seed", type=int, default=0, help="seed; same seed and sizes give byte-identical output")
     parser.add_argument("--shards", type=int, default=None,
@@ -238,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="url prefix written in the pool's url column")
     args = parser.parse_args(argv)
     try:
-        p = make_demo_pool(args.out, args.images, args.seed, args.shards, args.image_size, args.eval_per_class, args.base_url)
+        p = make_demo_pool(args.out, args.images, args.seed, args.shards, args.image_size, args.eval_per_class,
+                           args.base_url)
     except UserError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2

@@ -125,7 +125,8 @@ def _clutter(img: Image.Image, rng: random.Random, n: int) -> None:
         colour = _colour(rng, 0, 255)
         kind = rng.randrange(3)
         if kind == 0:
-            mask = _glyph_mask(rng.choice(CLUTTER), FONT_FILES[0], rng.randint(size // 6, size // 3), rng.uniform(-60, 60))
+            mask = _glyph_mask(rng.choice(CLUTTER), FONT_FILES[0], rng.randint(size // 6, size // 3),
+                               rng.uniform(-60, 60))
             _paste(img, mask, colour, rng, centre=False)
         elif kind == 1:
             pts = [(rng.uniform(0, size), rng.uniform(0, size)) for _ in range(2)]

@@ -207,10 +207,12 @@ def curate_stages(p: Pipeline, pool_args: list[str], url_only: bool) -> int | No
     if not available("metadata.cli"):
         p.skip("metadata build", "metadata.cli is not there yet")
         return None
-    p.run("metadata build", "curate", ["metadata", "build", "--langs", ",".join(LANGS), "--out", str(paths.meta)], paths.meta)
+    p.run("metadata build", "curate", ["metadata", "build", "--langs", ",".join(LANGS), "--out", str(paths.meta)],
+          paths.meta)
     for lang in LANGS:
         p.run(f"metadata add ({lang} demo words)", "curate",
-              ["metadata", "add", "--out", str(paths.meta), "--lang", lang, "--file", str(paths.demo / "metadata" / f"{lang}.txt")],
+              ["metadata", "add", "--out", str(paths.meta), "--lang", lang,
+               "--file", str(paths.demo / "metadata" / f"{lang}.txt")],
               paths.meta / "entries.parquet")
     if not available("curation.build_index_cli"):
         p.skip("build-index", "curation.build_index_cli is not there yet")
@@ -221,11 +223,13 @@ def curate_stages(p: Pipeline, pool_args: list[str], url_only: bool) -> int | No
         p.skip("balance", "curation.balance_cli is not there yet")
         return None
     t = choose_t(paths.index, sizes.keep_share)
-    for name, out, tt in (("balance (balanced)", paths.balanced, t), ("balance (unbalanced: keep all)", paths.unbalanced, HUGE_T)):
+    for name, out, tt in (("balance (balanced)", paths.balanced, t),
+                          ("balance (unbalanced: keep all)", paths.unbalanced, HUGE_T)):
         p.run(name, "curate", ["balance", "--index", str(paths.index), "--t", str(tt), "--out", str(out),
                                "--shard-size", str(sizes.shard_size), "--workers", w], out)
         if url_only:
-            p.run(f"download {out.name} (img2dataset)", "curate", ["download", str(out), "--processes", w], out / "shards")
+            p.run(f"download {out.name} (img2dataset)", "curate", ["download", str(out), "--processes", w],
+                  out / "shards")
     return t
 
 
@@ -239,7 +243,8 @@ def train_stages(p: Pipeline) -> None:
         p.skip("train tokenizer", "training.tokenizer_cli is not there yet")
         return
     p.run("train tokenizer", "train", ["tokenizer", "--shards", shard_pattern(paths.unbalanced),
-                                       "--vocab-size", str(sizes.vocab_size), "--out", str(paths.tokenizer)], paths.tokenizer)
+                                       "--vocab-size", str(sizes.vocab_size), "--out", str(paths.tokenizer)],
+          paths.tokenizer)
     if not available("training.train_cli"):
         p.skip("train", "training.train_cli is not there yet")
         return
@@ -309,7 +314,8 @@ def run_quickstart(out: Path, sizes: Sizes, from_urls: bool = False, workers: in
     paths = Paths(out)
     p = Pipeline(paths, sizes, workers)
     started = time.perf_counter()
-    pool = p.call("demo pool", f"python -m pipelines.demo_pool --out {paths.demo} --images {sizes.images} --seed {seed}",
+    pool = p.call("demo pool",
+                  f"python -m pipelines.demo_pool --out {paths.demo} --images {sizes.images} --seed {seed}",
                   lambda: demo_pool.make_demo_pool(paths.demo, sizes.images, seed, eval_per_class=sizes.eval_per_class),
                   paths.demo)
     if from_urls:

@@ -114,7 +114,8 @@ def _index_section(index: Path, root: Path) -> str:
                       "```json", json.dumps(totals, indent=1, ensure_ascii=False)[:3000], "```"])
 
 
-def _balance_section(root: Path, paths, t: int | None, share: float, figures: Path, buckets: dict[str, list[int]]) -> str:
+def _balance_section(root: Path, paths, t: int | None, share: float, figures: Path,
+                     buckets: dict[str, list[int]]) -> str:
     import pyarrow.parquet as pq
 
     from pipelines.demo_pool import concept_ranks
@@ -125,10 +126,10 @@ def _balance_section(root: Path, paths, t: int | None, share: float, figures: Pa
         return "\n".join(out + ["Not run."])
     before, n_before = images_per_concept(paths.index, paths.unbalanced)
     after, n_after = images_per_concept(paths.index, paths.balanced)
-    out.append(f"English threshold `--t {t}`, chosen so that the balanced run keeps about {share:.0%} of the matched images "
-               f"(it kept {n_after} of {n_before}, {n_after / max(1, n_before):.1%}); every other language gets "
-               "t_L = p_to_t(C_L, t_to_p(C_en, t)). The unbalanced run is `curate balance` with a threshold no count "
-               "reaches (every matched image kept).")
+    out.append(f"English threshold `--t {t}`, chosen so that the balanced run keeps about {share:.0%} "
+               f"of the matched images (it kept {n_after} of {n_before}, {n_after / max(1, n_before):.1%}); "
+               "every other language gets t_L = p_to_t(C_L, t_to_p(C_en, t)). The unbalanced run is "
+               "`curate balance` with a threshold no count reaches (every matched image kept).")
     th = pq.read_table(paths.balanced / "thresholds.parquet").to_pylist()
     if th:
         out += ["", _table(list(th[0]), [list(r.values()) for r in th])]
@@ -175,7 +176,8 @@ def _mechanism_section(root: Path, paths, sizes: dict, figures: Path, buckets: d
         "own shards; expected samples per concept = samples × the concept's share of the shards. Balancing moves "
         "that fixed budget from the head to the tail:", "",
         _img(figures / "seen_per_concept.png", root, "samples seen per concept"), "",
-        _table(["bucket", "balanced: samples per concept", "unbalanced: samples per concept", "balanced / unbalanced"], rows)])
+        _table(["bucket", "balanced: samples per concept", "unbalanced: samples per concept",
+                "balanced / unbalanced"], rows)])
 
 
 def _ablation_section(root: Path, ablation: dict | None, figures: Path, counts: list[int] | None) -> str:
@@ -209,9 +211,11 @@ def _accuracy_vs_frequency(root: Path, ablation: dict, counts: list[int], figure
     bins = [ranks[i:i + 12] for i in range(0, len(ranks), 12)]
     points = {}
     for cond, seeds in ablation["per_class"].items():
-        per_seed = [[sum(pc[lang][c] for lang in pc for c in b) / (len(pc) * len(b)) for b in bins] for pc in seeds.values()]
+        per_seed = [[sum(pc[lang][c] for lang in pc for c in b) / (len(pc) * len(b)) for b in bins]
+                    for pc in seeds.values()]
         ms = [mean_sd([s[i] for s in per_seed]) for i in range(len(bins))]
-        points[cond] = ([sum(counts[c] for c in b) / len(b) for b in bins], [m["mean"] for m in ms], [m["sd"] for m in ms])
+        points[cond] = ([sum(counts[c] for c in b) / len(b) for b in bins],
+                        [m["mean"] for m in ms], [m["sd"] for m in ms])
     figs.fig_accuracy_vs_frequency(points, figures / "accuracy_vs_frequency.png")
     return _img(figures / "accuracy_vs_frequency.png", root, "accuracy vs concept frequency")
 
@@ -228,8 +232,9 @@ def _conclusion(verdict: dict, per_class: dict) -> str:
     if tail is None:
         return ""
     if seeds < 3:
-        return (f"**Measured ({seeds} seeds per condition, a smoke-size run): tail top-1 difference balanced − unbalanced "
-                f"= {tail['diff']:+.3f}, 2 sd = {tail['two_sd']:.3f}; fewer than 3 seeds is too few for a verdict.**")
+        return (f"**Measured ({seeds} seeds per condition, a smoke-size run): "
+                f"tail top-1 difference balanced − unbalanced = {tail['diff']:+.3f}, 2 sd = {tail['two_sd']:.3f}; "
+                "fewer than 3 seeds is too few for a verdict.**")
     what = ("beyond 2 sd: at equal compute the balanced model is better on the tail"
             if tail["beyond_2sd"] and tail["diff"] > 0 else
             "beyond 2 sd: at equal compute the balanced model is worse on the tail" if tail["beyond_2sd"] else

@@ -28,7 +28,8 @@ def fig_long_tail(before: list[int], after: list[int], ranks: list[int], path: P
     x = list(range(1, len(ranks) + 1))
     ax.loglog(x, [max(0.5, before[c]) for c in ranks], "o-", ms=3, label="matched images (unbalanced)",
               color=COLOURS["unbalanced"])
-    ax.loglog(x, [max(0.5, after[c]) for c in ranks], "o-", ms=3, label="kept images (balanced)", color=COLOURS["balanced"])
+    ax.loglog(x, [max(0.5, after[c]) for c in ranks], "o-", ms=3, label="kept images (balanced)",
+              color=COLOURS["balanced"])
     ax.set_xlabel("concept rank in the pool (1 = most frequent)")
     ax.set_ylabel("images naming the concept")
     ax.set_title("The long tail before and after balancing")
@@ -91,7 +92,8 @@ def fig_loss(runs: dict[str, list[dict]], path: Path) -> None:
     for name, rows in runs.items():
         if rows:
             cond = name.split(" ")[0]
-            ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label=name, color=COLOURS.get(cond), alpha=0.7)
+            ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label=name, color=COLOURS.get(cond),
+                    alpha=0.7)
     ax.set_xlabel("step")
     ax.set_ylabel("contrastive loss")
     ax.set_title("Training loss")

@@ -88,7 +88,8 @@ def validate(cfg: TrainConfig) -> None:
         raise UserError(f"--model {cfg.model!r}: choose one of {', '.join(PRESETS)}")
     if (cfg.steps is None) == (cfg.epochs is None):
         raise UserError("give exactly one of --steps N or --epochs E")
-    for flag, value in (("--batch-size", cfg.batch_size), ("--accum-freq", cfg.accum_freq), ("--save-every", cfg.save_every)):
+    for flag, value in (("--batch-size", cfg.batch_size), ("--accum-freq", cfg.accum_freq),
+                        ("--save-every", cfg.save_every)):
         if value < 1:
             raise UserError(f"{flag} {value}: must be at least 1")
     if cfg.workers < 0:
@@ -102,7 +103,8 @@ def validate(cfg: TrainConfig) -> None:
     if cfg.loss not in LOSSES:
         raise UserError(f"--loss {cfg.loss}: choose one of {', '.join(LOSSES)}")
     if not 0 <= cfg.patch_dropout < 1:
-        raise UserError(f"--patch-dropout {cfg.patch_dropout}: give a fraction of patches to drop, at least 0 and below 1")
+        raise UserError(f"--patch-dropout {cfg.patch_dropout}: give a fraction of patches to drop, "
+                        "at least 0 and below 1")
     if cfg.layer_decay is not None and not 0 < cfg.layer_decay <= 1:
         raise UserError(f"--layer-decay {cfg.layer_decay}: give a factor above 0 and at most 1 (e.g. 0.75)")
     bad = [k for k in cfg.log if k not in SINKS]
@@ -119,7 +121,8 @@ def samples_per_epoch(sources, curation) -> float:
         return float(count_samples(urls))
     total = 0.0
     for url in urls:
-        metas = [m for m in (usable_meta(r, len(curation.p_entry)) for r in read_raw(Unit(url))) if m and m.get("texts")]
+        metas = [m for m in (usable_meta(r, len(curation.p_entry)) for r in read_raw(Unit(url)))
+                 if m and m.get("texts")]
         for m in metas:
             ps = [float(keep_probability(np.array([0, len(t[2])]), np.array(t[2], dtype=np.int64), curation.p_entry)[0])
                   for t in m["texts"]]
@@ -143,7 +146,8 @@ class Trainer:
         self.epoch_size = samples_per_epoch(self.sources, self.curation) if cfg.epochs is not None else None
         if self.epoch_size is not None and self.epoch_size <= 0:
             raise UserError(f"--shards {cfg.shards}: the shards hold no samples")
-        self.total = cfg.steps if cfg.steps is not None else max(1, math.ceil(cfg.epochs * self.epoch_size / self.global_batch))
+        self.total = (cfg.steps if cfg.steps is not None
+                      else max(1, math.ceil(cfg.epochs * self.epoch_size / self.global_batch)))
         torch.manual_seed(cfg.seed)
         vocab = max(len(self.tokenizer), cfg.model_vocab or 0)
         self.model = self.build(vocab).to(d.device)
@@ -161,9 +165,11 @@ class Trainer:
             ensure_process_group(d.device)
             self.forward = shard(self.forward, self.model, cfg.precision)
         elif d.world_size > 1:
-            self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+            device_ids = [d.local_rank] if d.device.type == "cuda" else None
+            self.forward = nn.parallel.DistributedDataParallel(self.forward, device_ids=device_ids)
         self.step_fn = torch.compile(self.forward) if cfg.compile else self.forward
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.wd, cfg.lr, cfg.layer_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg.wd, cfg.lr, cfg.layer_decay),
+                                           lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg.warmup, self.total))
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.precision == "amp")
         self.step = 0
@@ -184,8 +190,9 @@ class Trainer:
         frozen = lock_image_tower(model) if cfg.lock_image else 0
         enable_patch_dropout(model, cfg.patch_dropout)
         n = parameter_counts(model)
-        self.warn(f"train: model {cfg.model}: {n['total'] / 1e6:.1f}M parameters (image tower {n['vision'] / 1e6:.1f}M, "
-                  f"text tower {n['text'] / 1e6:.1f}M){f', {frozen / 1e6:.1f}M frozen' if frozen else ''}"
+        self.warn(f"train: model {cfg.model}: {n['total'] / 1e6:.1f}M parameters "
+                  f"(image tower {n['vision'] / 1e6:.1f}M, text tower {n['text'] / 1e6:.1f}M)"
+                  f"{f', {frozen / 1e6:.1f}M frozen' if frozen else ''}"
                   f"{'; ' + ', '.join(loaded) + ' initialised from ' + cfg.init_from if loaded else ''}")
         return model
 
@@ -288,13 +295,16 @@ class Trainer:
         cfg, d = self.cfg, self.d
         self.restore()
         if self.d.is_main:
-            write_json_atomic(self.run_dir / "config.json", {**asdict(cfg), "total_steps": self.total, "world_size": d.world_size,
-                                                              "samples_per_epoch": self.epoch_size, "online_curation": self.curation is not None})
-        dataset = LaneStream(self.sources, self.tokenizer, self.image_size, self.stream, rank=d.rank, world_size=d.world_size,
-                             seed=cfg.seed, curation=self.curation, shuffle_block=cfg.shuffle_block, caption_mix=self.caption_mix)
+            write_json_atomic(self.run_dir / "config.json",
+                              {**asdict(cfg), "total_steps": self.total, "world_size": d.world_size,
+                               "samples_per_epoch": self.epoch_size, "online_curation": self.curation is not None})
+        dataset = LaneStream(self.sources, self.tokenizer, self.image_size, self.stream, rank=d.rank,
+                             world_size=d.world_size, seed=cfg.seed, curation=self.curation,
+                             shuffle_block=cfg.shuffle_block, caption_mix=self.caption_mix)
         batches = iter(make_loader(dataset, cfg.workers, pin_memory=d.device.type == "cuda"))
         steps = StepReader(batches, cfg.workers, cfg.batch_size, cfg.accum_freq, self.stream)
-        bar = tqdm(total=self.total, initial=self.step, desc="train", disable=not d.is_main, dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(total=self.total, initial=self.step, desc="train", disable=not d.is_main, dynamic_ncols=True,
+                   file=sys.stderr)
         if cfg.log_samples:
             self.samples_path().parent.mkdir(parents=True, exist_ok=True)
         samples_log = open(self.samples_path(), "a") if cfg.log_samples else None
@@ -308,8 +318,9 @@ class Trainer:
                 try:
                     micro = steps.next_step()
                 except StopIteration:
-                    raise UserError(f"--shards {cfg.shards}: no samples could be read (all shards empty or every sample corrupt: "
-                                    f"{self.stream.corrupt} corrupt, first {self.stream.first_corrupt or 'none'})") from None
+                    raise UserError(f"--shards {cfg.shards}: no samples could be read (all shards empty or every "
+                                    f"sample corrupt: {self.stream.corrupt} corrupt, "
+                                    f"first {self.stream.first_corrupt or 'none'})") from None
                 t1 = time.perf_counter()
                 lr = max(g["lr"] for g in self.optimizer.param_groups)
                 loss = all_reduce_mean(self.train_step(micro))
@@ -318,25 +329,29 @@ class Trainer:
                 t2 = time.perf_counter()
                 if not torch.isfinite(loss):
                     kept = self.last_checkpoint or "none (no checkpoint was written yet)"
-                    raise UserError(f"loss is {loss.item()} at step {self.step + 1}; training stopped. Last good checkpoint: {kept}. "
-                                    f"Resume from it with --resume latest and a lower --lr (now {cfg.lr}) or --precision fp32")
+                    raise UserError(f"loss is {loss.item()} at step {self.step + 1}; training stopped. "
+                                    f"Last good checkpoint: {kept}. Resume from it with --resume latest "
+                                    f"and a lower --lr (now {cfg.lr}) or --precision fp32")
                 self.step += 1
                 row = {"step": self.step, "loss": loss.item(), "lr": lr,
-                       "logit_scale": full_value(self.model.logit_scale).exp().item(), "samples_per_s": self.global_batch / (t2 - t0),
+                       "logit_scale": full_value(self.model.logit_scale).exp().item(),
+                       "samples_per_s": self.global_batch / (t2 - t0),
                        "data_wait": (t1 - t0) / (t2 - t0), "seen": self.stream.seen,
                        "dropped": self.stream.dropped, "corrupt": self.stream.corrupt,
                        "caption_fallback": self.stream.caption_fallback}
                 if self.epoch_size:
                     row["epoch"] = self.step * self.global_batch / self.epoch_size
                 if samples_log:
-                    samples_log.write(json.dumps({"step": self.step, "uids": [u for b in micro for u in b["uids"]]}) + "\n")
+                    uids = [u for b in micro for u in b["uids"]]
+                    samples_log.write(json.dumps({"step": self.step, "uids": uids}) + "\n")
                     samples_log.flush()
                 if metrics:
                     metrics.write(json.dumps(row) + "\n")
                     metrics.flush()
                     sinks.log(row)
                 bar.update(1)
-                bar.set_postfix_str(f"loss {row['loss']:.4f} lr {row['lr']:.2e} {row['samples_per_s']:.0f} samples/s data wait {100 * row['data_wait']:.0f}%")
+                bar.set_postfix_str(f"loss {row['loss']:.4f} lr {row['lr']:.2e} {row['samples_per_s']:.0f} samples/s "
+                                    f"data wait {100 * row['data_wait']:.0f}%")
                 if self.step % cfg.save_every == 0 or self.step == self.total:
                     self.save()
         finally:
@@ -346,14 +361,16 @@ class Trainer:
                     f.close()
             del batches
         seconds = time.perf_counter() - start
-        ranks = all_gather_object({k: getattr(self.stream, k) for k in ("seen", "dropped", "corrupt", "caption_fallback")})
+        ranks = all_gather_object({k: getattr(self.stream, k)
+                                   for k in ("seen", "dropped", "corrupt", "caption_fallback")})
         final_loss = _last_logged_loss(self.run_dir / "metrics.jsonl") if loss is None else loss.item()
         summary = {"steps": self.step, "loss": final_loss, "seconds": round(seconds, 2),
                    "checkpoint": str(self.last_checkpoint), **{k: sum(r[k] for r in ranks) for k in ranks[0]}}
         if cfg.fsdp:
             from training.export_sharded import export_sharded
 
-            summary["hf"] = str(export_sharded(self.model, self.tokenizer_dir, self.image_size, self.run_dir / "hf", d.is_main))
+            summary["hf"] = str(export_sharded(self.model, self.tokenizer_dir, self.image_size, self.run_dir / "hf",
+                                               d.is_main))
         if d.is_main:
             self.finish(summary)
         self.rundir.push(d.world_size, ("plots", "hf", "eval.json"))
@@ -371,13 +388,14 @@ class Trainer:
         if self.cfg.eval_data:
             run_eval(self.run_dir / "hf", self.cfg.eval_data, self.run_dir / "eval.json", flag="--eval-data")
         if self.caption_mix is not None:
-            print(f"train: --caption-mix {self.cfg.caption_mix}: {summary['caption_fallback']} samples lacked the drawn "
-                  "caption source and used their alt-text", file=sys.stderr)
+            print(f"train: --caption-mix {self.cfg.caption_mix}: {summary['caption_fallback']} samples lacked "
+                  "the drawn caption source and used their alt-text", file=sys.stderr)
         if self.stream.corrupt:
-            print(f"train: skipped {self.stream.corrupt} corrupt samples, first: {self.stream.first_corrupt}", file=sys.stderr)
+            print(f"train: skipped {self.stream.corrupt} corrupt samples, first: {self.stream.first_corrupt}",
+                  file=sys.stderr)
         print(f"train: {summary['steps']} steps, final loss {summary['loss']:.4f}, {summary['seen']} samples read "
-              f"({summary['dropped']} dropped by online curation, {summary['corrupt']} corrupt) in {summary['seconds']:.0f}s "
-              f"-> {self.run_dir}", file=sys.stderr)
+              f"({summary['dropped']} dropped by online curation, {summary['corrupt']} corrupt) "
+              f"in {summary['seconds']:.0f}s -> {self.run_dir}", file=sys.stderr)
 
 
 def _last_logged_loss(path: Path) -> float:
@@ -423,7 +441,8 @@ def train(cfg: TrainConfig) -> dict:
     check_eval_data(cfg)
     d = init_distributed(cfg.device)
     storage.makedirs(cfg.out)
-    lock = (output_lock(cfg.out) if storage.is_local(cfg.out) else storage.lock(cfg.out)) if d.is_main else contextlib.nullcontext()
+    lock = ((output_lock(cfg.out) if storage.is_local(cfg.out) else storage.lock(cfg.out)) if d.is_main
+            else contextlib.nullcontext())
     with lock:
         guard_run_folder(cfg, d.is_main)
         return Trainer(cfg, d).run()
