@@ -29,8 +29,9 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# Two pytest processes (the machines have 2 cores); --dist loadfile keeps each file's tests and fixtures in one.
 test: lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 test-fast: lint
 	$(PY) -m pytest -m "not slow"
