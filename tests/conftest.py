@@ -12,6 +12,7 @@ GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT=false), and it answers 501 to cancelling a res
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -67,6 +69,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def _serving(name: str, cmd: list[str], port: int, log_path: Path, env: dict | None = None) -> Iterator[None]:
+    """Run a server process until the block ends; wait (20 s at most) until it accepts connections on `port`."""
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.close()
+                raise RuntimeError(f"{name} did not start; see {log.name}")
+            time.sleep(0.05)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
 def _rclone() -> str:
     exe = shutil.which("rclone") or str(Path(os.sys.executable).with_name("rclone"))
     if not Path(exe).exists():
@@ -78,31 +108,11 @@ def _rclone() -> str:
 def s3_server(tmp_path_factory) -> S3Server:
     root = tmp_path_factory.mktemp("s3root")
     port = _free_port()
-    log = open(root.parent / f"rclone-{port}.log", "wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RCLONE_")}
-    proc = subprocess.Popen([_rclone(), "serve", "s3", str(root), "--addr", f"127.0.0.1:{port}",
-                             "--auth-key", f"{S3_KEY},{S3_SECRET}", "--config", "/dev/null"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"rclone serve s3 did not start; see {log.name}")
-            time.sleep(0.05)
-    try:
+    cmd = [_rclone(), "serve", "s3", str(root), "--addr", f"127.0.0.1:{port}",
+           "--auth-key", f"{S3_KEY},{S3_SECRET}", "--config", "/dev/null"]
+    with _serving("rclone serve s3", cmd, port, root.parent / f"rclone-{port}.log", env):
         yield S3Server(f"http://127.0.0.1:{port}", S3_KEY, S3_SECRET, root)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture
@@ -142,29 +152,9 @@ def gcs_server(tmp_path_factory) -> str:
     os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
     pytest.importorskip("gcsfs")
     port = _free_port()
-    log = open(tmp_path_factory.getbasetemp() / f"gcs-emulator-{port}.log", "wb")
-    proc = subprocess.Popen([exe, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"gcp-storage-emulator did not start; see {log.name}")
-            time.sleep(0.05)
-    try:
+    cmd = [exe, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+    with _serving("gcp-storage-emulator", cmd, port, tmp_path_factory.getbasetemp() / f"gcs-emulator-{port}.log"):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture
