@@ -23,6 +23,15 @@ def test_fsdp_holds_one_nth_of_the_state_per_rank():
     assert per_rank_bytes(1000, 2, fsdp=True) * 2 == per_rank_bytes(1000, 2, fsdp=False) == 16000
 
 
+def ddp_and_fsdp_runs(tmp_path, flags: list) -> dict:
+    """Train with `flags` on 2 gloo processes, once under DDP and once with --fsdp; the two RUN folders."""
+    runs = {"ddp": tmp_path / "ddp", "fsdp": tmp_path / "fsdp"}
+    for name, extra in (("ddp", []), ("fsdp", ["--fsdp"])):
+        r = torchrun(2, *flags, *extra, "--out", runs[name])
+        assert r.returncode == 0, r.stderr[-3000:]
+    return runs
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("extra", [[], ["--accum-freq", 2, "--gather-with-grad", "--local-loss",
                                         "--grad-checkpointing"]],
@@ -30,11 +39,7 @@ def test_fsdp_holds_one_nth_of_the_state_per_rank():
 def test_fsdp_equals_ddp_on_two_gloo_processes(shards, tokenizer_dir, tmp_path, extra):
     common = ["--shards", shards, "--tokenizer", tokenizer_dir, "--steps", 3, "--batch-size", 4, "--workers", 0,
               "--lr", 1e-3, "--warmup", 1, "--seed", 3, *extra]
-    runs = {}
-    for name, flags in (("ddp", []), ("fsdp", ["--fsdp"])):
-        runs[name] = tmp_path / name
-        r = torchrun(2, *common, *flags, "--out", runs[name])
-        assert r.returncode == 0, r.stderr[-3000:]
+    runs = ddp_and_fsdp_runs(tmp_path, common)
     a, b = metric_rows(runs["ddp"]), metric_rows(runs["fsdp"])
     assert len(a) == len(b) == 3
     for x, y in zip(a, b):
@@ -71,11 +76,7 @@ def test_fsdp_with_siglip_and_lock_image_equals_ddp_resumes_and_exports_the_bias
 
     common = ["--shards", shards, "--tokenizer", tokenizer_dir, "--steps", 4, "--batch-size", 4, "--workers", 0,
               "--lr", 1e-2, "--warmup", 1, "--seed", 3, "--save-every", 2, "--loss", "siglip", "--lock-image"]
-    runs = {}
-    for name, flags in (("ddp", []), ("fsdp", ["--fsdp"])):
-        runs[name] = tmp_path / name
-        r = torchrun(2, *common, *flags, "--out", runs[name])
-        assert r.returncode == 0, r.stderr[-3000:]
+    runs = ddp_and_fsdp_runs(tmp_path, common)
     a, b = metric_rows(runs["ddp"]), metric_rows(runs["fsdp"])
     assert [y["loss"] for y in b] == pytest.approx([x["loss"] for x in a], rel=LOSS_RTOL)
     wa, wb = hf_weights(runs["ddp"]), hf_weights(runs["fsdp"])
