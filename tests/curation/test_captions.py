@@ -14,22 +14,12 @@ from core import storage
 from core.errors import UserError
 from curation.captions import attach, with_caption
 from curation.cli import main
-from shard_factory import write_shards
+from shard_factory import shard_metas, write_shards
 
 
 def _members(path: Path) -> dict[str, bytes]:
     with tarfile.open(path) as tf:
         return {m.name: tf.extractfile(m).read() for m in tf if m.isreg()}
-
-
-def _metas(curated: Path) -> dict[str, dict]:
-    out = {}
-    for shard in sorted((curated / "shards").glob("*.tar")):
-        for name, data in _members(shard).items():
-            if name.endswith(".json"):
-                meta = json.loads(data)
-                out[meta["uid"]] = meta
-    return out
 
 
 def _captions(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -47,7 +37,7 @@ def test_attach_adds_captions_and_keeps_everything_else(curated, tmp_path):
     before = {p.name: _members(p) for p in sorted((curated / "shards").glob("*.tar"))}
     rows = [(f"u{i:06d}", f"caption {i}") for i in range(0, 15, 2)] + [("nope", "x"), ("u000000", "second")]
     entry = attach(curated, "vecap", [_captions(tmp_path / "c.parquet", rows)])
-    metas = _metas(curated)
+    metas = shard_metas(curated)
     assert metas["u000000"]["captions"] == {"vecap": "caption 0"}
     assert "captions" not in metas["u000001"]
     assert entry | {"seconds": 0, "bytes_rewritten": 0} == {
@@ -67,7 +57,7 @@ def test_sources_accumulate_and_order_does_not_matter(curated, tmp_path):
     shutil.copytree(curated, other)
     attach(curated, "a", [a]), attach(curated, "b", [b])
     attach(other, "b", [b]), attach(other, "a", [a])
-    assert _metas(curated)["u000003"]["captions"] == {"a": "from a", "b": "from b"}
+    assert shard_metas(curated)["u000003"]["captions"] == {"a": "from a", "b": "from b"}
     for shard in (curated / "shards").glob("*.tar"):
         assert shard.read_bytes() == (other / "shards" / shard.name).read_bytes()
 
@@ -75,7 +65,7 @@ def test_sources_accumulate_and_order_does_not_matter(curated, tmp_path):
 def test_reattach_replaces_a_source(curated, tmp_path):
     attach(curated, "vecap", [_captions(tmp_path / "1.parquet", [("u000001", "old"), ("u000002", "old")])])
     attach(curated, "vecap", [_captions(tmp_path / "2.parquet", [("u000002", "new")])])
-    metas = _metas(curated)
+    metas = shard_metas(curated)
     assert "captions" not in metas["u000001"] and metas["u000002"]["captions"] == {"vecap": "new"}
 
 
@@ -121,7 +111,7 @@ def test_a_shard_replaced_after_attach_is_redone(curated, tmp_path):
     attach(curated, "vecap", [caps])
     (curated / "shards" / "00001.tar").write_bytes(original)  # e.g. rebalanced or re-downloaded
     entry = attach(curated, "vecap", [caps])
-    assert entry["captioned"] == 15 and all("captions" in m for m in _metas(curated).values())
+    assert entry["captioned"] == 15 and all("captions" in m for m in shard_metas(curated).values())
 
 
 def test_per_shard_parts_give_the_same_shards_and_counts(curated, tmp_path):
@@ -142,7 +132,7 @@ def test_per_shard_parts_give_the_same_shards_and_counts(curated, tmp_path):
                         "shards": 3}
     # as one file set, u000001's second caption is a repeat of a known uid, not a caption for an unknown one
     assert b_counts == a_counts | {"unknown_uids": 1, "duplicate_uids": 2}
-    assert _metas(curated)["u000001"]["captions"] == {"vecap": "c1"}
+    assert shard_metas(curated)["u000001"]["captions"] == {"vecap": "c1"}
     for shard in (curated / "shards").glob("*.tar"):
         assert shard.read_bytes() == (other / "shards" / shard.name).read_bytes()
 
@@ -255,7 +245,7 @@ def test_a_large_captions_file_is_not_held_in_memory(curated, tmp_path):
     finally:
         tracemalloc.stop()
     assert (entry["captioned"], entry["unknown_uids"], entry["captions_rows"]) == (15, n - 15, n)
-    assert _metas(curated)["u000007"]["captions"] == {"vecap": "a long enough caption number 7"}
+    assert shard_metas(curated)["u000007"]["captions"] == {"vecap": "a long enough caption number 7"}
     assert peak < 12e6, f"peak {peak / 1e6:.1f} MB of Python objects"
 
 
@@ -292,7 +282,7 @@ def test_sqlite_scratch_of_a_killed_attach_is_removed_by_the_next_run(curated, t
         assert list(scratch.glob("worldclip-captions-*.sqlite")) == [Path(live.path)]
     finally:
         live.close()
-    assert _metas(curated)["u000007"]["captions"] == {"vecap": "caption 7"}
+    assert shard_metas(curated)["u000007"]["captions"] == {"vecap": "caption 7"}
 
 
 def test_curated_layout_helpers_have_one_home(curated, tmp_path):

@@ -1,9 +1,7 @@
 """curate recaption: real loading, batching, Ray actors and writing on tiny random checkpoints."""
 from __future__ import annotations
 
-import json
 import shutil
-import tarfile
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,7 +12,7 @@ from curation.cli import main
 from curation.recaption import Captioner, Decoding, Fuser, fill_prompt
 from curation.recaption_run import run_recaption
 from model_factory import tiny_captioner, tiny_lm
-from shard_factory import write_shards
+from shard_factory import shard_metas, write_shards
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +28,7 @@ def curated(tmp_path) -> Path:
 
 
 def _captions(curated: Path) -> dict[str, dict]:
-    out = {}
-    for shard in sorted((curated / "shards").glob("*.tar")):
-        with tarfile.open(shard) as tf:
-            for m in tf:
-                if m.name.endswith(".json"):
-                    meta = json.loads(tf.extractfile(m).read())
-                    out[meta["uid"]] = meta.get("captions", {})
-    return out
+    return {uid: meta.get("captions", {}) for uid, meta in shard_metas(curated).items()}
 
 
 @pytest.mark.slow

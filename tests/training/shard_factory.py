@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -86,3 +87,15 @@ def write_shards(curated: Path, n_shards: int, per_shard: int, seed: int = 0, n_
 
 def caption_corpus() -> list[str]:
     return [TEMPLATES[lang].format(w) for lang in LANGS for w in WORDS[lang]] * 20
+
+
+def shard_metas(curated: Path) -> dict[str, dict]:
+    """Each sample's JSON metadata in CURATED's shards, by uid (what captions/recaption attached, for checks)."""
+    out = {}
+    for shard in sorted((curated / "shards").glob("*.tar")):
+        with tarfile.open(shard) as tf:
+            for m in tf:
+                if m.name.endswith(".json"):
+                    meta = json.loads(tf.extractfile(m).read())
+                    out[meta["uid"]] = meta
+    return out

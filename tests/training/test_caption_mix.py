@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 from core.errors import UserError
 from curation.captions import attach
 from curation.sampling import uid_hash64
-from shard_factory import write_shards
+from shard_factory import shard_metas, write_shards
 from training.caption_mix import parse_mix
 from training.data import Position, ShardStream, Stats, expand_sources, load_curation
 from training.tokenizer import load_tokenizer
@@ -95,13 +94,7 @@ def test_online_curation_is_unchanged_and_mix_is_worker_independent(captioned, t
 
 def test_caption_mix_langs_limits_enrichment(captioned, tokenizer_dir):
     got, _ = _items(captioned, tokenizer_dir, parse_mix("vecap:1", 0, "de"), curation=False)
-    metas = {}
-    for shard in sorted((captioned / "shards").glob("*.tar")):
-        with tarfile.open(shard) as tf:
-            for m in tf:
-                if m.name.endswith(".json"):
-                    meta = json.loads(tf.extractfile(m).read())
-                    metas[meta["uid"]] = meta
+    metas = shard_metas(captioned)
     enriched = {uid for (_, uid), t in got.items() if t.startswith("VECAP")}
     assert enriched and enriched == {u for u, m in metas.items() if m["lang"] == "de" and "captions" in m}
 
