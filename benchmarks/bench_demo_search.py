@@ -130,6 +130,13 @@ elabels = torch.tensor(elabels)
 B = buckets()
 
 
+def print_eval(tag: str, step: int, r: dict, keys: tuple[str, ...]) -> None:
+    """One line: the mean over languages of each bucket's top-1 in `keys` that `r` has, then each language's all."""
+    summ = {k: np.mean([r[l][k] for l in langs]) for k in keys if k in r[langs[0]]}
+    print(f"{tag} step {step}: " + " ".join(f"{k} {v:.3f}" for k, v in summ.items()) + " | "
+          + " ".join(f"{l} {r[l]['all']:.2f}" for l in langs), flush=True)
+
+
 def evaluate():
     model.eval()
     with torch.no_grad():
@@ -198,23 +205,7 @@ for step in range(1, a.steps + 1):
             a.bare = False
             r = evaluate()
             a.bare = True
-            summ = {k: np.mean([r[l][k] for l in langs]) for k in ("head", "middle", "tail", "all")}
-            print(
-                f"EVAL-templates step {step}: "
-                + " ".join(f"{k} {v:.3f}" for k, v in summ.items())
-                + " | "
-                + " ".join(f"{l} {r[l]['all']:.2f}" for l in langs),
-                flush=True,
-            )
+            print_eval("EVAL-templates", step, r, ("head", "middle", "tail", "all"))
         r = evaluate()
-        summ = {
-            k: np.mean([r[l][k] for l in langs]) for k in ("head", "middle", "tail", "all", "top10") if k in r[langs[0]]
-        }
-        print(
-            f"EVAL step {step}: "
-            + " ".join(f"{k} {v:.3f}" for k, v in summ.items())
-            + " | "
-            + " ".join(f"{l} {r[l]['all']:.2f}" for l in langs),
-            flush=True,
-        )
+        print_eval("EVAL", step, r, ("head", "middle", "tail", "all", "top10"))
 print(json.dumps(vars(a)), f"train+eval {time.perf_counter() - t0:.0f}s")
