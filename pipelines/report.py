@@ -223,7 +223,7 @@ def _ablation_section(root: Path, ablation: dict | None, figures: Path, counts: 
 
 def _paired_table(paired: dict) -> str:
     """Paired by seed: balanced − unbalanced at the same seed (same warm start), mean ± sd over seeds."""
-    rows = [[g, _pm(st), f"{2 * st['sd']:.3f}", "yes" if st["beyond_2sd"] else "no",
+    rows = [[g, f"{st['mean']:+.3f} ± {st['sd']:.3f}", f"{2 * st['sd']:.3f}", "yes" if st["beyond_2sd"] else "no",
              ", ".join(f"{v:+.3f}" for v in st["values"])] for g, st in paired.items() if st]
     if not rows:
         return ""
