@@ -430,6 +430,9 @@ def local_copy(url: str | os.PathLike, flag: str = "") -> str:
         return str(local_path(url))
     prefix = f"{flag} " if flag else ""
     with errors(url, flag):
+        if isfile(url):
+            raise UserError(f"{prefix}{url}: a file, but a folder is needed; pass the folder that holds it "
+                            f"({parent(url)})")
         base, files = normalize(url), list_files(url)
     if not files:
         raise UserError(f"{prefix}{url}: no such object or folder; "

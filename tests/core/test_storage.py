@@ -247,3 +247,12 @@ def test_url_parquet_is_read_on_the_calling_thread_only(monkeypatch):
         pq.read_table(Recording(fh))
     assert len(threads) > 1
 
+
+
+def test_local_copy_of_a_file_url_asks_for_its_folder(root):
+    if storage.is_local(root):
+        pytest.skip("local paths are used where they are, not copied")
+    spm = storage.join(root, "tok", "sentencepiece.bpe.model")
+    storage.write_bytes(spm, b"not a model")
+    with pytest.raises(UserError, match=r"--tokenizer .*\.bpe\.model: a file, but a folder is needed.*tok\)"):
+        storage.local_copy(spm, "--tokenizer")
