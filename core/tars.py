@@ -62,6 +62,17 @@ def _decompressed(f: BinaryIO) -> BinaryIO:
     return f
 
 
+def _data(tar: tarfile.TarFile, m: tarfile.TarInfo) -> bytes:
+    """The bytes of regular member `m`, read straight from the stream the header was just read from (tarfile's
+    extractfile wraps every member in two file objects; sparse members still go through it)."""
+    if m.sparse is not None:
+        return tar.extractfile(m).read()
+    data = tar.fileobj.read(m.size)
+    if len(data) != m.size:
+        raise tarfile.ReadError("unexpected end of data")
+    return data
+
+
 def members(f: BinaryIO, want: Callable[[tarfile.TarInfo], bool]) -> Iterator[tuple[tarfile.TarInfo, bytes | None]]:
     """(member, data) for each regular file member in order; data only where `want(member)`, else None.
 
@@ -75,7 +86,7 @@ def members(f: BinaryIO, want: Callable[[tarfile.TarInfo], bool]) -> Iterator[tu
             for m in tar:
                 offset = m.offset  # every member before this header is whole
                 if m.isfile():
-                    yield m, tar.extractfile(m).read() if want(m) else None
+                    yield m, _data(tar, m) if want(m) else None
                 tar.members = []  # a stream holds every header read otherwise
             offset = tar.offset
     except _DAMAGE as e:

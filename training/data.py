@@ -36,7 +36,7 @@ from core.tars import TarDamaged
 from core.tars import members as tar_members
 from curation.curated import curated_folder, online_conf, online_curation
 from curation.sampling import draw, uid_hash64
-from training.tokenizer import tokenize
+from training.tokenizer import TokenCache
 from training.transforms import train_crop
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -268,6 +268,7 @@ class ShardStream(torch.utils.data.IterableDataset):
                  start: dict | None = None, shuffle_block: int = SHUFFLE_BLOCK, caption_mix=None):
         self.caption_mix = caption_mix  # training.caption_mix.CaptionMix or None
         self.sources, self.tokenizer, self.batch_size, self.image_size = sources, tokenizer, batch_size, image_size
+        self.tokenize = TokenCache(tokenizer)
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.num_workers = max(num_workers, 1)
         self.curation, self.shuffle_block = curation, shuffle_block
@@ -299,7 +300,7 @@ class ShardStream(torch.utils.data.IterableDataset):
 
     def _collate(self, items, worker: int, pos: Position, stats: Stats) -> dict:
         images, texts, uids = zip(*items)
-        ids, mask = tokenize(self.tokenizer, list(texts))
+        ids, mask = self.tokenize(list(texts))
         return {"images": torch.from_numpy(np.stack(images)), "input_ids": ids, "attention_mask": mask,
                 "uids": list(uids), "worker": worker, "position": vars(pos).copy(), "stats": stats.take()}
 

@@ -119,8 +119,6 @@ class LaneStream(ShardStream):
 
     def _bundle(self, items: dict, stats: Stats) -> dict:
         """The next `batch_size` kept samples of each of this worker's lanes, collated, with lane ids and positions."""
-        from training.tokenizer import tokenize
-
         got, lane_ids, positions = [], [], {}
         for lane, it in items.items():
             n = 0
@@ -134,7 +132,7 @@ class LaneStream(ShardStream):
         bundle = {"lanes": lane_ids, "positions": positions, "stats": stats.take(), "uids": [g[2] for g in got]}
         if got:
             images, texts, _ = zip(*got)
-            bundle["input_ids"], bundle["attention_mask"] = tokenize(self.tokenizer, list(texts))
+            bundle["input_ids"], bundle["attention_mask"] = self.tokenize(list(texts))
             bundle["images"] = torch.from_numpy(np.stack(images))
         return bundle
 

@@ -133,6 +133,28 @@ def tokenize(tokenizer, texts: list[str], context_length: int = CONTEXT_LENGTH):
     return enc["input_ids"], enc["attention_mask"]
 
 
+class TokenCache:
+    """`tokenize` with each distinct text encoded once: a text's row never depends on the rest of its batch
+    (padding to `context_length`), so rows of texts seen before are reused; at most `limit` texts are kept."""
+
+    def __init__(self, tokenizer, context_length: int = CONTEXT_LENGTH, limit: int = 200_000):
+        self.tokenizer, self.context_length, self.limit = tokenizer, context_length, limit
+        self.rows: dict[str, tuple] = {}
+
+    def __call__(self, texts: list[str]):
+        """(input_ids, attention_mask) as `tokenize(tokenizer, texts)` returns them."""
+        import torch
+
+        if len(self.rows) + len(texts) > self.limit:
+            self.rows.clear()
+        new = list(dict.fromkeys(t for t in texts if t not in self.rows))
+        if new:
+            ids, mask = tokenize(self.tokenizer, new, self.context_length)
+            self.rows.update(zip(new, zip(ids, mask)))
+        rows = [self.rows[t] for t in texts]
+        return torch.stack([r[0] for r in rows]), torch.stack([r[1] for r in rows])
+
+
 def trim_padding(input_ids, attention_mask, multiple: int = 8):
     """(input_ids, attention_mask) without the trailing columns that are padding in every row.
 

@@ -9,7 +9,7 @@ import pytest
 import sentencepiece as spm
 
 from core.errors import UserError
-from training.tokenizer import SPM_FILE, load_tokenizer, tokenize
+from training.tokenizer import SPM_FILE, TokenCache, load_tokenizer, tokenize
 
 TEXTS = ["a red square", "ein grün Quadrat", "一个红色的方块", "สี่เหลี่ยมสีแดง", "مربع أحمر", "青色 square 赤い"]
 
@@ -37,6 +37,20 @@ def test_truncation_to_77_keeps_eos(tokenizer_dir):
     assert ids[0, 0] == 0 and ids[0, -1] == 2 and int(mask[0].sum()) == 77
     n = int(mask[1].sum())
     assert ids[1, n - 1] == 2 and (ids[1, n:] == 1).all()
+
+
+
+@pytest.mark.parametrize("limit", [200_000, 3])
+def test_token_cache_gives_the_rows_of_tokenize(tokenizer_dir, limit):
+    tok = load_tokenizer(tokenizer_dir)
+    cache = TokenCache(tok, limit=limit)
+    batches = [TEXTS[:4], TEXTS[2:] + ["red " * 2500], [TEXTS[0]] * 3 + TEXTS[4:], TEXTS[::-1]]
+    for texts in batches:
+        ids, mask = cache(texts)
+        want_ids, want_mask = tokenize(tok, texts)
+        assert ids.dtype == want_ids.dtype and mask.dtype == want_mask.dtype
+        assert ids.equal(want_ids) and mask.equal(want_mask)
+    assert len(cache.rows) <= max(limit, len(batches[-1]))
 
 
 def test_missing_tokenizer_says_where_to_put_it(tmp_path):
