@@ -7,15 +7,16 @@ from training.data import Source, count_samples
 
 def pass_size(sources: list[Source], global_batch: int, epoch_size: float | None) -> float | None:
     """Samples in one pass: the known epoch size, else counted from tar headers when there are fewer shards than
-    the global batch (otherwise the data is taken to be large enough: a shard holds at least one sample); None when
-    unknown or a shard cannot be read to the end."""
+    the global batch (otherwise the data is taken to be large enough: a shard holds at least one sample), counted no
+    further than the global batch (enough to decide the warning); None when unknown or a shard cannot be read to the
+    end."""
     if epoch_size is not None:
         return epoch_size
     urls = [u for s in sources for u in s.urls]
     if len(urls) >= global_batch:
         return None
     try:
-        return float(count_samples(urls))
+        return float(count_samples(urls, at_most=global_batch))  # no warning at `global_batch` or more
     except UserError:  # a damaged shard: training reports it as corrupt samples
         return None
 

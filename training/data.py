@@ -93,9 +93,10 @@ def missing_objects(urls: list[str]) -> list[str]:
     return [u for u in urls if storage.normalize(u) not in present]
 
 
-def count_samples(urls: list[str]) -> int:
+def count_samples(urls: list[str], at_most: int | None = None) -> int:
     """Number of samples (distinct keys) in the shards, from tar headers only (core.tars: a shard cut
-    anywhere, also at a member boundary, is a UserError naming it and the byte offset, never a short count)."""
+    anywhere, also at a member boundary, is a UserError naming it and the byte offset, never a short count);
+    with `at_most`, reading stops once that many are found and `at_most` is returned."""
     n = 0
     for url in urls:
         keys = set()
@@ -103,6 +104,8 @@ def count_samples(urls: list[str]) -> int:
             with storage.open_input(url) as f:
                 for m, _ in tar_members(f, lambda m: False):
                     keys.add(m.name.rsplit("/", 1)[-1].split(".", 1)[0])
+                    if at_most is not None and n + len(keys) >= at_most:
+                        return at_most
         except TarDamaged as e:
             raise UserError(f"--shards: {url}: {e}; its samples cannot be counted for --epochs: restore the shard "
                             "or leave it out of --shards, or train with --steps (a damaged shard's samples are then "

@@ -276,6 +276,14 @@ def test_count_samples_of_a_shard_cut_at_a_member_boundary_names_shard_and_offse
         count_samples(whole)
     msg = one_line_error(e)
     assert msg.startswith(f"--shards: {cut}: damaged after byte {offset} ") and "--steps" in msg
+    assert count_samples(whole, at_most=6) == 6  # found in the whole first shard: the cut one is not read
+
+
+def test_count_samples_stops_at_most_at_the_limit(tmp_path):
+    from training.data import count_samples
+
+    whole = expand_sources(write_shards(tmp_path / "c", 2, 6))[0].urls
+    assert [count_samples(whole, at_most=k) for k in (1, 5, 7, 12, 13, 100)] == [1, 5, 7, 12, 12, 12]
 
 
 def test_a_damaged_eval_shard_names_the_flag_that_gave_it(tmp_path):
