@@ -41,6 +41,7 @@ from training.transforms import train_crop
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 SHUFFLE_BLOCK = 1000
+DECODED_CACHE_BYTES = 128 << 20  # per DataLoader worker
 
 
 # ---------------------------------------------------------------- shard specs
@@ -249,6 +250,27 @@ class Stats:
         self.first_corrupt = self.first_corrupt or where
 
 
+class DecodedImages:
+    """Decoded RGB images (JPEG decoded at the smallest DCT scale that still covers `image_size`) by sample, kept up
+    to `limit` bytes of pixels: a later pass over the same shards crops them again without decoding them again."""
+
+    def __init__(self, image_size: int, limit: int = DECODED_CACHE_BYTES):
+        self.image_size, self.limit, self.size = image_size, limit, 0
+        self.images: dict[tuple[str, str], Image.Image] = {}
+
+    def get(self, where: tuple[str, str], data: bytes) -> Image.Image:
+        """The decoded image of the sample at `where` (shard, key) whose image bytes are `data`."""
+        image = self.images.get(where)
+        if image is None:
+            with Image.open(io.BytesIO(data)) as im:
+                im.draft("RGB", (self.image_size, self.image_size))
+                image = im.convert("RGB")
+            size = image.width * image.height * 3
+            if self.size + size <= self.limit:
+                self.images[where], self.size = image, self.size + size
+        return image
+
+
 @dataclass
 class Position:
     """Where a worker resumes: pass, unit index in the pass, block start (in-unit index), items consumed."""
@@ -272,6 +294,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.caption_mix = caption_mix  # training.caption_mix.CaptionMix or None
         self.sources, self.tokenizer, self.batch_size, self.image_size = sources, tokenizer, batch_size, image_size
         self.tokenize = TokenCache(tokenizer)
+        self.decoded = DecodedImages(image_size)
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.num_workers = max(num_workers, 1)
         self.curation, self.shuffle_block = curation, shuffle_block
@@ -399,10 +422,9 @@ class ShardStream(torch.utils.data.IterableDataset):
             stats.bad(f"{url} key {key}: no {'image' if ext is None else 'caption'}")
             return None
         try:
-            with Image.open(io.BytesIO(raw[ext])) as im:
-                im.draft("RGB", (self.image_size, self.image_size))
-                rng = np.random.default_rng([self.seed, epoch, raw["__uid_key__"]])
-                image = train_crop(im, self.image_size, rng)
+            image = self.decoded.get((url, key), raw[ext])
+            rng = np.random.default_rng([self.seed, epoch, raw["__uid_key__"]])
+            image = train_crop(image, self.image_size, rng)
         except Exception as e:  # noqa: BLE001  (PIL raises many types for bad bytes)
             stats.bad(f"{url} key {key}: undecodable image ({type(e).__name__})")
             return None

@@ -51,3 +51,43 @@ def test_layout_problems_name_what_to_change():
     assert "3 processes cannot split" in layout_problem(4, 12, 3)
     assert "--batch-size or --accum-freq" in layout_problem(4, 6, 2)
     assert default_lanes(2, 2, 4) == 4 and default_lanes(1, 3, 4) == 1 and default_lanes(2, 0, 5) == 2
+
+
+def _batches(spec, tokenizer_dir, n: int, cache: bool) -> list[dict]:
+    """n steps of 8 samples from one lane; without `cache`, every image is decoded and every text tokenised anew."""
+    from training.data import DecodedImages
+    from training.tokenizer import TokenCache
+
+    state = StreamState(1, 8)
+    ds = LaneStream(expand_sources(spec), load_tokenizer(tokenizer_dir), 32, state, seed=7, shuffle_block=10)
+    if not cache:
+        ds.decoded, ds.tokenize = DecodedImages(32, limit=0), TokenCache(ds.tokenizer, limit=0)
+    reader = StepReader(iter(make_loader(ds, 0)), 0, 8, 1, state)
+    out = [reader.next_step()[0] for _ in range(n)]
+    assert state.seen == 8 * n
+    return out
+
+
+def test_decoded_images_and_token_rows_kept_between_passes_change_no_batch(shards, tokenizer_dir):
+    got, want = (_batches(shards, tokenizer_dir, 30, cache) for cache in (True, False))  # 240 samples: 2.5 passes
+    for a, b in zip(got, want):
+        assert a["uids"] == b["uids"]
+        for k in ("images", "input_ids", "attention_mask"):
+            assert a[k].dtype == b[k].dtype and a[k].equal(b[k]), k
+
+
+def test_decoded_images_are_kept_up_to_the_limit():
+    import io
+
+    from PIL import Image
+
+    from training.data import DecodedImages
+
+    buf = io.BytesIO()
+    Image.new("RGB", (80, 64), (200, 10, 30)).save(buf, format="JPEG")
+    kept, none = DecodedImages(32), DecodedImages(32, limit=40 * 32 * 3 - 1)
+    first = kept.get(("a.tar", "0"), buf.getvalue())
+    assert first.size == (40, 32) and first.mode == "RGB"  # decoded at half scale: still covers 32 pixels
+    assert kept.get(("a.tar", "0"), b"") is first and kept.size == 40 * 32 * 3
+    none.get(("a.tar", "0"), buf.getvalue())
+    assert none.images == {} and none.size == 0
