@@ -42,6 +42,7 @@ from training.transforms import train_crop
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 SHUFFLE_BLOCK = 1000
 DECODED_CACHE_BYTES = 128 << 20  # per DataLoader worker
+RAW_CACHE_BYTES = 256 << 20  # per DataLoader worker
 
 
 # ---------------------------------------------------------------- shard specs
@@ -250,6 +251,34 @@ class Stats:
         self.first_corrupt = self.first_corrupt or where
 
 
+class RawSamples:
+    """read_raw of units, the samples of a unit read to its end without damage kept (up to `limit` bytes of
+    members) for the next pass over it: no tar header is parsed, no .json decoded twice."""
+
+    def __init__(self, limit: int = RAW_CACHE_BYTES):
+        self.limit, self.size = limit, 0
+        self.units: dict[tuple[str, int, int], list[dict]] = {}
+
+    def read(self, unit: Unit, stats: Stats) -> Iterator[dict[str, Any]]:
+        """The raw samples of `unit`; damage is told to `stats` as read_raw tells it."""
+        where = (unit.url, unit.part, unit.parts)
+        if where in self.units:
+            yield from self.units[where]
+            return
+        damaged, kept, size = [], [], 0
+
+        def on_damage(message: str) -> None:
+            damaged.append(message)
+            stats.bad(message)
+
+        for raw in read_raw(unit, on_damage):
+            size += sum(len(v) for v in raw.values() if isinstance(v, bytes))
+            kept.append(raw)
+            yield raw
+        if not damaged and self.size + size <= self.limit:
+            self.units[where], self.size = kept, self.size + size
+
+
 class DecodedImages:
     """Decoded RGB images (JPEG decoded at the smallest DCT scale that still covers `image_size`) by sample, kept up
     to `limit` bytes of pixels: a later pass over the same shards crops them again without decoding them again."""
@@ -295,6 +324,7 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.sources, self.tokenizer, self.batch_size, self.image_size = sources, tokenizer, batch_size, image_size
         self.tokenize = TokenCache(tokenizer)
         self.decoded = DecodedImages(image_size)
+        self.raw_samples = RawSamples()
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.num_workers = max(num_workers, 1)
         self.curation, self.shuffle_block = curation, shuffle_block
@@ -364,7 +394,7 @@ class ShardStream(torch.utils.data.IterableDataset):
     def _blocks(self, unit: Unit, offset: int, stats: Stats):
         """(block start, raw samples) blocks of a unit from `offset` (earlier samples are read, not decoded)."""
         block, start = [], offset
-        for i, raw in enumerate(read_raw(unit, stats.bad)):
+        for i, raw in enumerate(self.raw_samples.read(unit, stats)):
             if i < offset:
                 continue
             block.append(raw)

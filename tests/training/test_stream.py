@@ -1,6 +1,8 @@
 """The global stream: the samples of each step depend on (seed, lanes, global batch), not on processes or workers."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from training.data import expand_sources, make_loader
@@ -55,20 +57,21 @@ def test_layout_problems_name_what_to_change():
 
 def _batches(spec, tokenizer_dir, n: int, cache: bool) -> list[dict]:
     """n steps of 8 samples from one lane; without `cache`, every image is decoded and every text tokenised anew."""
-    from training.data import DecodedImages
+    from training.data import DecodedImages, RawSamples
     from training.tokenizer import TokenCache
 
     state = StreamState(1, 8)
     ds = LaneStream(expand_sources(spec), load_tokenizer(tokenizer_dir), 32, state, seed=7, shuffle_block=10)
     if not cache:
         ds.decoded, ds.tokenize = DecodedImages(32, limit=0), TokenCache(ds.tokenizer, limit=0)
+        ds.raw_samples = RawSamples(limit=0)
     reader = StepReader(iter(make_loader(ds, 0)), 0, 8, 1, state)
     out = [reader.next_step()[0] for _ in range(n)]
     assert state.seen == 8 * n
     return out
 
 
-def test_decoded_images_and_token_rows_kept_between_passes_change_no_batch(shards, tokenizer_dir):
+def test_samples_images_and_token_rows_kept_between_passes_change_no_batch(shards, tokenizer_dir):
     got, want = (_batches(shards, tokenizer_dir, 30, cache) for cache in (True, False))  # 240 samples: 2.5 passes
     for a, b in zip(got, want):
         assert a["uids"] == b["uids"]
@@ -91,3 +94,20 @@ def test_decoded_images_are_kept_up_to_the_limit():
     assert kept.get(("a.tar", "0"), b"") is first and kept.size == 40 * 32 * 3
     none.get(("a.tar", "0"), buf.getvalue())
     assert none.images == {} and none.size == 0
+
+
+def test_raw_samples_of_a_damaged_unit_are_read_again_and_damage_told_each_time(tmp_path):
+    import tarfile
+
+    from shard_factory import write_shards
+    from training.data import RawSamples, Stats, Unit
+
+    whole, cut = expand_sources(write_shards(tmp_path / "c", 2, 6))[0].urls
+    with tarfile.open(cut) as tar:
+        offset = tar.getmembers()[7].offset
+    Path(cut).write_bytes(Path(cut).read_bytes()[:offset + 100])
+    raw, stats = RawSamples(), Stats()
+    first = list(raw.read(Unit(whole), stats))
+    assert len(first) == 6 and list(raw.read(Unit(whole), stats)) == first and stats.corrupt == 0
+    assert [len(list(raw.read(Unit(cut), stats))) for _ in range(2)] == [2, 2] and stats.corrupt == 2
+    assert list(raw.units) == [(whole, 0, 1)]
