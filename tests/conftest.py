@@ -25,8 +25,39 @@ from typing import Iterator
 
 import pytest
 
+# One OpenMP/torch thread per test process and the processes it starts (read when torch is imported): two pytest
+# processes share 2 cores, where more threads spin-wait on each other (a 36-step tiny train: 29 s -> 11 s wall).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 S3_KEY = "worldclip-test-key"
 S3_SECRET = "worldclip-test-secret-0123456789"
+
+
+# `make test` (`pytest -n 2 --dist loadfile --no-loadscope-reorder`) sends files to its two processes in collection
+# order: the longest files (`pytest --durations`, BENCHMARKS.md "Test suite"), longest first, start first, so that no
+# process is left running one while the other has finished; the files that only read the small quickstart run
+# (which the first file builds) go last; the rest by number of `slow` tests, then as collected.
+LONGEST = ("tests/pipelines/test_quickstart.py", "tests/training/test_train_storage.py",
+           "tests/training/test_run_state.py", "tests/training/test_fsdp.py", "tests/curation/test_download.py",
+           "tests/reliability/test_kill.py", "tests/training/test_ddp.py", "tests/curation/test_object_store.py",
+           "tests/curation/test_build_index.py", "tests/training/test_train.py", "tests/reliability/test_faults.py")
+LAST = ("tests/pipelines/test_notebook.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the files as said above (tests keep their order inside a file)."""
+    files = [item.nodeid.split("::")[0] for item in items]
+    slow: dict[str, int] = {}
+    for file, item in zip(files, items):
+        slow[file] = slow.get(file, 0) + (item.get_closest_marker("slow") is not None)
+    first = {file: i for i, file in reversed(list(enumerate(files)))}
+
+    def rank(file: str) -> tuple[int, int, int]:
+        place = LONGEST.index(file) if file in LONGEST else len(LONGEST) + (file in LAST)
+        return place, -slow[file], first[file]
+
+    order = sorted(range(len(items)), key=lambda i: rank(files[i]))
+    items[:] = [items[i] for i in order]
 
 
 @dataclass(frozen=True)
