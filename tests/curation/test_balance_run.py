@@ -16,15 +16,6 @@ from training.data import Curation
 ENTRIES = entries_table({"en": 12, "de": 8, "ja": 5})
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def shard_bytes(cur):
     return {p.name: p.read_bytes() for p in sorted((cur / "shards").glob("*.tar"))}
 
@@ -79,7 +70,7 @@ def test_shards_read_back_with_every_field(tmp_path, kind):
 
 
 @pytest.mark.slow
-def test_same_output_for_any_worker_count_and_part_size(tmp_path, ray_session):
+def test_same_output_for_any_worker_count_and_part_size(tmp_path, ray_address):
     built = make_index(tmp_path, synthetic_images(400, ENTRIES, seed=5), ENTRIES, sources=4, part_rows=90)
     other = repart(built.index, tmp_path / "INDEX2", part_rows=37)
     a, b = tmp_path / "A", tmp_path / "B"
@@ -242,7 +233,7 @@ def unreadable_pool(tmp_path):
 
 
 @pytest.mark.slow
-def test_unreadable_pool_files_are_counted_and_reported(tmp_path, capsys, ray_session):
+def test_unreadable_pool_files_are_counted_and_reported(tmp_path, capsys, ray_address):
     built, whole = unreadable_pool(tmp_path)
     cur = tmp_path / "CUR"
     assert cli.main(["balance", "--index", str(built.index), "--out", str(cur), "--t", "1000", "--workers", "1",

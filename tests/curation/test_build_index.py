@@ -36,15 +36,6 @@ from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_poo
 VENV_BIN = Path(sys.executable).parent
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def entries_table(entries=META_ENTRIES) -> pa.Table:
     return pa.table({"entry_id": pa.array(range(len(entries)), pa.int32()),
                      "lang": [lang for lang, _ in entries], "entry": [e for _, e in entries]})
@@ -189,7 +180,7 @@ def index_state(out: Path) -> tuple[bytes, set, dict]:
 
 
 @pytest.mark.slow
-def test_index_contract(ray_local, meta_dir, parquet_pool, tmp_path):
+def test_index_contract(ray_address, meta_dir, parquet_pool, tmp_path):
     out = tmp_path / "index"
     manifest = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=2, part_size=5)
     assert manifest["complete"] and len(manifest["parts"]) == 4
@@ -220,7 +211,7 @@ def test_index_contract(ray_local, meta_dir, parquet_pool, tmp_path):
 
 
 @pytest.mark.slow
-def test_identical_index_for_any_workers_and_part_size(ray_local, meta_dir, tmp_path):
+def test_identical_index_for_any_workers_and_part_size(ray_address, meta_dir, tmp_path):
     pool = write_parquet_pool(tmp_path / "pool", repeated_pool(20), files=3, row_group_size=9)
     states = []
     for i, (workers, part_size) in enumerate([(1, 1000), (2, 7), (2, 64)]):
@@ -230,7 +221,7 @@ def test_identical_index_for_any_workers_and_part_size(ray_local, meta_dir, tmp_
 
 
 @pytest.mark.slow
-def test_in_process_run_equals_ray_run_byte_for_byte(ray_local, meta_dir, tmp_path, monkeypatch):
+def test_in_process_run_equals_ray_run_byte_for_byte(ray_address, meta_dir, tmp_path, monkeypatch):
     """--workers 1 runs without Ray and reads META once (its worker shares the driver's table); its part
     files and counts are the bytes a Ray run writes."""
     import curation.build_index_run as run
@@ -251,7 +242,7 @@ def test_in_process_run_equals_ray_run_byte_for_byte(ray_local, meta_dir, tmp_pa
 
 
 @pytest.mark.slow
-def test_every_format_in_one_run(ray_local, meta_dir, parquet_pool, img2dataset_pool, webdataset_pool, wat_pool,
+def test_every_format_in_one_run(ray_address, meta_dir, parquet_pool, img2dataset_pool, webdataset_pool, wat_pool,
                                  tmp_path):
     out = tmp_path / "index"
     m = build_index([str(parquet_pool), str(img2dataset_pool), str(webdataset_pool), str(wat_pool)],
@@ -276,7 +267,7 @@ def test_every_format_in_one_run(ray_local, meta_dir, parquet_pool, img2dataset_
 
 
 @pytest.mark.slow
-def test_refuses_changed_options_resumes_same_and_overwrites(ray_local, meta_dir, parquet_pool, tmp_path):
+def test_refuses_changed_options_resumes_same_and_overwrites(ray_address, meta_dir, parquet_pool, tmp_path):
     out = tmp_path / "index"
     build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=5)
     before = index_state(out)
@@ -300,7 +291,7 @@ def test_refuses_changed_options_resumes_same_and_overwrites(ray_local, meta_dir
 
 
 @pytest.mark.slow
-def test_bad_inputs_cli(ray_local, meta_dir, tmp_path, capsys):
+def test_bad_inputs_cli(ray_address, meta_dir, tmp_path, capsys):
     good = write_parquet_pool(tmp_path / "good", pool_table(), files=1)
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "x.parquet").write_bytes(b"garbage, not parquet")
@@ -331,7 +322,7 @@ def test_bad_inputs_cli(ray_local, meta_dir, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_compat_flag_reaches_the_workers(ray_local, meta_dir, tmp_path):
+def test_compat_flag_reaches_the_workers(ray_address, meta_dir, tmp_path):
     pq.write_table(pa.table({"text": ["東京タワーの夜景"], "lang": ["ja"]}), tmp_path / "ja.parquet")
     ids = {}
     for flag in ([], ["--compat", "metaclip"]):
@@ -352,7 +343,7 @@ def _big_pool(folder: Path, rows: int) -> Path:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_identical_index(ray_local, meta_dir, tmp_path):
+def test_killed_run_resumes_to_identical_index(ray_address, meta_dir, tmp_path):
     pool = _big_pool(tmp_path / "pool", 300_000)
     args = ["--pool", str(pool), "--metadata", str(meta_dir), "--part-size", "5000", "--workers", "1",
             "--backend", "pyahocorasick"]  # a known-speed backend so the kill lands mid-way
@@ -402,7 +393,7 @@ def _wait_for_port(port: int, timeout: float) -> None:
 
 
 @pytest.mark.slow
-def test_two_node_ray_cluster_gives_identical_index(ray_local, meta_dir, tmp_path):
+def test_two_node_ray_cluster_gives_identical_index(ray_address, meta_dir, tmp_path):
     """A real cluster: `ray start --head` plus a second `ray start --address` node, one CPU each, on
     127.0.0.1; `--workers 2` places one actor on each node (each has one CPU)."""
     import tempfile
@@ -441,7 +432,7 @@ def test_two_node_ray_cluster_gives_identical_index(ray_local, meta_dir, tmp_pat
 
 
 @pytest.mark.slow
-def test_killed_worker_is_restarted_and_output_is_identical(ray_local, meta_dir, tmp_path):
+def test_killed_worker_is_restarted_and_output_is_identical(ray_address, meta_dir, tmp_path):
     """SIGKILL a Ray worker process mid-run: Ray restarts the actor and retries its part."""
     import threading
 
@@ -486,7 +477,7 @@ def test_overwrite_into_the_metadata_is_refused(tmp_path, parquet_pool, capsys):
 
 
 @pytest.mark.slow
-def test_fully_resumed_index_records_the_real_backend(ray_local, meta_dir, parquet_pool, tmp_path):
+def test_fully_resumed_index_records_the_real_backend(ray_address, meta_dir, parquet_pool, tmp_path):
     """17.20: a rerun with every part journaled recorded backend `auto` instead of the one that ran."""
     out = tmp_path / "I"
     first = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=10)
