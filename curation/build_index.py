@@ -116,6 +116,14 @@ class PartProcessor:
             self.build_seconds += time.perf_counter() - t0
         return self._matchers[lang]
 
+    def build_matchers(self) -> None:
+        """Build every label's matcher, and load the LID model when every text is detected (the work forked
+        workers then share instead of each building what it meets)."""
+        for lang in self.labels:
+            self.matcher(lang)
+        if self.lid.mode == "fasttext" or (self.lid.mode == "auto" and self.cols.lang is None):
+            self.detect([])
+
     def matcher_backend(self) -> str:
         """The backend `--backend` resolves to, with the ngram walk it runs (for the manifest and summary)."""
         return Matcher([], [], compat=self.compat, backend=self.backend).implementation
