@@ -13,14 +13,15 @@ Measured, each as its own subprocess, one after another:
 - the reference: MetaCLIP 2's substr_matching loop with its Parquet read (read text + lang, `str.strip()`,
   one pyahocorasick automaton per language built from META, one `iter` of the spaced text per row, a set
   per text), from interpreter start to the end of the loop;
-- `curate build-index --workers N` for each N (1 runs in-process, 2 on Ray).
+- `curate build-index --workers N` for each N (1 runs in-process, 2 on processes forked from the command).
 Reported: wall s, CPU s (the process tree's user+system, sampled every 0.2 s with psutil; exact via
 getrusage for single-process runs), end-to-end texts/s per core (texts / CPU s, start-up included) and
 its ratio to the reference, steady texts/s per core (the parts after each worker's first, which holds
 the matcher builds: rows / the journal's per-part `cpu_s`; the reference: rows / the CPU s of its loop,
 Parquet read included, after META load and automaton builds), texts/s of wall time and its ratio to 1
 worker, start-up (command start -> the first part starts, from the journal's `started_at`; for 1 worker
-also the process's CPU seconds by then), matcher builds (wall s, all workers) and peak RSS of the
+also the process's CPU seconds by then), matcher builds (wall s inside parts, all workers: 0 with forked
+workers, whose matchers the driver builds before forking, within start-up) and peak RSS of the
 process tree. On a shared machine the CPU-based rates are the ones to compare; wall rates move with
 load. Every INDEX is checked against the reference: the same rows matched with the same entry ids, the
 stripped text and language of each, and counts.parquet equal to the reference's counts.

@@ -18,19 +18,19 @@ Identity of a run (a rerun into the same INDEX must match it, else it is refused
 over): metadata fingerprint, input files (path, size, mtime), every option that changes the output
 (lid, compat, part size, columns). --workers, --ray-address and --backend do not change the output.
 
-Parts run through curation.executor: --workers 1 (without --ray-address) one after another in the
-driver's process, without starting Ray, on the same IndexWorker as an actor, which shares the META table
-the driver loaded and fingerprinted (META is read once: its sha256, table and the INDEX's copy come from
-the same bytes). --workers N > 1 without --ray-address: the driver builds every language's matcher once,
-then forks N workers that share META and the matchers copy-on-write (curation.fork_pool; the driver
-imports no torch and opens no DuckDB, so forking is safe); a worker that dies stops the run with a
-one-line error, and a rerun resumes. With --ray-address (or a Ray already initialised in this process):
-one IndexWorker actor per worker (1 CPU each), each reading META itself and building a language's
-automaton on first use; a killed actor is restarted and its part retried (max_restarts /
-max_task_retries). Either way at most IN_FLIGHT_PER_WORKER parts are queued per worker, and parts are
-written atomically, so a retry or rerun gives the same files. With --ray-address, the pool, META and
---out must be at the same paths on every node (a shared filesystem), since workers read the pool and
-write their parts themselves.
+Parts run through curation.executor: --workers 1 (without --ray-address) one after another in the driver's
+process, without starting Ray, on the same IndexWorker as an actor, which shares the META table the driver
+loaded and fingerprinted (META is read once: its sha256, table and the INDEX's copy come from the same
+bytes). --workers N > 1 without --ray-address: every language's matcher is built once, spread over N
+forked processes and sent back, then N workers are forked that share META and the matchers copy-on-write
+(curation.fork_pool; the driver imports no torch and opens no DuckDB, so forking is safe); a worker that
+dies stops the run with a one-line error, and a rerun resumes. With --ray-address (or a Ray already
+initialised in this process): one IndexWorker actor per worker (1 CPU each), each reading META itself and
+building a language's automaton on first use; a killed actor is restarted and its part retried
+(max_restarts / max_task_retries). Either way at most IN_FLIGHT_PER_WORKER parts are queued per worker,
+and parts are written atomically, so a retry or rerun gives the same files. With --ray-address, the pool,
+META and --out must be at the same paths on every node (a shared filesystem), since workers read the pool
+and write their parts themselves.
 
 Bad input: an unreadable Parquet footer or a missing column stops the run before any work (one-line
 error naming the file and the columns found); damage found while reading (a corrupt row group, a
@@ -44,6 +44,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -224,9 +225,21 @@ class IndexWorker:
     def backend_name(self) -> str:
         return self.proc.matcher_backend()
 
-    def build_matchers(self) -> None:
-        """Build every language's matcher now (before forking: the forked workers share them)."""
-        self.proc.build_matchers()
+    def build_matchers(self, run_map: Callable) -> None:
+        """Build every language's matcher before forking, spread over the workers that `run_map` (the executor's
+        map) forks, the biggest first, and keep them, so the part workers share them; ahocorasick_rs automata
+        cannot be sent back (not picklable): they are built here."""
+        langs = self.proc.labels_by_size()
+        if self.proc.matcher_backend() == "ahocorasick_rs":
+            built = [self.proc.build_matcher(lang) for lang in langs]
+        else:
+            built = run_map(_build_matcher, [(lang,) for lang in langs], "matchers", shared={"proc": self.proc})
+        self.proc.add_matchers(dict(zip(langs, built)))
+        self.proc.load_detector()
+
+
+def _build_matcher(lang: str, proc: PartProcessor) -> Matcher:
+    return proc.build_matcher(lang)
 
 
 def _run_parts(out: str, p: dict, todo: list[Part], workers: int | None, ray_address: str | None, compat: bool,

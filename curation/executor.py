@@ -147,7 +147,7 @@ class Executor:
             out[item[0]] = result
             bar.update()
 
-        fork_pool.run(lambda i, item: fn(*item, **shared), list(enumerate(items)), done,
+        fork_pool.run(lambda i, item: fn(*item, **shared), list(enumerate(items)), done, in_flight=1,
                       n=min(self.workers, len(items)), describe=lambda it: f"{desc} task {it[0] + 1} of {len(items)}")
         return out
 
@@ -158,13 +158,14 @@ class Executor:
         """Call `method(*item)` for every item on min(n or workers, items) actors `cls(*args)`; on_result(item,
         result) as each finishes. `options`: Ray actor options (resources, restarts); `probe`: a method
         called once on the first actor, whose result is returned (e.g. what the actors run); `warm`: a method
-        called once before forking (forked mode only), so that every worker inherits what it builds."""
+        called once before forking (forked mode only) with this executor's `map`, to build (in parallel) what
+        every worker then inherits."""
         items = list(items)
         n = max(1, min(n or self.workers, len(items)))
         if self.in_process or self.forked:
             obj = cls(*args)
             if self.forked and warm:
-                getattr(obj, warm)()
+                getattr(obj, warm)(self.map)
             found = getattr(obj, probe)() if probe else None
             if self.in_process:
                 for item in items:
