@@ -21,8 +21,8 @@ over): metadata fingerprint, input files (path, size, mtime), every option that 
 Parts run through curation.executor: --workers 1 (without --ray-address) one after another in the driver's
 process, without starting Ray, on the same IndexWorker as an actor, which shares the META table the driver
 loaded and fingerprinted (META is read once: its sha256, table and the INDEX's copy come from the same
-bytes). --workers N > 1 without --ray-address: every language's matcher is built once, spread over N
-forked processes and sent back, then N workers are forked that share META and the matchers copy-on-write
+bytes). --workers N > 1 without --ray-address: every language's matcher is built once, on N threads of the
+driver, then N workers are forked that share META and the matchers copy-on-write
 (curation.fork_pool; the driver imports no torch and opens no DuckDB, so forking is safe); a worker that
 dies stops the run with a one-line error, and a rerun resumes. With --ray-address (or a Ray already
 initialised in this process): one IndexWorker actor per worker (1 CPU each), each reading META itself and
@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -225,21 +225,13 @@ class IndexWorker:
     def backend_name(self) -> str:
         return self.proc.matcher_backend()
 
-    def build_matchers(self, run_map: Callable) -> None:
-        """Build every language's matcher before forking, spread over the workers that `run_map` (the executor's
-        map) forks, the biggest first, and keep them, so the part workers share them; ahocorasick_rs automata
-        cannot be sent back (not picklable): they are built here."""
+    def build_matchers(self, threads: int) -> None:
+        """Build every language's matcher before forking, so the part workers share them: on `threads` threads
+        (a build's numpy work releases the GIL; the threads end before the fork), the biggest language first."""
         langs = self.proc.labels_by_size()
-        if self.proc.matcher_backend() == "ahocorasick_rs":
-            built = [self.proc.build_matcher(lang) for lang in langs]
-        else:
-            built = run_map(_build_matcher, [(lang,) for lang in langs], "matchers", shared={"proc": self.proc})
-        self.proc.add_matchers(dict(zip(langs, built)))
+        with ThreadPoolExecutor(threads) as pool:
+            self.proc.add_matchers(dict(zip(langs, pool.map(self.proc.build_matcher, langs))))
         self.proc.load_detector()
-
-
-def _build_matcher(lang: str, proc: PartProcessor) -> Matcher:
-    return proc.build_matcher(lang)
 
 
 def _run_parts(out: str, p: dict, todo: list[Part], workers: int | None, ray_address: str | None, compat: bool,

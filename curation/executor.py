@@ -158,14 +158,14 @@ class Executor:
         """Call `method(*item)` for every item on min(n or workers, items) actors `cls(*args)`; on_result(item,
         result) as each finishes. `options`: Ray actor options (resources, restarts); `probe`: a method
         called once on the first actor, whose result is returned (e.g. what the actors run); `warm`: a method
-        called once before forking (forked mode only) with this executor's `map`, to build (in parallel) what
-        every worker then inherits."""
+        called once before forking (forked mode only) with the number of workers, to build (on as many threads)
+        what every worker then inherits; its threads must end before it returns."""
         items = list(items)
         n = max(1, min(n or self.workers, len(items)))
         if self.in_process or self.forked:
             obj = cls(*args)
             if self.forked and warm:
-                getattr(obj, warm)(self.map)
+                getattr(obj, warm)(n)
             found = getattr(obj, probe)() if probe else None
             if self.in_process:
                 for item in items:

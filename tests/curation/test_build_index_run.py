@@ -52,7 +52,7 @@ def test_forked_run_equals_one_worker_and_ray(meta_dir, pool, tmp_path, monkeypa
     monkeypatch.setattr(executor, "ensure_ray", lambda *a: pytest.fail("a local --workers 2 run started Ray"))
     monkeypatch.setattr(run, "store_read", lambda meta: loads.append(meta) or read_entries(meta))
     forked = build_index([str(pool)], str(meta_dir), str(tmp_path / "fork"), workers=2, part_size=11)
-    assert forks == [2, 2] and loads == [str(meta_dir)]  # matcher builds, then parts
+    assert forks == [2] and loads == [str(meta_dir)]
     build_index([str(pool)], str(meta_dir), str(tmp_path / "one"), workers=1, part_size=11)
     monkeypatch.undo()
     import ray

@@ -35,23 +35,20 @@ def die_on_three(x: int) -> int:
 
 
 class Holder:
-    """An actor whose warm-up (a table built on forked workers) happens once, before the workers that share it
-    are forked."""
+    """An actor whose warm-up (a table) happens once, in the driver, before the workers that share it fork."""
 
     def __init__(self, base: int) -> None:
         self.base, self.table, self.built_in = base, None, []
 
-    def warm(self, run_map) -> None:
-        built = run_map(square_plus, [(i,) for i in range(1000)], "table", shared={"offset": 0})
-        self.table = [x for x, _ in built]
-        self.built_in.append(os.getpid())
-        self.built_by = {pid for _, pid in built}
+    def warm(self, n: int) -> None:
+        self.table = [i * i for i in range(1000)]
+        self.built_in.append((os.getpid(), n))
 
     def name(self) -> str:
         return f"holder {self.base}"
 
-    def lookup(self, i: int) -> tuple[int, int, list[int], set[int]]:
-        return self.base + self.table[i], os.getpid(), self.built_in, self.built_by
+    def lookup(self, i: int) -> tuple[int, int, list[tuple[int, int]]]:
+        return self.base + self.table[i], os.getpid(), self.built_in
 
 
 def forked(workers: int = 2) -> Executor:
@@ -80,10 +77,8 @@ def test_map_actors_forked_share_what_warm_built():
                               lambda item, res: got.setdefault(item[0], res), probe="name", warm="warm")
     assert found == "holder 100"
     assert sorted(got) == list(range(30)) and all(v == 100 + i * i for i, (v, *_) in got.items())
-    assert all(built == [os.getpid()] for _, _, built, _ in got.values())  # warmed once, in the driver
-    builders = next(iter(got.values()))[3]
-    assert len(builders) == 2 and os.getpid() not in builders  # ... on two forked workers
-    assert os.getpid() not in {pid for _, pid, _, _ in got.values()}
+    assert all(built == [(os.getpid(), 2)] for _, _, built in got.values())  # warmed once, in the driver
+    assert os.getpid() not in {pid for _, pid, _ in got.values()}
     assert not mp.active_children()
 
 
