@@ -14,6 +14,7 @@ ignore SIGINT (the driver stops them) and exit when the driver is gone (their pi
 """
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import pickle
 import signal
@@ -22,6 +23,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterable
+
+import pyarrow as pa
 
 from core.errors import UserError
 
@@ -73,7 +76,17 @@ def _serve(call: Callable, conn: Connection, others: list[Connection]) -> None:
             conn.send(("error", RuntimeError(f"cannot send the result back: {e!r}"), traceback.format_exc()))
 
 
+def _release_free_memory() -> None:
+    """Hand the driver's freed memory back to the system before forking (at 3M rows of build-index: 600 -> 350
+    MiB): workers would copy those pages of garbage on first write, and each fork copies fewer page tables."""
+    pa.default_memory_pool().release_unused()
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc only
+    if trim is not None:
+        trim(0)
+
+
 def _start(call: Callable, n: int) -> list[_Worker]:
+    _release_free_memory()
     ctx = mp.get_context("fork")
     workers: list[_Worker] = []
     for _ in range(n):
