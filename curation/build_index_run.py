@@ -41,6 +41,7 @@ missing_text / undecodable_text (WebDataset sample without a UTF-8 .txt), bad_ur
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -183,11 +184,11 @@ def process_and_write(proc: PartProcessor, out: str, part: Part) -> dict:
     started, cpu, built = time.time(), time.process_time(), proc.build_seconds
     result = proc.process_part(part)
     write_part(out, part.part, result.matches, result.counts)
-    # started_at, cpu_at_start (this process's CPU seconds so far), cpu_s (its CPU seconds in this part) and
-    # build_s (matcher builds inside this part): journal only, for benchmarks
+    # started_at, cpu_at_start (this process's CPU seconds so far), cpu_s (its CPU seconds in this part),
+    # build_s (matcher builds inside this part) and pid (which worker): journal only, for benchmarks
     return {"part": part.part, "source": part.path, "start": part.start, "stop": part.stop, **result.summary(),
             "started_at": started, "cpu_at_start": cpu, "cpu_s": time.process_time() - cpu,
-            "build_s": proc.build_seconds - built}
+            "build_s": proc.build_seconds - built, "pid": os.getpid()}
 
 
 def _journal(out: str, part: Part, rec: dict, records: dict[int, dict], bar) -> None:
