@@ -60,8 +60,7 @@ def scatter_part(part: str, out: str, bits: int) -> int:
     """Copy one INDEX part with uid_hash as an Arrow IPC file, one record batch per bucket (top `bits` of
     the hash); the schema metadata lists the buckets in batch order. Uncompressed IPC, read back
     memory-mapped: the scratch copy costs disk (about the INDEX's uncompressed size), not time."""
-    with storage.open_input(part) as f:
-        t = pq.read_table(f, columns=MATCH_COLUMNS)
+    t = storage.read_parquet(part, columns=MATCH_COLUMNS)
     h = sampling.uid_hash64(t.column("uid"))
     bucket = (h >> np.uint64(64 - bits)).astype(np.int64) if bits else np.zeros(len(h), np.int64)
     order = np.argsort(bucket, kind="stable")

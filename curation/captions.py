@@ -28,8 +28,8 @@ from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from core import storage
 from core.errors import UserError
 from curation.curated import curated_root, shard_paths, stem
 from curation.shards import member, write_tar
@@ -134,41 +134,24 @@ class CaptionFile:
     fingerprint: str
 
 
-def read_table(path: str) -> pa.Table:
-    """A whole (small) Parquet file, e.g. one shard's caption or score part, from a path or URL."""
-    from core import storage
-
-    if storage.is_local(path):
-        return pq.read_table(storage.local_path(path))
-    with storage.open_input(path) as f, storage.errors(path):
-        return pq.read_table(f)
-
-
 def _batches(path: str) -> Iterator[tuple[int, list[str], list]]:
     """(first row, uids as strings, captions) per record batch of a captions Parquet file (path or URL),
     streamed; a missing column or a null is a UserError naming file and row."""
-    from core import storage
-
-    with contextlib.ExitStack() as stack:
+    with storage.errors(path, "--captions"):
         try:
-            if storage.is_local(path):
-                pf = pq.ParquetFile(storage.local_path(path))
-            else:
-                f = stack.enter_context(storage.open_input(path))
-                stack.enter_context(storage.errors(path, "--captions"))
-                pf = pq.ParquetFile(f)
-            names = pf.schema_arrow.names
-            if missing := [c for c in ("uid", "caption") if c not in names]:
-                raise UserError(f"--captions {path}: no column(s) {', '.join(missing)}; columns found: "
-                                f"{', '.join(names)} (write uid and caption)")
-            row = 0
-            for b in pf.iter_batches(batch_size=1 << 14, columns=["uid", "caption"]):
-                for col in ("uid", "caption"):
-                    if b.column(col).null_count:
-                        at = row + pc.index(pc.is_null(b.column(col)), True).as_py()
-                        raise UserError(f"--captions {path}: row {at}: {col} is null; drop the row or fill it")
-                yield row, b.column("uid").cast(pa.string()).to_pylist(), b.column("caption").to_pylist()
-                row += b.num_rows
+            with storage.parquet_file(path) as pf:
+                names = pf.schema_arrow.names
+                if missing := [c for c in ("uid", "caption") if c not in names]:
+                    raise UserError(f"--captions {path}: no column(s) {', '.join(missing)}; columns found: "
+                                    f"{', '.join(names)} (write uid and caption)")
+                row = 0
+                for b in pf.iter_batches(batch_size=1 << 14, columns=["uid", "caption"]):
+                    for col in ("uid", "caption"):
+                        if b.column(col).null_count:
+                            at = row + pc.index(pc.is_null(b.column(col)), True).as_py()
+                            raise UserError(f"--captions {path}: row {at}: {col} is null; drop the row or fill it")
+                    yield row, b.column("uid").cast(pa.string()).to_pylist(), b.column("caption").to_pylist()
+                    row += b.num_rows
         except (OSError, pa.ArrowException) as e:
             raise UserError(f"--captions {path}: not a readable Parquet file ({e})") from e
 
@@ -176,8 +159,6 @@ def _batches(path: str) -> Iterator[tuple[int, list[str], list]]:
 def read_captions(paths: list[str], on_disk: bool = False) -> CaptionFile:
     """Read caption Parquet files (in the given order), streamed, into memory or (`on_disk`) a DiskCaptions;
     null uids or captions are a UserError."""
-    from core import storage
-
     by_uid = DiskCaptions() if on_disk else MemoryCaptions()
     rows = dups = 0
     try:
@@ -194,8 +175,6 @@ def read_captions(paths: list[str], on_disk: bool = False) -> CaptionFile:
 
 def _members(path: str) -> Iterator[tuple[str, bytes]]:
     """(name, data) of a tar's regular members, in order, streamed from a path or URL."""
-    from core import storage
-
     try:
         with storage.open_input(path) as f, storage.errors(path), tarfile.open(fileobj=f, mode="r") as tf:
             for m in tf:
@@ -253,8 +232,6 @@ def rewrite_shard(path: str, source: str, by_uid: MemoryCaptions | DiskCaptions 
 def _stat(path: str) -> list:
     """Identity of a shard as the journal records it (local: size and mtime; object stores: size and ETag):
     a shard replaced since (rebalanced, re-downloaded) is rewritten again."""
-    from core import storage
-
     if storage.is_local(path):
         st = storage.local_path(path).stat()
         return [st.st_size, st.st_mtime_ns]
@@ -272,8 +249,6 @@ class AttachJournal:
     """
 
     def __init__(self, curated: str, source: str, fingerprint: str) -> None:
-        from core import storage
-
         self.fingerprint, self.local = fingerprint, storage.is_local(curated)
         folder = storage.join(curated, "captions")
         if self.local:
@@ -285,8 +260,6 @@ class AttachJournal:
             self.done = {r["name"]: r["record"] for r in self.journal.records() if r.get("fingerprint") == fingerprint}
 
     def commit(self, shard: str, record: dict) -> None:
-        from core import storage
-
         name = storage.name(shard)
         self.done[name] = record
         if self.local:
@@ -298,8 +271,6 @@ class AttachJournal:
 
 def attach(curated: str | Path, source: str, captions: list[str]) -> dict:
     """Attach the captions to every shard (resuming an interrupted attach); returns the stats entry."""
-    from core import storage
-
     curated = curated_root(curated)
     with storage.errors(curated, "CURATED"), storage.lock(curated):
         return attach_locked(curated, source, captions)
@@ -324,8 +295,6 @@ def _attach(curated: str, source: str, paths: list[str], captions: list[str], cf
             t0: float) -> dict:
     """attach_locked's work: rewrite the shards not yet committed, then record the stats."""
     from tqdm import tqdm
-
-    from core import storage
 
     by_shard = cf is None
     parts = {stem(p): p for p in captions}
@@ -369,8 +338,6 @@ def _stats_entry(cf: CaptionFile | None, done: list[dict], shards: int) -> dict:
 
 def _record(curated: str, source: str, entry: dict) -> None:
     """stats.json's captions.<source> = entry (stats.json is created if the set has none)."""
-    from core import storage
-
     path = storage.join(curated, "stats.json")
     stats = storage.read_json(path) if storage.exists(path) else {}
     stats.setdefault("captions", {})[source] = entry

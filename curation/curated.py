@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from core import storage
 from core.errors import UserError
@@ -106,8 +105,7 @@ def counts_table(curated: str | Path, conf: dict) -> pa.Table:
     if not storage.exists(path):
         raise UserError(f"{storage.join(curated, CURATION_JSON)}: online curation needs per-entry counts, but {path} "
                         "is missing; rerun `curate balance --online`")
-    with storage.open_input(path) as f:
-        return pq.read_table(f)
+    return storage.read_parquet(path)
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,7 @@ def download_input(curated: str) -> str:
     src = storage.join(curated, "curated.parquet")
     if not storage.exists(src):
         raise UserError(f"{curated} has no curated.parquet: run `curate balance --out {curated}` first")
-    with storage.open_input(src) as f:
-        todo = pq.read_table(f, columns=list(dict.fromkeys(["url", "text", *EXTRA_COLUMNS])))
+    todo = storage.read_parquet(src, columns=list(dict.fromkeys(["url", "text", *EXTRA_COLUMNS])))
     if todo.num_rows == 0:
         raise UserError(f"{src} has no images to download")
     out = storage.join(curated, "download", "input.parquet")
@@ -89,8 +88,7 @@ def _shard_results(metas: list[str]) -> pa.Table:
     """uid, key, status and shard number of every row img2dataset recorded in its per-shard Parquet files."""
     tables = []
     for m in metas:
-        with storage.open_input(m) as f:
-            t = pq.read_table(f, columns=["uid", "key", "status"])
+        t = storage.read_parquet(m, columns=["uid", "key", "status"])
         shard = int(storage.name(m).split(".")[0])
         tables.append(t.append_column("shard", pa.array([shard] * t.num_rows, pa.int32())))
     return pa.concat_tables(tables)

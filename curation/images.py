@@ -108,7 +108,7 @@ def read_parquet_images(path: str, column: str, rows: set[int], batch_rows: int 
     with the next row group (row groups are independent, so nothing readable is lost).
     """
     try:
-        f = pq.ParquetFile(path if storage.is_local(path) else storage.open_input(path))
+        f = storage.parquet_file(path)
         if column not in f.schema_arrow.names:
             raise SourceUnreadable(f"no image column {column!r} (columns: {', '.join(f.schema_arrow.names)})")
     except SETUP_ERRORS:

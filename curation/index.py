@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from core import storage
 from core.errors import UserError
@@ -83,8 +82,7 @@ def read_matches(index: str | Path) -> pa.Table:
     """All matches of an INDEX (for tests and small pools)."""
     tables = []
     for f in match_files(index):
-        with storage.open_input(f) as fh:
-            tables.append(pq.read_table(fh))
+        tables.append(storage.read_parquet(f))
     return pa.concat_tables(tables) if tables else MATCH_SCHEMA.empty_table()
 
 
@@ -132,7 +130,7 @@ def _open_index(path: str) -> Index:
     rows = 0
     for p in parts:
         try:
-            f = pq.ParquetFile(p if storage.is_local(p) else storage.open_input(p))
+            f = storage.parquet_file(p)
             meta, schema = f.metadata, f.schema_arrow
         except (OSError, pa.ArrowException) as e:
             raise UserError(f"{p}: not a readable Parquet file ({e}); rerun `curate build-index --overwrite`") from e
@@ -151,8 +149,7 @@ def _open_index(path: str) -> Index:
 
 def read_counts(path: str) -> pa.Table:
     """counts.parquet as written by build-index: integer, non-negative counts (NaN/inf/negative refused)."""
-    with storage.open_input(path) as f:
-        counts = pq.read_table(f, columns=["entry_id", "lang", "count"])
+    counts = storage.read_parquet(path, columns=["entry_id", "lang", "count"])
     col = counts.column("count")
     if not pa.types.is_integer(col.type):
         raise UserError(f"{path}: column 'count' is {col.type}, expected integers as build-index writes them "

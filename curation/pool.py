@@ -34,7 +34,6 @@ from typing import Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from core import storage
 from core.errors import UserError
@@ -202,14 +201,9 @@ def expand_paths(paths: list[str], base: str | None = None) -> list[tuple[str, s
     return sorted(found.items())
 
 
-def parquet_file(path: str) -> pq.ParquetFile:
-    """A Parquet file by local path or URL (object stores: ranged reads of the footer and needed columns)."""
-    return pq.ParquetFile(path if storage.is_local(path) else storage.open_input(path))
-
-
 def parquet_schema(path: str | Path) -> tuple[pa.Schema, int]:
     try:
-        f = parquet_file(str(path))
+        f = storage.parquet_file(str(path))
         return f.schema_arrow, f.metadata.num_rows
     except Exception as e:  # pyarrow raises several types for a bad footer
         raise UserError(f"{path}: not a readable Parquet file ({e}); remove it from --pool or replace it") from e
@@ -325,7 +319,7 @@ def _read_parquet(part: Part, cols: PoolColumns, stats: ReadStats) -> Iterator[p
         wanted += ["status", "key"]
     done = 0  # rows of the part already handed on
     try:
-        f = parquet_file(part.path)
+        f = storage.parquet_file(part.path)
         names = set(f.schema_arrow.names)
         wanted = list(dict.fromkeys(c for c in wanted if c in names))
         meta = f.metadata

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from core import storage
 from core.errors import UserError
-from curation.captions import attach_locked, check_source, read_table, shard_samples
+from curation.captions import attach_locked, check_source, shard_samples
 from curation.curated import curated_root, shard_paths, stem
 from curation.executor import Executor
 from curation.recaption import FUSE_PROMPT, Captioner, Decoding, Fuser, open_image
@@ -86,7 +86,7 @@ class Worker:
         return len(uids)
 
     def _fuse(self, part: str, out: str, batch_size: int, seed: int) -> int:
-        t = read_table(part)
+        t = storage.read_parquet(part)
         alts, caps, fused = t.column("alt").to_pylist(), t.column("caption").to_pylist(), []
         for lo in range(0, t.num_rows, batch_size):
             fused += self.model.fuse(alts[lo:lo + batch_size], caps[lo:lo + batch_size], seed + lo)

@@ -28,7 +28,7 @@ from core import storage
 from core.atomic import write_bytes_atomic, write_json_atomic, write_parquet_atomic
 from core.errors import UserError
 from core.outputs import content_hash
-from curation.captions import read_table, shard_samples
+from curation.captions import shard_samples
 from curation.curated import curated_root, shard_paths, stem
 from curation.index import FINGERPRINT_KEY, open_index, write_counts
 from curation.recaption import open_image, pick_device
@@ -101,7 +101,7 @@ def score_curated(curated: str | Path, model_dir: str, batch_size: int = 64, dev
             if f"{stem(shard)}.parquet" not in done:
                 storage.write_parquet(storage.join(work, f"{stem(shard)}.parquet"),
                                       score_shard(model, tokenizer, processor, shard, batch_size, device))
-        table = pa.concat_tables([read_table(storage.join(work, f"{stem(s)}.parquet")) for s in shards])
+        table = pa.concat_tables([storage.read_parquet(storage.join(work, f"{stem(s)}.parquet")) for s in shards])
         storage.write_parquet(storage.join(curated, "scores.parquet"), table.replace_schema_metadata(
             {b"worldclip.score_model": identity["model"].encode()}))
         storage.remove(work)
@@ -152,22 +152,17 @@ def passing_uids(scores: str | Path, min_score: float | None, top_fraction: floa
     return set(uids[keep].tolist()), {"scored_images": len(s), "passed_images": int(keep.sum())}
 
 
-def _read_parquet(path: str) -> pa.Table:
-    """A Parquet file from a local path or an object-store URL."""
-    return pq.read_table(path if storage.is_local(path) else storage.open_input(path))
-
-
 def filter_index(index, scores: str | Path, min_score: float | None, top_fraction: float | None, out: Path):
     """A filtered copy of `index` (curation.index.Index) in the local folder `out`: rows of passing uids,
     counts recomputed."""
     passed, stats = passing_uids(scores, min_score, top_fraction)
-    entries = _read_parquet(storage.join(index.path, "entries.parquet"))
+    entries = storage.read_parquet(storage.join(index.path, "entries.parquet"))
     counts = np.zeros(entries.num_rows, dtype=np.int64)
     dropped_texts = 0
     uids_seen, uids_kept = set(), set()
     (out / "matches").mkdir(parents=True, exist_ok=True)
     for part in index.parts:
-        t = _read_parquet(part)
+        t = storage.read_parquet(part)
         ok = np.fromiter((u in passed for u in t.column("uid").to_pylist()), dtype=bool, count=t.num_rows)
         uids_seen.update(t.column("uid").to_pylist())
         kept = t.filter(pa.array(ok))

@@ -106,6 +106,9 @@ def init_from(model: nn.Module, folder: str) -> list[str]:
     """Copy the towers (and loss head) that `folder` (a local folder or a URL) holds completely into `model`;
     returns their names."""
     path = Path(storage.local_copy(folder, "--init-from"))
+    if path.is_file():
+        raise UserError(f"--init-from {folder}: a file, but a folder is needed; pass the Hugging Face model folder "
+                        f"that holds it ({path.parent})")
     if not path.is_dir():
         raise UserError(f"--init-from {folder}: folder not found; pass a Hugging Face model folder or its URL "
                         "(e.g. RUN/hf)")

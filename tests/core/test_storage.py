@@ -198,3 +198,61 @@ def test_local_copies_keep_one_per_source_plus_those_in_use(s3, tmp_path, monkey
     assert storage.local_copy(model) == third  # this process now holds version 3; version 2 is free
     assert sorted(p.name for p in copies.iterdir()) == sorted([os.path.basename(second), os.path.basename(third)])
     assert open(os.path.join(third, "sub", "config.json"), "rb").read() == b"{}"
+
+
+def _many_groups(n: int = 4000) -> pa.Table:
+    return pa.table({"a": list(range(n)), "b": [f"t{i}" for i in range(n)], "c": [i * 0.5 for i in range(n)]})
+
+
+def test_read_parquet_and_parquet_file_by_path_and_url(root):
+    url = storage.join(root, "t.parquet")
+    storage.write_parquet(url, _many_groups(), row_group_size=500)
+    assert storage.read_parquet(url) == _many_groups()
+    assert storage.read_parquet(url, columns=["b"]).column("b").to_pylist()[:2] == ["t0", "t1"]
+    with storage.parquet_file(url) as f:
+        assert f.metadata.num_row_groups == 8
+        assert f.read_row_group(1, columns=["a"]).column("a").to_pylist()[0] == 500
+        assert sum(b.num_rows for b in f.iter_batches(batch_size=300, columns=["c"])) == 4000
+
+
+def test_url_parquet_is_read_on_the_calling_thread_only(monkeypatch):
+    """Arrow's pools release a Python file's buffers after a read returns; one left at interpreter exit aborts
+    the process ("terminate called without an active exception"), so URL reads must never use those pools."""
+    import threading
+
+    url = f"memory://t{uuid.uuid4().hex[:8]}/t.parquet"
+    storage.write_parquet(url, _many_groups(), row_group_size=500)
+    threads: set[int] = set()
+    real_open = storage.open_input
+
+    class Recording:
+        def __init__(self, f):
+            self.f = f
+
+        def read(self, *a):
+            threads.add(threading.get_ident())
+            return self.f.read(*a)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    monkeypatch.setattr(storage, "open_input", lambda u, *a, **k: Recording(real_open(u, *a, **k)))
+    storage.read_parquet(url)
+    with storage.parquet_file(url) as f:
+        f.read_row_groups([0, 1, 2])
+        list(f.iter_batches(batch_size=700))
+        f.read(columns=["a", "c"])
+    assert threads == {threading.get_ident()}
+    with real_open(url) as fh:  # the check can fail: Arrow's own pre-buffered read runs on its IO threads
+        pq.read_table(Recording(fh))
+    assert len(threads) > 1
+
+
+
+def test_local_copy_of_a_file_url_asks_for_its_folder(root):
+    if storage.is_local(root):
+        pytest.skip("local paths are used where they are, not copied")
+    spm = storage.join(root, "tok", "sentencepiece.bpe.model")
+    storage.write_bytes(spm, b"not a model")
+    with pytest.raises(UserError, match=r"--tokenizer .*\.bpe\.model: a file, but a folder is needed.*tok\)"):
+        storage.local_copy(spm, "--tokenizer")

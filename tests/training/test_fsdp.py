@@ -46,10 +46,8 @@ def test_fsdp_equals_ddp_on_two_gloo_processes(shards, tokenizer_dir, tmp_path, 
         assert y["loss"] == pytest.approx(x["loss"], rel=LOSS_RTOL)
     wa, wb = hf_weights(runs["ddp"]), hf_weights(runs["fsdp"])
     assert wa.keys() == wb.keys()
-    moved = 0
     for k in wa:
         assert torch.allclose(wa[k], wb[k], atol=WEIGHT_ATOL), k
-        moved += not torch.equal(wa[k], wb[k])
     assert any((runs["fsdp"] / "checkpoints" / "step_00000003").glob("*.distcp"))
 
 

@@ -70,6 +70,8 @@ def test_mismatches_are_one_line_errors(tmp_path):
         init_from(seeded(1), str(tmp_path))
     with pytest.raises(UserError, match="folder not found"):
         init_from(seeded(1), str(tmp_path / "nope"))
+    with pytest.raises(UserError, match=r"model\.safetensors: a file, but a folder is needed.*tiny\)"):
+        init_from(seeded(1), str(tmp_path / "tiny" / "model.safetensors"))
 
 
 def test_lock_image_freezes_exactly_the_image_tower():
