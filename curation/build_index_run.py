@@ -22,15 +22,16 @@ Parts run through curation.executor: --workers 1 (without --ray-address) one aft
 process, without starting Ray, on the same IndexWorker as an actor, which shares the META table the driver
 loaded and fingerprinted (META is read once: its sha256, table and the INDEX's copy come from the same
 bytes). --workers N > 1 without --ray-address: every language's matcher is built once, on N threads of the
-driver, then N workers are forked that share META and the matchers copy-on-write
-(curation.fork_pool; the driver imports no torch and opens no DuckDB, so forking is safe); a worker that
-dies stops the run with a one-line error, and a rerun resumes. With --ray-address (or a Ray already
-initialised in this process): one IndexWorker actor per worker (1 CPU each), each reading META itself and
-building a language's automaton on first use; a killed actor is restarted and its part retried
-(max_restarts / max_task_retries). Either way at most IN_FLIGHT_PER_WORKER parts are queued per worker,
-and parts are written atomically, so a retry or rerun gives the same files. With --ray-address, the pool,
-META and --out must be at the same paths on every node (a shared filesystem), since workers read the pool
-and write their parts themselves.
+driver, then N workers are forked that share META and the matchers copy-on-write (curation.fork_pool; the
+driver imports no torch and opens no DuckDB, so forking is safe), when the pool, META and --out are local (a
+driver holding object-store connections must not fork: a child can take over its connection; seen as the
+driver's next S3 call hanging), else Ray as with --ray-address; a worker that dies stops the run with a
+one-line error, and a rerun resumes. With --ray-address (or a Ray already initialised in this process): one
+IndexWorker actor per worker (1 CPU each), each reading META itself and building a language's automaton on
+first use; a killed actor is restarted and its part retried (max_restarts / max_task_retries). Either way at
+most IN_FLIGHT_PER_WORKER parts are queued per worker, and parts are written atomically, so a retry or rerun
+gives the same files. With --ray-address, the pool, META and --out must be at the same paths on every node
+(a shared filesystem), since workers read the pool and write their parts themselves.
 
 Bad input: an unreadable Parquet footer or a missing column stops the run before any work (one-line
 error naming the file and the columns found); damage found while reading (a corrupt row group, a
@@ -242,7 +243,8 @@ def _run_parts(out: str, p: dict, todo: list[Part], workers: int | None, ray_add
     part. Returns the matcher backend the workers run."""
     fingerprint = p["identity"]["metadata"]["fingerprint"]
     args = (str(p["meta_dir"]), p["lid"], compat, backend, p["cols"], fingerprint, str(out))
-    with Executor(workers, ray_address, fork=True) as ex, _progress(todo) as bar:
+    fork = all(storage.is_local(u) for u in (out, p["meta_dir"], *p["pool_files"]))
+    with Executor(workers, ray_address, fork=fork) as ex, _progress(todo) as bar:
         if ex.in_process or ex.forked:  # the driver's META, not a second load and sha256 of it
             args += (p["entries"],)
         return ex.map_actors(IndexWorker, args, "process", [(part,) for part in todo],
