@@ -58,6 +58,8 @@ ap.add_argument("--patch", type=int, default=8)
 ap.add_argument("--width", type=int, default=64)
 ap.add_argument("--vlayers", type=int, default=2)
 ap.add_argument("--tlayers", type=int, default=2)
+ap.add_argument("--init", help="start from this state_dict (a --save of an earlier run: the warm start)")
+ap.add_argument("--save", help="write the model's state_dict here at the end")
 a = ap.parse_args()
 base = Path(a.base)
 tok = load_tokenizer(base / "TOKENIZER")
@@ -102,6 +104,8 @@ P.PRESETS["tiny"] = dataclasses.replace(
     text_layers=a.tlayers,
 )
 model = build_model("tiny", len(tok), image_size=a.img, **special_ids(tok))
+if a.init:
+    model.load_state_dict(torch.load(a.init))
 if a.scale:
     with torch.no_grad():
         model.logit_scale.fill_(math.log(a.scale))
@@ -208,4 +212,6 @@ for step in range(1, a.steps + 1):
             print_eval("EVAL-templates", step, r, ("head", "middle", "tail", "all"))
         r = evaluate()
         print_eval("EVAL", step, r, ("head", "middle", "tail", "all", "top10"))
+if a.save:
+    torch.save(model.state_dict(), a.save)
 print(json.dumps(vars(a)), f"train+eval {time.perf_counter() - t0:.0f}s")

@@ -1,11 +1,11 @@
 """t sweep for the demo's balancing ablation: tail/middle/head top-1 against the kept share.
 
-Reuses a finished `python -m pipelines.quickstart --out DEMO` (its INDEX, TOKENIZER, the unbalanced
-runs and its own balanced t): for every extra --t, `curate balance` writes DEMO/SWEEP/t<T>/CURATED
-and the tiny model is trained with the demo's exact settings (same steps × batch, tokenizer, seeds),
-then evaluated per class as the demo's ablation (the demo's own t and the unbalanced runs are read
-from DEMO/ABLATION/ablation.json). Prints a Markdown table and writes
-DEMO/SWEEP/sweep.json.
+Reuses a finished `python -m pipelines.quickstart --out DEMO` (its INDEX, TOKENIZER, warm start RUN_warm,
+the unbalanced runs and its own balanced t): for every extra --t, `curate balance` writes
+DEMO/SWEEP/t<T>/CURATED and the tiny model is trained with the demo's exact settings (from the same warm
+start, same steps × batch, tokenizer, seeds), then evaluated per class as the demo's ablation (the demo's
+own t and the unbalanced runs are read from DEMO/ABLATION/ablation.json). Prints a Markdown table, with
+the paired (per-seed) difference of each t against keep-all on the tail, and writes DEMO/SWEEP/sweep.json.
 
     .venv/bin/python benchmarks/bench_demo_tsweep.py --demo demo_out --t 3 25 --seeds 3
 """
@@ -61,20 +61,27 @@ def main(argv: list[str] | None = None) -> int:
     p.run_parallel([job for _, jobs in planned.values() for job in jobs], at_once=2)  # one run per core, as the demo
     points: dict[str, dict[int, Path]] = {name: runs for name, (runs, _) in planned.items()}
     eval_dir = paths.demo / "eval"
-    per_run = {name: {s: per_class(run, eval_dir) for s, run in runs.items()} for name, runs in points.items()}
+    per_run = {name: {str(s): per_class(run, eval_dir) for s, run in runs.items()}  # seeds as ablation.json has them
+               for name, runs in points.items()}
     demo = json.loads((paths.ablation / "ablation.json").read_text())["per_class"]  # the demo's own runs, all seeds
     per_run[f"t={demo_t} (demo)"] = demo["balanced"]
     per_run["keep all (unbalanced)"] = demo["unbalanced"]
     summary = ablation.summarise(per_run)["buckets"]
+    groups = ablation.buckets()
+    paired_tail = {name: ablation.paired({"balanced": seeds, "unbalanced": per_run["keep all (unbalanced)"]},
+                                         groups)["tail"] for name, seeds in per_run.items()}
     shares = {f"t={t}": kept_share(paths.index, t) for t in [*args.t, demo_t]}
     shares[f"t={demo_t} (demo)"] = shares.pop(f"t={demo_t}")
-    write_json_atomic(paths.root / "SWEEP" / "sweep.json", {"buckets": summary, "kept": shares, "per_class": per_run})
-    print("| setting | seeds | kept images | head | middle | tail | all |\n|---|---|---|---|---|---|---|")
+    write_json_atomic(paths.root / "SWEEP" / "sweep.json", {"buckets": summary, "kept": shares, "per_class": per_run,
+                                                            "paired_tail_vs_keep_all": paired_tail})
+    print("| setting | seeds | kept images | head | middle | tail | all | tail − keep-all, paired by seed |\n"
+          "|---|---|---|---|---|---|---|---|")
     for name, stats in summary.items():
         kept = shares.get(name)
         kept_s = f"{kept[0]} / {kept[1]} ({kept[0] / kept[1]:.0%})" if kept else ""
         cells = " | ".join(f"{stats[g]['mean']:.3f} ± {stats[g]['sd']:.3f}" for g in ("head", "middle", "tail", "all"))
-        print(f"| {name} | {stats['all']['n']} | {kept_s} | " + cells + " |")
+        pair = paired_tail[name]
+        print(f"| {name} | {stats['all']['n']} | {kept_s} | " + cells + f" | {pair['mean']:+.3f} ± {pair['sd']:.3f} |")
     return 0
 
 

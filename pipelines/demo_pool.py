@@ -206,27 +206,41 @@ class DemoPool:
 
 def make_demo_pool(out_dir: str | Path, n_images: int = 20000, seed: int = 0, shards: int | None = None,
                    image_size: int = 64, eval_per_class: int = 30, base_url: str = DEFAULT_BASE_URL,
-                   progress: bool = True) -> DemoPool:
+                   progress: bool = True, workers: int = 1) -> DemoPool:
     """Write the demo pool (img2dataset format), the held-out eval set and the demo metadata lists.
 
     `shards=None` splits rows as img2dataset's default (10000 per shard); `shards=K` splits them into
-    K shards as img2dataset would with `number_sample_per_shard = ceil(rows / K)`.
+    K shards as img2dataset would with `number_sample_per_shard = ceil(rows / K)`. `workers` processes
+    render shards side by side; each image depends only on (seed, image id), so the output is the same.
     """
-    if n_images < 1 or (shards is not None and shards < 1):
-        raise UserError(f"--images ({n_images}) and --shards ({shards}) must be >= 1")
+    if n_images < 1 or (shards is not None and shards < 1) or workers < 1:
+        raise UserError(f"--images ({n_images}), --shards ({shards}) and --workers ({workers}) must be >= 1")
     out = Path(out_dir)
     rows = plan_rows(n_images, seed)
     per_shard = SAMPLES_PER_SHARD if shards is None else max(1, math.ceil(len(rows) / shards))
-    from tqdm import tqdm
-
-    failed = 0
     chunks = [rows[i:i + per_shard] for i in range(0, len(rows), per_shard)]
-    for shard_id, chunk in enumerate(tqdm(chunks, desc="demo pool shards", disable=not progress)):
-        stats = _write_shard(out / "pool", shard_id, chunk, seed, image_size, base_url, per_shard)
-        failed += stats["failed_to_download"]
+    jobs = [(out / "pool", shard_id, chunk, seed, image_size, base_url, per_shard)
+            for shard_id, chunk in enumerate(chunks)]
+    failed = sum(stats["failed_to_download"] for stats in _write_shards(jobs, workers, progress))
     write_eval_set(out / "eval", out / "eval_captions", eval_per_class, seed, image_size)
     write_demo_metadata(out / "metadata")
     return DemoPool(out / "pool", out / "eval", out / "eval_captions", out / "metadata", len(rows), n_images, failed)
+
+
+def _write_shards(jobs: list[tuple], workers: int, progress: bool) -> list[dict]:
+    """Each job's `_write_shard(*job)` stats, in `workers` processes (in this one for 1)."""
+    from tqdm import tqdm
+
+    if workers == 1 or len(jobs) == 1:
+        return [_write_shard(*job) for job in tqdm(jobs, desc="demo pool shards", disable=not progress)]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # the largest shards first, so that the last one left is the short tail shard
+    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i][2]))
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {i: pool.submit(_write_shard, *jobs[i]) for i in order}
+        return [futures[i].result() for i in tqdm(range(len(jobs)), desc="demo pool shards", disable=not progress)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,10 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=64, help="rendered image side in pixels (default 64)")
     parser.add_argument("--eval-per-class", type=int, default=30, help="held-out images per class (default 30)")
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL, help="url prefix written in the pool's url column")
+    parser.add_argument("--workers", type=int, default=1, help="processes rendering shards side by side (default 1)")
     args = parser.parse_args(argv)
     try:
         p = make_demo_pool(args.out, args.images, args.seed, args.shards, args.image_size, args.eval_per_class,
-                           args.base_url)
+                           args.base_url, workers=args.workers)
     except UserError as e:
         print(f"{parser.prog}: error: {e}", file=sys.stderr)
         return 2

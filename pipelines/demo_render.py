@@ -37,11 +37,18 @@ def font(name: str, size: int) -> ImageFont.FreeTypeFont:
 
 
 @lru_cache(maxsize=None)
-def fonts_with(glyph: str) -> tuple[str, ...]:
-    """The FONT_FILES that have a glyph for `glyph` (its cmap), regular first."""
+def code_points(name: str) -> frozenset[int]:
+    """The code points a packaged font has a glyph for (its cmap), read once per font: parsing a cmap
+    takes ~0.1 s, once per glyph it was most of the pool's rendering time."""
     from fontTools.ttLib import TTFont
 
-    return tuple(f for f in FONT_FILES if ord(glyph) in TTFont(_font_path(f), lazy=True).getBestCmap())
+    return frozenset(TTFont(_font_path(name), lazy=True).getBestCmap())
+
+
+@lru_cache(maxsize=None)
+def fonts_with(glyph: str) -> tuple[str, ...]:
+    """The FONT_FILES that have a glyph for `glyph`, regular first."""
+    return tuple(f for f in FONT_FILES if ord(glyph) in code_points(f))
 
 
 def _colour(rng: random.Random, lo: int, hi: int) -> tuple[int, int, int]:

@@ -6,7 +6,8 @@ Runs the real commands, each as a user would type it (printed before it runs):
 demo pool -> `curate metadata build` + `curate metadata add` (the demo concept words) ->
 `curate build-index` (Ray) -> `curate balance --t T` (balanced: T chosen so that about 30% of the
 matched images are kept) and `curate balance --t <huge>` (unbalanced: every matched image kept) ->
-`train tokenizer` -> `train` the tiny model on each, same steps × batch, for several seeds ->
+`train tokenizer` -> `train` a warm start on the unbalanced shards -> `train --init-from` it on each condition,
+same steps × batch, for several seeds ->
 evaluation at the end of `train --eval-data` (= `train eval`: zero-shot per language and retrieval
 on the held-out captioned shard) -> the ablation (per-class zero-shot on the class-balanced held-out
 set, per frequency bucket and language, mean ± sd over seeds) -> DIR/REPORT.md with figures.
@@ -39,7 +40,8 @@ class Sizes:
     images: int
     eval_per_class: int
     vocab_size: int
-    steps: int
+    warm_steps: int  # the warm start: one run on the unbalanced shards that every condition's runs start from
+    steps: int  # steps per condition run, after the warm start
     batch_size: int
     lr: float
     warmup: int
@@ -48,14 +50,16 @@ class Sizes:
     keep_share: float  # share of matched images the balanced run keeps (t is chosen for it)
 
 
-# FULL: 30,000 images so that the balanced subset (~8,000) is seen ~6 times, not memorised, in 800 × 64 samples
-# (at 8,000 images the balanced run saw its 2,085 images 30 times and scored below the unbalanced one);
-# batch 64 and lr 2e-3 learnt fastest per sample in the search recorded in BENCHMARKS.md ("Demo ablation").
-FULL = Sizes(images=30000, eval_per_class=10, vocab_size=4000, steps=800, batch_size=64, lr=2e-3, warmup=20,
-             shard_size=5000, seeds=3, keep_share=0.3)
-SMALL = Sizes(images=300, eval_per_class=1, vocab_size=400, steps=6, batch_size=32, lr=1e-3, warmup=2,
+# FULL: 30,000 images so that the balanced subset (~8,000) is seen several times, not memorised; batch 64 and lr 2e-3
+# learnt fastest per sample in the search recorded in BENCHMARKS.md ("Demo ablation"). The warm start (400 steps)
+# takes every run past the contrastive plateau (loss ≈ ln 64), whose seed-dependent exit was the main seed noise;
+# 600 steps after it separated the tails more than 400 (BENCHMARKS.md, "warm start" search).
+FULL = Sizes(images=30000, eval_per_class=10, vocab_size=4000, warm_steps=400, steps=600, batch_size=64, lr=2e-3,
+             warmup=20, shard_size=5000, seeds=3, keep_share=0.3)
+SMALL = Sizes(images=300, eval_per_class=1, vocab_size=400, warm_steps=3, steps=4, batch_size=32, lr=1e-3, warmup=2,
               shard_size=200, seeds=2, keep_share=0.3)
 CONDITIONS = ("balanced", "unbalanced")
+WARM_SEED = 1000  # not a condition seed: no condition run replays the warm start's data order
 
 
 @dataclass
@@ -78,13 +82,14 @@ class Paths:
     balanced: Path = field(init=False)
     unbalanced: Path = field(init=False)
     tokenizer: Path = field(init=False)
+    warm: Path = field(init=False)
     ablation: Path = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.root
         self.demo, self.meta, self.index = r / "demo", r / "META", r / "INDEX"
         self.balanced, self.unbalanced = r / "CURATED", r / "UNBALANCED"
-        self.tokenizer, self.ablation = r / "TOKENIZER", r / "ABLATION"
+        self.tokenizer, self.warm, self.ablation = r / "TOKENIZER", r / "RUN_warm", r / "ABLATION"
 
     def curated(self, condition: str) -> Path:
         return self.balanced if condition == "balanced" else self.unbalanced
@@ -223,18 +228,21 @@ def curate_stages(p: Pipeline, pool_args: list[str], url_only: bool) -> int | No
         p.skip("balance", "curation.balance_cli is not there yet")
         return None
     t = choose_t(paths.index, sizes.keep_share)
-    for name, out, tt in (("balance (balanced)", paths.balanced, t),
-                          ("balance (unbalanced: keep all)", paths.unbalanced, HUGE_T)):
-        p.run(name, "curate", ["balance", "--index", str(paths.index), "--t", str(tt), "--out", str(out),
-                               "--shard-size", str(sizes.shard_size), "--workers", w], out)
-        if url_only:
+    # the two balances go side by side, each in its own process (--workers 1: no Ray start-up for a small INDEX)
+    p.run_parallel([(name, "curate", ["balance", "--index", str(paths.index), "--t", str(tt), "--out", str(out),
+                                      "--shard-size", str(sizes.shard_size), "--workers", "1"], out)
+                    for name, out, tt in (("balance (balanced)", paths.balanced, t),
+                                          ("balance (unbalanced: keep all)", paths.unbalanced, HUGE_T))],
+                   at_once=p.workers)
+    if url_only:
+        for out in (paths.balanced, paths.unbalanced):
             p.run(f"download {out.name} (img2dataset)", "curate", ["download", str(out), "--processes", w],
                   out / "shards")
     return t
 
 
 def train_stages(p: Pipeline) -> None:
-    """tokenizer -> train on balanced and unbalanced shards -> eval each."""
+    """tokenizer -> the warm start -> train every condition and seed from it -> eval each."""
     paths, sizes = p.paths, p.sizes
     if not (paths.balanced / "shards").is_dir():
         p.skip("train", "no curated shards (curation stages skipped)")
@@ -248,6 +256,9 @@ def train_stages(p: Pipeline) -> None:
     if not available("training.train_cli"):
         p.skip("train", "training.train_cli is not there yet")
         return
+    # the warm start runs alone; --workers 1 decodes its batches on the other core
+    p.run("train: warm start (unbalanced shards, shared by every run)", "train",
+          warm_args(paths, sizes) + ["--workers", "1"], paths.warm / "hf")
     jobs = []
     for seed in range(sizes.seeds):
         for condition in CONDITIONS:
@@ -262,25 +273,40 @@ def train_stages(p: Pipeline) -> None:
     p.run_parallel(jobs, at_once=p.workers)
 
 
+def common_args(paths: Paths, sizes: Sizes) -> list[str]:
+    """`train` arguments every run of the demo shares: model, tokenizer, batch, lr, warmup, device."""
+    return ["--model", "tiny", "--tokenizer", str(paths.tokenizer), "--batch-size", str(sizes.batch_size),
+            "--lr", str(sizes.lr), "--warmup", str(sizes.warmup), "--device", "cpu"]
+
+
+def warm_args(paths: Paths, sizes: Sizes) -> list[str]:
+    """The warm start's `train` arguments: `warm_steps` on the unbalanced shards (the matched pool as it is)."""
+    return ["--shards", shard_pattern(paths.unbalanced), *common_args(paths, sizes), "--out", str(paths.warm),
+            "--steps", str(sizes.warm_steps), "--seed", str(WARM_SEED), "--save-every", str(sizes.warm_steps)]
+
+
 def train_args(paths: Paths, sizes: Sizes, curated: Path, run: Path, seed: int) -> list[str]:
-    """The ablation's `train` arguments: same model, steps × batch and settings for every condition."""
-    return ["--shards", shard_pattern(curated), "--model", "tiny", "--tokenizer", str(paths.tokenizer),
-            "--out", str(run), "--steps", str(sizes.steps), "--batch-size", str(sizes.batch_size),
-            "--lr", str(sizes.lr), "--warmup", str(sizes.warmup), "--workers", "0", "--seed", str(seed),
-            "--save-every", str(sizes.steps), "--device", "cpu"]
+    """The ablation's `train` arguments: the same warm start, model, steps × batch and settings for every
+    condition; only the shards differ."""
+    return ["--shards", shard_pattern(curated), *common_args(paths, sizes), "--out", str(run),
+            "--init-from", str(paths.warm / "hf"), "--steps", str(sizes.steps), "--workers", "0",
+            "--seed", str(seed), "--save-every", str(sizes.steps)]
 
 
 def ablation_stage(p: Pipeline) -> None:
-    """Per-class zero-shot of every run on the class-balanced held-out set -> ABLATION/ablation.json."""
+    """Per-class zero-shot of every run and of the warm start on the class-balanced held-out set, `workers`
+    processes at a time -> ABLATION/ablation.json."""
     from pipelines.ablation import run_ablation
 
     runs = p.paths.runs(p.sizes.seeds)
-    if not all((run / "hf" / "config.json").is_file() for seeds in runs.values() for run in seeds.values()):
+    models = [run for seeds in runs.values() for run in seeds.values()] + [p.paths.warm]
+    if not all((run / "hf" / "config.json").is_file() for run in models):
         p.skip("ablation", "not every training run finished")
         return
-    p.call("ablation: per-class zero-shot per bucket and language, mean ± sd over seeds",
+    p.call("ablation: per-class zero-shot per bucket and language, mean ± sd over seeds, paired differences",
            f"python -c 'pipelines.ablation.run_ablation(...)' on {p.paths.demo / 'eval'}",
-           lambda: run_ablation(runs, p.paths.demo / "eval", p.paths.ablation), p.paths.ablation / "ablation.json")
+           lambda: run_ablation(runs, p.paths.demo / "eval", p.paths.ablation, warm=p.paths.warm, workers=p.workers),
+           p.paths.ablation / "ablation.json")
 
 
 def url_pool(p: Pipeline, base_url: str) -> list[str]:
@@ -315,8 +341,10 @@ def run_quickstart(out: Path, sizes: Sizes, from_urls: bool = False, workers: in
     p = Pipeline(paths, sizes, workers)
     started = time.perf_counter()
     pool = p.call("demo pool",
-                  f"python -m pipelines.demo_pool --out {paths.demo} --images {sizes.images} --seed {seed}",
-                  lambda: demo_pool.make_demo_pool(paths.demo, sizes.images, seed, eval_per_class=sizes.eval_per_class),
+                  f"python -m pipelines.demo_pool --out {paths.demo} --images {sizes.images} --seed {seed} "
+                  f"--eval-per-class {sizes.eval_per_class} --workers {workers}",
+                  lambda: demo_pool.make_demo_pool(paths.demo, sizes.images, seed, eval_per_class=sizes.eval_per_class,
+                                                   workers=workers),
                   paths.demo)
     if from_urls:
         from pipelines.serve import export_images, serve_folder

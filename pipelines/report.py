@@ -1,7 +1,7 @@
 """REPORT.md for a quickstart run: what each stage did, with figures, read back from its outputs.
 
 Everything is read from the files the stages wrote (INDEX/manifest.json, entries.parquet,
-CURATED/thresholds.parquet, curated.parquet, plots/, RUN_*/metrics.jsonl, eval.json,
+CURATED/thresholds.parquet, curated.parquet, plots/, RUN_warm and RUN_*/metrics.jsonl, eval.json,
 ABLATION/ablation.json), so the report shows what the commands produced. A stage that did not run
 gets a line saying so, not a gap. Figures go to OUT/figures/ (pipelines.report_figures).
 """
@@ -74,8 +74,8 @@ def _stages_section(stages: list[dict], root: Path) -> str:
     rows = [[i + 1, s["name"], f"`{s['command']}`" if s["command"] else "", s["status"], f"{s['seconds']:.1f}",
              f"`{_rel(Path(s['output']), root)}`" if s["output"] else ""] for i, s in enumerate(stages)]
     return ("## Stages\n\n" + _table(["#", "stage", "command", "status", "seconds", "output"], rows)
-            + "\n\nThe `train` runs go side by side (`--workers` at a time, default 2: one per core), so their "
-            "seconds overlap; each run's output is in `LOGS/`.")
+            + "\n\nThe two balances and the condition `train` runs go side by side (`--workers` at a time, default 2: "
+            "one per core), so their seconds overlap; each one's output is in `LOGS/`. The warm start runs alone.")
 
 
 def _pool_section(demo: Path) -> str:
@@ -145,14 +145,24 @@ def _balance_section(root: Path, paths, t: int | None, share: float, figures: Pa
     return "\n".join(out)
 
 
-def _training_section(root: Path, runs: dict[str, Path], figures: Path) -> str:
-    metrics = {name: read_metrics(run) for name, run in runs.items()}
+def _training_section(root: Path, runs: dict[str, Path], warm: Path, figures: Path) -> str:
+    """Loss curves of the warm start and of every run, the condition runs drawn after the warm start's steps."""
+    warm_rows = read_metrics(warm)
+    offset = warm_rows[-1]["step"] if warm_rows else 0
+    metrics = {"warm start": warm_rows, **{name: read_metrics(run) for name, run in runs.items()}}
     if not any(metrics.values()):
         return "## 4. Training (`train`)\n\nNot run."
-    figs.fig_loss(metrics, figures / "loss.png")
+    shifted = {name: [{**r, "step": r["step"] + (offset if name != "warm start" else 0)} for r in rows]
+               for name, rows in metrics.items()}
+    figs.fig_loss(shifted, figures / "loss.png")
     rows = [[name, rows[-1]["step"], rows[0]["loss"], rows[-1]["loss"], rows[-1].get("seen", "")]
             for name, rows in metrics.items() if rows]
-    return "\n".join(["## 4. Training (`train`)", "", _img(figures / "loss.png", root, "loss"), "",
+    return "\n".join(["## 4. Training (`train`)", "",
+                      f"The warm start (`{_rel(warm, root)}`: {offset} steps on the unbalanced shards, i.e. the "
+                      "matched pool as it is) takes the model past the contrastive plateau (loss ≈ ln batch) once; "
+                      "every condition run starts from its weights (`train --init-from`) with a fresh optimiser and "
+                      "schedule and trains the same steps × batch on its own shards.", "",
+                      _img(figures / "loss.png", root, "loss"), "",
                       _table(["run", "steps", "first loss", "last loss", "samples"], rows)])
 
 
@@ -163,6 +173,7 @@ def _mechanism_section(root: Path, paths, sizes: dict, figures: Path, buckets: d
     if not (paths.balanced / "curated.parquet").is_file():
         return "## 5. The mechanism: exposure at equal compute\n\nNot run."
     samples = sizes["steps"] * sizes["batch_size"]
+    warm_samples = sizes.get("warm_steps", 0) * sizes["batch_size"]
     seen = {"balanced": seen_in_training(paths.index, paths.balanced, samples)["seen"],
             "unbalanced": seen_in_training(paths.index, paths.unbalanced, samples)["seen"]}
     figs.fig_seen(seen, concept_ranks(), bucket_bounds(buckets), figures / "seen_per_concept.png")
@@ -172,9 +183,10 @@ def _mechanism_section(root: Path, paths, sizes: dict, figures: Path, buckets: d
         rows.append([b, bal, unb, f"{bal / unb:.2f}x" if unb else "-"])
     return "\n".join([
         "## 5. The mechanism: exposure at equal compute", "",
-        f"Both conditions train {sizes['steps']} steps × {sizes['batch_size']} = {samples} samples, drawn from their "
-        "own shards; expected samples per concept = samples × the concept's share of the shards. Balancing moves "
-        "that fixed budget from the head to the tail:", "",
+        f"Both conditions start from the same warm start ({warm_samples} samples of the unbalanced shards, the same "
+        f"for both) and then train {sizes['steps']} steps × {sizes['batch_size']} = {samples} samples, drawn from "
+        "their own shards; expected samples per concept after the warm start = samples × the concept's share of the "
+        "shards. Balancing moves that fixed budget from the head to the tail:", "",
         _img(figures / "seen_per_concept.png", root, "samples seen per concept"), "",
         _table(["bucket", "balanced: samples per concept", "unbalanced: samples per concept",
                 "balanced / unbalanced"], rows)])
@@ -187,19 +199,37 @@ def _ablation_section(root: Path, ablation: dict | None, figures: Path, counts: 
     stats, verdict = ablation["buckets"], ablation.get("verdict", {})
     n_classes = len(ablation["buckets_concepts"]["head"]) * 3
     chance = 1 / n_classes
-    figs.fig_buckets(stats, list(BUCKETS), chance, figures / "buckets.png")
+    warm = ablation.get("warm_start")
+    bars = {**({"warm start": {g: {"mean": v, "sd": 0.0} for g, v in warm["buckets"].items()}} if warm else {}),
+            **stats}
+    figs.fig_buckets(bars, list(BUCKETS), chance, figures / "buckets.png")
     out = [title, "", f"Zero-shot top-1 on the class-balanced held-out set ({n_classes} classes, chance {chance:.3f}), "
            "averaged over the 10 languages; buckets are the pool's Zipf ranks in thirds (head = the 39 most frequent "
-           "concepts), fixed before any run. The difference counts as real only beyond 2 sd (the larger sd of the "
-           "two conditions).", "", _img(figures / "buckets.png", root, "top-1 per bucket")]
-    rows = [[g, _pm(stats["balanced"][g]), _pm(stats["unbalanced"][g]), f"{verdict[g]['diff']:+.3f}",
-             f"{verdict[g]['two_sd']:.3f}", "yes" if verdict[g]["beyond_2sd"] else "no"] for g in verdict]
-    out += ["", _table(["bucket", "balanced", "unbalanced", "difference", "2 sd", "beyond 2 sd"], rows)]
+           "concepts), fixed before any run. Unpaired: each condition's mean ± sd over seeds; the difference counts "
+           "as real only beyond 2 sd (the larger sd of the two conditions).", "",
+           _img(figures / "buckets.png", root, "top-1 per bucket")]
+    rows = [[g, f"{warm['buckets'][g]:.3f}" if warm else "-", _pm(stats["balanced"][g]), _pm(stats["unbalanced"][g]),
+             f"{verdict[g]['diff']:+.3f}", f"{verdict[g]['two_sd']:.3f}", "yes" if verdict[g]["beyond_2sd"] else "no"]
+            for g in verdict]
+    out += ["", _table(["bucket", "warm start (both start here)", "balanced", "unbalanced", "difference", "2 sd",
+                        "beyond 2 sd"], rows)]
+    out += ["", _paired_table(ablation.get("paired") or {})]
     if counts is not None:
         out += ["", _accuracy_vs_frequency(root, ablation, counts, figures)]
     out += ["", "Per language (all classes, and the tail bucket):", "", _lang_table(ablation["by_lang"]), "",
-            _conclusion(verdict, ablation["per_class"])]
+            _conclusion(verdict, ablation["per_class"], ablation.get("paired"))]
     return "\n".join(out)
+
+
+def _paired_table(paired: dict) -> str:
+    """Paired by seed: balanced − unbalanced at the same seed (same warm start), mean ± sd over seeds."""
+    rows = [[g, f"{st['mean']:+.3f} ± {st['sd']:.3f}", f"{2 * st['sd']:.3f}", "yes" if st["beyond_2sd"] else "no",
+             ", ".join(f"{v:+.3f}" for v in st["values"])] for g, st in paired.items() if st]
+    if not rows:
+        return ""
+    return ("Paired (a second view of the same runs): per seed, balanced − unbalanced, both from the same warm start "
+            "with the same `--seed`; mean ± sd of those differences over seeds:\n\n"
+            + _table(["bucket", "paired difference", "2 sd", "beyond 2 sd", "per seed"], rows))
 
 
 def _accuracy_vs_frequency(root: Path, ablation: dict, counts: list[int], figures: Path) -> str:
@@ -226,21 +256,24 @@ def _lang_table(by_lang: dict) -> str:
     return _table(["lang", *[f"{c}: {g}" for c in by_lang for g in ("all", "tail")]], rows)
 
 
-def _conclusion(verdict: dict, per_class: dict) -> str:
+def _conclusion(verdict: dict, per_class: dict, paired: dict | None = None) -> str:
     seeds = min(len(s) for s in per_class.values())
     tail = verdict.get("tail")
     if tail is None:
         return ""
+    pair = (paired or {}).get("tail")
+    pair_s = (f" Paired by seed: {pair['mean']:+.3f} ± {pair['sd']:.3f} "
+              f"({'beyond' if pair['beyond_2sd'] else 'within'} 2 sd)." if pair else "")
     if seeds < 3:
         return (f"**Measured ({seeds} seeds per condition, a smoke-size run): "
                 f"tail top-1 difference balanced − unbalanced = {tail['diff']:+.3f}, 2 sd = {tail['two_sd']:.3f}; "
-                "fewer than 3 seeds is too few for a verdict.**")
+                f"fewer than 3 seeds is too few for a verdict.{pair_s}**")
     what = ("beyond 2 sd: at equal compute the balanced model is better on the tail"
             if tail["beyond_2sd"] and tail["diff"] > 0 else
             "beyond 2 sd: at equal compute the balanced model is worse on the tail" if tail["beyond_2sd"] else
             "within 2 sd: this run does not show an effect of balancing on the tail beyond seed noise")
-    return (f"**Measured ({seeds} seeds per condition): tail top-1 difference balanced − unbalanced = "
-            f"{tail['diff']:+.3f}, 2 sd = {tail['two_sd']:.3f}; {what}.**")
+    return (f"**Measured ({seeds} seeds per condition, every run from the same warm start): tail top-1 difference "
+            f"balanced − unbalanced = {tail['diff']:+.3f}, 2 sd = {tail['two_sd']:.3f}; {what}.{pair_s}**")
 
 
 def _zeroshot_section(root: Path, runs: dict[str, dict[int, Path]], figures: Path, n_classes: int) -> str:
@@ -275,7 +308,7 @@ def _retrieval_section(runs: dict[str, dict[int, Path]]) -> str:
 def _summary(ablation: dict | None) -> str:
     if not ablation or "tail" not in ablation.get("verdict", {}):
         return "**The ablation did not run** (see the stage table)."
-    return _conclusion(ablation["verdict"], ablation["per_class"])
+    return _conclusion(ablation["verdict"], ablation["per_class"], ablation.get("paired"))
 
 
 def write_report(out: Path, paths, stages: list[dict], sizes: dict, t: int | None, total_seconds: float,
@@ -308,7 +341,7 @@ def write_report(out: Path, paths, stages: list[dict], sizes: dict, t: int | Non
         _pool_section(paths.demo), "",
         _index_section(paths.index, out), "",
         _balance_section(out, paths, t, sizes["keep_share"], figures, buckets), "",
-        _training_section(out, named, figures), "",
+        _training_section(out, named, paths.warm, figures), "",
         _mechanism_section(out, paths, sizes, figures, buckets), "",
         _ablation_section(out, ablation, figures, counts), "",
         _zeroshot_section(out, runs, figures, len(GLYPHS)), "",

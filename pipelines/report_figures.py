@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-COLOURS = {"balanced": "tab:blue", "unbalanced": "tab:orange"}
+COLOURS = {"balanced": "tab:blue", "unbalanced": "tab:orange", "warm": "tab:grey"}
 
 
 def _plt():
@@ -76,7 +76,7 @@ def fig_buckets(stats: dict[str, dict], buckets: list[str], chance: float, path:
     for k, (cond, by_bucket) in enumerate(stats.items()):
         xs = [i + k * width - 0.4 + width / 2 for i in range(len(buckets))]
         ax.bar(xs, [by_bucket[b]["mean"] for b in buckets], width=width, yerr=[by_bucket[b]["sd"] for b in buckets],
-               capsize=4, label=cond, color=COLOURS.get(cond))
+               capsize=4, label=cond, color=COLOURS.get(cond.split(" ")[0]))
     ax.axhline(chance, color="grey", linestyle=":", label=f"chance ({chance:.3f})")
     ax.set_xticks(range(len(buckets)), buckets)
     ax.set_ylabel("zero-shot top-1")
@@ -91,10 +91,10 @@ def fig_loss(runs: dict[str, list[dict]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for name, rows in runs.items():
         if rows:
-            cond = name.split(" ")[0]
+            cond = name.split(" ")[0]  # "balanced s0", "unbalanced s1", "warm start"
             ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], label=name, color=COLOURS.get(cond),
                     alpha=0.7)
-    ax.set_xlabel("step")
+    ax.set_xlabel("step (the condition runs continue from the warm start's last step)")
     ax.set_ylabel("contrastive loss")
     ax.set_title("Training loss")
     ax.legend(fontsize=7, ncol=2)

@@ -49,3 +49,23 @@ def test_a_difference_inside_seed_noise_is_not_called_an_effect():
              "unbalanced": {s: _per_class({"head": 0.2, "middle": 0.2, "tail": [0.1, 0.2, 0.3][s]}) for s in range(3)}}
     v = ablation.summarise(noisy)["verdict"]["tail"]
     assert v["diff"] == pytest.approx(0.1) and v["two_sd"] == pytest.approx(2 * math.sqrt(0.04)) and not v["beyond_2sd"]
+
+
+def test_paired_differences_are_per_seed():
+    """Same seed, same warm start: the paired sd sees through a seed effect both conditions share."""
+    runs = {"balanced": {s: _per_class({"head": 0.2, "middle": 0.3, "tail": 0.10 * s + 0.05}) for s in range(3)},
+            "unbalanced": {s: _per_class({"head": 0.3, "middle": 0.3, "tail": 0.10 * s}) for s in range(3)}}
+    out = ablation.summarise(runs)
+    assert not out["verdict"]["tail"]["beyond_2sd"]  # unpaired: the seed spread (sd 0.1) hides +0.05
+    tail = out["paired"]["tail"]
+    assert tail["values"] == pytest.approx([0.05, 0.05, 0.05]) and tail["sd"] == pytest.approx(0.0, abs=1e-12)
+    assert tail["beyond_2sd"] and out["paired"]["head"]["mean"] == pytest.approx(-0.1)
+    assert out["paired"]["middle"]["mean"] == pytest.approx(0.0) and not out["paired"]["middle"]["beyond_2sd"]
+
+
+def test_paired_uses_only_seeds_both_conditions_ran():
+    runs = {"balanced": {0: _per_class({"head": 0.2, "middle": 0.2, "tail": 0.3}),
+                         1: _per_class({"head": 0.2, "middle": 0.2, "tail": 0.9})},
+            "unbalanced": {0: _per_class({"head": 0.2, "middle": 0.2, "tail": 0.1})}}
+    tail = ablation.summarise(runs)["paired"]["tail"]
+    assert tail["n"] == 1 and tail["mean"] == pytest.approx(0.2) and not tail["beyond_2sd"]

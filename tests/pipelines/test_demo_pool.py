@@ -42,6 +42,15 @@ def test_same_seed_gives_byte_identical_output(pool, tmp_path):
     assert sorted(first) == sorted(_files(pool.pool.parent))
 
 
+def test_shards_rendered_in_two_processes_are_byte_identical(pool, tmp_path):
+    """The quickstart renders shards side by side; every file must be what one process writes."""
+    parallel = dp.make_demo_pool(tmp_path, n_images=150, seed=3, shards=3, eval_per_class=2, progress=False,
+                                 workers=2)
+    serial = dp.make_demo_pool(tmp_path / "one", n_images=150, seed=3, shards=3, eval_per_class=2, progress=False)
+    assert _files(parallel.pool) == _files(serial.pool) and len(list(parallel.pool.glob("*.tar"))) == 3
+    assert parallel.failed == serial.failed
+
+
 def test_other_seed_gives_other_pool():
     assert dp.plan_rows(200, 0) != dp.plan_rows(200, 1)
 
@@ -218,6 +227,8 @@ def test_metadata_lists(pool):
 def test_bad_sizes_are_user_errors(tmp_path):
     with pytest.raises(UserError):
         dp.make_demo_pool(tmp_path, n_images=0)
+    with pytest.raises(UserError):
+        dp.make_demo_pool(tmp_path, n_images=5, workers=0)
     assert dp.main(["--out", str(tmp_path), "--images", "0"]) == 2
 
 

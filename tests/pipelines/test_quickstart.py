@@ -25,7 +25,8 @@ def test_every_stage_ran_and_wrote_its_outputs(small_demo):
         assert (out / curated / "curated.parquet").is_file() and (out / curated / "thresholds.parquet").is_file()
     assert (out / "TOKENIZER" / "sentencepiece.bpe.model").is_file()
     runs = [f"RUN_{c}_s{s}" for c in quickstart.CONDITIONS for s in range(quickstart.SMALL.seeds)]
-    assert sorted(p.name for p in out.glob("RUN_*")) == sorted(runs)
+    assert sorted(p.name for p in out.glob("RUN_*")) == sorted(runs + ["RUN_warm"])
+    assert (out / "RUN_warm" / "hf" / "model.safetensors").is_file()
     for run in runs:
         assert (out / run / "hf" / "config.json").is_file()
         assert (out / run / "metrics.jsonl").read_text().strip()
@@ -34,6 +35,26 @@ def test_every_stage_ran_and_wrote_its_outputs(small_demo):
         result = json.loads((out / run / "eval.json").read_text())
         assert set(result["zeroshot"]) >= {"en", "zh", "ja", "ar", "ko", "ru", "de", "es", "fr", "it"}
         assert result["retrieval"] is not None
+
+
+@pytest.mark.slow
+def test_every_condition_run_starts_from_the_one_warm_start_and_runs_equal_steps(small_demo):
+    """Equal compute: both conditions start from RUN_warm/hf and differ only in shards (and seed, out, eval)."""
+    warm = json.loads((small_demo / "RUN_warm" / "config.json").read_text())
+    assert warm["init_from"] is None and warm["steps"] == quickstart.SMALL.warm_steps
+    assert "UNBALANCED" in warm["shards"] and warm["seed"] == quickstart.WARM_SEED
+    configs = {(c, s): json.loads((small_demo / f"RUN_{c}_s{s}" / "config.json").read_text())
+               for c in quickstart.CONDITIONS for s in range(quickstart.SMALL.seeds)}
+    from pipelines.report import read_metrics
+
+    varying = {"shards", "out", "seed", "eval_data"}
+    shared = [{k: v for k, v in cfg.items() if k not in varying} for cfg in configs.values()]
+    assert all(cfg == shared[0] for cfg in shared)
+    assert shared[0]["init_from"] == str(small_demo / "RUN_warm" / "hf")
+    assert shared[0]["steps"] == quickstart.SMALL.steps and shared[0]["batch_size"] == quickstart.SMALL.batch_size
+    for (cond, seed), cfg in configs.items():
+        assert ("CURATED" if cond == "balanced" else "UNBALANCED") in cfg["shards"] and cfg["seed"] == seed
+        assert read_metrics(small_demo / f"RUN_{cond}_s{seed}")[-1]["step"] == quickstart.SMALL.steps
 
 
 @pytest.mark.slow
@@ -51,6 +72,10 @@ def test_ablation_has_every_bucket_language_and_seed(small_demo):
         assert result["buckets"][cond]["tail"]["n"] == quickstart.SMALL.seeds
         assert set(result["by_lang"][cond]) == set(LANGS)
     assert set(result["verdict"]) == {"head", "middle", "tail", "all"}
+    assert set(result["paired"]) == {"head", "middle", "tail", "all"}
+    assert result["paired"]["tail"]["n"] == quickstart.SMALL.seeds
+    assert set(result["warm_start"]["buckets"]) == {"head", "middle", "tail", "all"}
+    assert set(result["warm_start"]["per_class"]) == set(LANGS)
 
 
 @pytest.mark.slow
@@ -62,6 +87,8 @@ def test_report_has_every_section_and_its_figures(small_demo):
                     "## 8. Image↔text retrieval"):
         assert heading in text
     assert "Not run." not in text and "tail top-1 difference balanced − unbalanced" in text
+    assert "Paired (a second view of the same runs)" in text and "warm start (both start here)" in text
+    assert "train: warm start" in text
     for name in ("long_tail.png", "loss.png", "seen_per_concept.png", "buckets.png", "accuracy_vs_frequency.png"):
         assert (small_demo / "figures" / name).stat().st_size > 1000
 
