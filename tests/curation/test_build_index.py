@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
@@ -30,8 +29,8 @@ from curation.index import MATCH_SCHEMA, read_matches
 from curation.lid import LidMode
 from curation.pool import PoolColumns, expand_paths, make_parts, resolve_columns
 from matching.matcher import reference_match
-from metadata.store import load_entries as store_load
-from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
+from metadata.store import read_entries as store_read
+from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, repeated_pool, write_parquet_pool
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -164,13 +163,6 @@ def test_empty_uid_is_a_missing_uid(tmp_path):
 
 # ---- whole runs on Ray ---------------------------------------------------------------------------
 
-def repeated_pool(repeat: int, long_text: bool = True) -> pa.Table:
-    """pool_table repeated, with its 100k-character text kept once (or not at all)."""
-    table = pool_table(repeat=repeat)
-    short = pc.less(pc.fill_null(pc.utf8_length(table.column("text")), 0), 1000)
-    return pa.concat_tables([table.filter(short), pool_table().slice(len(POOL_TEXTS) - 1, int(long_text))])
-
-
 def index_state(out: Path) -> tuple[bytes, set, dict]:
     m = read_matches(out)
     rows = {(r["uid"], r["text"], r["url"], r["lang"], tuple(r["entry_ids"]), r["source"], r["row"], r["key"])
@@ -231,7 +223,7 @@ def test_in_process_run_equals_ray_run_byte_for_byte(ray_address, meta_dir, tmp_
     build_index([str(pool)], str(meta_dir), str(tmp_path / "ray"), workers=2, part_size=11)
     monkeypatch.setattr(executor, "ensure_ray", lambda *a: pytest.fail("--workers 1 started Ray"))
     loads = []
-    monkeypatch.setattr(run, "store_load", lambda meta: loads.append(meta) or store_load(meta))
+    monkeypatch.setattr(run, "store_read", lambda meta: loads.append(meta) or store_read(meta))
     build_index([str(pool)], str(meta_dir), str(tmp_path / "local"), workers=1, part_size=11)
     assert loads == [str(meta_dir)]
     files = sorted(str(f.relative_to(tmp_path / "ray")) for f in (tmp_path / "ray").rglob("*")
