@@ -35,9 +35,10 @@ demo: $(STAMP)
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 
-# Two pytest processes (the machines have 2 cores); --dist loadfile keeps each file's tests and fixtures in one.
+# Two pytest processes (the machines have 2 cores); --dist loadfile keeps each file's tests and fixtures in one;
+# files go out in collection order, longest first (tests/conftest.py orders them).
 test: lint
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 test-fast: lint
 	$(PY) -m pytest -m "not slow"

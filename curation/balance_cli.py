@@ -33,9 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="write every matched image and curation.json + counts.parquet so training re-draws a "
                         "balanced subset each epoch")
     p.add_argument("--workers", type=POSITIVE_INT, default=None,
-                   help="parallel Ray workers (1 = run in this process; default: all CPUs)")
+                   help="parallel workers (1 = run in this process; more: processes forked from this one, or Ray "
+                        "workers when a path is a URL or with --ray-address; default: all CPUs)")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="join this running Ray cluster (e.g. 10.0.0.1:6379) instead of starting a local one")
+                   help="run the workers on this running Ray cluster (e.g. 10.0.0.1:6379)")
     p.add_argument("--overwrite", action="store_true", help="delete an existing CURATED in --out and start over")
     p.add_argument("--scores", default=None, metavar="SCORES",
                    help="CLIP scores from `curate score` (a scores.parquet, or the CURATED folder holding it) for "

@@ -107,14 +107,35 @@ class PartProcessor:
         self.build_seconds = 0.0  # wall time spent building matchers (benchmarks: kept out of the steady rate)
 
     def matcher(self, lang: str) -> Matcher:
+        """`lang`'s Matcher, built on first use and kept."""
         if lang not in self._matchers:
-            t0, t = time.perf_counter(), self._entries
-            if self.lid.mode != "none":
-                t = t.filter(pc.equal(t.column("lang"), lang))
-            self._matchers[lang] = Matcher(t.column("entry"), t.column("entry_id"),
-                                           compat=self.compat, backend=self.backend)
+            t0 = time.perf_counter()
+            self._matchers[lang] = self.build_matcher(lang)
             self.build_seconds += time.perf_counter() - t0
         return self._matchers[lang]
+
+    def build_matcher(self, lang: str) -> Matcher:
+        """A new Matcher of `lang`'s entries (of all entries with --lid none)."""
+        t = self._entries
+        if self.lid.mode != "none":
+            t = t.filter(pc.equal(t.column("lang"), lang))
+        return Matcher(t.column("entry"), t.column("entry_id"), compat=self.compat, backend=self.backend)
+
+    def add_matchers(self, matchers: dict[str, Matcher]) -> None:
+        """Keep matchers built elsewhere (build_matcher in another process) as if built here."""
+        self._matchers.update(matchers)
+
+    def labels_by_size(self) -> list[str]:
+        """self.labels, the language with the most entries first (builds spread over workers end together)."""
+        if self.lid.mode == "none":
+            return list(self.labels)
+        sizes = {d["values"]: d["counts"] for d in pc.value_counts(self._entries.column("lang")).to_pylist()}
+        return sorted(self.labels, key=lambda lang: -sizes[lang])
+
+    def load_detector(self) -> None:
+        """Load the LID model now when every text is detected (before forking: the workers share it)."""
+        if self.lid.mode == "fasttext" or (self.lid.mode == "auto" and self.cols.lang is None):
+            self.detect([])
 
     def matcher_backend(self) -> str:
         """The backend `--backend` resolves to, with the ngram walk it runs (for the manifest and summary)."""

@@ -37,10 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--image-column", default=None,
                    help="image-bytes column of a Parquet pool (default: image/jpg/png/webp/image_bytes if present)")
     p.add_argument("--workers", type=POSITIVE_INT, default=None,
-                   help="Ray workers (one matcher actor per CPU; 1 without --ray-address: in this process, no Ray; "
-                        "default: all CPUs of the machine or cluster)")
+                   help="workers (1: in this process; more: processes forked from this one, sharing its META and "
+                        "matchers, or a local Ray when a path is a URL; with --ray-address: Ray actors on the "
+                        "cluster; default: all CPUs of the machine or cluster)")
     p.add_argument("--ray-address", default=None, metavar="ADDR",
-                   help="join this running Ray cluster (e.g. 10.0.0.1:6379) instead of starting a local one")
+                   help="run the workers on this running Ray cluster (e.g. 10.0.0.1:6379)")
     p.add_argument("--backend", default="auto", choices=["auto", *BACKENDS],
                    help="substring matcher backend; every backend gives the same matches. auto = ngram: hashed "
                         "n-gram lookups walked by a C kernel built at install (a numpy walk without a compiler); "

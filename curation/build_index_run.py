@@ -1,4 +1,4 @@
-"""The build-index driver: check inputs, plan parts, run them on Ray actors, record, resume, summarise.
+"""The build-index driver: check inputs, plan parts, run them on workers, record, resume, summarise.
 
 INDEX layout (DESIGN.md "INDEX" + the build-index/balance contract):
   matches/part-NNNNN.parquet  matched texts of part NNNNN     (written by a worker, atomically)
@@ -18,14 +18,20 @@ Identity of a run (a rerun into the same INDEX must match it, else it is refused
 over): metadata fingerprint, input files (path, size, mtime), every option that changes the output
 (lid, compat, part size, columns). --workers, --ray-address and --backend do not change the output.
 
-Parts run through curation.executor: --workers 1 (without --ray-address) one after another in the
-driver's process, without starting Ray, on the same IndexWorker as an actor, which shares the META table
-the driver loaded and fingerprinted. Otherwise Ray: one IndexWorker actor per worker (1 CPU each), each
-reading META itself and building a language's automaton on first use; at most IN_FLIGHT_PER_WORKER parts
-queued per actor. A killed worker is restarted and its part retried (max_restarts / max_task_retries);
-parts are written atomically, so a retry gives the same files. With --ray-address, the pool, META and
---out must be at the same paths on every node (a shared filesystem), since workers read the pool and
-write their parts themselves.
+Parts run through curation.executor: --workers 1 (without --ray-address) one after another in the driver's
+process, without starting Ray, on the same IndexWorker as an actor, which shares the META table the driver
+loaded and fingerprinted (META is read once: its sha256, table and the INDEX's copy come from the same
+bytes). --workers N > 1 without --ray-address: every language's matcher is built once, on N threads of the
+driver, then N workers are forked that share META and the matchers copy-on-write (curation.fork_pool; the
+driver imports no torch and opens no DuckDB, so forking is safe), when the pool, META and --out are local (a
+driver holding object-store connections must not fork: a child can take over its connection; seen as the
+driver's next S3 call hanging), else Ray as with --ray-address; a worker that dies stops the run with a
+one-line error, and a rerun resumes. With --ray-address (or a Ray already initialised in this process): one
+IndexWorker actor per worker (1 CPU each), each reading META itself and building a language's automaton on
+first use; a killed actor is restarted and its part retried (max_restarts / max_task_retries). Either way at
+most IN_FLIGHT_PER_WORKER parts are queued per worker, and parts are written atomically, so a retry or rerun
+gives the same files. With --ray-address, the pool, META and --out must be at the same paths on every node
+(a shared filesystem), since workers read the pool and write their parts themselves.
 
 Bad input: an unreadable Parquet footer or a missing column stops the run before any work (one-line
 error naming the file and the columns found); damage found while reading (a corrupt row group, a
@@ -36,8 +42,10 @@ missing_text / undecodable_text (WebDataset sample without a UTF-8 .txt), bad_ur
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -53,18 +61,19 @@ from curation.index import INDEX_FILES, PART_SIZE, add_part_counts, match_files,
 from curation.lid import ALL_LANGUAGES, parse_lid
 from curation.pool import Part, PoolColumns, PoolFile, expand_paths, make_parts, resolve_columns
 from matching.matcher import Matcher
-from metadata.store import ENTRIES
-from metadata.store import load_entries as store_load
+from metadata.store import ENTRIES, EntriesFile
+from metadata.store import read_entries as store_read
 
 MANIFEST_VERSION = 1
 IN_FLIGHT_PER_WORKER = 2
 ACTOR_OPTIONS = {"num_cpus": 1, "max_restarts": 3, "max_task_retries": 3}  # a killed worker's part is retried
 
 
-def load_entries(meta: str | Path) -> tuple[pa.Table, str]:
-    """META's entries (validated by metadata.store: dense int32 ids in file order); returns (table, file)."""
-    table = store_load(meta)
-    return table.select(["entry_id", "lang", "entry"]), storage.join(storage.normalize(meta), ENTRIES)
+def load_entries(meta: str | Path) -> tuple[pa.Table, str, EntriesFile]:
+    """META's entries (validated by metadata.store: dense int32 ids in file order), read once; returns (table,
+    file, what was read: its bytes and sha256, the run's fingerprint and the INDEX's copy)."""
+    read = store_read(meta)
+    return read.table.select(["entry_id", "lang", "entry"]), storage.join(storage.normalize(meta), ENTRIES), read
 
 
 def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column: str | None,
@@ -79,7 +88,7 @@ def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column:
         lid_mode = parse_lid(lid)
     except ValueError as e:
         raise UserError(str(e)) from e
-    entries, entries_path = load_entries(metadata)
+    entries, entries_path, read = load_entries(metadata)
     files = expand_paths(pool, pool_base)
     lang_col = {"auto": "lang", "column": lid_mode.column}.get(lid_mode.mode)
     pool_files, cols = resolve_columns(files, text=text_column, uid=uid_column, url=url_column, image=image_column,
@@ -90,12 +99,13 @@ def plan(pool: list[str], metadata: str, *, lid: str, compat: bool, text_column:
                "img2dataset_text_column": cols.text_for("img2dataset"), "uid_column": cols.uid,
                "url_column": cols.url, "image_column": cols.image, "lang_column": cols.lang}
     return {
-        "entries": entries, "entries_path": entries_path, "meta_dir": storage.normalize(metadata), "lid": lid_mode,
+        "entries": entries, "entries_path": entries_path, "entries_bytes": read.data,
+        "meta_dir": storage.normalize(metadata), "lid": lid_mode,
         "cols": cols, "pool_files": [f.path for f in pool_files],
         "parts": make_parts(pool_files, part_size), "backend": backend,
         "identity": {
             "version": MANIFEST_VERSION,
-            "metadata": {"path": entries_path, "fingerprint": storage.content_hash(entries_path)},
+            "metadata": {"path": entries_path, "fingerprint": read.sha256},
             "inputs": [storage.fingerprint(f.path) for f in pool_files],
             "image_files": [storage.fingerprint(t) for t in image_files(pool_files)],
             "options": options,
@@ -175,11 +185,11 @@ def process_and_write(proc: PartProcessor, out: str, part: Part) -> dict:
     started, cpu, built = time.time(), time.process_time(), proc.build_seconds
     result = proc.process_part(part)
     write_part(out, part.part, result.matches, result.counts)
-    # started_at, cpu_at_start (this process's CPU seconds so far), cpu_s (its CPU seconds in this part) and
-    # build_s (matcher builds inside this part): journal only, for benchmarks
+    # started_at, cpu_at_start (this process's CPU seconds so far), cpu_s (its CPU seconds in this part),
+    # build_s (matcher builds inside this part) and pid (which worker): journal only, for benchmarks
     return {"part": part.part, "source": part.path, "start": part.start, "stop": part.stop, **result.summary(),
             "started_at": started, "cpu_at_start": cpu, "cpu_s": time.process_time() - cpu,
-            "build_s": proc.build_seconds - built}
+            "build_s": proc.build_seconds - built, "pid": os.getpid()}
 
 
 def _journal(out: str, part: Part, rec: dict, records: dict[int, dict], bar) -> None:
@@ -197,16 +207,16 @@ def _progress(todo: list[Part]) -> tqdm:
 
 
 class IndexWorker:
-    """One per worker (a Ray actor, or this process with --workers 1): META, its matchers (each language's
-    built once, on first use) and the LID model, kept across parts."""
+    """One per worker (a Ray actor), or one in the driver (--workers 1, or forked workers sharing it): META,
+    its matchers (each language's built once, on first use, or all before forking) and the LID model."""
 
     def __init__(self, meta: str, lid, compat: bool, backend: str, cols: PoolColumns, fingerprint: str,
                  out: str, entries: pa.Table | None = None) -> None:
-        """`entries`: the driver's META table (--workers 1, in process), already loaded and fingerprinted by
+        """`entries`: the driver's META table (in process or forked), already loaded and fingerprinted by
         `plan`; a Ray actor gets None and reads META itself (a restarted actor needs no driver object)."""
         if entries is None:
-            entries, path = load_entries(meta)
-            if storage.content_hash(path) != fingerprint:
+            entries, path, read = load_entries(meta)
+            if read.sha256 != fingerprint:
                 raise UserError(f"{path} changed during the run; rerun the same command to resume")
         self.proc = PartProcessor(entries, lid, compat=compat, backend=backend, cols=cols, fingerprint=fingerprint)
         self.out = out
@@ -217,20 +227,30 @@ class IndexWorker:
     def backend_name(self) -> str:
         return self.proc.matcher_backend()
 
+    def build_matchers(self, threads: int) -> None:
+        """Build every language's matcher before forking, so the part workers share them: on `threads` threads
+        (a build's numpy work releases the GIL; the threads end before the fork), the biggest language first."""
+        langs = self.proc.labels_by_size()
+        with ThreadPoolExecutor(threads) as pool:
+            self.proc.add_matchers(dict(zip(langs, pool.map(self.proc.build_matcher, langs))))
+        self.proc.load_detector()
+
 
 def _run_parts(out: str, p: dict, todo: list[Part], workers: int | None, ray_address: str | None, compat: bool,
                backend: str, records: dict[int, dict]) -> str:
-    """Stream parts to IndexWorkers (curation.executor: in this process for --workers 1, else Ray actors);
-    journal each finished part. Returns the matcher backend the workers run."""
+    """Stream parts to IndexWorkers (curation.executor: in this process for --workers 1, on forked workers
+    sharing the driver's META and matchers for more, Ray actors with --ray-address); journal each finished
+    part. Returns the matcher backend the workers run."""
     fingerprint = p["identity"]["metadata"]["fingerprint"]
     args = (str(p["meta_dir"]), p["lid"], compat, backend, p["cols"], fingerprint, str(out))
-    with Executor(workers, ray_address) as ex, _progress(todo) as bar:
-        if ex.in_process:  # the driver's META, not a second load and sha256 of it
+    fork = all(storage.is_local(u) for u in (out, p["meta_dir"], *p["pool_files"]))
+    with Executor(workers, ray_address, fork=fork) as ex, _progress(todo) as bar:
+        if ex.in_process or ex.forked:  # the driver's META, not a second load and sha256 of it
             args += (p["entries"],)
         return ex.map_actors(IndexWorker, args, "process", [(part,) for part in todo],
                              lambda item, rec: _journal(out, item[0], rec, records, bar),
                              in_flight=IN_FLIGHT_PER_WORKER, options=ACTOR_OPTIONS, probe="backend_name",
-                             describe=lambda item: f"part {item[0].part} ({item[0].path})")
+                             warm="build_matchers", describe=lambda item: f"part {item[0].part} ({item[0].path})")
 
 
 def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", compat: bool = False,
@@ -247,7 +267,7 @@ def build_index(pool: list[str], metadata: str, out: str, *, lid: str = "auto", 
     with storage.errors(out, "--out"), storage.lock(out_path):
         prepare_output(out_path, p["identity"], INDEX_FILES, overwrite, "an INDEX built",
                        inputs={"--pool": p["pool_files"], "--metadata": [p["meta_dir"]]})
-        storage.write_bytes(storage.join(out_path, "entries.parquet"), storage.read_bytes(p["entries_path"]))
+        storage.write_bytes(storage.join(out_path, "entries.parquet"), p.pop("entries_bytes"))
         storage.write_json(storage.join(out_path, "manifest.json"), {**p["identity"], "complete": False})
         records = _finished_parts(out_path, p["parts"])
         todo = [x for x in p["parts"] if x.part not in records]

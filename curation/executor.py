@@ -1,25 +1,32 @@
 """The one executor of curation, and the only module that imports Ray.
 
-`Executor(workers, address)` runs work
+`Executor(workers, address, fork=)` runs work
 - in this process when workers == 1 and no --ray-address is given (Ray is not even imported);
+- with `fork=True` (the caller's driver is fork-safe, see curation.fork_pool), more than one worker, no
+  address and no Ray initialised in this process: on worker processes forked from this one
+  (curation.fork_pool), which share what the driver built before forking (META, matchers, arrays)
+  copy-on-write, so a local run pays no Ray start and no per-worker load or build;
 - otherwise on Ray: it joins the cluster at `address`, reuses an initialised Ray, or starts a local
   one (and shuts down only what it started, on close), and runs either
   - `map`: a function over argument tuples as Ray tasks (1 CPU each), results in input order, or
   - `map_actors`: argument tuples streamed to a pool of long-lived actors (one per worker, at most
     `in_flight` calls queued per actor), each result handed to `on_result` as it arrives; an actor
     holds what is costly to build (matchers, models) across calls.
-Errors take one path (`_raise_one_line`): a UserError raised in a task or actor reaches the caller as
-that UserError (one line, not a remote traceback); a worker that died and could not be restarted is a
-UserError naming the item and saying that a rerun resumes; anything else propagates as it is.
+The same `map` and `map_actors` run in every mode. Errors take one path: a UserError raised in a task,
+actor or forked worker reaches the caller as that UserError (one line, not a remote traceback); a worker
+that died (and, on Ray, could not be restarted) is a UserError naming the item and saying that a rerun
+resumes; anything else propagates as it is.
 """
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any, Callable, Iterable
 
 from tqdm import tqdm
 
 from core.errors import UserError
+from curation import fork_pool
 
 STORAGE_ENV_PREFIXES = ("AWS_", "GOOGLE_", "GCS", "HF_", "FSSPEC_", "WORLDCLIP_STORAGE_OPTIONS")
 
@@ -56,6 +63,11 @@ def ensure_ray(workers: int | None, address: str | None) -> bool:
     return True
 
 
+def _ray_initialized() -> bool:
+    ray = sys.modules.get("ray")  # not imported: not initialised either (and importing it costs seconds)
+    return ray is not None and ray.is_initialized()
+
+
 def _raise_one_line(e: Exception, what: str) -> None:
     """Re-raise a Ray error the one way: the remote UserError itself, a dead worker as a UserError, else as is."""
     ray = _ray()
@@ -69,13 +81,18 @@ def _raise_one_line(e: Exception, what: str) -> None:
 
 
 class Executor:
-    """Runs work in this process (workers == 1, no address), as Ray tasks or on long-lived Ray actors."""
+    """Runs work in this process (workers == 1, no address), on forked workers, as Ray tasks or on long-lived
+    Ray actors."""
 
-    def __init__(self, workers: int | None, address: str | None) -> None:
+    def __init__(self, workers: int | None, address: str | None, *, fork: bool = False) -> None:
         self.in_process = workers == 1 and address is None
+        self.forked = (fork and not self.in_process and address is None and fork_pool.available()
+                       and not _ray_initialized())
         self.own = False
         self.workers = 1
-        if not self.in_process:
+        if self.forked:
+            self.workers = workers or os.cpu_count() or 1
+        elif not self.in_process:
             self.own = ensure_ray(workers, address)
             self.workers = workers or max(int(_ray().cluster_resources().get("CPU", 1)), 1)
 
@@ -92,8 +109,8 @@ class Executor:
             self.own = False
 
     def gpus(self) -> int:
-        """GPUs of the Ray cluster (0 in process)."""
-        return 0 if self.in_process else int(_ray().cluster_resources().get("GPU", 0))
+        """GPUs of the Ray cluster (0 in process or forked)."""
+        return 0 if self.in_process or self.forked else int(_ray().cluster_resources().get("GPU", 0))
 
     def map(self, fn: Callable, items: list[tuple], desc: str, shared: dict[str, Any] | None = None) -> list:
         """fn(*item, **shared) for every item, results in input order; `shared` is put in Ray's store once."""
@@ -107,6 +124,8 @@ class Executor:
                     out.append(fn(*item, **shared))
                     bar.update()
                 return out
+            if self.forked:
+                return self._map_forked(fn, items, shared, desc, bar)
             ray = _ray()
             remote = ray.remote(num_cpus=1)(fn)
             refs = {k: ray.put(v) for k, v in shared.items()}
@@ -121,23 +140,42 @@ class Executor:
             except ray.exceptions.RayError as e:
                 _raise_one_line(e, desc)
 
+    def _map_forked(self, fn: Callable, items: list[tuple], shared: dict[str, Any], desc: str, bar) -> list:
+        out: list = [None] * len(items)
+
+        def done(item: tuple, result: Any) -> None:
+            out[item[0]] = result
+            bar.update()
+
+        fork_pool.run(lambda i, item: fn(*item, **shared), list(enumerate(items)), done, in_flight=1,
+                      n=min(self.workers, len(items)), describe=lambda it: f"{desc} task {it[0] + 1} of {len(items)}")
+        return out
+
     def map_actors(self, cls: type, args: tuple, method: str, items: Iterable[tuple],
                    on_result: Callable[[tuple, Any], None], *, n: int | None = None, in_flight: int = 2,
-                   options: dict | None = None, probe: str | None = None,
+                   options: dict | None = None, probe: str | None = None, warm: str | None = None,
                    describe: Callable[[tuple], str] = repr) -> Any:
         """Call `method(*item)` for every item on min(n or workers, items) actors `cls(*args)`; on_result(item,
         result) as each finishes. `options`: Ray actor options (resources, restarts); `probe`: a method
-        called once on the first actor, whose result is returned (e.g. what the actors run)."""
+        called once on the first actor, whose result is returned (e.g. what the actors run); `warm`: a method
+        called once before forking (forked mode only) with the number of workers, to build (on as many threads)
+        what every worker then inherits; its threads must end before it returns."""
         items = list(items)
-        if self.in_process:
+        n = max(1, min(n or self.workers, len(items)))
+        if self.in_process or self.forked:
             obj = cls(*args)
+            if self.forked and warm:
+                getattr(obj, warm)(n)
             found = getattr(obj, probe)() if probe else None
-            for item in items:
-                on_result(item, getattr(obj, method)(*item))
+            if self.in_process:
+                for item in items:
+                    on_result(item, getattr(obj, method)(*item))
+            elif items:
+                fork_pool.run(getattr(obj, method), items, on_result, n=n, in_flight=in_flight, describe=describe)
             return found
         ray = _ray()
         actor_cls = ray.remote(**(options or {"num_cpus": 1}))(cls)
-        actors = [actor_cls.remote(*args) for _ in range(max(1, min(n or self.workers, len(items))))]
+        actors = [actor_cls.remote(*args) for _ in range(n)]
         queue, pending = iter(items), {}
 
         def submit(actor) -> None:

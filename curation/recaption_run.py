@@ -130,7 +130,7 @@ def run_parts(kind: str, folder: str, prompt: str | None, decoding: Decoding, jo
         progress(n)
         rows[0] += n
 
-    with Executor(workers, ray_address) as ex:
+    with Executor(workers, ray_address) as ex:  # never forked: torch's OpenMP threads and CUDA do not survive fork
         gpus = ex.gpus()
         args = (kind, folder, prompt, decoding) if ex.in_process else (kind, folder, prompt, decoding, 0 if gpus else 1)
         ex.map_actors(Worker, args, "run", [(str(src), str(out), batch_size) for src, out in jobs], done,

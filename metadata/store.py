@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import hashlib
 import json
 import os
 import re
@@ -110,13 +111,13 @@ def _pending_manifest(meta: Path, sha: str) -> dict | None:
     return None
 
 
-def _read_manifest_url(meta: str) -> dict:
+def _read_manifest_url(meta: str, sha: str | None = None) -> dict:
     """read_manifest for a META on an object store (pending manifests under META/.pending/)."""
     entries, manifest_url = storage.join(meta, ENTRIES), storage.join(meta, MANIFEST)
     with storage.errors(meta, "META"):
         if not storage.exists(entries):
             raise UserError(f"{entries}: not found: create META with `curate metadata build`, `build-wiki` or `add`")
-        sha = storage.content_hash(entries)
+        sha = sha or storage.content_hash(entries)
         manifest = storage.read_json(manifest_url) if storage.exists(manifest_url) else None
         if isinstance(manifest, dict) and manifest.get("entries_sha256") == sha:
             return manifest
@@ -129,10 +130,11 @@ def _read_manifest_url(meta: str) -> dict:
                     "corrupt; rebuild it")
 
 
-def read_manifest(meta_dir: str | os.PathLike) -> dict:
-    """The manifest that describes META's current entries.parquet (UserError when there is none)."""
+def read_manifest(meta_dir: str | os.PathLike, sha: str | None = None) -> dict:
+    """The manifest that describes META's current entries.parquet (UserError when there is none); `sha`: the
+    sha256 of entries.parquet when the caller has its bytes already (else it is read and hashed here)."""
     if not storage.is_local(meta_dir):
-        return _read_manifest_url(storage.normalize(meta_dir))
+        return _read_manifest_url(storage.normalize(meta_dir), sha)
     meta = storage.local_path(meta_dir)
     entries = meta / ENTRIES
     if not meta.is_dir():
@@ -140,7 +142,7 @@ def read_manifest(meta_dir: str | os.PathLike) -> dict:
                         "or `add`")
     if not entries.is_file():
         raise UserError(f"{entries}: not found: create META with `curate metadata build`, `build-wiki` or `add`")
-    sha = content_hash(entries)
+    sha = sha or content_hash(entries)
     manifest_path = meta / MANIFEST
     manifest = read_json(manifest_path) if manifest_path.is_file() else None
     if not isinstance(manifest, dict) or manifest.get("entries_sha256") != sha:
@@ -160,11 +162,32 @@ def load_entries(meta_dir: str | os.PathLike, verify: bool = False) -> pa.Table:
     Schema, nulls, dense ids and the row count are always checked, and the file must be the one
     the manifest describes (sha256), i.e. one that `append` wrote and checked. `verify=True` also
     re-checks that (lang, entry) is unique (about 1 s per million entries)."""
+    return read_entries(meta_dir, verify).table
+
+
+@dataclass
+class EntriesFile:
+    """META's entries as load_entries validated them, with the file's bytes and sha256 from the same read."""
+
+    table: pa.Table
+    data: bytes
+    sha256: str
+
+
+def read_entries(meta_dir: str | os.PathLike, verify: bool = False) -> EntriesFile:
+    """load_entries reading the file once: its sha256 (the manifest check, a caller's fingerprint), its table
+    and its bytes (a caller's copy) all come from one read, so they describe the same file."""
     meta = storage.normalize(meta_dir)
     path = storage.join(meta, ENTRIES)
-    manifest = read_manifest(meta)
+    if not storage.exists(path):
+        read_manifest(meta)  # the missing folder or file, named as read_manifest names it
+    data = storage.read_bytes(path)
+    sha = hashlib.sha256(data).hexdigest()
+    manifest = read_manifest(meta, sha)
     try:
-        table = storage.read_parquet(path)
+        # from the bytes hashed above, on this thread (no Arrow thread holds the Python-backed buffer, see
+        # storage.read_parquet)
+        table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
     except (pa.ArrowInvalid, OSError) as e:
         raise UserError(f"{path}: not a readable Parquet file ({e}); rebuild META") from e
     if table.schema.remove_metadata() != SCHEMA:
@@ -183,7 +206,7 @@ def load_entries(meta_dir: str | os.PathLike, verify: bool = False) -> pa.Table:
     if manifest.get("entries") != n:
         raise UserError(f"{path}: has {n} rows but {storage.join(meta, MANIFEST)} says {manifest.get('entries')}; "
                         "rebuild META")
-    return table
+    return EntriesFile(table, data, sha)
 
 
 def language_sizes(table: pa.Table) -> dict[str, dict]:

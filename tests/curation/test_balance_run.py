@@ -16,15 +16,6 @@ from training.data import Curation
 ENTRIES = entries_table({"en": 12, "de": 8, "ja": 5})
 
 
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def shard_bytes(cur):
     return {p.name: p.read_bytes() for p in sorted((cur / "shards").glob("*.tar"))}
 
@@ -79,7 +70,23 @@ def test_shards_read_back_with_every_field(tmp_path, kind):
 
 
 @pytest.mark.slow
-def test_same_output_for_any_worker_count_and_part_size(tmp_path, ray_session):
+def test_forked_workers_give_the_in_process_output(tmp_path, monkeypatch):
+    """--workers 2 without --ray-address forks (before this module's Ray starts: an initialised Ray is reused)."""
+    from curation import executor, fork_pool
+
+    built = make_index(tmp_path, synthetic_images(400, ENTRIES, seed=5), ENTRIES, sources=4, part_rows=90)
+    a, b, forks, real = tmp_path / "A", tmp_path / "B", [], fork_pool.run
+    run_balance(built.index, a, t=30, shard_size=25, workers=1, rows_per_bucket=100)
+    monkeypatch.setattr(fork_pool, "run", lambda *x, **kw: forks.append(kw["n"]) or real(*x, **kw))
+    monkeypatch.setattr(executor, "ensure_ray", lambda *x: pytest.fail("a local --workers 2 run started Ray"))
+    run_balance(built.index, b, t=30, shard_size=25, workers=2, rows_per_bucket=100)
+    assert forks == [2, 2, 2]  # scatter, select, shards
+    assert pq.read_table(a / "curated.parquet").equals(pq.read_table(b / "curated.parquet"))
+    assert shard_bytes(a) == shard_bytes(b) and len(shard_bytes(a)) > 3
+
+
+@pytest.mark.slow
+def test_same_output_for_any_worker_count_and_part_size(tmp_path, ray_address):
     built = make_index(tmp_path, synthetic_images(400, ENTRIES, seed=5), ENTRIES, sources=4, part_rows=90)
     other = repart(built.index, tmp_path / "INDEX2", part_rows=37)
     a, b = tmp_path / "A", tmp_path / "B"
@@ -242,7 +249,7 @@ def unreadable_pool(tmp_path):
 
 
 @pytest.mark.slow
-def test_unreadable_pool_files_are_counted_and_reported(tmp_path, capsys, ray_session):
+def test_unreadable_pool_files_are_counted_and_reported(tmp_path, capsys, ray_address):
     built, whole = unreadable_pool(tmp_path)
     cur = tmp_path / "CUR"
     assert cli.main(["balance", "--index", str(built.index), "--out", str(cur), "--t", "1000", "--workers", "1",

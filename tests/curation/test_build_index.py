@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
@@ -30,19 +29,10 @@ from curation.index import MATCH_SCHEMA, read_matches
 from curation.lid import LidMode
 from curation.pool import PoolColumns, expand_paths, make_parts, resolve_columns
 from matching.matcher import reference_match
-from metadata.store import load_entries as store_load
-from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, write_parquet_pool
+from metadata.store import read_entries as store_read
+from pool_factory import META_ENTRIES, POOL_TEXTS, pool_table, repeated_pool, write_parquet_pool
 
 VENV_BIN = Path(sys.executable).parent
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
-    yield
-    ray.shutdown()
 
 
 def entries_table(entries=META_ENTRIES) -> pa.Table:
@@ -173,13 +163,6 @@ def test_empty_uid_is_a_missing_uid(tmp_path):
 
 # ---- whole runs on Ray ---------------------------------------------------------------------------
 
-def repeated_pool(repeat: int, long_text: bool = True) -> pa.Table:
-    """pool_table repeated, with its 100k-character text kept once (or not at all)."""
-    table = pool_table(repeat=repeat)
-    short = pc.less(pc.fill_null(pc.utf8_length(table.column("text")), 0), 1000)
-    return pa.concat_tables([table.filter(short), pool_table().slice(len(POOL_TEXTS) - 1, int(long_text))])
-
-
 def index_state(out: Path) -> tuple[bytes, set, dict]:
     m = read_matches(out)
     rows = {(r["uid"], r["text"], r["url"], r["lang"], tuple(r["entry_ids"]), r["source"], r["row"], r["key"])
@@ -189,7 +172,7 @@ def index_state(out: Path) -> tuple[bytes, set, dict]:
 
 
 @pytest.mark.slow
-def test_index_contract(ray_local, meta_dir, parquet_pool, tmp_path):
+def test_index_contract(ray_address, meta_dir, parquet_pool, tmp_path):
     out = tmp_path / "index"
     manifest = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=2, part_size=5)
     assert manifest["complete"] and len(manifest["parts"]) == 4
@@ -220,7 +203,7 @@ def test_index_contract(ray_local, meta_dir, parquet_pool, tmp_path):
 
 
 @pytest.mark.slow
-def test_identical_index_for_any_workers_and_part_size(ray_local, meta_dir, tmp_path):
+def test_identical_index_for_any_workers_and_part_size(ray_address, meta_dir, tmp_path):
     pool = write_parquet_pool(tmp_path / "pool", repeated_pool(20), files=3, row_group_size=9)
     states = []
     for i, (workers, part_size) in enumerate([(1, 1000), (2, 7), (2, 64)]):
@@ -230,7 +213,7 @@ def test_identical_index_for_any_workers_and_part_size(ray_local, meta_dir, tmp_
 
 
 @pytest.mark.slow
-def test_in_process_run_equals_ray_run_byte_for_byte(ray_local, meta_dir, tmp_path, monkeypatch):
+def test_in_process_run_equals_ray_run_byte_for_byte(ray_address, meta_dir, tmp_path, monkeypatch):
     """--workers 1 runs without Ray and reads META once (its worker shares the driver's table); its part
     files and counts are the bytes a Ray run writes."""
     import curation.build_index_run as run
@@ -240,7 +223,7 @@ def test_in_process_run_equals_ray_run_byte_for_byte(ray_local, meta_dir, tmp_pa
     build_index([str(pool)], str(meta_dir), str(tmp_path / "ray"), workers=2, part_size=11)
     monkeypatch.setattr(executor, "ensure_ray", lambda *a: pytest.fail("--workers 1 started Ray"))
     loads = []
-    monkeypatch.setattr(run, "store_load", lambda meta: loads.append(meta) or store_load(meta))
+    monkeypatch.setattr(run, "store_read", lambda meta: loads.append(meta) or store_read(meta))
     build_index([str(pool)], str(meta_dir), str(tmp_path / "local"), workers=1, part_size=11)
     assert loads == [str(meta_dir)]
     files = sorted(str(f.relative_to(tmp_path / "ray")) for f in (tmp_path / "ray").rglob("*")
@@ -251,7 +234,7 @@ def test_in_process_run_equals_ray_run_byte_for_byte(ray_local, meta_dir, tmp_pa
 
 
 @pytest.mark.slow
-def test_every_format_in_one_run(ray_local, meta_dir, parquet_pool, img2dataset_pool, webdataset_pool, wat_pool,
+def test_every_format_in_one_run(ray_address, meta_dir, parquet_pool, img2dataset_pool, webdataset_pool, wat_pool,
                                  tmp_path):
     out = tmp_path / "index"
     m = build_index([str(parquet_pool), str(img2dataset_pool), str(webdataset_pool), str(wat_pool)],
@@ -276,7 +259,7 @@ def test_every_format_in_one_run(ray_local, meta_dir, parquet_pool, img2dataset_
 
 
 @pytest.mark.slow
-def test_refuses_changed_options_resumes_same_and_overwrites(ray_local, meta_dir, parquet_pool, tmp_path):
+def test_refuses_changed_options_resumes_same_and_overwrites(ray_address, meta_dir, parquet_pool, tmp_path):
     out = tmp_path / "index"
     build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=5)
     before = index_state(out)
@@ -300,7 +283,7 @@ def test_refuses_changed_options_resumes_same_and_overwrites(ray_local, meta_dir
 
 
 @pytest.mark.slow
-def test_bad_inputs_cli(ray_local, meta_dir, tmp_path, capsys):
+def test_bad_inputs_cli(ray_address, meta_dir, tmp_path, capsys):
     good = write_parquet_pool(tmp_path / "good", pool_table(), files=1)
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "x.parquet").write_bytes(b"garbage, not parquet")
@@ -331,7 +314,7 @@ def test_bad_inputs_cli(ray_local, meta_dir, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_compat_flag_reaches_the_workers(ray_local, meta_dir, tmp_path):
+def test_compat_flag_reaches_the_workers(ray_address, meta_dir, tmp_path):
     pq.write_table(pa.table({"text": ["東京タワーの夜景"], "lang": ["ja"]}), tmp_path / "ja.parquet")
     ids = {}
     for flag in ([], ["--compat", "metaclip"]):
@@ -352,7 +335,7 @@ def _big_pool(folder: Path, rows: int) -> Path:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_identical_index(ray_local, meta_dir, tmp_path):
+def test_killed_run_resumes_to_identical_index(ray_address, meta_dir, tmp_path):
     pool = _big_pool(tmp_path / "pool", 300_000)
     args = ["--pool", str(pool), "--metadata", str(meta_dir), "--part-size", "5000", "--workers", "1",
             "--backend", "pyahocorasick"]  # a known-speed backend so the kill lands mid-way
@@ -402,7 +385,7 @@ def _wait_for_port(port: int, timeout: float) -> None:
 
 
 @pytest.mark.slow
-def test_two_node_ray_cluster_gives_identical_index(ray_local, meta_dir, tmp_path):
+def test_two_node_ray_cluster_gives_identical_index(ray_address, meta_dir, tmp_path):
     """A real cluster: `ray start --head` plus a second `ray start --address` node, one CPU each, on
     127.0.0.1; `--workers 2` places one actor on each node (each has one CPU)."""
     import tempfile
@@ -441,7 +424,7 @@ def test_two_node_ray_cluster_gives_identical_index(ray_local, meta_dir, tmp_pat
 
 
 @pytest.mark.slow
-def test_killed_worker_is_restarted_and_output_is_identical(ray_local, meta_dir, tmp_path):
+def test_killed_worker_is_restarted_and_output_is_identical(ray_address, meta_dir, tmp_path):
     """SIGKILL a Ray worker process mid-run: Ray restarts the actor and retries its part."""
     import threading
 
@@ -486,7 +469,7 @@ def test_overwrite_into_the_metadata_is_refused(tmp_path, parquet_pool, capsys):
 
 
 @pytest.mark.slow
-def test_fully_resumed_index_records_the_real_backend(ray_local, meta_dir, parquet_pool, tmp_path):
+def test_fully_resumed_index_records_the_real_backend(ray_address, meta_dir, parquet_pool, tmp_path):
     """17.20: a rerun with every part journaled recorded backend `auto` instead of the one that ran."""
     out = tmp_path / "I"
     first = build_index([str(parquet_pool)], str(meta_dir), str(out), workers=1, part_size=10)

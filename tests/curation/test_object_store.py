@@ -113,6 +113,24 @@ def test_bucket_run_equals_local_run(inputs, local_ref, s3):
     assert cli.main(["stats", s3.url("INDEX")]) == 0
 
 
+def test_two_workers_on_a_bucket_use_ray_and_equal_the_local_run(inputs, local_ref, s3, monkeypatch):
+    """--workers 2 with a bucket does not fork: the driver holds S3 connections, which a forked child could take
+    over (seen: the driver's next journal write hung), so a local Ray runs the workers."""
+    from curation import fork_pool
+
+    monkeypatch.setattr(fork_pool, "run", lambda *a, **kw: pytest.fail("forked with object-store connections open"))
+    pool, meta = inputs
+    upload(pool, s3.url("pool"))
+    upload(meta, s3.url("META"))
+    two = ["--workers", "2"]
+    assert cli.main(["build-index", "--pool", s3.url("pool/"), "--metadata", s3.url("META"),
+                     "--out", s3.url("INDEX"), *BUILD, *two]) == 0
+    assert cli.main(["balance", "--index", s3.url("INDEX"), "--out", s3.url("CUR"), *BALANCE, *two]) == 0
+    assert len(storage.read_json(s3.url("INDEX", "manifest.json"))["parts"]) > 2
+    assert index_state(s3.url("INDEX")) == index_state(str(local_ref[0]))
+    assert curated_state(s3.url("CUR")) == curated_state(str(local_ref[1]))
+
+
 def test_kill9_while_writing_to_the_bucket_then_rerun(inputs, local_ref, s3):
     pool, meta = inputs
     upload(pool, s3.url("pool"))

@@ -43,7 +43,7 @@ def test_captioner_batches_equal_single_images(models):
 
 
 @pytest.mark.slow
-def test_recaption_and_fuse_attach_deterministically(models, curated, tmp_path):
+def test_recaption_and_fuse_attach_deterministically(models, curated, tmp_path, ray_address):
     other = tmp_path / "other"
     shutil.copytree(curated, other)
     reports = run_recaption(str(curated), str(models[0]), "tinycap", batch_size=3, fuse_with=str(models[1]),

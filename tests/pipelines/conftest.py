@@ -1,6 +1,7 @@
-"""Shares one small quickstart run between the pipeline and notebook tests."""
+"""Shares one small quickstart run between the pipeline and notebook tests, and between pytest processes."""
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,16 @@ def pytest_collection_modifyitems(items) -> None:
 
 
 @pytest.fixture(scope="session")
-def small_demo(tmp_path_factory) -> Path:
+def small_demo(tmp_path_factory, worker_id: str) -> Path:
+    """One run per `pytest` command: under `pytest -n` the first process to ask builds it in the folder all the
+    processes share (pytest-N/) while holding a lock; the others wait for the lock and read the finished run."""
     from pipelines import quickstart
 
-    out = tmp_path_factory.mktemp("quickstart") / "demo_out"
-    report = quickstart.run_quickstart(out, quickstart.SMALL, workers=2)
-    assert report == out / "REPORT.md"
+    root = tmp_path_factory.getbasetemp()
+    root = root if worker_id == "master" else root.parent
+    out = root / "small_demo" / "demo_out"
+    with open(root / "small_demo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (out / "REPORT.md").is_file():
+            assert quickstart.run_quickstart(out, quickstart.SMALL, workers=2) == out / "REPORT.md"
     return out
