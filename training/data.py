@@ -251,6 +251,14 @@ class Stats:
         self.first_corrupt = self.first_corrupt or where
 
 
+def _shard_bytes(sources: list[Source]) -> float:
+    """Bytes of all shard files, or infinity when one is not a local file (its size is not asked for)."""
+    urls = [u for s in sources for u in s.urls]
+    if not all(storage.is_local(u) for u in urls):
+        return math.inf
+    return sum(storage.local_path(u).stat().st_size for u in urls)
+
+
 class RawSamples:
     """read_raw of units, the samples of a unit read to its end without damage kept (up to `limit` bytes of
     members) for the next pass over it: no tar header is parsed, no .json decoded twice."""
@@ -323,8 +331,9 @@ class ShardStream(torch.utils.data.IterableDataset):
         self.caption_mix = caption_mix  # training.caption_mix.CaptionMix or None
         self.sources, self.tokenizer, self.batch_size, self.image_size = sources, tokenizer, batch_size, image_size
         self.tokenize = TokenCache(tokenizer)
-        self.decoded = DecodedImages(image_size)
-        self.raw_samples = RawSamples()
+        fits = _shard_bytes(sources) <= RAW_CACHE_BYTES  # only then does a later pass find what was kept
+        self.decoded = DecodedImages(image_size, DECODED_CACHE_BYTES if fits else 0)
+        self.raw_samples = RawSamples(RAW_CACHE_BYTES if fits else 0)
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.num_workers = max(num_workers, 1)
         self.curation, self.shuffle_block = curation, shuffle_block

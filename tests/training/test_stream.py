@@ -68,6 +68,7 @@ def _batches(spec, tokenizer_dir, n: int, cache: bool) -> list[dict]:
     reader = StepReader(iter(make_loader(ds, 0)), 0, 8, 1, state)
     out = [reader.next_step()[0] for _ in range(n)]
     assert state.seen == 8 * n
+    assert bool(ds.raw_samples.units) == bool(ds.decoded.images) == cache  # the small shards fit: kept
     return out
 
 
@@ -111,3 +112,14 @@ def test_raw_samples_of_a_damaged_unit_are_read_again_and_damage_told_each_time(
     assert len(first) == 6 and list(raw.read(Unit(whole), stats)) == first and stats.corrupt == 0
     assert [len(list(raw.read(Unit(cut), stats))) for _ in range(2)] == [2, 2] and stats.corrupt == 2
     assert list(raw.units) == [(whole, 0, 1)]
+
+
+def test_only_local_shards_that_fit_are_kept(shards, tmp_path):
+    import math
+
+    from training.data import RAW_CACHE_BYTES, Source, _shard_bytes
+
+    sources = expand_sources(shards)
+    size = sum(Path(u).stat().st_size for u in sources[0].urls)
+    assert 0 < _shard_bytes(sources) == size < RAW_CACHE_BYTES
+    assert _shard_bytes([*sources, Source(["s3://bucket/00000.tar"])]) == math.inf
