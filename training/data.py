@@ -36,7 +36,7 @@ from core.tars import TarDamaged
 from core.tars import members as tar_members
 from curation.curated import curated_folder, online_conf, online_curation
 from curation.sampling import draw, uid_hash64
-from training.tokenizer import TokenCache
+from training.tokenizer import TOKEN_CACHE_TEXTS, TokenCache
 from training.transforms import train_crop
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -330,8 +330,8 @@ class ShardStream(torch.utils.data.IterableDataset):
                  start: dict | None = None, shuffle_block: int = SHUFFLE_BLOCK, caption_mix=None):
         self.caption_mix = caption_mix  # training.caption_mix.CaptionMix or None
         self.sources, self.tokenizer, self.batch_size, self.image_size = sources, tokenizer, batch_size, image_size
-        self.tokenize = TokenCache(tokenizer)
         fits = _shard_bytes(sources) <= RAW_CACHE_BYTES  # only then does a later pass find what was kept
+        self.tokenize = TokenCache(tokenizer, limit=TOKEN_CACHE_TEXTS if fits else 0)
         self.decoded = DecodedImages(image_size, DECODED_CACHE_BYTES if fits else 0)
         self.raw_samples = RawSamples(RAW_CACHE_BYTES if fits else 0)
         self.seed, self.rank, self.world_size = seed, rank, world_size

@@ -133,11 +133,15 @@ def tokenize(tokenizer, texts: list[str], context_length: int = CONTEXT_LENGTH):
     return enc["input_ids"], enc["attention_mask"]
 
 
+TOKEN_CACHE_TEXTS = 200_000  # a DataLoader worker's TokenCache holds at most this many rows (~250 MB)
+
+
 class TokenCache:
     """`tokenize` with each distinct text encoded once: a text's row never depends on the rest of its batch
-    (padding to `context_length`), so rows of texts seen before are reused; at most `limit` texts are kept."""
+    (padding to `context_length`), so rows of texts seen before are reused; at most `limit` texts are kept (0: none,
+    plain `tokenize`)."""
 
-    def __init__(self, tokenizer, context_length: int = CONTEXT_LENGTH, limit: int = 200_000):
+    def __init__(self, tokenizer, context_length: int = CONTEXT_LENGTH, limit: int = TOKEN_CACHE_TEXTS):
         self.tokenizer, self.context_length, self.limit = tokenizer, context_length, limit
         self.rows: dict[str, tuple] = {}
 
@@ -145,6 +149,8 @@ class TokenCache:
         """(input_ids, attention_mask) as `tokenize(tokenizer, texts)` returns them."""
         import torch
 
+        if not self.limit:
+            return tokenize(self.tokenizer, texts, self.context_length)
         if len(self.rows) + len(texts) > self.limit:
             self.rows.clear()
         new = list(dict.fromkeys(t for t in texts if t not in self.rows))
