@@ -40,7 +40,7 @@ from core.errors import UserError
 from core.outputs import prepare_output
 from curation import balance, balance_stats, images, sampling, shards
 from curation.curated import SHARD_SIZE
-from curation.executor import Executor
+from curation.executor import Executor, fork_safe
 from curation.index import MATCH_COLUMNS, Index, open_index
 from curation.score import filter_index
 from curation.select import SelectStats, select_images
@@ -236,9 +236,8 @@ def run_balance(index: str, out: str, *, t: float | None = None, p: float | None
         if score_filter:
             idx, score_stats = filter_index(idx, out=work / "index", **score_filter)
             by_lang, th, p_entry, n_entries = _probabilities(idx, t, p)
-        local = all(storage.is_local(u) for u in (idx.path, out_p, *(i["path"] for i in idx.manifest["inputs"])))
-        # forked only without object-store connections in this process (a child could take one over)
-        ex = Executor(workers if workers or ray_address else 1, ray_address, fork=local)  # workers None: in process
+        fork = fork_safe([idx.path, out_p, *(i["path"] for i in idx.manifest["inputs"])])
+        ex = Executor(workers if workers or ray_address else 1, ray_address, fork=fork)  # workers None: in process
         try:
             bits = max(0, math.ceil(math.log2(max(idx.rows, 1) / rows_per_bucket))) if idx.rows > rows_per_bucket else 0
             scat = [str(work / "scatter" / f"{storage.name(pth).rsplit('.', 1)[0]}.arrow") for pth in idx.parts]

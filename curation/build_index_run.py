@@ -56,7 +56,7 @@ from core import storage
 from core.errors import UserError
 from core.outputs import prepare_output
 from curation.build_index import PartProcessor
-from curation.executor import Executor
+from curation.executor import Executor, fork_safe
 from curation.index import INDEX_FILES, PART_SIZE, add_part_counts, match_files, part_name, write_counts, write_part
 from curation.lid import ALL_LANGUAGES, parse_lid
 from curation.pool import Part, PoolColumns, PoolFile, expand_paths, make_parts, resolve_columns
@@ -243,7 +243,7 @@ def _run_parts(out: str, p: dict, todo: list[Part], workers: int | None, ray_add
     part. Returns the matcher backend the workers run."""
     fingerprint = p["identity"]["metadata"]["fingerprint"]
     args = (str(p["meta_dir"]), p["lid"], compat, backend, p["cols"], fingerprint, str(out))
-    fork = all(storage.is_local(u) for u in (out, p["meta_dir"], *p["pool_files"]))
+    fork = fork_safe([out, p["meta_dir"], *p["pool_files"]])
     with Executor(workers, ray_address, fork=fork) as ex, _progress(todo) as bar:
         if ex.in_process or ex.forked:  # the driver's META, not a second load and sha256 of it
             args += (p["entries"],)

@@ -2,8 +2,8 @@
 
 `Executor(workers, address, fork=)` runs work
 - in this process when workers == 1 and no --ray-address is given (Ray is not even imported);
-- with `fork=True` (the caller's driver is fork-safe, see curation.fork_pool), more than one worker, no
-  address and no Ray initialised in this process: on worker processes forked from this one
+- with `fork=True` (the caller's driver is fork-safe, see curation.fork_pool, and `fork_safe` of its paths),
+  more than one worker, no address and no Ray initialised in this process: on worker processes forked from this one
   (curation.fork_pool), which share what the driver built before forking (META, matchers, arrays)
   copy-on-write, so a local run pays no Ray start and no per-worker load or build;
 - otherwise on Ray: it joins the cluster at `address`, reuses an initialised Ray, or starts a local
@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 
 from tqdm import tqdm
 
+from core import storage
 from core.errors import UserError
 from curation import fork_pool
 
@@ -61,6 +62,13 @@ def ensure_ray(workers: int | None, address: str | None) -> bool:
         ray.init(address="local", num_cpus=workers or os.cpu_count(), include_dashboard=False,
                  logging_level="WARNING", log_to_driver=False)
     return True
+
+
+def fork_safe(paths: Iterable[str]) -> bool:
+    """Whether a driver that read and writes `paths` may fork: only when all are local. A driver holding
+    object-store connections must not fork: a child can take one over (seen as the driver's next S3 call
+    hanging)."""
+    return all(storage.is_local(p) for p in paths)
 
 
 def _ray_initialized() -> bool:
