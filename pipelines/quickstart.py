@@ -116,13 +116,18 @@ class Pipeline:
     def _banner(self, name: str, command: str) -> None:
         print(f"\n=== [{len(self.results) + 1}] {name}\n$ {command}", flush=True)
 
+    @staticmethod
+    def _command(program: str, args: list[str]) -> tuple[list[str], str]:
+        """(argv of this Python running `curate|train ARGS`, the command line a user types)."""
+        module = {"curate": "curation.cli", "train": "training.cli"}[program]
+        return [sys.executable, "-m", module, *args], " ".join([program, *map(shlex.quote, args)])
+
     def run(self, name: str, program: str, args: list[str], output: Path | str) -> StageResult:
         """Run `curate|train ARGS` as a subprocess (what a user types); raise on failure."""
-        module = {"curate": "curation.cli", "train": "training.cli"}[program]
-        command = " ".join([program, *map(shlex.quote, args)])
+        argv, command = self._command(program, args)
         self._banner(name, command)
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", module, *args], env=self.env)
+        proc = subprocess.run(argv, env=self.env)
         seconds = time.perf_counter() - start
         if proc.returncode != 0:
             raise UserError(f"stage '{name}' failed (exit {proc.returncode}): {command}")
@@ -137,13 +142,11 @@ class Pipeline:
         while pending or running:
             while pending and len(running) < max(1, at_once):
                 name, program, args, output = pending.pop(0)
-                module = {"curate": "curation.cli", "train": "training.cli"}[program]
-                command = " ".join([program, *map(shlex.quote, args)])
+                argv, command = self._command(program, args)
                 log = logs / (re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") + ".log")
                 self._banner(f"{name} (started; output in {log})", command)
                 with open(log, "wb") as f:
-                    proc = subprocess.Popen([sys.executable, "-m", module, *args], env=self.env, stdout=f,
-                                            stderr=subprocess.STDOUT)
+                    proc = subprocess.Popen(argv, env=self.env, stdout=f, stderr=subprocess.STDOUT)
                 running.append((proc, name, command, output, log, time.perf_counter()))
             time.sleep(0.2)
             for job in [j for j in running if j[0].poll() is not None]:
